@@ -1,0 +1,35 @@
+// Probing a source with ffprobe into SourceFacts.
+#ifndef REELFARM_COMMON_PROBE_H_
+#define REELFARM_COMMON_PROBE_H_
+
+#include <string>
+
+#include "common/process_runner.h"
+#include "common/status.h"
+#include "proto/reelfarm.pb.h"
+
+namespace reelfarm {
+
+// Pure: builds SourceFacts from ffprobe's JSON
+// (`-show_format -show_streams -of json`). Refuses what is not a real media
+// file: playlist and list demuxers (hls, concat, image2, lavfi, ...), files
+// with neither video nor audio. InvalidArgument says why in a sentence.
+StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json, const std::string& path);
+
+// Pure: MediaInfo (what an output really holds) from ffprobe's JSON.
+StatusOr<pb::MediaInfo> MediaInfoFromProbeJson(const std::string& json);
+
+// The ffprobe argv used for `path`: file protocol only.
+std::vector<std::string> ProbeArgv(const std::string& ffprobe, const std::string& path);
+
+// Runs ffprobe on a local file and returns its JSON.
+StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,
+                               const std::string& path, double timeout_s = 60);
+
+// RunProbe + SourceFactsFromProbeJson.
+StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
+                                      const std::string& path);
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COMMON_PROBE_H_

@@ -1,0 +1,78 @@
+// Delivery spec, version 1: parsing and validation (see docs/spec.md).
+#ifndef REELFARM_COMMON_SPEC_H_
+#define REELFARM_COMMON_SPEC_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace reelfarm {
+
+// One problem in a spec, printed as "FILE:LINE: field.path: message".
+struct SpecError {
+  std::string file;
+  int line = 0;        // 1-based; 0 when unknown
+  std::string field;   // e.g. "deliverables[2].height"; empty for the file itself
+  std::string message; // what is wrong and what is allowed
+  std::string ToString() const;
+};
+
+struct SubtitleChoice {
+  std::string language;
+  std::string mode;  // "burn" or "soft"
+};
+
+struct DeliverableSpec {
+  std::string name;
+  std::string preset;
+  int height = 0;                   // 0 = preset default (source height)
+  int aspect_num = 0;               // 0 = no crop
+  int aspect_den = 0;
+  double focus_x = 0.5;
+  double focus_y = 0.5;
+  std::optional<SubtitleChoice> subtitles;
+  std::optional<double> at_s;       // thumbnail time in seconds
+  int line = 0;                     // line of this entry, for later errors
+  std::map<std::string, int> field_lines;  // field name -> line
+};
+
+struct DeliverySpec {
+  std::string spec_file;   // as given, for error messages
+  int version = 1;
+  std::string name;
+  std::string source;      // absolute, normalised
+  int source_line = 0;
+  std::string output_dir;  // absolute, normalised
+  int priority = 50;
+  std::map<std::string, std::string> subtitles;  // language -> absolute path
+  std::vector<DeliverableSpec> deliverables;
+};
+
+struct SpecParseResult {
+  std::optional<DeliverySpec> spec;  // set only when errors is empty
+  std::vector<SpecError> errors;     // every problem found, in file order
+};
+
+// Parses and validates spec text (YAML, or JSON, which YAML reads too).
+// `file_name` names the spec in errors; relative paths resolve against
+// `base_dir` (the spec file's folder). Pure: touches no files. The file
+// checks (source and subtitle sidecars exist and are readable local files)
+// are CheckSpecFiles'.
+SpecParseResult ParseSpecText(const std::string& text, const std::string& file_name,
+                              const std::string& base_dir);
+
+// Reads `path` and parses it; a missing or unreadable file is one error.
+SpecParseResult ParseSpecFile(const std::string& path);
+
+// Checks what ParseSpecText cannot: that the source and each subtitle file
+// exist, are regular readable local files (not FIFOs, devices or folders),
+// that subtitle files are UTF-8. Returns the problems found.
+std::vector<SpecError> CheckSpecFiles(const DeliverySpec& spec);
+
+// True when `name` matches [A-Za-z0-9][A-Za-z0-9._-]{0,63} and is not "..".
+bool IsValidName(const std::string& name);
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COMMON_SPEC_H_

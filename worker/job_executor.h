@@ -1,0 +1,53 @@
+// Runs one attempt of a job on this machine: FFmpeg into temporary files in
+// the output folder, ffprobe verification against the plan's expectations,
+// fsync, atomic rename, SHA-256. A failed attempt leaves nothing at a final
+// name and no temporary file behind.
+#ifndef REELFARM_WORKER_JOB_EXECUTOR_H_
+#define REELFARM_WORKER_JOB_EXECUTOR_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "common/process_runner.h"
+#include "proto/reelfarm.pb.h"
+
+namespace reelfarm {
+
+struct JobExecutorOptions {
+  std::string ffprobe = "ffprobe";
+  // Replaces argv[0] when non-empty (e.g. a test points it at /bin/false).
+  std::string ffmpeg_override;
+  uint64_t memory_limit_bytes = 0;  // per FFmpeg process; 0 = none
+};
+
+// The temporary path an attempt writes instead of `final_path`: a hidden
+// name in the same folder, unique per attempt token.
+std::string TempPathFor(const std::string& final_path, uint64_t token);
+
+// Checks probed media against the plan's expectation; empty when it holds,
+// else one sentence naming each mismatch. Pure.
+std::string CompareMedia(const pb::MediaInfo& expected, const pb::MediaInfo& actual);
+
+// SHA-256 of a file as lowercase hex.
+StatusOr<std::string> Sha256File(const std::string& path);
+
+// Thread-safe: one executor serves all slots.
+class JobExecutor {
+ public:
+  using ProgressFn = std::function<void(const pb::Progress&)>;
+  JobExecutor(ProcessRunner* runner, JobExecutorOptions options);  // runner not owned
+
+  // Runs the attempt to the end (or until *cancel turns true) and returns
+  // its result, ok or not. Never throws.
+  pb::JobResult Execute(const pb::Assign& assign, const ProgressFn& progress,
+                        const std::atomic<bool>* cancel);
+
+ private:
+  ProcessRunner* runner_;
+  JobExecutorOptions options_;
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_WORKER_JOB_EXECUTOR_H_
