@@ -1,1 +1,55 @@
-int main() { return 0; }
+// reelfarm-coordinator: plans deliveries, keeps jobs in Redis, dispatches them
+// to workers over ZeroMQ, serves the HTTP API and Prometheus metrics.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/daemon_util.h"
+#include "common/process_runner.h"
+#include "coordinator/coordinator.h"
+
+int main(int argc, char** argv) {
+  reelfarm::CoordinatorOptions opts;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  int heartbeat_ms = 1000;
+  CLI::App app{"reelfarm coordinator: turns delivery specs into jobs and hands them to workers"};
+  app.add_option("--redis", opts.redis_url, "Redis URL redis://[user:password@]HOST:PORT[/DB]")
+      ->capture_default_str();
+  app.add_option("--bind", opts.bind, "ZeroMQ endpoint workers connect to")->capture_default_str();
+  app.add_option("--http", opts.http, "HOST:PORT of the HTTP/JSON API")->capture_default_str();
+  app.add_option("--metrics", opts.metrics, "HOST:PORT of the Prometheus endpoint (empty: off)")
+      ->capture_default_str();
+  app.add_option("--ffprobe", opts.ffprobe, "ffprobe used to probe sources")->capture_default_str();
+  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval in milliseconds")
+      ->capture_default_str()
+      ->check(CLI::Range(50, 60000));
+  app.add_option("--liveness", opts.farm.liveness,
+                 "missed heartbeats before a worker and its jobs are given up")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100));
+  app.add_option("--max-attempts", opts.farm.max_attempts, "attempts per job before it fails")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-format", log_format, "text|json")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (!reelfarm::ConfigureLogging(log_level, log_format, "coordinator")) {
+    fprintf(stderr, "bad --log-level or --log-format\n");
+    return 2;
+  }
+  opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  const auto& stop = reelfarm::InstallStopSignals();
+  reelfarm::RealClock clock;
+  reelfarm::PosixProcessRunner runner;
+  reelfarm::Coordinator coordinator(opts, &clock, &runner);
+  reelfarm::Status s = coordinator.Start();
+  if (!s.ok()) {
+    spdlog::error("cannot start: {}", s.ToString());
+    return 4;
+  }
+  coordinator.Run(stop);
+  spdlog::info("coordinator stopped");
+  return 0;
+}

@@ -1,1 +1,58 @@
-int main() { return 0; }
+// reelfarm-worker: runs FFmpeg jobs the coordinator assigns.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/daemon_util.h"
+#include "common/process_runner.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  reelfarm::WorkerOptions opts;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  double memory_gb = 0;
+  CLI::App app{"reelfarm worker: runs the coordinator's FFmpeg jobs on this machine"};
+  app.add_option("--coordinator", opts.coordinator, "coordinator's ZeroMQ endpoint")
+      ->capture_default_str();
+  app.add_option("--name", opts.name, "worker name, unique in the farm (default HOST-PID)");
+  app.add_option("--slots", opts.slots, "jobs run at once")->capture_default_str()->check(
+      CLI::Range(1, 256));
+  app.add_option("--metrics", opts.metrics, "HOST:PORT of the Prometheus endpoint (empty: off)")
+      ->capture_default_str();
+  app.add_option("--ffmpeg", opts.ffmpeg, "ffmpeg used for the encoder probe")
+      ->capture_default_str();
+  app.add_option("--ffprobe", opts.executor.ffprobe, "ffprobe used to verify outputs")
+      ->capture_default_str();
+  app.add_option("--ffmpeg-override", opts.executor.ffmpeg_override,
+                 "run this program instead of each job's argv[0]");
+  app.add_option("--memory-limit-gb", memory_gb, "address-space limit per FFmpeg (0: none)")
+      ->capture_default_str();
+  app.add_option("--encoders", opts.encoders_override,
+                 "announce these encoders instead of probing (testing)")
+      ->delimiter(',');
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-format", log_format, "text|json")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (!reelfarm::ConfigureLogging(log_level, log_format, "worker")) {
+    fprintf(stderr, "bad --log-level or --log-format\n");
+    return 2;
+  }
+  opts.executor.memory_limit_bytes = static_cast<uint64_t>(memory_gb * (1ull << 30));
+  if (opts.executor.ffmpeg_override.empty() && opts.ffmpeg != "ffmpeg") {
+    opts.executor.ffmpeg_override = opts.ffmpeg;
+  }
+  const auto& stop = reelfarm::InstallStopSignals();
+  reelfarm::RealClock clock;
+  reelfarm::PosixProcessRunner runner;
+  reelfarm::Worker worker(opts, &clock, &runner);
+  reelfarm::Status s = worker.Start();
+  if (!s.ok()) {
+    spdlog::error("cannot start: {}", s.ToString());
+    return 4;
+  }
+  worker.Run(stop);
+  spdlog::info("worker stopped");
+  return 0;
+}

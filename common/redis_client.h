@@ -1,0 +1,68 @@
+// A small synchronous Redis client over hiredis that reconnects after errors.
+#ifndef REELFARM_COMMON_REDIS_CLIENT_H_
+#define REELFARM_COMMON_REDIS_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+struct redisContext;
+
+namespace reelfarm {
+
+struct RedisReply {
+  enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus, kError
+  long long integer = 0;
+  std::vector<RedisReply> elements;
+  bool is_nil() const { return type == Type::kNil; }
+};
+
+// redis://[[user]:password@]host:port[/db]
+struct RedisEndpoint {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string user;
+  std::string password;
+  int db = 0;
+};
+StatusOr<RedisEndpoint> ParseRedisUrl(const std::string& url);
+
+// Not thread-safe: one per thread, or guard with a mutex. After any I/O or
+// protocol error the hiredis context is dropped and the next call reconnects
+// (hiredis cannot reuse a context after an error).
+class RedisClient {
+ public:
+  explicit RedisClient(RedisEndpoint endpoint, int timeout_ms = 5000);
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // One command; a Redis error reply is returned as a reply of type kError
+  // (an OK Status), a connection problem as Status::Unavailable.
+  StatusOr<RedisReply> Command(const std::vector<std::string>& args);
+
+  // Sends all commands in one round trip and returns their replies in order.
+  StatusOr<std::vector<RedisReply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
+
+  // Like Pipeline but wrapped in MULTI/EXEC: all or nothing. Returns the
+  // EXEC reply's elements. Any error reply inside is a Status::Internal.
+  StatusOr<std::vector<RedisReply>> Transaction(const std::vector<std::vector<std::string>>& commands);
+
+  Status Ping();
+
+ private:
+  Status EnsureConnected();
+  void Drop();
+
+  RedisEndpoint endpoint_;
+  int timeout_ms_;
+  redisContext* ctx_ = nullptr;
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COMMON_REDIS_CLIENT_H_

@@ -1,0 +1,413 @@
+#include "coordinator/coordinator.h"
+
+#include <httplib.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <zmq.hpp>
+
+#include "common/fs_util.h"
+#include "common/metrics.h"
+#include "common/probe.h"
+#include "common/redis_client.h"
+#include "coordinator/job_store.h"
+#include "coordinator/manifest.h"
+
+namespace reelfarm {
+
+// The coordinator's own series (issue 4 extends them).
+class CoordinatorMetrics {
+ public:
+  explicit CoordinatorMetrics(prometheus::Registry& r)
+      : submitted_(prometheus::BuildCounter()
+                       .Name("reelfarm_deliveries_submitted_total")
+                       .Help("Deliveries accepted by the API")
+                       .Register(r)
+                       .Add({})),
+        stale_(prometheus::BuildCounter()
+                   .Name("reelfarm_stale_results_total")
+                   .Help("Results refused because their attempt was superseded")
+                   .Register(r)
+                   .Add({})),
+        queued_(prometheus::BuildGauge()
+                    .Name("reelfarm_jobs_queued")
+                    .Help("Jobs waiting for a worker")
+                    .Register(r)
+                    .Add({})) {}
+  prometheus::Counter& submitted_;
+  prometheus::Counter& stale_;
+  prometheus::Gauge& queued_;
+};
+
+namespace {
+
+bool SplitHostPort(const std::string& addr, std::string* host, int* port) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = addr.substr(0, colon);
+  try {
+    *port = std::stoi(addr.substr(colon + 1));
+  } catch (...) {
+    return false;
+  }
+  return *port > 0 && *port < 65536;
+}
+
+nlohmann::json ErrorsJson(const std::vector<SpecError>& errors) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& e : errors) {
+    list.push_back({{"file", e.file},
+                    {"line", e.line},
+                    {"field", e.field},
+                    {"message", e.message},
+                    {"text", e.ToString()}});
+  }
+  return {{"error", "invalid spec"}, {"errors", list}};
+}
+
+SubmitOutcome Invalid(const std::vector<SpecError>& errors) {
+  return {422, ErrorsJson(errors)};
+}
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner* runner)
+    : options_(std::move(options)), clock_(clock), runner_(runner), farm_(options_.farm) {}
+
+Coordinator::~Coordinator() {
+  if (http_) http_->stop();
+  if (http_thread_.joinable()) http_thread_.join();
+}
+
+Status Coordinator::Start() {
+  auto ep = ParseRedisUrl(options_.redis_url);
+  if (!ep.ok()) return ep.status();
+  redis_ = std::make_unique<RedisClient>(*ep);
+  store_ = std::make_unique<JobStore>(redis_.get());
+  Status ping = redis_->Ping();
+  if (!ping.ok()) return ping;
+
+  std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
+  Status s = store_->LoadAll(&loaded);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Effects fx;
+    int unfinished = 0;
+    for (auto& [d, jobs] : loaded) {
+      bool was_finished = d.finished;
+      std::string id = d.id;
+      std::string manifest = d.output_dir + "/manifest.json";
+      if (!was_finished) ++unfinished;
+      farm_.AddDelivery(std::move(d), std::move(jobs), clock_->Now(), &fx);
+      // Finished before a crash but its manifest was never written.
+      if (was_finished && !std::filesystem::exists(manifest)) WriteManifestLocked(id);
+    }
+    spdlog::info("loaded {} deliveries from redis ({} unfinished)", loaded.size(), unfinished);
+    ApplyLocked(std::move(fx));
+  }
+
+  zmq_ = std::make_unique<zmq::context_t>(1);
+  router_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::router);
+  router_->set(zmq::sockopt::router_mandatory, 1);
+  router_->set(zmq::sockopt::linger, 0);
+  try {
+    router_->bind(options_.bind);
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot bind " + options_.bind + ": " + e.what());
+  }
+  wake_pull_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::pull);
+  wake_pull_->bind("inproc://wake");
+  wake_push_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::push);
+  wake_push_->set(zmq::sockopt::linger, 0);
+  wake_push_->connect("inproc://wake");
+
+  if (!options_.metrics.empty()) {
+    auto m = MetricsServer::Start(options_.metrics, "coordinator");
+    if (!m.ok()) return m.status();
+    metrics_ = std::move(m.value());
+    coord_metrics_ = std::make_unique<CoordinatorMetrics>(metrics_->registry());
+  }
+  StartHttp();
+  spdlog::info("coordinator ready: workers on {}, API on {}, metrics on {}", options_.bind,
+               options_.http, options_.metrics);
+  return Status::OK();
+}
+
+void Coordinator::Wake() {
+  // REQUIRES: mu_ held (the push socket is not thread-safe).
+  if (wake_push_) (void)wake_push_->send(zmq::const_buffer("", 0), zmq::send_flags::dontwait);
+}
+
+void Coordinator::ApplyLocked(Effects fx) {
+  pending_.dirty_jobs.merge(fx.dirty_jobs);
+  pending_.dirty_deliveries.merge(fx.dirty_deliveries);
+  for (auto& m : fx.messages) pending_.messages.push_back(std::move(m));
+  for (auto& id : fx.finished_deliveries) {
+    DeliveryRecord* d = const_cast<DeliveryRecord*>(farm_.FindDelivery(id));
+    if (d != nullptr && d->finished_ms == 0) d->finished_ms = clock_->WallMillis();
+    pending_.finished_deliveries.push_back(id);
+  }
+  if (coord_metrics_ && fx.stale_results > 0) coord_metrics_->stale_.Increment(fx.stale_results);
+
+  if (!pending_.dirty_jobs.empty() || !pending_.dirty_deliveries.empty()) {
+    std::vector<const DeliveryRecord*> ds;
+    std::vector<const JobRecord*> js;
+    for (const auto& id : pending_.dirty_deliveries) {
+      if (auto* d = farm_.FindDelivery(id)) ds.push_back(d);
+    }
+    for (const auto& id : pending_.dirty_jobs) {
+      if (auto* j = farm_.FindJob(id)) js.push_back(j);
+    }
+    Status s = store_->Save(ds, js);
+    if (!s.ok()) {
+      spdlog::warn("cannot persist state, holding {} messages: {}", pending_.messages.size(),
+                   s.ToString());
+      return;
+    }
+    pending_.dirty_jobs.clear();
+    pending_.dirty_deliveries.clear();
+  }
+  // Manifests after their records are durable.
+  for (const auto& id : pending_.finished_deliveries) WriteManifestLocked(id);
+  pending_.finished_deliveries.clear();
+
+  if (router_) {
+    for (auto& out : pending_.messages) {
+      std::string payload = out.message.SerializeAsString();
+      try {
+        (void)router_->send(zmq::buffer(out.peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        // The peer is gone (ROUTER_MANDATORY): its heartbeats will lapse.
+        spdlog::debug("cannot send to a worker: {}", e.what());
+      }
+    }
+  }
+  pending_.messages.clear();
+  if (coord_metrics_) coord_metrics_->queued_.Set(static_cast<double>(farm_.queued_jobs()));
+}
+
+void Coordinator::WriteManifestLocked(const std::string& delivery_id) {
+  const DeliveryRecord* d = farm_.FindDelivery(delivery_id);
+  if (d == nullptr) return;
+  std::string path = d->output_dir + "/manifest.json";
+  Status s = WriteFileAtomically(path, BuildManifest(farm_, *d).dump(2) + "\n");
+  DeliveryCounts c = farm_.Counts(*d);
+  if (!s.ok()) {
+    spdlog::error("delivery {}: cannot write manifest: {}", delivery_id, s.ToString());
+  } else {
+    spdlog::info("delivery {} finished: {} ({} delivered, {} failed); manifest {}", delivery_id,
+                 c.state, c.delivered, c.failed, path);
+  }
+}
+
+void Coordinator::Run(const std::atomic<bool>& stop) {
+  std::vector<zmq::pollitem_t> items = {{router_->handle(), 0, ZMQ_POLLIN, 0},
+                                        {wake_pull_->handle(), 0, ZMQ_POLLIN, 0}};
+  auto tick = std::chrono::milliseconds(
+      std::max<int64_t>(10, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                options_.farm.heartbeat_interval)
+                                    .count() /
+                                4));
+  while (!stop.load()) {
+    try {
+      zmq::poll(items.data(), items.size(), tick);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      throw;
+    }
+    zmq::message_t drain;
+    while (wake_pull_->recv(drain, zmq::recv_flags::dontwait)) {
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    Effects fx;
+    for (int i = 0; i < 1000; ++i) {
+      std::vector<zmq::message_t> frames;
+      auto n = zmq::recv_multipart(*router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      if (!n) break;
+      if (frames.size() != 2) continue;
+      pb::WorkerMessage msg;
+      if (!msg.ParseFromArray(frames[1].data(), static_cast<int>(frames[1].size()))) {
+        spdlog::warn("dropping a malformed worker message ({} bytes)", frames[1].size());
+        continue;
+      }
+      farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx);
+    }
+    farm_.Tick(clock_->Now(), &fx);
+    ApplyLocked(std::move(fx));
+  }
+}
+
+SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::string& spec_file,
+                                  const std::string& base_dir) {
+  SpecParseResult parsed = ParseSpecText(spec_text, spec_file, base_dir);
+  if (!parsed.errors.empty()) return Invalid(parsed.errors);
+  DeliverySpec& spec = *parsed.spec;
+  std::vector<SpecError> file_errors = CheckSpecFiles(spec);
+  if (!file_errors.empty()) return Invalid(file_errors);
+  auto facts = ProbeSource(*runner_, options_.ffprobe, spec.source);
+  if (!facts.ok()) {
+    return Invalid({{spec_file, spec.source_line, "source", facts.status().message()}});
+  }
+  PlanResult planned = PlanDelivery(spec, *facts, options_.planner);
+  if (!planned.errors.empty()) return Invalid(planned.errors);
+  std::error_code ec;
+  std::filesystem::create_directories(spec.output_dir, ec);
+  if (ec) {
+    return Invalid({{spec_file, 0, "output_dir",
+                     "cannot create " + spec.output_dir + ": " + ec.message()}});
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto seq = store_->NextSeq();
+  if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
+
+  DeliveryRecord d;
+  d.id = spec.name + "-" + std::to_string(*seq);
+  d.name = spec.name;
+  d.spec_file = spec_file;
+  d.output_dir = spec.output_dir;
+  d.priority = spec.priority;
+  d.seq = *seq;
+  d.created_ms = clock_->WallMillis();
+  d.plan = std::move(planned.plan);
+  // Farm-unique job ids.
+  std::map<std::string, std::string> rename;
+  for (auto& job : *d.plan.mutable_jobs()) {
+    std::string id = d.id + "." + job.id();
+    rename[job.id()] = id;
+    job.set_id(id);
+  }
+  std::vector<JobRecord> jobs;
+  uint64_t n = 0;
+  for (auto& job : *d.plan.mutable_jobs()) {
+    for (auto& dep : *job.mutable_depends_on()) dep = rename[dep];
+    JobRecord j;
+    j.job = job;
+    j.delivery_id = d.id;
+    j.priority = d.priority;
+    j.seq = d.seq * 100000 + n++;
+    j.state = job.depends_on_size() > 0 ? JobState::kWaiting : JobState::kQueued;
+    jobs.push_back(std::move(j));
+    d.job_ids.push_back(job.id());
+  }
+  Status s = store_->SaveNewDelivery(d, jobs);
+  if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
+
+  nlohmann::json body = {{"id", d.id},
+                         {"name", d.name},
+                         {"output_dir", d.output_dir},
+                         {"jobs", jobs.size()},
+                         {"failed_at_plan", d.plan.failures_size()}};
+  spdlog::info("delivery {} submitted: {} jobs, {} failed at plan, into {}", d.id, jobs.size(),
+               d.plan.failures_size(), d.output_dir);
+  Effects fx;
+  farm_.AddDelivery(std::move(d), std::move(jobs), clock_->Now(), &fx);
+  ApplyLocked(std::move(fx));
+  if (coord_metrics_) coord_metrics_->submitted_.Increment();
+  Wake();
+  return {201, body};
+}
+
+nlohmann::json Coordinator::ListDeliveries() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const DeliveryRecord*> all;
+  for (const auto& [id, d] : farm_.deliveries()) all.push_back(&d);
+  std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->seq > b->seq; });
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto* d : all) list.push_back(DeliverySummaryJson(farm_, *d));
+  return {{"deliveries", list}};
+}
+
+StatusOr<nlohmann::json> Coordinator::ShowDelivery(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const DeliveryRecord* d = farm_.FindDelivery(id);
+  if (d == nullptr) return Status::NotFound("no delivery " + id);
+  return DeliveryDetailJson(farm_, *d);
+}
+
+StatusOr<nlohmann::json> Coordinator::CancelDelivery(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Effects fx;
+  Status s = farm_.Cancel(id, &fx);
+  if (!s.ok()) return s;
+  ApplyLocked(std::move(fx));
+  spdlog::info("delivery {} cancelled", id);
+  return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
+}
+
+nlohmann::json Coordinator::ListWorkers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return WorkersJson(farm_, clock_->Now());
+}
+
+bool Coordinator::Healthy() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return redis_->Ping().ok();
+}
+
+void Coordinator::StartHttp() {
+  http_ = std::make_unique<httplib::Server>();
+  auto json_reply = [](httplib::Response& res, int status, const nlohmann::json& body) {
+    res.status = status;
+    res.set_content(body.dump(2) + "\n", "application/json");
+  };
+  http_->Post("/api/v1/deliveries", [this, json_reply](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("spec") ||
+        !body["spec"].is_string()) {
+      json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
+      return;
+    }
+    std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
+    std::string base_dir = body.value("base_dir", std::string());
+    if (base_dir.empty() || base_dir[0] != '/') {
+      json_reply(res, 400, {{"error", "base_dir must be an absolute folder"}});
+      return;
+    }
+    SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir);
+    json_reply(res, out.http_status, out.body);
+  });
+  http_->Get("/api/v1/deliveries", [this, json_reply](const httplib::Request&,
+                                                      httplib::Response& res) {
+    json_reply(res, 200, ListDeliveries());
+  });
+  http_->Get(R"(/api/v1/deliveries/([^/]+))", [this, json_reply](const httplib::Request& req,
+                                                                 httplib::Response& res) {
+    auto d = ShowDelivery(req.matches[1]);
+    if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
+    json_reply(res, 200, *d);
+  });
+  http_->Post(R"(/api/v1/deliveries/([^/]+)/cancel)",
+              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                auto d = CancelDelivery(req.matches[1]);
+                if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
+                json_reply(res, 200, *d);
+              });
+  http_->Get("/api/v1/workers", [this, json_reply](const httplib::Request&,
+                                                   httplib::Response& res) {
+    json_reply(res, 200, ListWorkers());
+  });
+  http_->Get("/healthz", [this, json_reply](const httplib::Request&, httplib::Response& res) {
+    bool ok = Healthy();
+    json_reply(res, ok ? 200 : 503, {{"ok", ok}});
+  });
+
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(options_.http, &host, &port)) {
+    spdlog::error("bad --http address {}", options_.http);
+    return;
+  }
+  if (!http_->bind_to_port(host.c_str(), port)) {
+    spdlog::error("cannot serve the API on {}", options_.http);
+    return;
+  }
+  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+}
+
+}  // namespace reelfarm

@@ -1,0 +1,109 @@
+// The coordinator daemon: FarmState driven by ZeroMQ messages and time,
+// persisted to Redis, with the HTTP/JSON API (docs/api.md) and a Prometheus
+// endpoint.
+//
+// Threads: Run()'s loop owns the ZeroMQ ROUTER socket; the HTTP server's
+// threads call the API methods. Both take mu_, which guards the FarmState,
+// the Redis client and the pending effects.
+#ifndef REELFARM_COORDINATOR_COORDINATOR_H_
+#define REELFARM_COORDINATOR_COORDINATOR_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/process_runner.h"
+#include "common/spec.h"
+#include "common/status.h"
+#include "coordinator/farm_state.h"
+#include "coordinator/planner.h"
+
+namespace httplib {
+class Server;
+}
+namespace zmq {
+class context_t;
+class socket_t;
+}
+
+namespace reelfarm {
+
+class JobStore;
+class MetricsServer;
+class RedisClient;
+class CoordinatorMetrics;
+
+struct CoordinatorOptions {
+  std::string redis_url = "redis://127.0.0.1:6379";
+  std::string bind = "tcp://0.0.0.0:8471";   // ZeroMQ ROUTER for workers
+  std::string http = "0.0.0.0:8470";         // HTTP/JSON API
+  std::string metrics = "0.0.0.0:9470";      // Prometheus; empty = off
+  std::string ffprobe = "ffprobe";
+  FarmOptions farm;
+  PlannerOptions planner;
+};
+
+struct SubmitOutcome {
+  int http_status = 201;  // 201, 422 (spec errors), 503 (Redis down)
+  nlohmann::json body;
+};
+
+class Coordinator {
+ public:
+  // `clock` and `runner` are not owned and must outlive the coordinator.
+  Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner* runner);
+  ~Coordinator();
+
+  // Connects to Redis, reloads every delivery, binds the sockets and starts
+  // the HTTP and metrics servers.
+  Status Start();
+  // The event loop; returns when *stop turns true.
+  void Run(const std::atomic<bool>& stop);
+
+  // API (thread-safe).
+  SubmitOutcome Submit(const std::string& spec_text, const std::string& spec_file,
+                       const std::string& base_dir);
+  nlohmann::json ListDeliveries();
+  StatusOr<nlohmann::json> ShowDelivery(const std::string& id);
+  StatusOr<nlohmann::json> CancelDelivery(const std::string& id);
+  nlohmann::json ListWorkers();
+  bool Healthy();
+
+ private:
+  // REQUIRES: mu_ held. Persists what fx dirtied (and anything still pending
+  // from a failed attempt), then sends fx's messages; on a Redis failure the
+  // messages wait with the records.
+  void ApplyLocked(Effects fx);
+  void WriteManifestLocked(const std::string& delivery_id);
+  void Wake();
+  void StartHttp();
+
+  CoordinatorOptions options_;
+  Clock* clock_;
+  ProcessRunner* runner_;
+
+  std::mutex mu_;
+  FarmState farm_;
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<JobStore> store_;
+  Effects pending_;  // not yet persisted (Redis was down)
+
+  std::unique_ptr<zmq::context_t> zmq_;
+  std::unique_ptr<zmq::socket_t> router_;
+  std::unique_ptr<zmq::socket_t> wake_push_;  // guarded by mu_
+  std::unique_ptr<zmq::socket_t> wake_pull_;
+
+  std::unique_ptr<httplib::Server> http_;
+  std::thread http_thread_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<CoordinatorMetrics> coord_metrics_;
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COORDINATOR_COORDINATOR_H_

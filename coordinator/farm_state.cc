@@ -1,0 +1,504 @@
+#include "coordinator/farm_state.h"
+
+#include <algorithm>
+
+namespace reelfarm {
+namespace {
+
+constexpr const char* kStateNames[] = {"waiting", "queued", "running",
+                                       "succeeded", "failed", "cancelled"};
+
+pb::CoordinatorMessage CancelMessage(const std::string& job_id, uint64_t token) {
+  pb::CoordinatorMessage m;
+  m.mutable_cancel()->set_job_id(job_id);
+  m.mutable_cancel()->set_token(token);
+  return m;
+}
+
+}  // namespace
+
+const char* JobStateName(JobState s) { return kStateNames[static_cast<int>(s)]; }
+
+bool ParseJobState(const std::string& name, JobState* out) {
+  for (int i = 0; i < 6; ++i) {
+    if (name == kStateNames[i]) {
+      *out = static_cast<JobState>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+void FarmOptions::Sanitize() {
+  if (heartbeat_interval <= Duration::zero()) heartbeat_interval = std::chrono::milliseconds(1000);
+  if (liveness < 2) liveness = 2;
+  if (max_attempts < 1) max_attempts = 1;
+  if (retry_base <= Duration::zero()) retry_base = std::chrono::milliseconds(1000);
+  if (retry_cap < retry_base) retry_cap = retry_base;
+}
+
+FarmState::FarmState(FarmOptions options) : options_(options), rng_(options.seed) {
+  options_.Sanitize();
+}
+
+void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs, SteadyTime now,
+                            Effects* fx) {
+  const std::string id = delivery.id;
+  delivery.job_ids.clear();
+  for (auto& j : jobs) {
+    delivery.job_ids.push_back(j.job.id());
+    last_token_ = std::max(last_token_, j.token);
+  }
+  deliveries_[id] = std::move(delivery);
+  for (auto& j : jobs) {
+    std::string jid = j.job.id();
+    JobRecord& rec = jobs_[jid] = std::move(j);
+    switch (rec.state) {
+      case JobState::kQueued:
+        queue_.insert({-rec.priority, rec.seq, jid});
+        break;
+      case JobState::kRunning:
+        // Reloaded: its worker must claim it within one expiry.
+        rec.lease_until = now + options_.expiry();
+        if (auto w = workers_.find(rec.worker); w != workers_.end() && !w->second.lost) {
+          w->second.running.insert(jid);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  // Waiting jobs whose dependencies already succeeded can go.
+  for (const auto& jid : deliveries_[id].job_ids) {
+    JobRecord& rec = jobs_[jid];
+    if (rec.state != JobState::kWaiting) continue;
+    bool ready = true;
+    for (const auto& dep : rec.job.depends_on()) {
+      auto it = jobs_.find(dep);
+      if (it == jobs_.end() || it->second.state != JobState::kSucceeded) ready = false;
+    }
+    if (ready) Enqueue(rec, fx);
+  }
+  CheckDelivery(id, fx);
+}
+
+const DeliveryRecord* FarmState::FindDelivery(const std::string& id) const {
+  auto it = deliveries_.find(id);
+  return it == deliveries_.end() ? nullptr : &it->second;
+}
+
+const JobRecord* FarmState::FindJob(const std::string& id) const {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+WorkerRecord* FarmState::WorkerForPeer(const std::string& peer) {
+  auto it = peer_to_worker_.find(peer);
+  if (it == peer_to_worker_.end()) return nullptr;
+  auto w = workers_.find(it->second);
+  if (w == workers_.end() || w->second.peer != peer) return nullptr;
+  return &w->second;
+}
+
+void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg, SteadyTime now,
+                          Effects* fx) {
+  if (msg.has_hello()) {
+    OnHello(peer, msg.hello(), now, fx);
+    return;
+  }
+  WorkerRecord* w = WorkerForPeer(peer);
+  if (w != nullptr) {
+    w->last_seen = now;
+    if (w->lost) {
+      // It came back after being given up: its attempts were handed on; it
+      // must introduce itself again.
+      w = nullptr;
+    }
+  }
+  if (msg.has_result()) {
+    // A result is judged by its token alone, whoever sends it.
+    OnResult(peer, msg.result(), now, fx);
+  }
+  if (w == nullptr) {
+    pb::CoordinatorMessage m;
+    m.set_reconnect(true);
+    fx->messages.push_back({peer, std::move(m)});
+    return;
+  }
+  if (msg.has_heartbeat()) {
+    for (const auto& ref : msg.heartbeat().running()) {
+      auto it = jobs_.find(ref.job_id());
+      if (it != jobs_.end() && it->second.state == JobState::kRunning &&
+          it->second.token == ref.token() && it->second.worker == w->name) {
+        it->second.lease_until = now + options_.expiry();
+      } else {
+        fx->messages.push_back({peer, CancelMessage(ref.job_id(), ref.token())});
+      }
+    }
+  } else if (msg.has_progress()) {
+    const auto& p = msg.progress();
+    auto it = jobs_.find(p.job_id());
+    if (it != jobs_.end() && it->second.state == JobState::kRunning &&
+        it->second.token == p.token()) {
+      it->second.progress = std::clamp(p.fraction(), 0.0, 1.0);
+      it->second.fps = p.fps();
+      it->second.speed = p.speed();
+      it->second.lease_until = now + options_.expiry();
+    }
+  } else if (msg.has_goodbye()) {
+    w->lost = true;
+    w->lost_at = now;
+    for (const auto& jid : std::set<std::string>(w->running)) {
+      auto it = jobs_.find(jid);
+      if (it != jobs_.end() && it->second.state == JobState::kRunning) {
+        LoseAttempt(it->second, "worker " + w->name + " left", now, fx);
+      }
+    }
+  }
+}
+
+void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyTime now,
+                        Effects* fx) {
+  WorkerRecord& w = workers_[hello.name()];
+  if (!w.peer.empty() && w.peer != peer) peer_to_worker_.erase(w.peer);
+  w.name = hello.name();
+  w.peer = peer;
+  w.host = hello.host();
+  w.version = hello.version();
+  w.slots = std::max(1, hello.slots());
+  w.encoders = std::set<std::string>(hello.encoders().begin(), hello.encoders().end());
+  w.gpu = hello.gpu();
+  w.gpu_names.assign(hello.gpu_names().begin(), hello.gpu_names().end());
+  w.last_seen = now;
+  w.lost = false;
+  peer_to_worker_[peer] = w.name;
+
+  pb::CoordinatorMessage welcome;
+  auto* wm = welcome.mutable_welcome();
+  wm->set_heartbeat_interval_ms(static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat_interval).count()));
+  wm->set_liveness(options_.liveness);
+
+  std::set<std::string> claimed;
+  for (const auto& ref : hello.running()) {
+    auto it = jobs_.find(ref.job_id());
+    if (it != jobs_.end() && it->second.state == JobState::kRunning &&
+        it->second.token == ref.token()) {
+      JobRecord& job = it->second;
+      if (job.worker != w.name) {
+        DetachFromWorker(job);
+        job.worker = w.name;
+        fx->dirty_jobs.insert(job.job.id());
+      }
+      job.lease_until = now + options_.expiry();
+      w.running.insert(job.job.id());
+      claimed.insert(job.job.id());
+    } else {
+      *wm->add_cancel() = ref;
+    }
+  }
+  // Attempts we think it runs but it no longer knows of (it restarted) are
+  // lost now rather than at lease expiry.
+  for (auto& [jid, job] : jobs_) {
+    if (job.state == JobState::kRunning && job.worker == w.name && !claimed.count(jid)) {
+      LoseAttempt(job, "worker " + w.name + " restarted", now, fx);
+    }
+  }
+  fx->messages.push_back({peer, std::move(welcome)});
+}
+
+void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now,
+                         Effects* fx) {
+  pb::CoordinatorMessage ack;
+  ack.mutable_result_ack()->set_job_id(result.job_id());
+  ack.mutable_result_ack()->set_token(result.token());
+  fx->messages.push_back({peer, std::move(ack)});
+
+  auto it = jobs_.find(result.job_id());
+  if (it == jobs_.end() || it->second.state != JobState::kRunning ||
+      it->second.token != result.token()) {
+    bool duplicate = it != jobs_.end() && it->second.token == result.token() &&
+                     IsTerminal(it->second.state);
+    if (!duplicate) ++fx->stale_results;
+    return;
+  }
+  JobRecord& job = it->second;
+  DetachFromWorker(job);
+  auto w = workers_.find(job.worker);
+  if (result.ok()) {
+    if (w != workers_.end()) ++w->second.jobs_done;
+    job.result = result;
+    job.error.clear();
+    job.log_tail.clear();
+    job.progress = 1;
+    Finish(job, JobState::kSucceeded, fx);
+    ReleaseDependents(job, fx);
+    CheckDelivery(job.delivery_id, fx);
+    return;
+  }
+  if (w != workers_.end()) ++w->second.jobs_failed;
+  job.error = result.error();
+  job.log_tail = result.log_tail();
+  job.progress = 0;
+  if (result.retryable() && job.attempts < options_.max_attempts) {
+    job.not_before = now + Backoff(job.attempts);
+    Enqueue(job, fx);
+  } else {
+    std::string why = result.error().empty() ? "the job failed" : result.error();
+    if (result.retryable()) {
+      why += " (gave up after " + std::to_string(job.attempts) + " attempts)";
+    }
+    FailJob(job, why, fx);
+  }
+}
+
+void FarmState::DetachFromWorker(const JobRecord& job) {
+  auto w = workers_.find(job.worker);
+  if (w != workers_.end()) w->second.running.erase(job.job.id());
+}
+
+void FarmState::Enqueue(JobRecord& job, Effects* fx) {
+  job.state = JobState::kQueued;
+  queue_.insert({-job.priority, job.seq, job.job.id()});
+  fx->dirty_jobs.insert(job.job.id());
+}
+
+void FarmState::LoseAttempt(JobRecord& job, const std::string& reason, SteadyTime now,
+                            Effects* fx) {
+  DetachFromWorker(job);
+  job.progress = 0;
+  job.error = reason;
+  if (job.attempts < options_.max_attempts) {
+    job.not_before = now;  // a host's failure, not the job's: no backoff
+    Enqueue(job, fx);
+  } else {
+    FailJob(job, reason + " (gave up after " + std::to_string(job.attempts) + " attempts)", fx);
+  }
+}
+
+void FarmState::Finish(JobRecord& job, JobState state, Effects* fx) {
+  queue_.erase({-job.priority, job.seq, job.job.id()});
+  job.state = state;
+  fx->dirty_jobs.insert(job.job.id());
+}
+
+void FarmState::FailJob(JobRecord& job, const std::string& error, Effects* fx) {
+  job.error = error;
+  Finish(job, JobState::kFailed, fx);
+  // Everything that needed it fails too.
+  const DeliveryRecord& d = deliveries_[job.delivery_id];
+  for (const auto& jid : d.job_ids) {
+    JobRecord& other = jobs_[jid];
+    if (IsTerminal(other.state)) continue;
+    for (const auto& dep : other.job.depends_on()) {
+      if (dep == job.job.id()) {
+        if (other.state == JobState::kRunning) {
+          auto w = workers_.find(other.worker);
+          if (w != workers_.end()) {
+            fx->messages.push_back({w->second.peer, CancelMessage(jid, other.token)});
+          }
+          DetachFromWorker(other);
+        }
+        FailJob(other, "a job it depends on failed: " + job.job.id(), fx);
+        break;
+      }
+    }
+  }
+  CheckDelivery(job.delivery_id, fx);
+}
+
+void FarmState::ReleaseDependents(const JobRecord& job, Effects* fx) {
+  const DeliveryRecord& d = deliveries_[job.delivery_id];
+  for (const auto& jid : d.job_ids) {
+    JobRecord& other = jobs_[jid];
+    if (other.state != JobState::kWaiting) continue;
+    bool ready = true;
+    for (const auto& dep : other.job.depends_on()) {
+      auto it = jobs_.find(dep);
+      if (it == jobs_.end() || it->second.state != JobState::kSucceeded) ready = false;
+    }
+    if (ready) Enqueue(other, fx);
+  }
+}
+
+DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
+  DeliveryCounts c;
+  double progress = 0;
+  for (const auto& jid : d.job_ids) {
+    const JobRecord& j = jobs_.at(jid);
+    int outputs = std::max(1, j.job.outputs_size());
+    c.total += outputs;
+    switch (j.state) {
+      case JobState::kSucceeded:
+        c.delivered += outputs;
+        progress += outputs;
+        break;
+      case JobState::kFailed:
+        c.failed += outputs;
+        progress += outputs;
+        break;
+      case JobState::kCancelled:
+        c.cancelled += outputs;
+        progress += outputs;
+        break;
+      case JobState::kRunning:
+        c.running += outputs;
+        progress += outputs * j.progress;
+        break;
+      default:
+        c.queued += outputs;
+    }
+  }
+  c.total += d.plan.failures_size();
+  c.failed += d.plan.failures_size();
+  progress += d.plan.failures_size();
+  c.progress = c.total > 0 ? progress / c.total : 1.0;
+  if (d.cancelled) {
+    c.state = "cancelled";
+  } else if (c.running + c.queued > 0) {
+    bool started = c.running > 0 || c.delivered + c.failed > d.plan.failures_size();
+    c.state = started ? "running" : "queued";
+  } else {
+    c.state = (c.failed + c.cancelled > 0) ? "failed" : "delivered";
+  }
+  return c;
+}
+
+void FarmState::CheckDelivery(const std::string& delivery_id, Effects* fx) {
+  auto it = deliveries_.find(delivery_id);
+  if (it == deliveries_.end() || it->second.finished) return;
+  for (const auto& jid : it->second.job_ids) {
+    if (!IsTerminal(jobs_[jid].state)) return;
+  }
+  it->second.finished = true;
+  fx->finished_deliveries.push_back(delivery_id);
+  fx->dirty_deliveries.insert(delivery_id);
+}
+
+Status FarmState::Cancel(const std::string& delivery_id, Effects* fx) {
+  auto it = deliveries_.find(delivery_id);
+  if (it == deliveries_.end()) return Status::NotFound("no delivery " + delivery_id);
+  DeliveryRecord& d = it->second;
+  if (d.finished) return Status::OK();
+  d.cancelled = true;
+  fx->dirty_deliveries.insert(delivery_id);
+  for (const auto& jid : d.job_ids) {
+    JobRecord& job = jobs_[jid];
+    if (IsTerminal(job.state)) continue;
+    if (job.state == JobState::kRunning) {
+      auto w = workers_.find(job.worker);
+      if (w != workers_.end()) {
+        fx->messages.push_back({w->second.peer, CancelMessage(jid, job.token)});
+      }
+      DetachFromWorker(job);
+    }
+    job.error = "cancelled";
+    Finish(job, JobState::kCancelled, fx);
+  }
+  CheckDelivery(delivery_id, fx);
+  return Status::OK();
+}
+
+bool FarmState::CanRun(const WorkerRecord& w, const pb::Job& job) const {
+  if (w.lost || static_cast<int>(w.running.size()) >= w.slots) return false;
+  if (job.needs().gpu() && !w.gpu) return false;
+  for (const auto& enc : job.needs().encoders()) {
+    if (!w.encoders.count(enc)) return false;
+  }
+  return true;
+}
+
+Duration FarmState::Backoff(int attempts) {
+  Duration d = options_.retry_base;
+  for (int i = 1; i < attempts && d < options_.retry_cap; ++i) d *= 2;
+  d = std::min(d, options_.retry_cap);
+  std::uniform_real_distribution<double> jitter(0.75, 1.25);
+  return std::chrono::duration_cast<Duration>(d * jitter(rng_));
+}
+
+void FarmState::Dispatch(SteadyTime now, Effects* fx) {
+  int free_slots = 0;
+  for (const auto& [name, w] : workers_) {
+    if (!w.lost) free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
+  }
+  for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
+    JobRecord& job = jobs_[std::get<2>(*it)];
+    if (job.not_before > now) {
+      ++it;
+      continue;
+    }
+    WorkerRecord* best = nullptr;
+    for (auto& [name, w] : workers_) {
+      if (!CanRun(w, job.job)) continue;
+      if (best == nullptr || w.slots - w.running.size() > best->slots - best->running.size()) {
+        best = &w;
+      }
+    }
+    if (best == nullptr) {
+      ++it;
+      continue;
+    }
+    it = queue_.erase(it);
+    --free_slots;
+    job.state = JobState::kRunning;
+    job.attempts += 1;
+    job.token = ++last_token_;
+    job.worker = best->name;
+    job.lease_until = now + options_.expiry();
+    job.progress = job.fps = job.speed = 0;
+    best->running.insert(job.job.id());
+    fx->dirty_jobs.insert(job.job.id());
+
+    pb::CoordinatorMessage m;
+    auto* a = m.mutable_assign();
+    *a->mutable_job() = job.job;
+    a->set_token(job.token);
+    a->set_attempt(job.attempts);
+    fx->messages.push_back({best->peer, std::move(m)});
+  }
+}
+
+void FarmState::Tick(SteadyTime now, Effects* fx) {
+  // Workers that went quiet.
+  for (auto& [name, w] : workers_) {
+    if (!w.lost && w.last_seen + options_.expiry() < now) {
+      w.lost = true;
+      w.lost_at = now;
+      for (const auto& jid : std::set<std::string>(w.running)) {
+        auto it = jobs_.find(jid);
+        if (it != jobs_.end() && it->second.state == JobState::kRunning) {
+          LoseAttempt(it->second, "worker " + name + " stopped heartbeating", now, fx);
+        }
+      }
+      w.running.clear();
+    }
+  }
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->second.lost && it->second.lost_at + options_.lost_retention < now) {
+      peer_to_worker_.erase(it->second.peer);
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Attempts whose lease lapsed (reloaded and never claimed, or an
+  // assignment its worker never acknowledged in a heartbeat).
+  for (auto& [jid, job] : jobs_) {
+    if (job.state == JobState::kRunning && job.lease_until < now) {
+      LoseAttempt(job, "attempt " + std::to_string(job.token) + " on " + job.worker +
+                           " stopped reporting", now, fx);
+    }
+  }
+  if (last_heartbeat_ + options_.heartbeat_interval <= now) {
+    last_heartbeat_ = now;
+    for (const auto& [name, w] : workers_) {
+      if (w.lost) continue;
+      pb::CoordinatorMessage m;
+      m.set_heartbeat(true);
+      fx->messages.push_back({w.peer, std::move(m)});
+    }
+  }
+  Dispatch(now, fx);
+}
+
+}  // namespace reelfarm

@@ -1,0 +1,192 @@
+// The coordinator's job and worker state machine. Pure: no I/O, no clock of
+// its own (every call takes `now`), no randomness but a seeded generator.
+// It consumes worker messages and time, and returns Effects: messages to send
+// and records to persist. The daemon (coordinator.cc) persists the dirty
+// records to Redis *before* it sends the messages, so Redis always holds at
+// least what any worker has been told.
+#ifndef REELFARM_COORDINATOR_FARM_STATE_H_
+#define REELFARM_COORDINATOR_FARM_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "proto/reelfarm.pb.h"
+
+namespace reelfarm {
+
+enum class JobState { kWaiting, kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+const char* JobStateName(JobState s);
+bool ParseJobState(const std::string& name, JobState* out);
+inline bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
+
+struct JobRecord {
+  // Persisted.
+  pb::Job job;  // job.id is farm-unique
+  std::string delivery_id;
+  int priority = 50;
+  uint64_t seq = 0;  // FIFO order within a priority
+  JobState state = JobState::kQueued;
+  int attempts = 0;    // attempts started so far
+  uint64_t token = 0;  // the current (or last) attempt's fencing token
+  std::string worker;  // the current (or last) attempt's worker
+  std::string error;
+  std::string log_tail;
+  pb::JobResult result;  // the accepted result, when succeeded
+
+  // In memory only.
+  SteadyTime lease_until{};  // a running attempt is lost after this
+  SteadyTime not_before{};   // retry backoff
+  double progress = 0;
+  double fps = 0;
+  double speed = 0;
+};
+
+struct DeliveryRecord {
+  std::string id;
+  std::string name;
+  std::string spec_file;
+  std::string output_dir;
+  int priority = 50;
+  uint64_t seq = 0;
+  int64_t created_ms = 0;
+  int64_t finished_ms = 0;  // 0 while unfinished
+  bool cancelled = false;
+  bool finished = false;
+  pb::Plan plan;
+  std::vector<std::string> job_ids;
+};
+
+struct WorkerRecord {
+  std::string name;
+  std::string peer;  // ZeroMQ routing id of its current connection
+  std::string host;
+  std::string version;
+  int slots = 1;
+  std::set<std::string> encoders;
+  bool gpu = false;
+  std::vector<std::string> gpu_names;
+  SteadyTime last_seen{};
+  bool lost = false;
+  SteadyTime lost_at{};
+  std::set<std::string> running;  // job ids
+  int jobs_done = 0;
+  int jobs_failed = 0;
+};
+
+struct FarmOptions {
+  Duration heartbeat_interval = std::chrono::milliseconds(1000);
+  // A worker (and its attempts) is lost after heartbeat_interval x liveness
+  // without a message.
+  int liveness = 3;
+  // Attempts per job, lost attempts included, before it is failed.
+  int max_attempts = 3;
+  // Retry backoff after a reported failure: base x 2^(n-1), capped, with
+  // +-25% jitter.
+  Duration retry_base = std::chrono::milliseconds(1000);
+  Duration retry_cap = std::chrono::seconds(60);
+  // How long a lost worker stays listed.
+  Duration lost_retention = std::chrono::minutes(10);
+  uint64_t seed = 1;
+  // REQUIRES: called once before use; clamps nonsense to defaults.
+  void Sanitize();
+  Duration expiry() const { return heartbeat_interval * liveness; }
+};
+
+struct Outgoing {
+  std::string peer;
+  pb::CoordinatorMessage message;
+};
+
+struct Effects {
+  std::vector<Outgoing> messages;
+  std::set<std::string> dirty_jobs;
+  std::set<std::string> dirty_deliveries;
+  std::vector<std::string> finished_deliveries;
+  int stale_results = 0;  // results refused because their attempt was superseded
+};
+
+// Aggregates for the API and metrics.
+struct DeliveryCounts {
+  int total = 0;  // deliverables, plan failures included
+  int delivered = 0;
+  int failed = 0;
+  int cancelled = 0;
+  int running = 0;
+  int queued = 0;
+  double progress = 0;  // 0..1
+  std::string state;    // queued|running|delivered|failed|cancelled
+};
+
+// Not thread-safe: the daemon serialises calls.
+class FarmState {
+ public:
+  explicit FarmState(FarmOptions options);
+
+  // Adds a submitted or reloaded delivery. Jobs already running (reloaded
+  // after a restart) get a fresh lease of one expiry, within which their
+  // worker must claim them by a Hello or Heartbeat.
+  void AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs, SteadyTime now,
+                   Effects* fx);
+
+  // A message from the peer with ZeroMQ routing id `peer`.
+  void OnMessage(const std::string& peer, const pb::WorkerMessage& msg, SteadyTime now,
+                 Effects* fx);
+
+  // Expires workers and leases, sends heartbeats, dispatches queued jobs.
+  void Tick(SteadyTime now, Effects* fx);
+
+  // Cancels every unfinished job of a delivery. NotFound for an unknown id.
+  Status Cancel(const std::string& delivery_id, Effects* fx);
+
+  const DeliveryRecord* FindDelivery(const std::string& id) const;
+  const JobRecord* FindJob(const std::string& id) const;
+  const std::map<std::string, DeliveryRecord>& deliveries() const { return deliveries_; }
+  const std::map<std::string, WorkerRecord>& workers() const { return workers_; }
+  DeliveryCounts Counts(const DeliveryRecord& d) const;
+  size_t queued_jobs() const { return queue_.size(); }
+  uint64_t last_token() const { return last_token_; }
+  const FarmOptions& options() const { return options_; }
+
+ private:
+  using QueueKey = std::tuple<int, uint64_t, std::string>;  // (-priority, seq, id)
+
+  void OnHello(const std::string& peer, const pb::Hello& hello, SteadyTime now, Effects* fx);
+  void OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now,
+                Effects* fx);
+  WorkerRecord* WorkerForPeer(const std::string& peer);
+  void Enqueue(JobRecord& job, Effects* fx);
+  // Ends the running attempt of `job` (not terminal yet) without a result:
+  // lost worker, lapsed lease. Requeues it or fails it after max_attempts.
+  void LoseAttempt(JobRecord& job, const std::string& reason, SteadyTime now, Effects* fx);
+  void FailJob(JobRecord& job, const std::string& error, Effects* fx);
+  void Finish(JobRecord& job, JobState state, Effects* fx);
+  void ReleaseDependents(const JobRecord& job, Effects* fx);
+  void CheckDelivery(const std::string& delivery_id, Effects* fx);
+  void Dispatch(SteadyTime now, Effects* fx);
+  bool CanRun(const WorkerRecord& w, const pb::Job& job) const;
+  Duration Backoff(int attempts);
+  void DetachFromWorker(const JobRecord& job);
+
+  FarmOptions options_;
+  std::mt19937_64 rng_;
+  std::map<std::string, DeliveryRecord> deliveries_;
+  std::map<std::string, JobRecord> jobs_;
+  std::map<std::string, WorkerRecord> workers_;       // by name
+  std::map<std::string, std::string> peer_to_worker_;  // routing id -> name
+  std::set<QueueKey> queue_;
+  uint64_t last_token_ = 0;
+  SteadyTime last_heartbeat_{};
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COORDINATOR_FARM_STATE_H_

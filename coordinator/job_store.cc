@@ -1,0 +1,145 @@
+#include "coordinator/job_store.h"
+
+#include <algorithm>
+#include <map>
+
+namespace reelfarm {
+namespace {
+
+std::map<std::string, std::string> HashFromReply(const RedisReply& r) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    out[r.elements[i].str] = r.elements[i + 1].str;
+  }
+  return out;
+}
+
+int64_t ToInt(const std::map<std::string, std::string>& h, const std::string& key) {
+  auto it = h.find(key);
+  if (it == h.end() || it->second.empty()) return 0;
+  try {
+    return std::stoll(it->second);
+  } catch (...) {
+    return 0;
+  }
+}
+
+std::string Get(const std::map<std::string, std::string>& h, const std::string& key) {
+  auto it = h.find(key);
+  return it == h.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+JobStore::JobStore(RedisClient* redis, std::string prefix)
+    : redis_(redis), prefix_(std::move(prefix)) {}
+
+StatusOr<uint64_t> JobStore::NextSeq() {
+  auto r = redis_->Command({"INCR", prefix_ + "seq"});
+  if (!r.ok()) return r.status();
+  if (r->type != RedisReply::Type::kInteger) return Status::Internal("INCR: " + r->str);
+  return static_cast<uint64_t>(r->integer);
+}
+
+std::vector<std::string> JobStore::DeliveryCommand(const DeliveryRecord& d) const {
+  return {"HSET", prefix_ + "d:" + d.id,
+          "name", d.name,
+          "spec_file", d.spec_file,
+          "output_dir", d.output_dir,
+          "priority", std::to_string(d.priority),
+          "seq", std::to_string(d.seq),
+          "created_ms", std::to_string(d.created_ms),
+          "finished_ms", std::to_string(d.finished_ms),
+          "cancelled", d.cancelled ? "1" : "0",
+          "finished", d.finished ? "1" : "0",
+          "plan", d.plan.SerializeAsString()};
+}
+
+std::vector<std::string> JobStore::JobCommand(const JobRecord& j) const {
+  return {"HSET", prefix_ + "j:" + j.job.id(),
+          "job", j.job.SerializeAsString(),
+          "delivery", j.delivery_id,
+          "priority", std::to_string(j.priority),
+          "seq", std::to_string(j.seq),
+          "state", JobStateName(j.state),
+          "attempts", std::to_string(j.attempts),
+          "token", std::to_string(j.token),
+          "worker", j.worker,
+          "error", j.error,
+          "log_tail", j.log_tail,
+          "result", j.result.SerializeAsString()};
+}
+
+Status JobStore::SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobRecord>& jobs) {
+  std::vector<std::vector<std::string>> cmds;
+  cmds.push_back(DeliveryCommand(d));
+  for (const auto& j : jobs) cmds.push_back(JobCommand(j));
+  cmds.push_back({"SADD", prefix_ + "deliveries", d.id});
+  auto r = redis_->Transaction(cmds);
+  return r.status();
+}
+
+Status JobStore::Save(const std::vector<const DeliveryRecord*>& deliveries,
+                      const std::vector<const JobRecord*>& jobs) {
+  if (deliveries.empty() && jobs.empty()) return Status::OK();
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto* d : deliveries) cmds.push_back(DeliveryCommand(*d));
+  for (const auto* j : jobs) cmds.push_back(JobCommand(*j));
+  return redis_->Transaction(cmds).status();
+}
+
+Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>>* out) {
+  out->clear();
+  auto ids = redis_->Command({"SMEMBERS", prefix_ + "deliveries"});
+  if (!ids.ok()) return ids.status();
+  for (const auto& idr : ids->elements) {
+    auto h = redis_->Command({"HGETALL", prefix_ + "d:" + idr.str});
+    if (!h.ok()) return h.status();
+    auto hash = HashFromReply(*h);
+    DeliveryRecord d;
+    d.id = idr.str;
+    d.name = Get(hash, "name");
+    d.spec_file = Get(hash, "spec_file");
+    d.output_dir = Get(hash, "output_dir");
+    d.priority = static_cast<int>(ToInt(hash, "priority"));
+    d.seq = static_cast<uint64_t>(ToInt(hash, "seq"));
+    d.created_ms = ToInt(hash, "created_ms");
+    d.finished_ms = ToInt(hash, "finished_ms");
+    d.cancelled = Get(hash, "cancelled") == "1";
+    d.finished = Get(hash, "finished") == "1";
+    if (!d.plan.ParseFromString(Get(hash, "plan"))) {
+      return Status::Internal("corrupt plan in redis for delivery " + d.id);
+    }
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& job : d.plan.jobs()) cmds.push_back({"HGETALL", prefix_ + "j:" + job.id()});
+    auto replies = redis_->Pipeline(cmds);
+    if (!replies.ok()) return replies.status();
+    std::vector<JobRecord> jobs;
+    for (const auto& jr : replies.value()) {
+      auto jh = HashFromReply(jr);
+      JobRecord j;
+      if (!j.job.ParseFromString(Get(jh, "job"))) {
+        return Status::Internal("corrupt job in redis for delivery " + d.id);
+      }
+      j.delivery_id = Get(jh, "delivery");
+      j.priority = static_cast<int>(ToInt(jh, "priority"));
+      j.seq = static_cast<uint64_t>(ToInt(jh, "seq"));
+      if (!ParseJobState(Get(jh, "state"), &j.state)) {
+        return Status::Internal("bad job state in redis for " + j.job.id());
+      }
+      j.attempts = static_cast<int>(ToInt(jh, "attempts"));
+      j.token = static_cast<uint64_t>(ToInt(jh, "token"));
+      j.worker = Get(jh, "worker");
+      j.error = Get(jh, "error");
+      j.log_tail = Get(jh, "log_tail");
+      j.result.ParseFromString(Get(jh, "result"));
+      jobs.push_back(std::move(j));
+    }
+    out->emplace_back(std::move(d), std::move(jobs));
+  }
+  std::sort(out->begin(), out->end(),
+            [](const auto& a, const auto& b) { return a.first.seq < b.first.seq; });
+  return Status::OK();
+}
+
+}  // namespace reelfarm

@@ -1,0 +1,45 @@
+// Persistence of deliveries and jobs in Redis, the farm's source of truth.
+//
+// Keys (prefix "rf:" by default):
+//   rf:seq             INCR counter for delivery ids and FIFO order
+//   rf:deliveries      SET of delivery ids
+//   rf:d:<id>          HASH delivery: name spec_file output_dir priority seq
+//                      created_ms finished_ms cancelled finished plan(pb)
+//   rf:j:<job id>      HASH job: job(pb) delivery priority seq state attempts
+//                      token worker error log_tail result(pb)
+// A delivery and all its jobs are written in one MULTI/EXEC.
+#ifndef REELFARM_COORDINATOR_JOB_STORE_H_
+#define REELFARM_COORDINATOR_JOB_STORE_H_
+
+#include <string>
+#include <vector>
+
+#include "common/redis_client.h"
+#include "coordinator/farm_state.h"
+
+namespace reelfarm {
+
+class JobStore {
+ public:
+  // `redis` is not owned and must outlive the store. Not thread-safe.
+  explicit JobStore(RedisClient* redis, std::string prefix = "rf:");
+
+  StatusOr<uint64_t> NextSeq();
+  Status SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobRecord>& jobs);
+  // Writes the named records in one transaction.
+  Status Save(const std::vector<const DeliveryRecord*>& deliveries,
+              const std::vector<const JobRecord*>& jobs);
+  // Every delivery with its jobs, oldest first.
+  Status LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>>* out);
+
+ private:
+  std::vector<std::string> DeliveryCommand(const DeliveryRecord& d) const;
+  std::vector<std::string> JobCommand(const JobRecord& j) const;
+
+  RedisClient* redis_;
+  std::string prefix_;
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COORDINATOR_JOB_STORE_H_

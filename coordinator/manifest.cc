@@ -1,0 +1,178 @@
+#include "coordinator/manifest.h"
+
+#include <google/protobuf/util/json_util.h>
+
+namespace reelfarm {
+namespace {
+
+const char* ItemState(const JobRecord& j) {
+  switch (j.state) {
+    case JobState::kSucceeded: return "delivered";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+    case JobState::kRunning: return "running";
+    case JobState::kWaiting: return "waiting";
+    default: return "queued";
+  }
+}
+
+nlohmann::json MediaJson(const pb::MediaInfo& m) {
+  nlohmann::json out = nlohmann::json::object();
+  out["format"] = m.format_name();
+  if (m.has_video()) {
+    out["video"] = {{"codec", m.video_codec()},
+                    {"profile", m.video_profile()},
+                    {"width", m.width()},
+                    {"height", m.height()},
+                    {"pix_fmt", m.pix_fmt()},
+                    {"frame_rate", std::to_string(m.fps_num()) + "/" + std::to_string(m.fps_den())}};
+  }
+  if (m.has_audio()) {
+    out["audio"] = {{"codec", m.audio_codec()},
+                    {"channels", m.audio_channels()},
+                    {"sample_rate", m.audio_sample_rate()}};
+  }
+  if (m.has_subtitle()) out["subtitles"] = {{"codec", m.subtitle_codec()}};
+  out["duration_s"] = m.duration_s();
+  return out;
+}
+
+// One entry per output of the job.
+void AppendItems(const JobRecord& j, bool for_manifest, nlohmann::json* items) {
+  for (int i = 0; i < j.job.outputs_size(); ++i) {
+    const auto& out = j.job.outputs(i);
+    nlohmann::json item = {{"name", out.deliverable()},
+                           {"preset", out.preset()},
+                           {"path", out.relative_path()},
+                           {"attempts", j.attempts},
+                           {"worker", j.worker}};
+    const pb::OutputResult* res = nullptr;
+    for (const auto& r : j.result.outputs()) {
+      if (r.deliverable() == out.deliverable()) res = &r;
+    }
+    if (for_manifest) {
+      item["status"] = j.state == JobState::kSucceeded ? "delivered" : "failed";
+    } else {
+      item["state"] = ItemState(j);
+      item["job"] = j.job.id();
+      item["progress"] = j.state == JobState::kSucceeded ? 1.0 : j.progress;
+      item["fps"] = j.fps;
+      item["speed"] = j.speed;
+    }
+    if (j.state == JobState::kSucceeded && res != nullptr) {
+      item["bytes"] = res->bytes();
+      item["sha256"] = res->sha256();
+      item["encode_seconds"] = j.result.encode_seconds();
+      if (for_manifest) item["media"] = MediaJson(res->media());
+    } else {
+      item["bytes"] = 0;
+      item["sha256"] = "";
+    }
+    if (j.state != JobState::kSucceeded && !j.error.empty()) item["error"] = j.error;
+    items->push_back(std::move(item));
+  }
+}
+
+void AppendPlanFailures(const DeliveryRecord& d, bool for_manifest, nlohmann::json* items) {
+  for (const auto& f : d.plan.failures()) {
+    nlohmann::json item = {{"name", f.deliverable()},
+                           {"preset", f.preset()},
+                           {"path", f.relative_path()},
+                           {"attempts", 0},
+                           {"worker", ""},
+                           {"bytes", 0},
+                           {"sha256", ""},
+                           {"error", f.reason()}};
+    if (for_manifest) {
+      item["status"] = "failed";
+    } else {
+      item["state"] = "failed";
+      item["progress"] = 1.0;
+    }
+    items->push_back(std::move(item));
+  }
+}
+
+}  // namespace
+
+nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &text, opts);
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
+nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& jid : d.job_ids) {
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(*j, true, &items);
+  }
+  AppendPlanFailures(d, true, &items);
+  DeliveryCounts c = farm.Counts(d);
+  return {{"manifest_version", 1},
+          {"delivery", d.id},
+          {"name", d.name},
+          {"spec_file", d.spec_file},
+          {"state", c.state},
+          {"created_ms", d.created_ms},
+          {"finished_ms", d.finished_ms},
+          {"source", ProtoToJson(d.plan.source())},
+          {"deliverables", items}};
+}
+
+nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d) {
+  DeliveryCounts c = farm.Counts(d);
+  return {{"id", d.id},
+          {"name", d.name},
+          {"state", c.state},
+          {"priority", d.priority},
+          {"output_dir", d.output_dir},
+          {"created_ms", d.created_ms},
+          {"finished_ms", d.finished_ms},
+          {"deliverables", c.total},
+          {"delivered", c.delivered},
+          {"failed", c.failed},
+          {"cancelled", c.cancelled},
+          {"running", c.running},
+          {"queued", c.queued},
+          {"progress", c.progress}};
+}
+
+nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d) {
+  nlohmann::json out = DeliverySummaryJson(farm, d);
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& jid : d.job_ids) {
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(*j, false, &items);
+  }
+  AppendPlanFailures(d, false, &items);
+  out["items"] = std::move(items);
+  if (d.finished) out["manifest"] = d.output_dir + "/manifest.json";
+  return out;
+}
+
+nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [name, w] : farm.workers()) {
+    int running = static_cast<int>(w.running.size());
+    const char* state = w.lost ? "lost" : (running >= w.slots ? "busy" : "ready");
+    list.push_back(
+        {{"name", name},
+         {"host", w.host},
+         {"version", w.version},
+         {"state", state},
+         {"slots", w.slots},
+         {"running", running},
+         {"encoders", std::vector<std::string>(w.encoders.begin(), w.encoders.end())},
+         {"gpu", w.gpu},
+         {"gpu_names", w.gpu_names},
+         {"last_seen_ms_ago",
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_seen).count()},
+         {"jobs_done", w.jobs_done},
+         {"jobs_failed", w.jobs_failed}});
+  }
+  return {{"workers", list}};
+}
+
+}  // namespace reelfarm

@@ -1,0 +1,436 @@
+// The coordinator's state machine, driven by hand-made messages and an
+// injected time; no sockets, no Redis, no sleeping.
+#include "coordinator/farm_state.h"
+
+#include <gtest/gtest.h>
+
+namespace reelfarm {
+namespace {
+
+using std::chrono::milliseconds;
+
+class FarmStateTest : public ::testing::Test {
+ protected:
+  FarmStateTest() : farm_(Options()) {}
+
+  static FarmOptions Options() {
+    FarmOptions o;
+    o.heartbeat_interval = milliseconds(1000);
+    o.liveness = 3;
+    o.max_attempts = 3;
+    o.retry_base = milliseconds(1000);
+    o.retry_cap = milliseconds(8000);
+    return o;
+  }
+
+  // A delivery of `n` jobs; job i needs `encoder`.
+  void Submit(const std::string& id, int n, int priority = 50,
+              const std::string& encoder = "libx264", uint64_t seq = 0) {
+    DeliveryRecord d;
+    d.id = id;
+    d.name = id;
+    d.priority = priority;
+    d.seq = seq ? seq : ++seq_;
+    std::vector<JobRecord> jobs;
+    for (int i = 0; i < n; ++i) {
+      JobRecord j;
+      j.job.set_id(id + ".j" + std::to_string(i));
+      j.job.mutable_needs()->add_encoders(encoder);
+      auto* out = j.job.add_outputs();
+      out->set_deliverable("d" + std::to_string(i));
+      j.delivery_id = id;
+      j.priority = priority;
+      j.seq = d.seq * 1000 + i;
+      jobs.push_back(j);
+    }
+    Effects fx;
+    farm_.AddDelivery(d, jobs, now_, &fx);
+  }
+
+  Effects Hello(const std::string& peer, const std::string& name, int slots,
+                std::vector<std::string> encoders = {"libx264", "aac"},
+                std::vector<std::pair<std::string, uint64_t>> running = {}) {
+    pb::WorkerMessage m;
+    auto* h = m.mutable_hello();
+    h->set_name(name);
+    h->set_slots(slots);
+    for (auto& e : encoders) h->add_encoders(e);
+    for (auto& [id, token] : running) {
+      auto* r = h->add_running();
+      r->set_job_id(id);
+      r->set_token(token);
+    }
+    Effects fx;
+    farm_.OnMessage(peer, m, now_, &fx);
+    return fx;
+  }
+
+  Effects Heartbeat(const std::string& peer, std::vector<std::pair<std::string, uint64_t>> running) {
+    pb::WorkerMessage m;
+    m.mutable_heartbeat();
+    for (auto& [id, token] : running) {
+      auto* r = m.mutable_heartbeat()->add_running();
+      r->set_job_id(id);
+      r->set_token(token);
+    }
+    Effects fx;
+    farm_.OnMessage(peer, m, now_, &fx);
+    return fx;
+  }
+
+  Effects Result(const std::string& peer, const std::string& job, uint64_t token, bool ok,
+                 bool retryable = true, const std::string& error = "") {
+    pb::WorkerMessage m;
+    auto* r = m.mutable_result();
+    r->set_job_id(job);
+    r->set_token(token);
+    r->set_ok(ok);
+    r->set_retryable(retryable);
+    r->set_error(error);
+    Effects fx;
+    farm_.OnMessage(peer, m, now_, &fx);
+    return fx;
+  }
+
+  Effects Tick() {
+    Effects fx;
+    farm_.Tick(now_, &fx);
+    return fx;
+  }
+
+  static std::vector<pb::Assign> Assigns(const Effects& fx, const std::string& peer = "") {
+    std::vector<pb::Assign> out;
+    for (const auto& m : fx.messages) {
+      if (m.message.has_assign() && (peer.empty() || m.peer == peer)) {
+        out.push_back(m.message.assign());
+      }
+    }
+    return out;
+  }
+
+  JobState StateOf(const std::string& id) { return farm_.FindJob(id)->state; }
+
+  FarmState farm_;
+  SteadyTime now_ = SteadyTime(std::chrono::hours(1));
+  uint64_t seq_ = 0;
+};
+
+TEST_F(FarmStateTest, AssignsQueuedJobsToFreeSlotsWithIncreasingTokens) {
+  Submit("a", 3);
+  Hello("p1", "w1", 2);
+  Effects fx = Tick();
+  auto assigns = Assigns(fx, "p1");
+  ASSERT_EQ(assigns.size(), 2u);
+  EXPECT_EQ(assigns[0].job().id(), "a.j0");
+  EXPECT_EQ(assigns[1].job().id(), "a.j1");
+  EXPECT_LT(assigns[0].token(), assigns[1].token());
+  EXPECT_EQ(assigns[0].attempt(), 1);
+  EXPECT_TRUE(fx.dirty_jobs.count("a.j0"));
+  EXPECT_EQ(StateOf("a.j2"), JobState::kQueued);
+  // No free slot: nothing more.
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  // A slot frees up: the third goes.
+  Result("p1", "a.j0", assigns[0].token(), true);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kSucceeded);
+  auto next = Assigns(Tick(), "p1");
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].job().id(), "a.j2");
+}
+
+TEST_F(FarmStateTest, HigherPriorityFirstAndFifoWithinAPriority) {
+  Submit("low", 1, 10);
+  Submit("first", 1, 90);
+  Submit("second", 1, 90);
+  Hello("p1", "w1", 1);
+  auto a1 = Assigns(Tick());
+  ASSERT_EQ(a1.size(), 1u);
+  EXPECT_EQ(a1[0].job().id(), "first.j0");
+  Result("p1", "first.j0", a1[0].token(), true);
+  auto a2 = Assigns(Tick());
+  ASSERT_EQ(a2.size(), 1u);
+  EXPECT_EQ(a2[0].job().id(), "second.j0");
+  Result("p1", "second.j0", a2[0].token(), true);
+  auto a3 = Assigns(Tick());
+  ASSERT_EQ(a3.size(), 1u);
+  EXPECT_EQ(a3[0].job().id(), "low.j0");
+}
+
+TEST_F(FarmStateTest, JobsGoOnlyToWorkersWithTheEncoders) {
+  Submit("hevc", 1, 50, "libx265");
+  Hello("p1", "w1", 4, {"libx264"});
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  Hello("p2", "w2", 1, {"libx264", "libx265"});
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(farm_.FindJob("hevc.j0")->worker, "w2");
+}
+
+TEST_F(FarmStateTest, SilentWorkerIsLostAndItsJobRunsElsewhereStaleResultRefused) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto first = Assigns(Tick());
+  ASSERT_EQ(first.size(), 1u);
+  Hello("p2", "w2", 1);
+  // w2 heartbeats, w1 does not. Just inside the expiry nothing moves.
+  now_ += milliseconds(2900);
+  Heartbeat("p2", {});
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  now_ += milliseconds(200);  // 3.1 s: past 1 s x 3
+  Heartbeat("p2", {});
+  auto second = Assigns(Tick(), "p2");
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_GT(second[0].token(), first[0].token());
+  EXPECT_EQ(second[0].attempt(), 2);
+  EXPECT_TRUE(farm_.workers().at("w1").lost);
+
+  // The stale attempt's result is refused (acknowledged, not recorded).
+  Effects stale = Result("p1", "a.j0", first[0].token(), true);
+  EXPECT_EQ(stale.stale_results, 1);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+  ASSERT_FALSE(stale.messages.empty());
+  EXPECT_TRUE(stale.messages[0].message.has_result_ack());
+
+  Effects good = Result("p2", "a.j0", second[0].token(), true);
+  EXPECT_EQ(good.stale_results, 0);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kSucceeded);
+  ASSERT_EQ(good.finished_deliveries.size(), 1u);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "delivered");
+}
+
+TEST_F(FarmStateTest, HeartbeatsKeepAWorkerAndItsLeaseAlive) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  for (int i = 0; i < 10; ++i) {
+    now_ += milliseconds(1000);
+    Heartbeat("p1", {{"a.j0", a[0].token()}});
+    Tick();
+  }
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+  EXPECT_EQ(farm_.FindJob("a.j0")->attempts, 1);
+  EXPECT_FALSE(farm_.workers().at("w1").lost);
+}
+
+TEST_F(FarmStateTest, HeartbeatNamingASupersededAttemptGetsItCancelled) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a = Assigns(Tick());
+  Effects fx = Heartbeat("p1", {{"a.j0", a[0].token() + 100}});
+  bool cancelled = false;
+  for (const auto& m : fx.messages) {
+    if (m.message.has_cancel() && m.message.cancel().token() == a[0].token() + 100) {
+      cancelled = true;
+    }
+  }
+  EXPECT_TRUE(cancelled);
+}
+
+TEST_F(FarmStateTest, RetryableFailureBacksOffThenRetriesThenGivesUp) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a1 = Assigns(Tick());
+  Result("p1", "a.j0", a1[0].token(), false, true, "ffmpeg exited with code 1");
+  EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
+  // Backoff: base 1 s +-25%, so nothing before 0.75 s ...
+  now_ += milliseconds(700);
+  Heartbeat("p1", {});
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  // ... and it goes by 1.25 s.
+  now_ += milliseconds(600);
+  Heartbeat("p1", {});
+  auto a2 = Assigns(Tick());
+  ASSERT_EQ(a2.size(), 1u);
+  Result("p1", "a.j0", a2[0].token(), false, true, "ffmpeg exited with code 1");
+  now_ += milliseconds(2600);  // second backoff: 2 s +-25%
+  Heartbeat("p1", {});
+  auto a3 = Assigns(Tick());
+  ASSERT_EQ(a3.size(), 1u);
+  EXPECT_EQ(a3[0].attempt(), 3);
+  Effects last = Result("p1", "a.j0", a3[0].token(), false, true, "ffmpeg exited with code 1");
+  EXPECT_EQ(StateOf("a.j0"), JobState::kFailed);
+  EXPECT_NE(farm_.FindJob("a.j0")->error.find("gave up after 3 attempts"), std::string::npos);
+  EXPECT_EQ(last.finished_deliveries.size(), 1u);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "failed");
+}
+
+TEST_F(FarmStateTest, NonRetryableFailureFailsAtOnceOthersCarryOn) {
+  Submit("a", 2);
+  Hello("p1", "w1", 2);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 2u);
+  Result("p1", "a.j0", a[0].token(), false, false, "verification failed");
+  EXPECT_EQ(StateOf("a.j0"), JobState::kFailed);
+  EXPECT_EQ(farm_.FindJob("a.j0")->error, "verification failed");
+  EXPECT_EQ(StateOf("a.j1"), JobState::kRunning);
+  Effects fx = Result("p1", "a.j1", a[1].token(), true);
+  ASSERT_EQ(fx.finished_deliveries.size(), 1u);
+  DeliveryCounts c = farm_.Counts(*farm_.FindDelivery("a"));
+  EXPECT_EQ(c.delivered, 1);
+  EXPECT_EQ(c.failed, 1);
+  EXPECT_EQ(c.state, "failed");
+}
+
+TEST_F(FarmStateTest, ReloadedRunningJobIsAdoptedByItsWorkersHello) {
+  // As after a coordinator restart: Redis says a.j0 runs on w1 with token 7.
+  DeliveryRecord d;
+  d.id = "a";
+  JobRecord j;
+  j.job.set_id("a.j0");
+  j.job.add_outputs()->set_deliverable("x");
+  j.delivery_id = "a";
+  j.state = JobState::kRunning;
+  j.worker = "w1";
+  j.token = 7;
+  j.attempts = 1;
+  Effects fx;
+  farm_.AddDelivery(d, {j}, now_, &fx);
+  EXPECT_EQ(farm_.last_token(), 7u);
+
+  Effects hello = Hello("p9", "w1", 1, {"libx264"}, {{"a.j0", 7}});
+  ASSERT_FALSE(hello.messages.empty());
+  ASSERT_TRUE(hello.messages[0].message.has_welcome());
+  EXPECT_EQ(hello.messages[0].message.welcome().cancel_size(), 0);
+  now_ += milliseconds(2500);
+  Heartbeat("p9", {{"a.j0", 7}});
+  now_ += milliseconds(2500);
+  Heartbeat("p9", {{"a.j0", 7}});
+  Tick();
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+  Result("p9", "a.j0", 7, true);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kSucceeded);
+}
+
+TEST_F(FarmStateTest, ReloadedRunningJobNobodyClaimsIsRequeuedAfterOneExpiry) {
+  DeliveryRecord d;
+  d.id = "a";
+  JobRecord j;
+  j.job.set_id("a.j0");
+  j.job.add_outputs()->set_deliverable("x");
+  j.delivery_id = "a";
+  j.state = JobState::kRunning;
+  j.worker = "gone";
+  j.token = 3;
+  j.attempts = 1;
+  Effects fx;
+  farm_.AddDelivery(d, {j}, now_, &fx);
+  Hello("p1", "w1", 1);
+  now_ += milliseconds(2000);
+  Heartbeat("p1", {});
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  now_ += milliseconds(1500);
+  Heartbeat("p1", {});
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].token(), 4u);
+  EXPECT_EQ(a[0].attempt(), 2);
+}
+
+TEST_F(FarmStateTest, RestartedWorkerLosesItsOldAttemptsAtOnce) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a = Assigns(Tick());
+  // Same name, new connection, running nothing.
+  Hello("p2", "w1", 1);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
+  auto again = Assigns(Tick(), "p2");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_GT(again[0].token(), a[0].token());
+}
+
+TEST_F(FarmStateTest, HelloNamingASupersededAttemptIsToldToCancelIt) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a = Assigns(Tick());
+  Effects fx = Hello("p3", "w3", 1, {"libx264"}, {{"a.j0", a[0].token() + 5}});
+  ASSERT_TRUE(fx.messages[0].message.has_welcome());
+  ASSERT_EQ(fx.messages[0].message.welcome().cancel_size(), 1);
+  EXPECT_EQ(fx.messages[0].message.welcome().cancel(0).token(), a[0].token() + 5);
+}
+
+TEST_F(FarmStateTest, UnknownPeerIsAskedToReconnect) {
+  Effects fx = Heartbeat("stranger", {});
+  ASSERT_EQ(fx.messages.size(), 1u);
+  EXPECT_TRUE(fx.messages[0].message.reconnect());
+}
+
+TEST_F(FarmStateTest, CancelStopsRunningAttemptsAndFinishesTheDelivery) {
+  Submit("a", 2);
+  Hello("p1", "w1", 1);
+  auto a = Assigns(Tick());
+  Effects fx;
+  ASSERT_TRUE(farm_.Cancel("a", &fx).ok());
+  bool cancel_sent = false;
+  for (const auto& m : fx.messages) {
+    if (m.peer == "p1" && m.message.has_cancel() && m.message.cancel().token() == a[0].token()) {
+      cancel_sent = true;
+    }
+  }
+  EXPECT_TRUE(cancel_sent);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kCancelled);
+  EXPECT_EQ(StateOf("a.j1"), JobState::kCancelled);
+  EXPECT_EQ(fx.finished_deliveries.size(), 1u);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "cancelled");
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  EXPECT_FALSE(farm_.Cancel("nope", &fx).ok());
+}
+
+TEST_F(FarmStateTest, DependentJobWaitsForItsDependency) {
+  DeliveryRecord d;
+  d.id = "a";
+  JobRecord first, second;
+  first.job.set_id("a.j0");
+  first.job.add_outputs()->set_deliverable("x");
+  first.delivery_id = "a";
+  second.job.set_id("a.j1");
+  second.job.add_outputs()->set_deliverable("y");
+  second.job.add_depends_on("a.j0");
+  second.delivery_id = "a";
+  second.state = JobState::kWaiting;
+  second.seq = 1;
+  Effects fx;
+  farm_.AddDelivery(d, {first, second}, now_, &fx);
+  Hello("p1", "w1", 2);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].job().id(), "a.j0");
+  Result("p1", "a.j0", a[0].token(), true);
+  auto b = Assigns(Tick());
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].job().id(), "a.j1");
+}
+
+TEST_F(FarmStateTest, DeliveryWithOnlyPlanFailuresFinishesFailedAtOnce) {
+  DeliveryRecord d;
+  d.id = "a";
+  auto* f = d.plan.add_failures();
+  f->set_deliverable("audio");
+  f->set_reason("the source has no audio");
+  Effects fx;
+  farm_.AddDelivery(d, {}, now_, &fx);
+  ASSERT_EQ(fx.finished_deliveries.size(), 1u);
+  DeliveryCounts c = farm_.Counts(*farm_.FindDelivery("a"));
+  EXPECT_EQ(c.total, 1);
+  EXPECT_EQ(c.failed, 1);
+  EXPECT_EQ(c.state, "failed");
+}
+
+TEST_F(FarmStateTest, GoodbyeHandsTheJobOnImmediately) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  Hello("p2", "w2", 1);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  std::string first_peer = farm_.FindJob("a.j0")->worker == "w1" ? "p1" : "p2";
+  pb::WorkerMessage bye;
+  bye.set_goodbye(true);
+  Effects fx;
+  farm_.OnMessage(first_peer, bye, now_, &fx);
+  auto b = Assigns(Tick());
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_NE(farm_.FindJob("a.j0")->worker, first_peer == "p1" ? "w1" : "w2");
+}
+
+}  // namespace
+}  // namespace reelfarm

@@ -1,0 +1,302 @@
+#include "worker/worker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <zmq.hpp>
+
+#include "common/metrics.h"
+
+namespace reelfarm {
+namespace {
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, Clock* clock, ProcessRunner* runner)
+    : options_(std::move(options)),
+      clock_(clock),
+      runner_(runner),
+      executor_(runner, options_.executor) {
+  if (options_.name.empty()) options_.name = Hostname() + "-" + std::to_string(getpid());
+  if (options_.slots < 1) options_.slots = 1;
+  if (options_.liveness < 2) options_.liveness = 2;
+}
+
+Worker::~Worker() {
+  for (auto& [id, a] : attempts_) {
+    a.cancel->store(true);
+    if (a.thread.joinable()) a.thread.join();
+  }
+}
+
+Status Worker::Start() {
+  if (options_.encoders_override.empty()) {
+    caps_ = ProbeEncoders(*runner_, options_.ffmpeg);
+  } else {
+    caps_.encoders = options_.encoders_override;
+  }
+  spdlog::info("worker {}: {} slots, encoders: {}{}", options_.name, options_.slots,
+               fmt::join(caps_.encoders, " "), caps_.gpu ? " (GPU)" : "");
+  if (!caps_.failed.empty()) {
+    spdlog::info("worker {}: encoders that did not open here: {}", options_.name,
+                 fmt::join(caps_.failed, " "));
+  }
+  if (!options_.metrics.empty()) {
+    auto m = MetricsServer::Start(options_.metrics, "worker");
+    if (!m.ok()) return m.status();
+    metrics_ = std::move(m.value());
+  }
+  zmq_ = std::make_unique<zmq::context_t>(1);
+  return Status::OK();
+}
+
+void Worker::Connect() {
+  if (dealer_) dealer_->close();
+  dealer_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::dealer);
+  dealer_->set(zmq::sockopt::linger, 0);
+  dealer_->connect(options_.coordinator);
+  welcomed_ = false;
+  last_recv_ = clock_->Now();
+  SendHello();
+}
+
+void Worker::Send(const pb::WorkerMessage& m) {
+  std::string payload = m.SerializeAsString();
+  try {
+    (void)dealer_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("send failed: {}", e.what());
+  }
+}
+
+std::vector<pb::JobRef> Worker::RunningRefs() {
+  std::vector<pb::JobRef> refs;
+  for (const auto& [id, a] : attempts_) {
+    if (a.done->load() || a.cancelled_by_coordinator) continue;
+    pb::JobRef r;
+    r.set_job_id(id);
+    r.set_token(a.token);
+    refs.push_back(r);
+  }
+  return refs;
+}
+
+void Worker::SendHello() {
+  pb::WorkerMessage m;
+  auto* h = m.mutable_hello();
+  h->set_name(options_.name);
+  h->set_host(Hostname());
+  h->set_slots(options_.slots);
+  for (const auto& e : caps_.encoders) h->add_encoders(e);
+  h->set_gpu(caps_.gpu);
+  for (const auto& g : caps_.gpu_names) h->add_gpu_names(g);
+  h->set_version(REELFARM_VERSION);
+  for (auto& r : RunningRefs()) *h->add_running() = r;
+  Send(m);
+}
+
+void Worker::Push(pb::WorkerMessage m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (m.has_result()) {
+    unacked_[{m.result().job_id(), m.result().token()}] = m.result();
+  }
+  outbox_.push_back(std::move(m));
+}
+
+void Worker::Handle(const pb::CoordinatorMessage& m) {
+  if (m.has_welcome()) {
+    welcomed_ = true;
+    backoff_ = Duration::zero();
+    const auto& w = m.welcome();
+    if (w.heartbeat_interval_ms() > 0) {
+      options_.heartbeat_interval = std::chrono::milliseconds(w.heartbeat_interval_ms());
+    }
+    if (w.liveness() >= 2) options_.liveness = w.liveness();
+    for (const auto& ref : w.cancel()) {
+      auto it = attempts_.find(ref.job_id());
+      if (it != attempts_.end() && it->second.token == ref.token()) {
+        it->second.cancelled_by_coordinator = true;
+        it->second.cancel->store(true);
+      }
+    }
+    // Results the coordinator may not have recorded yet.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, r] : unacked_) {
+      pb::WorkerMessage out;
+      *out.mutable_result() = r;
+      outbox_.push_back(std::move(out));
+    }
+    spdlog::info("worker {}: connected to {}", options_.name, options_.coordinator);
+  } else if (m.has_assign()) {
+    StartAttempt(m.assign());
+  } else if (m.has_cancel()) {
+    auto it = attempts_.find(m.cancel().job_id());
+    if (it != attempts_.end() && it->second.token == m.cancel().token()) {
+      spdlog::info("worker {}: cancelling {} (attempt {})", options_.name, m.cancel().job_id(),
+                   m.cancel().token());
+      it->second.cancelled_by_coordinator = true;
+      it->second.cancel->store(true);
+    }
+  } else if (m.has_result_ack()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unacked_.erase({m.result_ack().job_id(), m.result_ack().token()});
+  } else if (m.has_reconnect()) {
+    SendHello();
+  }
+}
+
+void Worker::StartAttempt(const pb::Assign& assign) {
+  const std::string id = assign.job().id();
+  auto existing = attempts_.find(id);
+  if (existing != attempts_.end()) {
+    if (existing->second.token == assign.token()) return;  // duplicate
+    // A newer attempt of a job we still run: the old one is superseded.
+    existing->second.cancelled_by_coordinator = true;
+    existing->second.cancel->store(true);
+    if (existing->second.thread.joinable()) existing->second.thread.join();
+    attempts_.erase(existing);
+  }
+  spdlog::info("worker {}: running {} attempt {} (token {}): {}", options_.name, id,
+               assign.attempt(), assign.token(),
+               assign.job().outputs_size() > 0 ? assign.job().outputs(0).relative_path() : "");
+  Attempt& a = attempts_[id];
+  a.token = assign.token();
+  a.cancel = std::make_unique<std::atomic<bool>>(false);
+  a.done = std::make_unique<std::atomic<bool>>(false);
+  std::atomic<bool>* cancel = a.cancel.get();
+  std::atomic<bool>* done = a.done.get();
+  a.thread = std::thread([this, assign, cancel, done] {
+    SteadyTime last_sent{};
+    auto on_progress = [&](const pb::Progress& p) {
+      SteadyTime now = clock_->Now();
+      if (now - last_sent < options_.progress_interval) return;
+      last_sent = now;
+      pb::WorkerMessage m;
+      *m.mutable_progress() = p;
+      Push(std::move(m));
+    };
+    pb::JobResult result = executor_.Execute(assign, on_progress, cancel);
+    result.set_job_id(assign.job().id());
+    result.set_token(assign.token());
+    if (result.ok()) {
+      spdlog::info("worker {}: {} done in {:.1f} s", options_.name, assign.job().id(),
+                   result.encode_seconds());
+    } else {
+      spdlog::warn("worker {}: {} failed: {}", options_.name, assign.job().id(), result.error());
+    }
+    pb::WorkerMessage m;
+    *m.mutable_result() = std::move(result);
+    Push(std::move(m));
+    done->store(true);
+  });
+}
+
+void Worker::ReapFinished() {
+  for (auto it = attempts_.begin(); it != attempts_.end();) {
+    if (it->second.done->load()) {
+      if (it->second.thread.joinable()) it->second.thread.join();
+      bool drop_result = it->second.cancelled_by_coordinator;
+      uint64_t token = it->second.token;
+      std::string id = it->first;
+      it = attempts_.erase(it);
+      if (drop_result) {
+        // Cancelled attempts report nothing.
+        std::lock_guard<std::mutex> lock(mu_);
+        unacked_.erase({id, token});
+        for (auto o = outbox_.begin(); o != outbox_.end();) {
+          if (o->has_result() && o->result().job_id() == id && o->result().token() == token) {
+            o = outbox_.erase(o);
+          } else {
+            ++o;
+          }
+        }
+      }
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Worker::Run(const std::atomic<bool>& stop) {
+  Connect();
+  SteadyTime reconnect_at{};
+  while (!stop.load()) {
+    zmq::pollitem_t items[] = {{dealer_->handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      throw;
+    }
+    SteadyTime now = clock_->Now();
+    if (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t frame;
+      while (dealer_->recv(frame, zmq::recv_flags::dontwait)) {
+        last_recv_ = now;
+        pb::CoordinatorMessage m;
+        if (m.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) Handle(m);
+      }
+    }
+    ReapFinished();
+    {
+      std::deque<pb::WorkerMessage> out;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        out.swap(outbox_);
+      }
+      for (const auto& m : out) Send(m);
+    }
+    if (now - last_heartbeat_ >= options_.heartbeat_interval) {
+      last_heartbeat_ = now;
+      pb::WorkerMessage hb;
+      for (auto& r : RunningRefs()) *hb.mutable_heartbeat()->add_running() = r;
+      hb.mutable_heartbeat();
+      Send(hb);
+    }
+    if (now - last_resend_ >= options_.result_resend) {
+      last_resend_ = now;
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [key, r] : unacked_) {
+        pb::WorkerMessage out;
+        *out.mutable_result() = r;
+        outbox_.push_back(std::move(out));
+      }
+    }
+    // The coordinator went quiet: reconnect with backoff (Paranoid Pirate).
+    if (now - last_recv_ > options_.heartbeat_interval * options_.liveness) {
+      if (reconnect_at == SteadyTime{}) {
+        backoff_ = backoff_ == Duration::zero() ? options_.reconnect_min
+                                                : std::min(backoff_ * 2, options_.reconnect_max);
+        reconnect_at = now + backoff_;
+        spdlog::warn("worker {}: coordinator silent, reconnecting in {} ms", options_.name,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(backoff_).count());
+      } else if (now >= reconnect_at) {
+        reconnect_at = SteadyTime{};
+        Connect();
+      }
+    }
+  }
+  // Shutting down: stop attempts, tell the coordinator.
+  for (auto& [id, a] : attempts_) {
+    a.cancelled_by_coordinator = true;
+    a.cancel->store(true);
+  }
+  for (auto& [id, a] : attempts_) {
+    if (a.thread.joinable()) a.thread.join();
+  }
+  attempts_.clear();
+  pb::WorkerMessage bye;
+  bye.set_goodbye(true);
+  Send(bye);
+  // Give the goodbye a moment to leave before the socket closes.
+  dealer_->set(zmq::sockopt::linger, 200);
+  dealer_->close();
+}
+
+}  // namespace reelfarm

@@ -1,0 +1,108 @@
+// The worker daemon: announces its encoders and slots to the coordinator over
+// a ZeroMQ DEALER, heartbeats, runs assigned attempts (JobExecutor, one
+// thread per slot in use), streams progress, reports results until they are
+// acknowledged, and reconnects with backoff when the coordinator goes quiet
+// (the Paranoid Pirate pattern).
+//
+// Threads: Run()'s loop owns the socket; attempt threads only push to the
+// outbox under mu_.
+#ifndef REELFARM_WORKER_WORKER_H_
+#define REELFARM_WORKER_WORKER_H_
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/process_runner.h"
+#include "common/status.h"
+#include "proto/reelfarm.pb.h"
+#include "worker/encoder_probe.h"
+#include "worker/job_executor.h"
+
+namespace zmq {
+class context_t;
+class socket_t;
+}
+
+namespace reelfarm {
+
+class MetricsServer;
+
+struct WorkerOptions {
+  std::string coordinator = "tcp://127.0.0.1:8471";
+  std::string name;  // default "<hostname>-<pid>"
+  int slots = 1;
+  std::string metrics = "0.0.0.0:9471";  // empty = off
+  std::string ffmpeg = "ffmpeg";
+  JobExecutorOptions executor;
+  // Until the coordinator's Welcome says otherwise.
+  Duration heartbeat_interval = std::chrono::milliseconds(1000);
+  int liveness = 3;
+  Duration reconnect_min = std::chrono::milliseconds(250);
+  Duration reconnect_max = std::chrono::seconds(8);
+  Duration progress_interval = std::chrono::milliseconds(500);
+  Duration result_resend = std::chrono::seconds(3);
+  // Skip the encoder probe and announce these (tests); empty = probe.
+  std::vector<std::string> encoders_override;
+};
+
+class Worker {
+ public:
+  // `clock` and `runner` are not owned and must outlive the worker.
+  Worker(WorkerOptions options, Clock* clock, ProcessRunner* runner);
+  ~Worker();
+
+  // Probes the encoders and starts the metrics endpoint.
+  Status Start();
+  // Runs until *stop turns true, then stops running attempts and says
+  // goodbye.
+  void Run(const std::atomic<bool>& stop);
+
+ private:
+  struct Attempt {
+    uint64_t token = 0;
+    std::unique_ptr<std::atomic<bool>> cancel;
+    std::unique_ptr<std::atomic<bool>> done;
+    bool cancelled_by_coordinator = false;
+    std::thread thread;
+  };
+
+  void Connect();
+  void Send(const pb::WorkerMessage& m);
+  void SendHello();
+  void Handle(const pb::CoordinatorMessage& m);
+  void StartAttempt(const pb::Assign& assign);
+  void ReapFinished();
+  void Push(pb::WorkerMessage m);  // from any thread
+  std::vector<pb::JobRef> RunningRefs();
+
+  WorkerOptions options_;
+  Clock* clock_;
+  ProcessRunner* runner_;
+  JobExecutor executor_;
+  EncoderProbeResult caps_;
+
+  std::unique_ptr<zmq::context_t> zmq_;
+  std::unique_ptr<zmq::socket_t> dealer_;
+  SteadyTime last_recv_{};
+  SteadyTime last_heartbeat_{};
+  SteadyTime last_resend_{};
+  Duration backoff_{};
+  bool welcomed_ = false;
+
+  std::mutex mu_;  // guards outbox_ and unacked_
+  std::deque<pb::WorkerMessage> outbox_;
+  std::map<std::pair<std::string, uint64_t>, pb::JobResult> unacked_;
+
+  std::map<std::string, Attempt> attempts_;  // by job id; Run()'s thread only
+  std::unique_ptr<MetricsServer> metrics_;
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_WORKER_WORKER_H_
