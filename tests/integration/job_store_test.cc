@@ -1,0 +1,108 @@
+// JobStore against a real redis-server: what is saved comes back, including
+// after the server restarts from its append-only file.
+#include "coordinator/job_store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "tests/support/local_farm.h"
+
+namespace reelfarm::testing {
+namespace {
+
+DeliveryRecord MakeDelivery(const std::string& id, uint64_t seq) {
+  DeliveryRecord d;
+  d.id = id;
+  d.name = "film";
+  d.spec_file = "spec.yaml";
+  d.output_dir = "/tmp/out";
+  d.priority = 70;
+  d.seq = seq;
+  d.created_ms = 1234;
+  d.plan.set_name("film");
+  for (int i = 0; i < 2; ++i) {
+    auto* j = d.plan.add_jobs();
+    j->set_id(id + ".j" + std::to_string(i));
+    j->add_argv("ffmpeg");
+    j->add_argv("-i");
+    j->add_argv(std::string("binary\0safe", 11));
+  }
+  d.job_ids = {id + ".j0", id + ".j1"};
+  return d;
+}
+
+std::vector<JobRecord> MakeJobs(const DeliveryRecord& d) {
+  std::vector<JobRecord> jobs;
+  for (const auto& pj : d.plan.jobs()) {
+    JobRecord j;
+    j.job = pj;
+    j.delivery_id = d.id;
+    j.priority = d.priority;
+    j.seq = d.seq * 100000 + jobs.size();
+    jobs.push_back(j);
+  }
+  return jobs;
+}
+
+TEST(JobStore, SavesAndReloadsDeliveriesAndJobStatesAcrossARedisRestart) {
+  LocalFarm farm(LocalFarmOptions{});
+  ASSERT_TRUE(farm.StartRedis().ok());
+  RedisEndpoint ep;
+  ep.port = farm.redis_port();
+  RedisClient redis(ep, 2000);
+  JobStore store(&redis);
+
+  auto seq = store.NextSeq();
+  ASSERT_TRUE(seq.ok());
+  DeliveryRecord d = MakeDelivery("film-1", *seq);
+  auto jobs = MakeJobs(d);
+  ASSERT_TRUE(store.SaveNewDelivery(d, jobs).ok());
+
+  jobs[0].state = JobState::kRunning;
+  jobs[0].attempts = 2;
+  jobs[0].token = 42;
+  jobs[0].worker = "w1";
+  jobs[1].state = JobState::kFailed;
+  jobs[1].error = "ffmpeg exited with code 1";
+  jobs[1].result.set_error("boom");
+  d.finished_ms = 99;
+  ASSERT_TRUE(store.Save({&d}, {&jobs[0], &jobs[1]}).ok());
+
+  // Restart Redis: the append-only file brings everything back.
+  farm.Signal("redis", SIGKILL);
+  ASSERT_TRUE(farm.StartRedis().ok());
+
+  std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
+  ASSERT_TRUE(store.LoadAll(&loaded).ok());
+  ASSERT_EQ(loaded.size(), 1u);
+  const auto& [ld, lj] = loaded[0];
+  EXPECT_EQ(ld.id, "film-1");
+  EXPECT_EQ(ld.priority, 70);
+  EXPECT_EQ(ld.finished_ms, 99);
+  EXPECT_EQ(ld.plan.jobs(0).argv(2), std::string("binary\0safe", 11));
+  ASSERT_EQ(lj.size(), 2u);
+  EXPECT_EQ(lj[0].state, JobState::kRunning);
+  EXPECT_EQ(lj[0].token, 42u);
+  EXPECT_EQ(lj[0].attempts, 2);
+  EXPECT_EQ(lj[0].worker, "w1");
+  EXPECT_EQ(lj[1].state, JobState::kFailed);
+  EXPECT_EQ(lj[1].error, "ffmpeg exited with code 1");
+  EXPECT_EQ(lj[1].result.error(), "boom");
+  auto next = store.NextSeq();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, *seq + 1);
+}
+
+TEST(JobStore, ReportsUnavailableWhenRedisIsDown) {
+  LocalFarm farm(LocalFarmOptions{});
+  RedisEndpoint ep;
+  ep.port = farm.redis_port();  // nothing listens there yet
+  RedisClient redis(ep, 500);
+  JobStore store(&redis);
+  auto seq = store.NextSeq();
+  EXPECT_FALSE(seq.ok());
+  EXPECT_EQ(seq.status().code(), Status::Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace reelfarm::testing

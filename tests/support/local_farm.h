@@ -1,0 +1,74 @@
+// A real farm on loopback for integration tests: redis-server, the
+// coordinator and workers as separate processes (the same binaries users
+// run), with handles to kill and restart each one.
+#ifndef REELFARM_TESTS_SUPPORT_LOCAL_FARM_H_
+#define REELFARM_TESTS_SUPPORT_LOCAL_FARM_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace reelfarm::testing {
+
+struct LocalFarmOptions {
+  int workers = 2;
+  int slots = 1;
+  int heartbeat_ms = 250;  // fast expiry: liveness x heartbeat
+  int liveness = 3;
+  std::vector<std::string> extra_worker_args;
+};
+
+// Not thread-safe. Everything it started dies with it.
+class LocalFarm {
+ public:
+  explicit LocalFarm(LocalFarmOptions options);
+  ~LocalFarm();
+
+  // Redis, then the coordinator, then the workers; waits for each to answer.
+  Status Start();
+  Status StartRedis();
+  Status StartCoordinator();
+  Status StartWorker(int index);
+
+  // Sends `sig` to a process by name ("redis", "coordinator", "worker-0"...)
+  // and, for SIGKILL/SIGTERM, reaps it.
+  void Signal(const std::string& name, int sig);
+  pid_t pid(const std::string& name) const;
+  // The process names of the workers, by worker name ("local-0" -> "worker-0").
+  static std::string ProcessOfWorker(const std::string& worker_name);
+
+  // HTTP against the coordinator's API; a JSON null when unreachable.
+  nlohmann::json Get(const std::string& path);
+  // Submits a spec file; returns the delivery id or an error.
+  StatusOr<std::string> Submit(const std::string& spec_path);
+  // GET /api/v1/deliveries/<id>.
+  nlohmann::json Delivery(const std::string& id);
+
+  // Polls `done` every 50 ms until it holds or `timeout_s` passes. Waiting
+  // on a condition of real processes, not on time.
+  static bool WaitFor(const std::function<bool()>& done, double timeout_s);
+
+  const std::string& dir() const { return dir_; }
+  int redis_port() const { return redis_port_; }
+  int metrics_port() const { return metrics_port_; }
+  std::string LogTail(const std::string& name) const;
+
+ private:
+  Status Spawn(const std::string& name, const std::vector<std::string>& argv);
+
+  LocalFarmOptions options_;
+  std::string dir_;
+  int redis_port_ = 0, zmq_port_ = 0, http_port_ = 0, metrics_port_ = 0;
+  std::map<std::string, pid_t> pids_;
+};
+
+}  // namespace reelfarm::testing
+
+#endif  // REELFARM_TESTS_SUPPORT_LOCAL_FARM_H_
