@@ -29,6 +29,11 @@ struct PlanResult {
 PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
                         const PlannerOptions& options = PlannerOptions());
 
+// Escapes a file path for use as a filter option value inside a
+// -filter_complex graph (both of FFmpeg's escaping levels: the filter's
+// option parser, then the graph parser), e.g. for subtitles=filename=...
+std::string EscapeFilterPath(const std::string& path);
+
 }  // namespace reelfarm
 
 #endif  // REELFARM_COORDINATOR_PLANNER_H_

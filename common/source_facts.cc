@@ -1,0 +1,320 @@
+// SourceFacts from ffprobe's JSON: the planner's only view of a source.
+//
+// Conventions worth knowing:
+// - ffprobe's display-matrix "rotation" is counterclockwise (it is
+//   av_display_rotation_get()); FFmpeg's own autorotation turns a frame with
+//   rotation -90 by 90 degrees clockwise. SourceFacts::rotation is the
+//   clockwise turn that shows the picture upright, so it is -rotation mod 360.
+//   The legacy "rotate" stream tag (older muxers) already is clockwise.
+// - The frame rate is variable when r_frame_rate and avg_frame_rate differ by
+//   more than 1%; a variable rate is snapped to the nearest common rate
+//   within 2%, else the average rounded to a whole number.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/probe.h"
+
+namespace reelfarm {
+namespace {
+
+using nlohmann::json;
+
+// Demuxers that are not a single local media file (playlists, lists, image
+// sequences, generators, subtitles-only, network and raw-data formats).
+constexpr const char* kDeniedFormats[] = {
+    "hls",     "applehttp", "dash",       "concat",  "image2",     "image2pipe", "lavfi",
+    "tty",     "ansi",      "bin",        "xbin",    "idf",        "adf",        "srt",
+    "ass",     "ssa",       "webvtt",     "subviewer", "subviewer1", "microdvd", "mpl2",
+    "jacosub", "sami",      "realtext",   "stl",     "pjs",        "vplayer",    "aqtitle",
+    "lrc",     "scc",       "mcc",        "sup",     "vobsub",     "ffmetadata", "sdp",
+    "rtp",     "rtsp",      "data",       "fifo",    "tee",        "unknown",    "libcdio",
+    "bluray",
+};
+
+bool IsDeniedFormat(const std::string& name) {
+  for (const char* denied : kDeniedFormats) {
+    if (name == denied) return true;
+  }
+  // Single-image pipe demuxers: png_pipe, jpeg_pipe, webp_pipe, ...
+  const std::string suffix = "_pipe";
+  return name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) parts.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return parts;
+}
+
+// ffprobe writes most numbers as strings ("2.000000", "48000"); accepts both.
+bool NumberField(const json& obj, const char* key, double* out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return false;
+  if (it->is_number()) {
+    *out = it->get<double>();
+    return std::isfinite(*out);
+  }
+  if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    if (s.empty() || s == "N/A") return false;
+    char* end = nullptr;
+    double v = std::strtod(s.c_str(), &end);
+    if (end == s.c_str() || *end != '\0' || !std::isfinite(v)) return false;
+    *out = v;
+    return true;
+  }
+  return false;
+}
+
+std::string StringField(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it != obj.end() && it->is_string()) return it->get<std::string>();
+  return "";
+}
+
+// "30000/1001" or "16:9" -> num, den; false unless both are positive.
+bool ParseRatio(const std::string& s, char sep, int64_t* num, int64_t* den) {
+  size_t pos = s.find(sep);
+  if (pos == std::string::npos) return false;
+  char* end = nullptr;
+  long long n = std::strtoll(s.c_str(), &end, 10);
+  if (end != s.c_str() + pos) return false;
+  const char* d_start = s.c_str() + pos + 1;
+  long long d = std::strtoll(d_start, &end, 10);
+  if (end == d_start || *end != '\0') return false;
+  if (n <= 0 || d <= 0) return false;
+  *num = n;
+  *den = d;
+  return true;
+}
+
+int64_t Gcd(int64_t a, int64_t b) {
+  while (b != 0) {
+    int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+int RoundEven(double x) {
+  long v = std::lround(x / 2.0) * 2;
+  return static_cast<int>(v < 2 ? 2 : v);
+}
+
+struct Rate {
+  int64_t num = 0;
+  int64_t den = 0;
+  double value() const { return den > 0 ? static_cast<double>(num) / den : 0; }
+};
+
+// The common rates a variable rate is snapped to.
+constexpr Rate kCommonRates[] = {{24000, 1001}, {24, 1},        {25, 1},    {30000, 1001}, {30, 1},
+                                 {48, 1},       {50, 1},        {60000, 1001}, {60, 1}};
+
+// Nearest common rate within `tolerance` (relative), or nullopt.
+std::optional<Rate> NearestCommonRate(double fps, double tolerance) {
+  std::optional<Rate> best;
+  double best_err = tolerance;
+  for (const Rate& r : kCommonRates) {
+    double err = std::fabs(fps - r.value()) / r.value();
+    if (err <= best_err) {
+      best_err = err;
+      best = r;
+    }
+  }
+  return best;
+}
+
+// Clockwise degrees in {0, 90, 180, 270} from any angle (nearest quarter).
+int NormalizeClockwise(double degrees) {
+  long quarter = std::lround(degrees / 90.0);
+  int cw = static_cast<int>(((quarter % 4) + 4) % 4) * 90;
+  return cw;
+}
+
+int VideoRotation(const json& stream) {
+  auto sdl = stream.find("side_data_list");
+  if (sdl != stream.end() && sdl->is_array()) {
+    for (const json& sd : *sdl) {
+      double ccw = 0;
+      if (sd.is_object() && NumberField(sd, "rotation", &ccw)) return NormalizeClockwise(-ccw);
+    }
+  }
+  auto tags = stream.find("tags");
+  if (tags != stream.end() && tags->is_object()) {
+    double cw = 0;
+    if (NumberField(*tags, "rotate", &cw)) return NormalizeClockwise(cw);
+  }
+  return 0;
+}
+
+bool IsAttachedPicture(const json& stream) {
+  auto disp = stream.find("disposition");
+  if (disp == stream.end() || !disp->is_object()) return false;
+  double v = 0;
+  return NumberField(*disp, "attached_pic", &v) && v != 0;
+}
+
+}  // namespace
+
+StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
+                                                   const std::string& path) {
+  json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) {
+    return Status::InvalidArgument("ffprobe did not describe " + path + " (its output is not JSON).");
+  }
+  auto format_it = root.find("format");
+  if (format_it == root.end() || !format_it->is_object()) {
+    return Status::InvalidArgument("ffprobe found no container format in " + path + ".");
+  }
+  const json& format = *format_it;
+  const std::string format_names = StringField(format, "format_name");
+  std::vector<std::string> names = SplitComma(format_names);
+  if (names.empty()) {
+    return Status::InvalidArgument("ffprobe found no container format in " + path + ".");
+  }
+  for (const std::string& name : names) {
+    if (IsDeniedFormat(name)) {
+      return Status::InvalidArgument(path + " is read by FFmpeg's '" + name +
+                                     "' demuxer, which is not a media file reelfarm accepts as a "
+                                     "source (playlists, lists, image sequences, subtitles and "
+                                     "network formats are refused).");
+    }
+  }
+
+  pb::SourceFacts facts;
+  facts.set_path(path);
+  facts.set_format_name(names.front());
+  double size = 0;
+  if (NumberField(format, "size", &size)) facts.set_size_bytes(static_cast<int64_t>(size));
+
+  const json* video = nullptr;
+  const json* audio = nullptr;
+  auto streams_it = root.find("streams");
+  if (streams_it != root.end() && streams_it->is_array()) {
+    for (const json& s : *streams_it) {
+      if (!s.is_object()) continue;
+      const std::string type = StringField(s, "codec_type");
+      if (type == "video" && video == nullptr && !IsAttachedPicture(s)) video = &s;
+      if (type == "audio" && audio == nullptr) audio = &s;
+    }
+  }
+  if (video == nullptr && audio == nullptr) {
+    return Status::InvalidArgument(path + " has neither a video nor an audio stream.");
+  }
+
+  double duration = 0;
+  if (!NumberField(format, "duration", &duration) || duration <= 0) {
+    duration = 0;
+    for (const json* s : {video, audio}) {
+      double d = 0;
+      if (s != nullptr && NumberField(*s, "duration", &d) && d > duration) duration = d;
+    }
+  }
+  if (!(duration > 0)) {
+    return Status::InvalidArgument(path + " has no known duration; it does not look like a finished "
+                                          "media file.");
+  }
+  facts.set_duration_s(duration);
+
+  if (video != nullptr) {
+    double w = 0, h = 0;
+    if (!NumberField(*video, "width", &w) || !NumberField(*video, "height", &h) || w <= 0 ||
+        h <= 0) {
+      return Status::InvalidArgument("the video stream of " + path + " has no frame size.");
+    }
+    facts.set_has_video(true);
+    facts.set_video_codec(StringField(*video, "codec_name"));
+    facts.set_width(static_cast<int>(w));
+    facts.set_height(static_cast<int>(h));
+    facts.set_pix_fmt(StringField(*video, "pix_fmt"));
+
+    int64_t sar_num = 1, sar_den = 1;
+    if (!ParseRatio(StringField(*video, "sample_aspect_ratio"), ':', &sar_num, &sar_den)) {
+      sar_num = sar_den = 1;
+    }
+    int64_t g = Gcd(sar_num, sar_den);
+    facts.set_sar_num(static_cast<int32_t>(sar_num / g));
+    facts.set_sar_den(static_cast<int32_t>(sar_den / g));
+
+    int rotation = VideoRotation(*video);
+    facts.set_rotation(rotation);
+    double upright_w = w, upright_h = h;
+    double sar = static_cast<double>(sar_num) / sar_den;
+    if (rotation == 90 || rotation == 270) {
+      std::swap(upright_w, upright_h);
+      sar = 1.0 / sar;  // the pixel's shape turns with the picture
+    }
+    // Square pixels keep the height and stretch or shrink the width.
+    facts.set_display_width(RoundEven(upright_w * sar));
+    facts.set_display_height(RoundEven(upright_h));
+
+    Rate r, avg;
+    ParseRatio(StringField(*video, "r_frame_rate"), '/', &r.num, &r.den);
+    ParseRatio(StringField(*video, "avg_frame_rate"), '/', &avg.num, &avg.den);
+    Rate rate;
+    bool variable = false;
+    if (r.value() > 0 && avg.value() > 0 &&
+        std::fabs(r.value() - avg.value()) / avg.value() > 0.01) {
+      variable = true;
+      auto common = NearestCommonRate(avg.value(), 0.02);
+      rate = common ? *common : Rate{std::max<int64_t>(1, std::llround(avg.value())), 1};
+    } else {
+      rate = r.value() > 0 ? r : avg;
+      if (rate.value() <= 0) {
+        return Status::InvalidArgument("the video stream of " + path + " has no frame rate.");
+      }
+      // A constant rate stored inexactly (e.g. 2997/125) is cleaned up, a
+      // genuinely different one (12.5, 15) is kept as it is.
+      if (auto common = NearestCommonRate(rate.value(), 0.001)) rate = *common;
+    }
+    int64_t rg = Gcd(rate.num, rate.den);
+    rate.num /= rg;
+    rate.den /= rg;
+    facts.set_fps_num(static_cast<int32_t>(rate.num));
+    facts.set_fps_den(static_cast<int32_t>(rate.den));
+    facts.set_variable_frame_rate(variable);
+    facts.set_frame_count(std::llround(duration * rate.value()));
+  }
+
+  if (audio != nullptr) {
+    facts.set_has_audio(true);
+    facts.set_audio_codec(StringField(*audio, "codec_name"));
+    double channels = 0, rate = 0;
+    if (NumberField(*audio, "channels", &channels)) {
+      facts.set_audio_channels(static_cast<int>(channels));
+    }
+    facts.set_audio_layout(StringField(*audio, "channel_layout"));
+    if (NumberField(*audio, "sample_rate", &rate)) {
+      facts.set_audio_sample_rate(static_cast<int>(rate));
+    }
+    if (facts.audio_channels() <= 0) {
+      return Status::InvalidArgument("the audio stream of " + path + " has no channels.");
+    }
+  }
+  return facts;
+}
+
+StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
+                                      const std::string& path) {
+  StatusOr<std::string> json_text = RunProbe(runner, ffprobe, path);
+  if (!json_text.ok()) return json_text.status();
+  return SourceFactsFromProbeJson(*json_text, path);
+}
+
+}  // namespace reelfarm

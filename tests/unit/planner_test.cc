@@ -1,0 +1,589 @@
+// The planner on hand-made source facts: pure, no FFmpeg.
+#include "coordinator/planner.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace reelfarm {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kSource[] = "/media/launch.mov";
+constexpr char kOutDir[] = "/out/launch-film";
+constexpr char kSubs[] = "/media/subs/launch_en.srt";
+
+pb::SourceFacts HdFacts() {
+  pb::SourceFacts f;
+  f.set_path(kSource);
+  f.set_format_name("mov");
+  f.set_duration_s(10);
+  f.set_has_video(true);
+  f.set_video_codec("h264");
+  f.set_width(1920);
+  f.set_height(1080);
+  f.set_sar_num(1);
+  f.set_sar_den(1);
+  f.set_fps_num(25);
+  f.set_fps_den(1);
+  f.set_frame_count(250);
+  f.set_pix_fmt("yuv420p");
+  f.set_display_width(1920);
+  f.set_display_height(1080);
+  f.set_has_audio(true);
+  f.set_audio_codec("aac");
+  f.set_audio_channels(2);
+  f.set_audio_layout("stereo");
+  f.set_audio_sample_rate(48000);
+  return f;
+}
+
+DeliverableSpec Deliverable(const std::string& name, const std::string& preset) {
+  DeliverableSpec d;
+  d.name = name;
+  d.preset = preset;
+  d.line = 7;
+  return d;
+}
+
+DeliverySpec Spec(std::vector<DeliverableSpec> deliverables) {
+  DeliverySpec s;
+  s.spec_file = "launch.yaml";
+  s.name = "launch-film";
+  s.source = kSource;
+  s.output_dir = kOutDir;
+  s.priority = 60;
+  s.subtitles["en"] = kSubs;
+  s.deliverables = std::move(deliverables);
+  return s;
+}
+
+std::vector<std::string> Argv(const pb::Job& job) { return {job.argv().begin(), job.argv().end()}; }
+
+// True when `seq` appears contiguously in `argv`.
+bool HasSeq(const std::vector<std::string>& argv, const std::vector<std::string>& seq) {
+  return std::search(argv.begin(), argv.end(), seq.begin(), seq.end()) != argv.end();
+}
+
+int IndexOf(const std::vector<std::string>& argv, const std::string& item) {
+  auto it = std::find(argv.begin(), argv.end(), item);
+  return it == argv.end() ? -1 : static_cast<int>(it - argv.begin());
+}
+
+std::string ValueAfter(const std::vector<std::string>& argv, const std::string& flag) {
+  int i = IndexOf(argv, flag);
+  return (i < 0 || i + 1 >= static_cast<int>(argv.size())) ? "" : argv[i + 1];
+}
+
+// Plans one deliverable and returns its only job (fails the test otherwise).
+pb::Job PlanOne(const DeliverableSpec& d, const pb::SourceFacts& facts = HdFacts()) {
+  PlanResult r = PlanDelivery(Spec({d}), facts);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.plan.failures_size(), 0) << (r.plan.failures_size() ? r.plan.failures(0).reason() : "");
+  EXPECT_EQ(r.plan.jobs_size(), 1);
+  return r.plan.jobs_size() == 1 ? r.plan.jobs(0) : pb::Job();
+}
+
+std::string Graph(const pb::Job& job) { return ValueAfter(Argv(job), "-filter_complex"); }
+
+TEST(PlannerTest, WebH264ExactArgv) {
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"));
+  EXPECT_THAT(Argv(job),
+              ElementsAre("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
+                          "-nostats", "-progress", "pipe:1", "-noautorotate", "-protocol_whitelist",
+                          "file", "-f", "mov", "-i", kSource, "-filter_complex",
+                          "[0:v:0]setsar=1[v]", "-map", "[v]", "-map", "0:a:0", "-map_metadata",
+                          "-1", "-map_chapters", "-1", "-c:v", "libx264", "-profile:v", "high",
+                          "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p", "-fps_mode",
+                          "cfr", "-r", "25/1", "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac",
+                          "2", "-movflags", "+faststart", "-f", "mp4", "/out/launch-film/web.mp4"));
+}
+
+TEST(PlannerTest, PlanCarriesSpecAndJobMetadata) {
+  PlannerOptions options;
+  options.ffmpeg = "/usr/bin/ffmpeg";
+  options.timeout_base_s = 30;
+  options.timeout_per_media_s = 4;
+  PlanResult r = PlanDelivery(
+      Spec({Deliverable("master", "master-prores"), Deliverable("web", "web-h264")}), HdFacts(),
+      options);
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.plan.name(), "launch-film");
+  EXPECT_EQ(r.plan.output_dir(), kOutDir);
+  EXPECT_EQ(r.plan.priority(), 60);
+  EXPECT_EQ(r.plan.source().width(), 1920);
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  const pb::Job& j0 = r.plan.jobs(0);
+  const pb::Job& j1 = r.plan.jobs(1);
+  EXPECT_EQ(j0.id(), "j0");
+  EXPECT_EQ(j1.id(), "j1");
+  EXPECT_EQ(j0.kind(), "encode");
+  EXPECT_EQ(j0.argv(0), "/usr/bin/ffmpeg");
+  EXPECT_THAT(j0.inputs(), ElementsAre(kSource));
+  EXPECT_EQ(j0.depends_on_size(), 0);
+  ASSERT_EQ(j0.outputs_size(), 1);
+  EXPECT_EQ(j0.outputs(0).deliverable(), "master");
+  EXPECT_EQ(j0.outputs(0).preset(), "master-prores");
+  EXPECT_EQ(j0.outputs(0).path(), "/out/launch-film/master.mov");
+  EXPECT_EQ(j0.outputs(0).relative_path(), "master.mov");
+  // The final path is one argv element, exactly once, so the worker can swap it.
+  std::vector<std::string> argv = Argv(j0);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "/out/launch-film/master.mov"), 1);
+  EXPECT_EQ(argv.back(), "/out/launch-film/master.mov");
+  EXPECT_DOUBLE_EQ(j0.media_duration_s(), 10);
+  EXPECT_DOUBLE_EQ(j0.timeout_s(), 30 + 4 * 10);
+  EXPECT_FALSE(j0.needs().gpu());
+  EXPECT_THAT(j0.needs().encoders(), ElementsAre("prores_ks", "pcm_s24le"));
+  EXPECT_THAT(j1.needs().encoders(), ElementsAre("libx264", "aac"));
+}
+
+TEST(PlannerTest, EveryInputIsFileOnlyAndPinned) {
+  DeliverableSpec soft = Deliverable("soft", "web-h264");
+  soft.subtitles = SubtitleChoice{"en", "soft"};
+  PlanResult r = PlanDelivery(Spec({Deliverable("m", "master-prores"), Deliverable("t", "thumbnail-jpg"),
+                                    Deliverable("a", "audio-wav"), soft}),
+                              HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 4);
+  for (const pb::Job& job : r.plan.jobs()) {
+    std::vector<std::string> argv = Argv(job);
+    EXPECT_TRUE(HasSeq(argv, {"-nostdin"}));
+    int inputs = 0;
+    for (size_t i = 0; i < argv.size(); ++i) {
+      if (argv[i] != "-i") continue;
+      ++inputs;
+      // Walk back over this input's options to its -protocol_whitelist.
+      int j = static_cast<int>(i) - 1;
+      while (j >= 0 && argv[j] != "-protocol_whitelist" && argv[j] != "-i") --j;
+      ASSERT_GE(j, 0) << argv[i + 1];
+      EXPECT_EQ(argv[j], "-protocol_whitelist") << argv[i + 1];
+      EXPECT_EQ(argv[j + 1], "file");
+      EXPECT_EQ(argv[j + 2], "-f") << "the demuxer of " << argv[i + 1] << " is pinned";
+    }
+    EXPECT_EQ(inputs, job.inputs_size());
+  }
+}
+
+TEST(PlannerTest, MasterProres) {
+  pb::Job job = PlanOne(Deliverable("master", "master-prores"));
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_TRUE(HasSeq(argv, {"-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0", "-pix_fmt",
+                            "yuv422p10le"}));
+  EXPECT_TRUE(HasSeq(argv, {"-fps_mode", "cfr", "-r", "25/1"}));
+  EXPECT_TRUE(HasSeq(argv, {"-c:a", "pcm_s24le", "-ar", "48000"}));
+  EXPECT_THAT(argv, Not(Contains("-ac")));  // source channels
+  EXPECT_TRUE(HasSeq(argv, {"-f", "mov", "/out/launch-film/master.mov"}));
+  const pb::MediaInfo& e = job.outputs(0).expect();
+  EXPECT_EQ(e.format_name(), "mov");
+  EXPECT_EQ(e.video_codec(), "prores");
+  EXPECT_EQ(e.video_profile(), "HQ");
+  EXPECT_EQ(e.pix_fmt(), "yuv422p10le");
+  EXPECT_EQ(e.width(), 1920);
+  EXPECT_EQ(e.height(), 1080);
+  EXPECT_EQ(e.fps_num(), 25);
+  EXPECT_EQ(e.fps_den(), 1);
+  EXPECT_DOUBLE_EQ(e.duration_s(), 10);
+  EXPECT_TRUE(e.has_audio());
+  EXPECT_EQ(e.audio_codec(), "pcm_s24le");
+  EXPECT_EQ(e.audio_channels(), 2);
+  EXPECT_EQ(e.audio_sample_rate(), 48000);
+  EXPECT_EQ(e.rotation(), 0);
+  EXPECT_FALSE(e.has_subtitle());
+}
+
+TEST(PlannerTest, MasterDnxhrKeepsSurroundChannels) {
+  pb::SourceFacts f = HdFacts();
+  f.set_audio_channels(6);
+  f.set_audio_layout("5.1");
+  pb::Job job = PlanOne(Deliverable("master", "master-dnxhr"), f);
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_TRUE(HasSeq(argv, {"-c:v", "dnxhd", "-profile:v", "dnxhr_hq", "-pix_fmt", "yuv422p"}));
+  EXPECT_TRUE(HasSeq(argv, {"-c:a", "pcm_s24le", "-ar", "48000"}));
+  EXPECT_TRUE(HasSeq(argv, {"-f", "mxf", "/out/launch-film/master.mxf"}));
+  EXPECT_THAT(argv, Not(Contains("-strict")));
+  EXPECT_THAT(argv, Not(Contains("-ac")));
+  EXPECT_EQ(job.outputs(0).expect().audio_channels(), 6);
+  EXPECT_EQ(job.outputs(0).expect().format_name(), "mxf");
+  EXPECT_EQ(job.outputs(0).expect().video_codec(), "dnxhd");
+}
+
+TEST(PlannerTest, MasterDnxhrUnusualRateRelaxesMxf) {
+  pb::SourceFacts f = HdFacts();
+  f.set_fps_num(15);
+  pb::Job job = PlanOne(Deliverable("master", "master-dnxhr"), f);
+  EXPECT_TRUE(HasSeq(Argv(job), {"-strict", "unofficial"}));
+  EXPECT_TRUE(HasSeq(Argv(job), {"-r", "15/1"}));
+}
+
+TEST(PlannerTest, MasterDnxhrTooSmallIsAPlannedFailure) {
+  pb::SourceFacts f = HdFacts();
+  f.set_width(320);
+  f.set_height(180);
+  f.set_display_width(320);
+  f.set_display_height(180);
+  f.set_rotation(90);
+  f.set_display_width(180);
+  f.set_display_height(320);
+  PlanResult r = PlanDelivery(Spec({Deliverable("master", "master-dnxhr")}), f);
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.plan.jobs_size(), 0);
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_EQ(r.plan.failures(0).relative_path(), "master.mxf");
+  EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("256x120"));
+  EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("180x320"));
+}
+
+TEST(PlannerTest, WebHevc) {
+  pb::Job job = PlanOne(Deliverable("web", "web-hevc"));
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_TRUE(HasSeq(argv, {"-c:v", "libx265"}));
+  EXPECT_TRUE(HasSeq(argv, {"-crf", "24"}));
+  EXPECT_TRUE(HasSeq(argv, {"-tag:v", "hvc1"}));
+  EXPECT_TRUE(HasSeq(argv, {"-pix_fmt", "yuv420p"}));
+  EXPECT_TRUE(HasSeq(argv, {"-x265-params", "log-level=error"}));
+  EXPECT_TRUE(HasSeq(argv, {"-c:a", "aac"}));
+  EXPECT_TRUE(HasSeq(argv, {"-ac", "2"}));
+  EXPECT_TRUE(HasSeq(argv, {"-movflags", "+faststart"}));
+  EXPECT_TRUE(HasSeq(argv, {"-f", "mp4", "/out/launch-film/web.mp4"}));
+  EXPECT_EQ(job.outputs(0).expect().video_codec(), "hevc");
+  EXPECT_THAT(job.needs().encoders(), ElementsAre("libx265", "aac"));
+}
+
+TEST(PlannerTest, SocialH264CapsTheRate) {
+  pb::SourceFacts f = HdFacts();
+  f.set_audio_channels(6);
+  pb::Job job = PlanOne(Deliverable("reel", "social-h264"), f);
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_TRUE(HasSeq(argv, {"-c:v", "libx264", "-profile:v", "high"}));
+  EXPECT_TRUE(HasSeq(argv, {"-crf", "21", "-maxrate", "8M", "-bufsize", "16M"}));
+  EXPECT_TRUE(HasSeq(argv, {"-movflags", "+faststart"}));
+  EXPECT_TRUE(HasSeq(argv, {"-ac", "2"}));  // 5.1 downmixed
+  EXPECT_EQ(job.outputs(0).expect().audio_channels(), 2);
+}
+
+TEST(PlannerTest, ThumbnailSeeksBeforeInput) {
+  DeliverableSpec d = Deliverable("poster", "thumbnail-jpg");
+  d.at_s = 5;
+  pb::Job job = PlanOne(d);
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_EQ(job.kind(), "thumbnail");
+  int ss = IndexOf(argv, "-ss");
+  ASSERT_GE(ss, 0);
+  EXPECT_EQ(argv[ss + 1], "5.000");
+  EXPECT_LT(ss, IndexOf(argv, "-i"));
+  EXPECT_TRUE(HasSeq(argv, {"-frames:v", "1", "-c:v", "mjpeg", "-q:v", "2"}));
+  EXPECT_TRUE(HasSeq(argv, {"-update", "1", "-f", "image2", "/out/launch-film/poster.jpg"}));
+  EXPECT_THAT(argv, Not(Contains("0:a:0")));
+  EXPECT_THAT(argv, Not(Contains("-fps_mode")));
+  const pb::MediaInfo& e = job.outputs(0).expect();
+  EXPECT_EQ(e.video_codec(), "mjpeg");
+  EXPECT_EQ(e.width(), 1920);
+  EXPECT_FALSE(e.has_audio());
+  EXPECT_EQ(e.fps_num(), 0);  // a still: not checked
+  EXPECT_EQ(e.duration_s(), 0);
+  EXPECT_THAT(job.needs().encoders(), ElementsAre("mjpeg"));
+}
+
+TEST(PlannerTest, ThumbnailDefaultsToTenPercent) {
+  pb::Job job = PlanOne(Deliverable("poster", "thumbnail-jpg"));
+  EXPECT_EQ(ValueAfter(Argv(job), "-ss"), "1.000");
+}
+
+TEST(PlannerTest, ThumbnailNearTheEndStaysOnAFrame) {
+  DeliverableSpec d = Deliverable("poster", "thumbnail-jpg");
+  d.at_s = 9.99;
+  pb::Job job = PlanOne(d);
+  EXPECT_EQ(ValueAfter(Argv(job), "-ss"), "9.920");  // two frames before the end at 25 fps
+}
+
+TEST(PlannerTest, ThumbnailBeyondTheSourceIsASpecError) {
+  DeliverableSpec ok = Deliverable("web", "web-h264");
+  DeliverableSpec d = Deliverable("poster", "thumbnail-jpg");
+  d.at_s = 12;
+  d.field_lines["at"] = 14;
+  PlanResult r = PlanDelivery(Spec({ok, d}), HdFacts());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].file, "launch.yaml");
+  EXPECT_EQ(r.errors[0].line, 14);
+  EXPECT_EQ(r.errors[0].field, "deliverables[1].at");
+  EXPECT_THAT(r.errors[0].message, HasSubstr("10.000"));
+}
+
+TEST(PlannerTest, AudioWavKeepsSourceChannels) {
+  pb::SourceFacts f = HdFacts();
+  f.set_audio_channels(6);
+  pb::Job job = PlanOne(Deliverable("mix", "audio-wav"), f);
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_EQ(job.kind(), "audio");
+  EXPECT_TRUE(HasSeq(argv, {"-map", "0:a:0"}));
+  EXPECT_THAT(argv, Contains("-vn"));
+  EXPECT_THAT(argv, Not(Contains("-filter_complex")));
+  EXPECT_THAT(argv, Not(Contains("-noautorotate")));
+  EXPECT_THAT(argv, Not(Contains("-ac")));
+  EXPECT_TRUE(HasSeq(argv, {"-c:a", "pcm_s24le", "-ar", "48000"}));
+  EXPECT_TRUE(HasSeq(argv, {"-f", "wav", "/out/launch-film/mix.wav"}));
+  const pb::MediaInfo& e = job.outputs(0).expect();
+  EXPECT_EQ(e.format_name(), "wav");
+  EXPECT_FALSE(e.has_video());
+  EXPECT_EQ(e.audio_channels(), 6);
+  EXPECT_THAT(job.needs().encoders(), ElementsAre("pcm_s24le"));
+}
+
+TEST(PlannerTest, Rotation90TurnsClockwiseAndSwapsSize) {
+  pb::SourceFacts f = HdFacts();
+  f.set_rotation(90);
+  f.set_display_width(1080);
+  f.set_display_height(1920);
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
+  EXPECT_EQ(Graph(job), "[0:v:0]transpose=clock,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_THAT(Argv(job), Contains("-noautorotate"));
+  EXPECT_EQ(job.outputs(0).expect().width(), 1080);
+  EXPECT_EQ(job.outputs(0).expect().height(), 1920);
+  EXPECT_EQ(job.outputs(0).expect().rotation(), 0);
+}
+
+TEST(PlannerTest, Rotation270TurnsCounterclockwiseAndScales) {
+  pb::SourceFacts f = HdFacts();
+  f.set_rotation(270);
+  f.set_display_width(1080);
+  f.set_display_height(1920);
+  DeliverableSpec d = Deliverable("web", "web-h264");
+  d.height = 1280;
+  pb::Job job = PlanOne(d, f);
+  EXPECT_EQ(Graph(job), "[0:v:0]transpose=cclock,scale=720:1280,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_EQ(job.outputs(0).expect().width(), 720);
+  EXPECT_EQ(job.outputs(0).expect().height(), 1280);
+}
+
+TEST(PlannerTest, Rotation180Flips) {
+  pb::SourceFacts f = HdFacts();
+  f.set_rotation(180);
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
+  EXPECT_EQ(Graph(job), "[0:v:0]hflip,vflip,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_EQ(job.outputs(0).expect().width(), 1920);
+}
+
+TEST(PlannerTest, RotationWithoutDisplaySizeIsDerived) {
+  pb::SourceFacts f = HdFacts();
+  f.set_rotation(90);
+  f.clear_display_width();
+  f.clear_display_height();
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
+  EXPECT_EQ(job.outputs(0).expect().width(), 1080);
+  EXPECT_EQ(job.outputs(0).expect().height(), 1920);
+}
+
+TEST(PlannerTest, OddSizeBecomesEven) {
+  pb::SourceFacts f = HdFacts();
+  f.set_width(321);
+  f.set_height(181);
+  f.set_display_width(322);
+  f.set_display_height(182);
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=322:182,setsar=1[v]");
+  EXPECT_EQ(job.outputs(0).expect().width(), 322);
+  EXPECT_EQ(job.outputs(0).expect().height(), 182);
+}
+
+TEST(PlannerTest, NonSquarePixelsBecomeSquare) {
+  pb::SourceFacts f = HdFacts();
+  f.set_width(720);
+  f.set_height(480);
+  f.set_sar_num(32);
+  f.set_sar_den(27);
+  f.set_display_width(854);
+  f.set_display_height(480);
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=854:480,setsar=1[v]");
+  // Cropping happens on square pixels: scale to display size first.
+  DeliverableSpec square = Deliverable("sq", "social-h264");
+  square.aspect_num = 1;
+  square.aspect_den = 1;
+  job = PlanOne(square, f);
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=854:480,crop=480:480:188:0,setsar=1[v]");
+}
+
+struct CropCase {
+  int aspect_num, aspect_den, height;
+  double focus_x, focus_y;
+  std::string chain;
+  int width_out, height_out;
+};
+
+class PlannerCropTest : public ::testing::TestWithParam<CropCase> {};
+
+TEST_P(PlannerCropTest, LargestWindowAnchoredByFocus) {
+  const CropCase& c = GetParam();
+  DeliverableSpec d = Deliverable("reel", "social-h264");
+  d.aspect_num = c.aspect_num;
+  d.aspect_den = c.aspect_den;
+  d.height = c.height;
+  d.focus_x = c.focus_x;
+  d.focus_y = c.focus_y;
+  pb::Job job = PlanOne(d);
+  EXPECT_EQ(Graph(job), "[0:v:0]" + c.chain + "[v]");
+  EXPECT_EQ(job.outputs(0).expect().width(), c.width_out);
+  EXPECT_EQ(job.outputs(0).expect().height(), c.height_out);
+  EXPECT_EQ(c.width_out % 2, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Crops, PlannerCropTest,
+    ::testing::Values(
+        // 9:16 of 1920x1080: 1080 * 9/16 = 607.5 -> 608 wide, centred at 656.
+        CropCase{9, 16, 0, 0.5, 0.5, "crop=608:1080:656:0,setsar=1", 608, 1080},
+        CropCase{9, 16, 1920, 0.5, 0.5, "crop=608:1080:656:0,scale=1080:1920,setsar=1", 1080, 1920},
+        CropCase{9, 16, 0, 0.0, 0.5, "crop=608:1080:0:0,setsar=1", 608, 1080},
+        CropCase{9, 16, 0, 1.0, 0.5, "crop=608:1080:1312:0,setsar=1", 608, 1080},
+        CropCase{9, 16, 0, 0.25, 0.5, "crop=608:1080:328:0,setsar=1", 608, 1080},
+        CropCase{1, 1, 0, 0.5, 0.5, "crop=1080:1080:420:0,setsar=1", 1080, 1080},
+        CropCase{1, 1, 720, 0.5, 0.9, "crop=1080:1080:420:0,scale=720:720,setsar=1", 720, 720},
+        CropCase{4, 5, 0, 0.5, 0.5, "crop=864:1080:528:0,setsar=1", 864, 1080},
+        CropCase{4, 5, 1350, 0.5, 0.5, "crop=864:1080:528:0,scale=1080:1350,setsar=1", 1080, 1350},
+        // Same aspect as the source: nothing to crop.
+        CropCase{16, 9, 0, 0.5, 0.5, "setsar=1", 1920, 1080},
+        // Wider than the source: full width, crop height, focus_y anchors.
+        CropCase{21, 9, 0, 0.5, 0.0, "crop=1920:822:0:0,setsar=1", 1920, 822},
+        CropCase{21, 9, 0, 0.5, 1.0, "crop=1920:822:0:258,setsar=1", 1920, 822}));
+
+TEST(PlannerTest, CropOnRotatedSourceWorksInDisplaySpace) {
+  pb::SourceFacts f = HdFacts();
+  f.set_rotation(90);
+  f.set_display_width(1080);
+  f.set_display_height(1920);
+  DeliverableSpec d = Deliverable("sq", "social-h264");
+  d.aspect_num = 1;
+  d.aspect_den = 1;
+  d.focus_y = 0;
+  pb::Job job = PlanOne(d, f);
+  EXPECT_EQ(Graph(job), "[0:v:0]transpose=clock,crop=1080:1080:0:0,setsar=1[v];[0:v:0]nullsink");
+}
+
+TEST(PlannerTest, HeightScalingKeepsWidthEven) {
+  for (int height : {480, 720, 1080, 2160, 34}) {
+    DeliverableSpec d = Deliverable("web", "web-h264");
+    d.height = height;
+    pb::Job job = PlanOne(d);
+    int w = job.outputs(0).expect().width();
+    EXPECT_EQ(w % 2, 0) << height;
+    EXPECT_NEAR(w, height * 16.0 / 9.0, 1.0) << height;
+    EXPECT_EQ(job.outputs(0).expect().height(), height);
+  }
+  DeliverableSpec d = Deliverable("web", "web-h264");
+  d.height = 480;  // 853.33 -> 854
+  EXPECT_EQ(Graph(PlanOne(d)), "[0:v:0]scale=854:480,setsar=1[v]");
+}
+
+TEST(PlannerTest, EscapeFilterPath) {
+  EXPECT_EQ(EscapeFilterPath("/media/plain.srt"), "/media/plain.srt");
+  // Level 1 gives  /a/it\'s\:\ x,y.srt ; level 2 escapes that again.
+  EXPECT_EQ(EscapeFilterPath("/a/it's: x,y.srt"), "/a/it\\\\\\'s\\\\:\\\\\\ x\\,y.srt");
+  EXPECT_EQ(EscapeFilterPath("/a/[b];c.srt"), "/a/\\[b\\]\\;c.srt");
+  EXPECT_EQ(EscapeFilterPath("/a\\b=c.srt"), "/a\\\\\\\\b\\\\=c.srt");
+}
+
+TEST(PlannerTest, BurnedSubtitlesComeLastWithEscapedPath) {
+  DeliverySpec spec = Spec({});
+  spec.subtitles["en"] = "/media/it's: a, [weird] name.srt";
+  DeliverableSpec d = Deliverable("web-en", "web-h264");
+  d.height = 720;
+  d.subtitles = SubtitleChoice{"en", "burn"};
+  spec.deliverables = {d};
+  PlanResult r = PlanDelivery(spec, HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 1);
+  const pb::Job& job = r.plan.jobs(0);
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=1280:720,setsar=1,subtitles=filename=" +
+                            EscapeFilterPath("/media/it's: a, [weird] name.srt") + "[v]");
+  EXPECT_THAT(job.inputs(), ElementsAre(kSource, "/media/it's: a, [weird] name.srt"));
+  // The sidecar is read by the filter, not opened as an input.
+  EXPECT_EQ(std::count(job.argv().begin(), job.argv().end(), "-i"), 1);
+  EXPECT_FALSE(job.outputs(0).expect().has_subtitle());
+}
+
+TEST(PlannerTest, SoftSubtitlesAreAMovTextTrack) {
+  DeliverableSpec d = Deliverable("web-en", "web-h264");
+  d.subtitles = SubtitleChoice{"en", "soft"};
+  pb::Job job = PlanOne(d);
+  std::vector<std::string> argv = Argv(job);
+  EXPECT_TRUE(HasSeq(argv, {"-protocol_whitelist", "file", "-f", "srt", "-i", kSubs}));
+  EXPECT_TRUE(HasSeq(argv, {"-map", "1:s:0"}));
+  EXPECT_TRUE(HasSeq(argv, {"-c:s", "mov_text"}));
+  EXPECT_THAT(job.inputs(), ElementsAre(kSource, kSubs));
+  EXPECT_TRUE(job.outputs(0).expect().has_subtitle());
+  EXPECT_EQ(job.outputs(0).expect().subtitle_codec(), "mov_text");
+  EXPECT_THAT(job.needs().encoders(), Contains("mov_text"));
+  EXPECT_EQ(Graph(job), "[0:v:0]setsar=1[v]");
+}
+
+TEST(PlannerTest, SoftSubtitlesOnMxfArePlannedFailures) {
+  DeliverableSpec d = Deliverable("master", "master-dnxhr");
+  d.subtitles = SubtitleChoice{"en", "soft"};
+  PlanResult r = PlanDelivery(Spec({d}), HdFacts());
+  EXPECT_EQ(r.plan.jobs_size(), 0);
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("soft"));
+}
+
+TEST(PlannerTest, SourceWithoutAudio) {
+  pb::SourceFacts f = HdFacts();
+  f.set_has_audio(false);
+  f.clear_audio_codec();
+  f.clear_audio_channels();
+  PlanResult r = PlanDelivery(
+      Spec({Deliverable("web", "web-h264"), Deliverable("mix", "audio-wav"),
+            Deliverable("master", "master-prores")}),
+      f);
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  for (const pb::Job& job : r.plan.jobs()) {
+    std::vector<std::string> argv = Argv(job);
+    EXPECT_THAT(argv, Not(Contains("0:a:0")));
+    EXPECT_THAT(argv, Not(Contains("-c:a")));
+    EXPECT_FALSE(job.outputs(0).expect().has_audio());
+    EXPECT_EQ(job.needs().encoders_size(), 1);
+  }
+  EXPECT_EQ(r.plan.jobs(0).id(), "j0");
+  EXPECT_EQ(r.plan.jobs(1).id(), "j1");
+  EXPECT_EQ(r.plan.jobs(1).outputs(0).deliverable(), "master");
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_EQ(r.plan.failures(0).deliverable(), "mix");
+  EXPECT_EQ(r.plan.failures(0).preset(), "audio-wav");
+  EXPECT_EQ(r.plan.failures(0).relative_path(), "mix.wav");
+  EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("no audio"));
+}
+
+TEST(PlannerTest, SourceWithoutVideo) {
+  pb::SourceFacts f = HdFacts();
+  f.set_has_video(false);
+  f.clear_width();
+  f.clear_height();
+  PlanResult r = PlanDelivery(
+      Spec({Deliverable("web", "web-h264"), Deliverable("poster", "thumbnail-jpg"),
+            Deliverable("mix", "audio-wav")}),
+      f);
+  ASSERT_EQ(r.plan.jobs_size(), 1);
+  EXPECT_EQ(r.plan.jobs(0).kind(), "audio");
+  ASSERT_EQ(r.plan.failures_size(), 2);
+  EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("no video"));
+  EXPECT_EQ(r.plan.failures(1).deliverable(), "poster");
+}
+
+TEST(PlannerTest, VariableFrameRateBecomesConstant) {
+  pb::SourceFacts f = HdFacts();
+  f.set_variable_frame_rate(true);
+  f.set_fps_num(24000);
+  f.set_fps_den(1001);
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
+  EXPECT_TRUE(HasSeq(Argv(job), {"-fps_mode", "cfr", "-r", "24000/1001"}));
+  EXPECT_EQ(job.outputs(0).expect().fps_num(), 24000);
+  EXPECT_EQ(job.outputs(0).expect().fps_den(), 1001);
+}
+
+}  // namespace
+}  // namespace reelfarm

@@ -1,0 +1,277 @@
+// SourceFactsFromProbeJson on ffprobe-shaped JSON samples.
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/probe.h"
+
+namespace reelfarm {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+// A trimmed `ffprobe -show_format -show_streams -of json` of a 320x180 25 fps
+// H.264 + stereo AAC mov, as FFmpeg 5.1 prints it (numbers as strings).
+json PlainProbe() {
+  return json::parse(R"({
+    "streams": [
+      {"index": 0, "codec_name": "h264", "codec_type": "video", "width": 320, "height": 180,
+       "sample_aspect_ratio": "1:1", "display_aspect_ratio": "16:9", "pix_fmt": "yuv420p",
+       "r_frame_rate": "25/1", "avg_frame_rate": "25/1", "time_base": "1/12800",
+       "duration": "2.000000", "nb_frames": "50",
+       "disposition": {"default": 1, "attached_pic": 0}},
+      {"index": 1, "codec_name": "aac", "codec_type": "audio", "sample_fmt": "fltp",
+       "sample_rate": "48000", "channels": 2, "channel_layout": "stereo",
+       "r_frame_rate": "0/0", "avg_frame_rate": "0/0", "duration": "2.000000",
+       "disposition": {"default": 1, "attached_pic": 0}}
+    ],
+    "format": {"filename": "/m/plain.mov", "nb_streams": 2,
+               "format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": "2.000000",
+               "size": "163840", "bit_rate": "655360"}
+  })");
+}
+
+pb::SourceFacts FactsOf(const json& j) {
+  StatusOr<pb::SourceFacts> f = SourceFactsFromProbeJson(j.dump(), "/m/src.mov");
+  EXPECT_TRUE(f.ok()) << f.status().ToString();
+  return f.ok() ? *f : pb::SourceFacts();
+}
+
+Status ErrorOf(const json& j) {
+  StatusOr<pb::SourceFacts> f = SourceFactsFromProbeJson(j.dump(), "/m/src.mov");
+  EXPECT_FALSE(f.ok());
+  return f.status();
+}
+
+TEST(SourceFactsTest, PlainMov) {
+  pb::SourceFacts f = FactsOf(PlainProbe());
+  EXPECT_EQ(f.path(), "/m/src.mov");
+  EXPECT_EQ(f.format_name(), "mov");  // the first name: usable with -f
+  EXPECT_DOUBLE_EQ(f.duration_s(), 2.0);
+  EXPECT_EQ(f.size_bytes(), 163840);
+  EXPECT_TRUE(f.has_video());
+  EXPECT_EQ(f.video_codec(), "h264");
+  EXPECT_EQ(f.width(), 320);
+  EXPECT_EQ(f.height(), 180);
+  EXPECT_EQ(f.sar_num(), 1);
+  EXPECT_EQ(f.sar_den(), 1);
+  EXPECT_EQ(f.rotation(), 0);
+  EXPECT_EQ(f.fps_num(), 25);
+  EXPECT_EQ(f.fps_den(), 1);
+  EXPECT_FALSE(f.variable_frame_rate());
+  EXPECT_EQ(f.frame_count(), 50);
+  EXPECT_EQ(f.pix_fmt(), "yuv420p");
+  EXPECT_EQ(f.display_width(), 320);
+  EXPECT_EQ(f.display_height(), 180);
+  EXPECT_TRUE(f.has_audio());
+  EXPECT_EQ(f.audio_codec(), "aac");
+  EXPECT_EQ(f.audio_channels(), 2);
+  EXPECT_EQ(f.audio_layout(), "stereo");
+  EXPECT_EQ(f.audio_sample_rate(), 48000);
+}
+
+json WithRotationSideData(double rotation) {
+  json j = PlainProbe();
+  j["streams"][0]["side_data_list"] = json::array(
+      {{{"side_data_type", "Display Matrix"}, {"displaymatrix", "..."}, {"rotation", rotation}}});
+  return j;
+}
+
+TEST(SourceFactsTest, DisplayMatrixRotationIsCounterclockwise) {
+  // ffprobe -90 (an upright-held phone): turn 90 degrees clockwise.
+  pb::SourceFacts f = FactsOf(WithRotationSideData(-90));
+  EXPECT_EQ(f.rotation(), 90);
+  EXPECT_EQ(f.width(), 320);  // coded size stays
+  EXPECT_EQ(f.height(), 180);
+  EXPECT_EQ(f.display_width(), 180);
+  EXPECT_EQ(f.display_height(), 320);
+
+  EXPECT_EQ(FactsOf(WithRotationSideData(90)).rotation(), 270);
+  EXPECT_EQ(FactsOf(WithRotationSideData(180)).rotation(), 180);
+  EXPECT_EQ(FactsOf(WithRotationSideData(-180)).rotation(), 180);
+  EXPECT_EQ(FactsOf(WithRotationSideData(270)).rotation(), 90);
+  EXPECT_EQ(FactsOf(WithRotationSideData(-89.98)).rotation(), 90);
+  EXPECT_EQ(FactsOf(WithRotationSideData(0)).rotation(), 0);
+  EXPECT_EQ(FactsOf(WithRotationSideData(180)).display_width(), 320);
+}
+
+TEST(SourceFactsTest, LegacyRotateTagIsClockwise) {
+  json j = PlainProbe();
+  j["streams"][0]["tags"] = {{"rotate", "90"}, {"handler_name", "VideoHandler"}};
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_EQ(f.rotation(), 90);
+  EXPECT_EQ(f.display_width(), 180);
+  j["streams"][0]["tags"]["rotate"] = "270";
+  EXPECT_EQ(FactsOf(j).rotation(), 270);
+}
+
+TEST(SourceFactsTest, NonSquarePixelsGiveSquareEvenDisplaySize) {
+  json j = PlainProbe();
+  j["streams"][0]["width"] = 720;
+  j["streams"][0]["height"] = 480;
+  j["streams"][0]["sample_aspect_ratio"] = "32:27";
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_EQ(f.sar_num(), 32);
+  EXPECT_EQ(f.sar_den(), 27);
+  EXPECT_EQ(f.display_width(), 854);  // 853.3 -> even
+  EXPECT_EQ(f.display_height(), 480);
+  // Turned: the pixel shape turns with it.
+  j["streams"][0]["side_data_list"] = json::array({{{"rotation", -90}}});
+  f = FactsOf(j);
+  EXPECT_EQ(f.display_width(), 406);  // 480 * 27/32 = 405 -> 406
+  EXPECT_EQ(f.display_height(), 720);
+}
+
+TEST(SourceFactsTest, UnknownSarIsSquare) {
+  json j = PlainProbe();
+  j["streams"][0]["sample_aspect_ratio"] = "0:1";
+  EXPECT_EQ(FactsOf(j).sar_num(), 1);
+  j["streams"][0].erase("sample_aspect_ratio");
+  EXPECT_EQ(FactsOf(j).sar_den(), 1);
+}
+
+TEST(SourceFactsTest, OddSizeRoundsDisplayToEven) {
+  json j = PlainProbe();
+  j["streams"][0]["width"] = 321;
+  j["streams"][0]["height"] = 181;
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_EQ(f.width(), 321);
+  EXPECT_EQ(f.display_width() % 2, 0);
+  EXPECT_EQ(f.display_height() % 2, 0);
+  EXPECT_NEAR(f.display_width(), 321, 1);
+  EXPECT_NEAR(f.display_height(), 181, 1);
+}
+
+TEST(SourceFactsTest, FrameRates) {
+  json j = PlainProbe();
+  j["streams"][0]["r_frame_rate"] = "24000/1001";
+  j["streams"][0]["avg_frame_rate"] = "24000/1001";
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_EQ(f.fps_num(), 24000);
+  EXPECT_EQ(f.fps_den(), 1001);
+  EXPECT_FALSE(f.variable_frame_rate());
+  EXPECT_EQ(f.frame_count(), 48);
+
+  // Constant but stored inexactly: cleaned up to the common rate.
+  j["streams"][0]["r_frame_rate"] = "2997/100";
+  j["streams"][0]["avg_frame_rate"] = "2997/100";
+  f = FactsOf(j);
+  EXPECT_EQ(f.fps_num(), 30000);
+  EXPECT_EQ(f.fps_den(), 1001);
+
+  // Constant and uncommon: kept.
+  j["streams"][0]["r_frame_rate"] = "25/2";
+  j["streams"][0]["avg_frame_rate"] = "25/2";
+  f = FactsOf(j);
+  EXPECT_EQ(f.fps_num(), 25);
+  EXPECT_EQ(f.fps_den(), 2);
+  EXPECT_FALSE(f.variable_frame_rate());
+
+  // avg missing: r is used.
+  j["streams"][0]["r_frame_rate"] = "50/1";
+  j["streams"][0]["avg_frame_rate"] = "0/0";
+  EXPECT_EQ(FactsOf(j).fps_num(), 50);
+}
+
+TEST(SourceFactsTest, VariableFrameRateIsSnapped) {
+  json j = PlainProbe();
+  // What ffprobe reports for 30 fps with every fifth frame dropped.
+  j["streams"][0]["r_frame_rate"] = "30/1";
+  j["streams"][0]["avg_frame_rate"] = "1440/59";  // 24.41
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_TRUE(f.variable_frame_rate());
+  EXPECT_EQ(f.fps_num(), 24);
+  EXPECT_EQ(f.fps_den(), 1);
+
+  j["streams"][0]["avg_frame_rate"] = "29600/1000";  // 29.6: nearest is 29.97
+  f = FactsOf(j);
+  EXPECT_TRUE(f.variable_frame_rate());
+  EXPECT_EQ(f.fps_num(), 30000);
+  EXPECT_EQ(f.fps_den(), 1001);
+
+  j["streams"][0]["r_frame_rate"] = "90000/1";
+  j["streams"][0]["avg_frame_rate"] = "173/10";  // 17.3: nothing common near
+  f = FactsOf(j);
+  EXPECT_TRUE(f.variable_frame_rate());
+  EXPECT_EQ(f.fps_num(), 17);
+  EXPECT_EQ(f.fps_den(), 1);
+}
+
+TEST(SourceFactsTest, AudioOnlyAndCoverArt) {
+  json j = PlainProbe();
+  j["format"]["format_name"] = "mp3";
+  // Cover art is a video stream flagged attached_pic: not picture content.
+  j["streams"][0]["codec_name"] = "mjpeg";
+  j["streams"][0]["disposition"]["attached_pic"] = 1;
+  j["streams"][1]["channels"] = 6;
+  j["streams"][1]["channel_layout"] = "5.1";
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_FALSE(f.has_video());
+  EXPECT_TRUE(f.has_audio());
+  EXPECT_EQ(f.audio_channels(), 6);
+  EXPECT_EQ(f.format_name(), "mp3");
+}
+
+TEST(SourceFactsTest, VideoOnly) {
+  json j = PlainProbe();
+  j["streams"].erase(1);
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_TRUE(f.has_video());
+  EXPECT_FALSE(f.has_audio());
+  EXPECT_EQ(f.audio_channels(), 0);
+}
+
+TEST(SourceFactsTest, DurationFallsBackToStreams) {
+  json j = PlainProbe();
+  j["format"].erase("duration");
+  EXPECT_DOUBLE_EQ(FactsOf(j).duration_s(), 2.0);
+}
+
+class DeniedFormatTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DeniedFormatTest, IsRefused) {
+  json j = PlainProbe();
+  j["format"]["format_name"] = GetParam();
+  Status s = ErrorOf(j);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("/m/src.mov"));
+  EXPECT_THAT(s.message(), HasSubstr("demuxer"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, DeniedFormatTest,
+                         ::testing::Values("hls", "applehttp", "concat", "image2", "png_pipe",
+                                           "jpeg_pipe", "lavfi", "tty", "srt", "ass", "webvtt",
+                                           "ffmetadata", "sdp", "rtp", "rtsp", "data",
+                                           "image2pipe", "hls,applehttp"));
+
+TEST(SourceFactsTest, NotMedia) {
+  json j = PlainProbe();
+  j["streams"] = json::array();
+  EXPECT_THAT(ErrorOf(j).message(), HasSubstr("neither a video nor an audio"));
+
+  j = PlainProbe();
+  j["format"]["duration"] = "0.000000";
+  j["streams"][0]["duration"] = "0";
+  j["streams"][1]["duration"] = "N/A";
+  EXPECT_THAT(ErrorOf(j).message(), HasSubstr("duration"));
+
+  j = PlainProbe();
+  j.erase("format");
+  EXPECT_EQ(ErrorOf(j).code(), Status::Code::kInvalidArgument);
+
+  EXPECT_FALSE(SourceFactsFromProbeJson("not json", "/m/x").ok());
+  EXPECT_FALSE(SourceFactsFromProbeJson("[]", "/m/x").ok());
+  EXPECT_FALSE(SourceFactsFromProbeJson("", "/m/x").ok());
+}
+
+TEST(SourceFactsTest, NonDeniedMultiNameFormatsPinTheFirst) {
+  json j = PlainProbe();
+  j["format"]["format_name"] = "matroska,webm";
+  EXPECT_EQ(FactsOf(j).format_name(), "matroska");
+}
+
+}  // namespace
+}  // namespace reelfarm
