@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "common/fs_util.h"
 #include "common/metrics.h"
