@@ -44,8 +44,10 @@ struct DeliverySpec {
   std::string source;      // absolute, normalised
   int source_line = 0;
   std::string output_dir;  // absolute, normalised
+  int output_dir_line = 0;  // 0 when output_dir is the default
   int priority = 50;
   std::map<std::string, std::string> subtitles;  // language -> absolute path
+  std::map<std::string, int> subtitle_lines;     // language -> line, for errors
   std::vector<DeliverableSpec> deliverables;
 };
 
