@@ -184,6 +184,7 @@ std::string NameProblem(const std::string& name) {
   for (char ch : name) {
     unsigned char c = static_cast<unsigned char>(ch);
     if (c >= 0x80) return "contains a non-ASCII character, which is not allowed";
+    if (c == ' ') return "contains a space, which is not allowed";
     if (!(std::isalnum(c) || c == '.' || c == '_' || c == '-')) {
       return "contains " + Quote(std::string(1, ch)) + ", which is not allowed";
     }

@@ -272,6 +272,40 @@ TEST(SpecValid, ExampleFilesParseAndAgree) {
   EXPECT_EQ(yaml.spec->source, dir + "media/launch.mov");
 }
 
+TEST(SpecValid, EveryExampleParses) {
+  const fs::path dir = fs::path(REELFARM_SOURCE_DIR) / "examples";
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const fs::path& p = entry.path();
+    if (p.extension() != ".yaml" && p.extension() != ".json") continue;
+    if (p.filename() == "invalid-spec.yaml") continue;
+    SpecParseResult r = ParseSpecFile(p.string());
+    EXPECT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+    ++checked;
+  }
+  EXPECT_GE(checked, 4);
+}
+
+TEST(SpecValid, InvalidExampleReportsEveryProblem) {
+  SpecParseResult r =
+      ParseSpecFile(std::string(REELFARM_SOURCE_DIR) + "/examples/invalid-spec.yaml");
+  std::vector<std::pair<int, std::string>> got;
+  for (const auto& e : r.errors) got.emplace_back(e.line, e.field);
+  std::vector<std::pair<int, std::string>> want = {
+      {4, "name"},
+      {5, "source"},
+      {6, "priority"},
+      {9, "deliverables[0].preset"},
+      {10, "deliverables[0].heigth"},
+      {11, "deliverables[1].name"},
+      {13, "deliverables[1].height"},
+      {14, "deliverables[1].subtitles.language"},
+      {14, "deliverables[1].subtitles.mode"},
+      {17, "deliverables[2].at"},
+  };
+  EXPECT_EQ(got, want);
+}
+
 // ---- document-level errors -----------------------------------------------------
 
 TEST(SpecDocument, MalformedYamlIsOneErrorAtTheParserLine) {
