@@ -1,0 +1,356 @@
+#include "cli/commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/embedded_farm.h"
+#include "cli/progress_view.h"
+#include "cli/render.h"
+#include "cli/watch.h"
+#include "common/probe.h"
+#include "common/process_runner.h"
+#include "common/spec.h"
+#include "coordinator/planner.h"
+
+namespace reelfarm::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Seconds `submit` waits for its answer: the coordinator probes and plans
+// the source first.
+constexpr int kSubmitTimeoutS = 120;
+
+std::string PrettyJson(const ApiResponse& response) {
+  if (response.json.is_null()) return response.body + "\n";
+  return response.json.dump(2) + "\n";
+}
+
+// Non-2xx answers other than the ones a command handles itself.
+int ReportHttpError(const ApiResponse& response, const std::string& what, const CliContext& ctx) {
+  *ctx.err << "error: " << what << ": " << response.ErrorMessage() << "\n";
+  return response.status == 503 ? kExitUnavailable : kExitUsage;
+}
+
+int ReportUnreachable(const Status& status, const CliContext& ctx) {
+  *ctx.err << "error: " << status.message()
+           << "\n(is reelfarm-coordinator running? set --coordinator URL or "
+              "REELFARM_COORDINATOR)\n";
+  return kExitUnavailable;
+}
+
+bool ReadFile(const std::string& path, std::string* text, std::string* error) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    *error = "is a folder, not a spec file";
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot be read: " + std::string(std::strerror(errno));
+    return false;
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  *text = buffer.str();
+  return true;
+}
+
+}  // namespace
+
+int ValidateAndPlanLocally(const std::string& spec_path, const std::string& ffmpeg,
+                           const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan) {
+  SpecParseResult parsed = ParseSpecFile(spec_path);
+  if (!parsed.errors.empty() || !parsed.spec.has_value()) {
+    *ctx.err << RenderSpecErrors(parsed.errors);
+    return kExitInvalidSpec;
+  }
+  const DeliverySpec& spec = *parsed.spec;
+  std::vector<SpecError> file_errors = CheckSpecFiles(spec);
+  if (!file_errors.empty()) {
+    *ctx.err << RenderSpecErrors(file_errors);
+    return kExitInvalidSpec;
+  }
+  PosixProcessRunner runner;
+  StatusOr<pb::SourceFacts> facts = ProbeSource(runner, ffprobe, spec.source);
+  if (!facts.ok()) {
+    Status::Code code = facts.status().code();
+    if (code == Status::Code::kInvalidArgument || code == Status::Code::kNotFound ||
+        code == Status::Code::kFailedPrecondition) {
+      SpecError e;
+      e.file = spec.spec_file;
+      e.line = spec.source_line;
+      e.field = "source";
+      e.message = facts.status().message();
+      *ctx.err << e.ToString() << "\n";
+      return kExitInvalidSpec;
+    }
+    *ctx.err << "error: cannot probe the source with " << ffprobe << ": "
+             << facts.status().message() << "\n";
+    return kExitUnavailable;
+  }
+  PlannerOptions planner_options;
+  planner_options.ffmpeg = ffmpeg;
+  PlanResult planned = PlanDelivery(spec, *facts, planner_options);
+  if (!planned.errors.empty()) {
+    *ctx.err << RenderSpecErrors(planned.errors);
+    return kExitInvalidSpec;
+  }
+  *plan = std::move(planned.plan);
+  return kExitOk;
+}
+
+int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
+                const CliContext& ctx) {
+  pb::Plan plan;
+  int rc = ValidateAndPlanLocally(spec_path, options.ffmpeg, options.ffprobe, ctx, &plan);
+  if (rc != kExitOk) return rc;
+  *ctx.out << (options.json ? RenderPlanJson(plan) : RenderPlan(plan));
+  return kExitOk;
+}
+
+int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliContext& ctx,
+                  std::string* id) {
+  std::string text;
+  std::string error;
+  if (!ReadFile(spec_path, &text, &error)) {
+    SpecError e;
+    e.file = spec_path;
+    e.message = "the spec file " + error;
+    *ctx.err << e.ToString() << "\n";
+    return kExitInvalidSpec;
+  }
+  std::error_code ec;
+  fs::path absolute = fs::absolute(spec_path, ec);
+  std::string base_dir = (ec ? fs::path(spec_path) : absolute).lexically_normal().parent_path();
+  client.set_read_timeout_s(kSubmitTimeoutS);
+  StatusOr<ApiResponse> response =
+      client.Post("/api/v1/deliveries", SubmitRequestBody(text, spec_path, base_dir));
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status == 422) {
+    *ctx.err << RenderApiSpecErrors(response->json);
+    return kExitInvalidSpec;
+  }
+  if (response->status != 201 && response->status != 200) {
+    return ReportHttpError(*response, "the coordinator refused the spec", ctx);
+  }
+  std::string delivery_id = JsonString(response->json, "id");
+  if (delivery_id.empty()) {
+    *ctx.err << "error: the coordinator's answer has no delivery id: " << response->body << "\n";
+    return kExitUsage;
+  }
+  *ctx.out << "Submitted " << JsonString(response->json, "name") << ": "
+           << JsonInt(response->json, "jobs") << " jobs";
+  int64_t failed_at_plan = JsonInt(response->json, "failed_at_plan");
+  if (failed_at_plan > 0) *ctx.out << ", " << failed_at_plan << " deliverables failed at plan";
+  *ctx.out << ", output in " << JsonString(response->json, "output_dir") << "\n";
+  *ctx.out << delivery_id << "\n";
+  ctx.out->flush();
+  if (id != nullptr) *id = delivery_id;
+  return kExitOk;
+}
+
+int StatusCommand(ApiClient& client, const std::string& id, bool json, const CliContext& ctx) {
+  StatusOr<ApiResponse> response =
+      client.Get(id.empty() ? std::string("/api/v1/deliveries") : DeliveryPath(id));
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status != 200) {
+    return ReportHttpError(*response, id.empty() ? "cannot list deliveries" : "delivery " + id,
+                           ctx);
+  }
+  if (json) {
+    *ctx.out << PrettyJson(*response);
+  } else {
+    *ctx.out << (id.empty() ? RenderDeliveryList(response->json)
+                            : RenderDeliveryDetail(response->json));
+  }
+  return kExitOk;
+}
+
+namespace {
+
+WatchOptions MakeWatchOptions(const CliContext& ctx) {
+  WatchOptions options;
+  options.terminal = ctx.terminal;
+  options.columns = ctx.columns;
+  options.interrupted = ctx.interrupted;
+  return options;
+}
+
+}  // namespace
+
+int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx) {
+  client.set_read_timeout_s(10);
+  std::string path = DeliveryPath(id);
+  WatchResult result = WatchDelivery([&] { return client.Get(path); }, MakeWatchOptions(ctx),
+                                     *ctx.out, *ctx.err);
+  return result.exit_code;
+}
+
+int CancelCommand(ApiClient& client, const std::string& id, const CliContext& ctx) {
+  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/cancel", nlohmann::json::object());
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status != 200) return ReportHttpError(*response, "cannot cancel " + id, ctx);
+  *ctx.out << "Cancelled " << id << ": now " << JsonString(response->json, "state") << ", "
+           << JsonInt(response->json, "delivered") << "/"
+           << JsonInt(response->json, "deliverables") << " delivered\n";
+  return kExitOk;
+}
+
+int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx) {
+  StatusOr<ApiResponse> response = client.Get("/api/v1/workers");
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status != 200) return ReportHttpError(*response, "cannot list workers", ctx);
+  *ctx.out << (json ? PrettyJson(*response) : RenderWorkers(response->json));
+  return kExitOk;
+}
+
+int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
+               const CliContext& ctx) {
+  if (options.workers < 1 || options.slots < 1) {
+    *ctx.err << "error: --workers and --slots must be at least 1\n";
+    return kExitUsage;
+  }
+  pb::Plan plan;
+  int rc = ValidateAndPlanLocally(spec_path, "ffmpeg", options.ffprobe, ctx, &plan);
+  if (rc != kExitOk) return rc;
+
+  EmbeddedFarmOptions farm_options;
+  farm_options.workers = options.workers;
+  farm_options.slots = options.slots;
+  farm_options.keep_state = options.keep_state;
+  farm_options.bin_dir = ctx.bin_dir;
+  farm_options.interrupted = ctx.interrupted;
+  EmbeddedFarm farm(farm_options);
+  *ctx.err << "Starting a local farm: redis-server, a coordinator and " << options.workers
+           << " worker" << (options.workers == 1 ? "" : "s") << " x " << options.slots
+           << " slot" << (options.slots == 1 ? "" : "s") << "\n";
+  auto finish = [&](int code) {
+    farm.Stop();
+    if (options.keep_state && !farm.state_dir().empty()) {
+      *ctx.err << "State and logs kept in " << farm.state_dir() << "\n";
+    }
+    return code;
+  };
+  Status started = farm.Start();
+  if (!started.ok()) {
+    if (started.code() == Status::Code::kCancelled) {
+      *ctx.err << "Interrupted.\n";
+      return finish(kExitInterrupted);
+    }
+    *ctx.err << "error: the local farm could not start: " << started.message() << "\n";
+    return finish(kExitUnavailable);
+  }
+  StatusOr<CoordinatorUrl> url = ParseCoordinatorUrl(farm.http_url());
+  if (!url.ok()) {
+    *ctx.err << "error: " << url.status().message() << "\n";
+    return finish(kExitUnavailable);
+  }
+  ApiClient client(*url);
+  std::string id;
+  rc = SubmitCommand(client, spec_path, ctx, &id);
+  if (rc != kExitOk) {
+    Status farm_status = farm.CheckChildren();
+    if (!farm_status.ok()) *ctx.err << "error: " << farm_status.message() << "\n";
+    return finish(rc);
+  }
+  client.set_read_timeout_s(10);
+  std::string path = DeliveryPath(id);
+  WatchOptions watch_options = MakeWatchOptions(ctx);
+  watch_options.check_farm = [&farm] { return farm.CheckChildren(); };
+  WatchResult result = WatchDelivery([&] { return client.Get(path); }, watch_options, *ctx.out,
+                                     *ctx.err);
+  if (result.exit_code == kExitOk || result.exit_code == kExitFailed) {
+    std::string output_dir = JsonString(result.delivery, "output_dir");
+    if (!output_dir.empty()) {
+      *ctx.out << "\nDeliverables are in " << output_dir << "\n";
+      std::string manifest = JsonString(result.delivery, "manifest");
+      if (manifest.empty()) manifest = (fs::path(output_dir) / "manifest.json").string();
+      *ctx.out << "Manifest: " << manifest << "\n";
+    }
+  }
+  ctx.out->flush();
+  return finish(result.exit_code);
+}
+
+int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
+  CLI::App app{"reelfarm: turn delivery specs into verified deliverables on a render farm",
+               "reelfarm"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the command
+  std::string coordinator = kDefaultCoordinatorUrl;
+  app.add_option("--coordinator", coordinator, "coordinator HTTP URL")
+      ->envname("REELFARM_COORDINATOR")
+      ->capture_default_str();
+
+  std::string spec_path;
+  std::string id;
+  bool json = false;
+
+  PlanCommandOptions plan_options;
+  CLI::App* plan = app.add_subcommand("plan", "validate a spec, probe its source, print the plan");
+  plan->add_option("spec", spec_path, "delivery spec (YAML or JSON)")->required();
+  plan->add_flag("--json", plan_options.json, "print the plan as JSON");
+  plan->add_option("--ffmpeg", plan_options.ffmpeg, "ffmpeg program in the jobs' argv")
+      ->capture_default_str();
+  plan->add_option("--ffprobe", plan_options.ffprobe, "ffprobe program for the source")
+      ->capture_default_str();
+
+  CLI::App* submit = app.add_subcommand("submit", "submit a spec; prints the delivery id last");
+  submit->add_option("spec", spec_path, "delivery spec (YAML or JSON)")->required();
+
+  CLI::App* status = app.add_subcommand("status", "list deliveries, or show one");
+  status->add_option("id", id, "delivery id");
+  status->add_flag("--json", json, "print the API's JSON");
+
+  CLI::App* watch = app.add_subcommand("watch", "follow a delivery until it ends");
+  watch->add_option("id", id, "delivery id")->required();
+
+  CLI::App* cancel = app.add_subcommand("cancel", "cancel a delivery's queued and running jobs");
+  cancel->add_option("id", id, "delivery id")->required();
+
+  CLI::App* workers = app.add_subcommand("workers", "list the farm's workers");
+  workers->add_flag("--json", json, "print the API's JSON");
+
+  RunCommandOptions run_options;
+  CLI::App* run = app.add_subcommand(
+      "run", "run a spec on a private local farm (redis, coordinator, workers) and wait");
+  run->add_option("spec", spec_path, "delivery spec (YAML or JSON)")->required();
+  run->add_option("--workers", run_options.workers, "local workers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  run->add_option("--slots", run_options.slots, "job slots per worker")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  run->add_flag("--keep-state", run_options.keep_state,
+                "keep the state folder (Redis data, logs) afterwards");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e, *ctx.out, *ctx.err);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (plan->parsed()) return PlanCommand(spec_path, plan_options, ctx);
+  if (run->parsed()) return RunCommand(spec_path, run_options, ctx);
+
+  StatusOr<CoordinatorUrl> url = ParseCoordinatorUrl(coordinator);
+  if (!url.ok()) {
+    *ctx.err << "error: " << url.status().message() << "\n";
+    return kExitUsage;
+  }
+  ApiClient client(*url);
+  if (submit->parsed()) return SubmitCommand(client, spec_path, ctx, nullptr);
+  if (status->parsed()) return StatusCommand(client, id, json, ctx);
+  if (watch->parsed()) return WatchCommand(client, id, ctx);
+  if (cancel->parsed()) return CancelCommand(client, id, ctx);
+  if (workers->parsed()) return WorkersCommand(client, json, ctx);
+  return kExitUsage;
+}
+
+}  // namespace reelfarm::cli

@@ -1,0 +1,309 @@
+#include "cli/render.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace reelfarm::cli {
+
+namespace {
+
+// "%.3f" without trailing zeros: 25 -> "25", 23.976 -> "23.976".
+std::string FormatNumber(double v, int decimals = 3) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  std::string s = buf;
+  if (s.find('.') != std::string::npos) {
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+  }
+  return s;
+}
+
+std::string FormatFps(int num, int den) {
+  if (num <= 0 || den <= 0) return "?";
+  return FormatNumber(static_cast<double>(num) / den);
+}
+
+std::string JoinStrings(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+std::string RenderSource(const pb::SourceFacts& s) {
+  std::ostringstream out;
+  out << "Source: " << s.path() << "\n";
+  out << "  container: " << (s.format_name().empty() ? "?" : s.format_name()) << ", "
+      << FormatNumber(s.duration_s(), 2) << " s, " << FormatBytes(s.size_bytes()) << "\n";
+  if (s.has_video()) {
+    out << "  video: " << s.video_codec() << " " << s.width() << "x" << s.height();
+    if (s.display_width() != s.width() || s.display_height() != s.height()) {
+      out << " (shown upright as " << s.display_width() << "x" << s.display_height() << ")";
+    }
+    out << ", " << FormatFps(s.fps_num(), s.fps_den()) << " fps";
+    if (s.variable_frame_rate()) out << " (variable, snapped)";
+    if (!s.pix_fmt().empty()) out << ", " << s.pix_fmt();
+    if (s.rotation() != 0) out << ", rotation " << s.rotation();
+    if (s.sar_num() > 0 && s.sar_den() > 0 && s.sar_num() != s.sar_den()) {
+      out << ", SAR " << s.sar_num() << ":" << s.sar_den();
+    }
+    out << "\n";
+  } else {
+    out << "  video: none\n";
+  }
+  if (s.has_audio()) {
+    out << "  audio: " << s.audio_codec() << ", " << s.audio_channels() << " ch";
+    if (!s.audio_layout().empty()) out << " (" << s.audio_layout() << ")";
+    out << ", " << s.audio_sample_rate() << " Hz\n";
+  } else {
+    out << "  audio: none\n";
+  }
+  return out.str();
+}
+
+}  // namespace
+
+std::string ShellQuote(const std::string& arg) {
+  if (arg.empty()) return "''";
+  bool safe = std::all_of(arg.begin(), arg.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::string_view("@%+=:,./_-").find(static_cast<char>(c)) !=
+                                  std::string_view::npos;
+  });
+  if (safe) return arg;
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += "'";
+  return out;
+}
+
+std::string ShellJoin(const std::vector<std::string>& argv) {
+  std::string out;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (i > 0) out += ' ';
+    out += ShellQuote(argv[i]);
+  }
+  return out;
+}
+
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  static const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int unit = -1;
+  while (v >= 1024 && unit < 3) {
+    v /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
+  return buf;
+}
+
+std::string FormatPercent(double fraction) {
+  if (!std::isfinite(fraction)) fraction = 0;
+  double pct = std::clamp(fraction, 0.0, 1.0) * 100.0;
+  return std::to_string(static_cast<int>(std::floor(pct))) + "%";
+}
+
+TextTable::TextTable(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+
+void TextTable::AddRow(std::vector<std::string> row) {
+  row.resize(std::max(row.size(), rows_.front().size()));
+  rows_.push_back(std::move(row));
+}
+
+std::string TextTable::Render() const {
+  size_t columns = 0;
+  for (const auto& row : rows_) columns = std::max(columns, row.size());
+  std::vector<size_t> widths(columns, 0);
+  for (const auto& row : rows_) {
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows_) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) line += "  ";
+      line += row[c];
+      if (c + 1 < row.size()) line.append(widths[c] - row[c].size(), ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string JsonString(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  if (it == j.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number() || it->is_boolean()) return it->dump();
+  return "";
+}
+
+double JsonNumber(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return 0;
+  return it->get<double>();
+}
+
+int64_t JsonInt(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return 0;
+  if (it->is_number_float()) return static_cast<int64_t>(it->get<double>());
+  return it->get<int64_t>();
+}
+
+std::string RenderSpecErrors(const std::vector<SpecError>& errors) {
+  std::string out;
+  for (const SpecError& e : errors) out += e.ToString() + "\n";
+  return out;
+}
+
+std::string RenderApiSpecErrors(const nlohmann::json& body) {
+  std::string out;
+  if (body.is_object() && body.contains("errors") && body["errors"].is_array()) {
+    for (const auto& e : body["errors"]) {
+      std::string text = JsonString(e, "text");
+      if (text.empty()) {
+        SpecError err;
+        err.file = JsonString(e, "file");
+        err.line = static_cast<int>(JsonInt(e, "line"));
+        err.field = JsonString(e, "field");
+        err.message = JsonString(e, "message");
+        text = err.ToString();
+      }
+      out += text + "\n";
+    }
+  }
+  if (out.empty()) {
+    std::string sentence = JsonString(body, "error");
+    out = (sentence.empty() ? "the coordinator refused the spec" : sentence) + "\n";
+  }
+  return out;
+}
+
+std::string RenderPlan(const pb::Plan& plan) {
+  std::ostringstream out;
+  out << "Delivery " << plan.name() << " (priority " << plan.priority() << ") -> "
+      << plan.output_dir() << "\n";
+  out << RenderSource(plan.source());
+  out << "\nJobs (" << plan.jobs_size() << "):\n";
+  for (const pb::Job& job : plan.jobs()) {
+    out << "  " << job.id() << "  " << job.kind() << "\n";
+    for (const pb::JobOutput& o : job.outputs()) {
+      out << "    output: " << o.deliverable() << " (" << o.preset() << ") -> "
+          << o.relative_path() << "\n";
+    }
+    std::vector<std::string> encoders(job.needs().encoders().begin(),
+                                      job.needs().encoders().end());
+    out << "    needs: " << (encoders.empty() ? "-" : JoinStrings(encoders, ", "))
+        << (job.needs().gpu() ? " + GPU" : "") << "\n";
+    if (job.depends_on_size() > 0) {
+      std::vector<std::string> deps(job.depends_on().begin(), job.depends_on().end());
+      out << "    after: " << JoinStrings(deps, ", ") << "\n";
+    }
+    out << "    media: " << FormatNumber(job.media_duration_s(), 2)
+        << " s, time limit " << FormatNumber(job.timeout_s(), 0) << " s\n";
+    std::vector<std::string> argv(job.argv().begin(), job.argv().end());
+    out << "    argv: " << ShellJoin(argv) << "\n";
+  }
+  if (plan.failures_size() > 0) {
+    out << "\nCannot be made from this source (" << plan.failures_size() << "):\n";
+    for (const pb::PlannedFailure& f : plan.failures()) {
+      out << "  " << f.deliverable() << " (" << f.preset() << ") -> " << f.relative_path()
+          << ": " << f.reason() << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string RenderPlanJson(const pb::Plan& plan) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(plan, &json, options);
+  if (!status.ok()) return "{\"error\": \"cannot render the plan as JSON\"}\n";
+  if (json.empty() || json.back() != '\n') json += '\n';
+  return json;
+}
+
+std::string RenderDeliveryList(const nlohmann::json& body) {
+  if (!body.is_object() || !body.contains("deliveries") || !body["deliveries"].is_array() ||
+      body["deliveries"].empty()) {
+    return "No deliveries.\n";
+  }
+  TextTable table({"ID", "NAME", "STATE", "PROGRESS", "DELIVERED", "FAILED", "PRIORITY",
+                   "OUTPUT"});
+  for (const auto& d : body["deliveries"]) {
+    table.AddRow({JsonString(d, "id"), JsonString(d, "name"), JsonString(d, "state"),
+                  FormatPercent(JsonNumber(d, "progress")),
+                  std::to_string(JsonInt(d, "delivered")) + "/" +
+                      std::to_string(JsonInt(d, "deliverables")),
+                  std::to_string(JsonInt(d, "failed")), std::to_string(JsonInt(d, "priority")),
+                  JsonString(d, "output_dir")});
+  }
+  return table.Render();
+}
+
+std::string RenderDeliveryDetail(const nlohmann::json& d) {
+  std::ostringstream out;
+  out << "Delivery " << JsonString(d, "id") << " (" << JsonString(d, "name") << "): "
+      << JsonString(d, "state") << ", " << JsonInt(d, "delivered") << "/"
+      << JsonInt(d, "deliverables") << " delivered, " << JsonInt(d, "failed") << " failed, "
+      << FormatPercent(JsonNumber(d, "progress")) << "\n";
+  out << "Output: " << JsonString(d, "output_dir") << "\n";
+  std::string manifest = JsonString(d, "manifest");
+  if (!manifest.empty()) out << "Manifest: " << manifest << "\n";
+  if (d.is_object() && d.contains("items") && d["items"].is_array() && !d["items"].empty()) {
+    TextTable table({"DELIVERABLE", "PRESET", "STATE", "PROGRESS", "WORKER", "ATTEMPTS", "ERROR"});
+    for (const auto& item : d["items"]) {
+      table.AddRow({JsonString(item, "name"), JsonString(item, "preset"),
+                    JsonString(item, "state"), FormatPercent(JsonNumber(item, "progress")),
+                    JsonString(item, "worker"), std::to_string(JsonInt(item, "attempts")),
+                    JsonString(item, "error")});
+    }
+    out << "\n" << table.Render();
+  }
+  return out.str();
+}
+
+std::string RenderWorkers(const nlohmann::json& body) {
+  if (!body.is_object() || !body.contains("workers") || !body["workers"].is_array() ||
+      body["workers"].empty()) {
+    return "No workers.\n";
+  }
+  TextTable table({"NAME", "HOST", "STATE", "SLOTS", "RUNNING", "ENCODERS", "GPU"});
+  for (const auto& w : body["workers"]) {
+    std::vector<std::string> encoders;
+    if (w.contains("encoders") && w["encoders"].is_array()) {
+      for (const auto& e : w["encoders"]) {
+        if (e.is_string()) encoders.push_back(e.get<std::string>());
+      }
+    }
+    bool gpu = w.contains("gpu") && w["gpu"].is_boolean() && w["gpu"].get<bool>();
+    table.AddRow({JsonString(w, "name"), JsonString(w, "host"), JsonString(w, "state"),
+                  std::to_string(JsonInt(w, "slots")), std::to_string(JsonInt(w, "running")),
+                  encoders.empty() ? "-" : JoinStrings(encoders, ","), gpu ? "yes" : "no"});
+  }
+  return table.Render();
+}
+
+}  // namespace reelfarm::cli
