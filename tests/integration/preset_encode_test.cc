@@ -1,0 +1,463 @@
+// Every preset, from every kind of source, through real FFmpeg: probe the
+// generated source, plan, run the job's exact argv (writing to a temporary
+// name without the extension, as the worker does), probe the result and
+// check it against the plan's expectation.
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/probe.h"
+#include "common/process_runner.h"
+#include "coordinator/planner.h"
+#include "tests/support/media_fixtures.h"
+
+namespace reelfarm {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::MakeTempDir;
+using testing::RunArgv;
+using testing::SourceKind;
+
+const char* KindName(SourceKind kind) {
+  switch (kind) {
+    case SourceKind::kPlain: return "plain";
+    case SourceKind::kRotated: return "rotated";
+    case SourceKind::kOddSize: return "odd";
+    case SourceKind::kVfr: return "vfr";
+    case SourceKind::kFps23976: return "fps23976";
+    case SourceKind::kSurround51: return "surround51";
+    case SourceKind::kNoAudio: return "noaudio";
+  }
+  return "unknown";
+}
+
+class MediaEnv {
+ public:
+  static MediaEnv& Get() {
+    static MediaEnv* env = new MediaEnv();
+    return *env;
+  }
+  const std::string& dir() const { return dir_; }
+
+  // Generated once per binary, on first use.
+  const std::string& Source(SourceKind kind) {
+    auto it = sources_.find(kind);
+    if (it != sources_.end()) return it->second;
+    std::string path = dir_ + "/src-" + KindName(kind) + ".mov";
+    return sources_[kind] = testing::GenerateSource(kind, path);
+  }
+
+  // A sidecar whose path has every character filtergraphs treat specially.
+  const std::string& Subtitles() {
+    if (subs_.empty()) {
+      fs::create_directories(dir_ + "/subs [en], v2");
+      subs_ = testing::WriteSrt(dir_ + "/subs [en], v2/it's: launch; en.srt", /*bom=*/true);
+    }
+    return subs_;
+  }
+
+  ~MediaEnv() = default;
+
+ private:
+  MediaEnv() : dir_(MakeTempDir("reelfarm-preset")) {}
+  std::string dir_;
+  std::string subs_;
+  std::map<SourceKind, std::string> sources_;
+};
+
+class CleanupEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    if (::testing::UnitTest::GetInstance()->Passed()) fs::remove_all(MediaEnv::Get().dir(), ec);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new CleanupEnvironment);
+
+StatusOr<pb::SourceFacts> Probe(const std::string& path) {
+  PosixProcessRunner runner;
+  return ProbeSource(runner, "ffprobe", path);
+}
+
+StatusOr<pb::MediaInfo> ProbeMedia(const std::string& path) {
+  PosixProcessRunner runner;
+  StatusOr<std::string> json = RunProbe(runner, "ffprobe", path);
+  if (!json.ok()) return json.status();
+  return MediaInfoFromProbeJson(*json);
+}
+
+double Rate(int num, int den) { return den > 0 ? static_cast<double>(num) / den : 0; }
+
+// What the worker checks, with the tolerances; empty when it holds.
+std::string Mismatches(const pb::MediaInfo& want, const pb::MediaInfo& got) {
+  std::ostringstream out;
+  auto check = [&](bool ok, const std::string& what, const std::string& w, const std::string& g) {
+    if (!ok) out << what << ": want " << w << ", got " << g << "; ";
+  };
+  if (!want.format_name().empty()) {
+    check(got.format_name().find(want.format_name()) != std::string::npos, "format",
+          want.format_name(), got.format_name());
+  }
+  check(want.has_video() == got.has_video(), "has_video", std::to_string(want.has_video()),
+        std::to_string(got.has_video()));
+  if (!want.video_codec().empty()) {
+    check(want.video_codec() == got.video_codec(), "video codec", want.video_codec(),
+          got.video_codec());
+  }
+  if (!want.video_profile().empty()) {
+    check(want.video_profile() == got.video_profile(), "profile", want.video_profile(),
+          got.video_profile());
+  }
+  if (want.width() > 0) {
+    check(want.width() == got.width() && want.height() == got.height(), "size",
+          std::to_string(want.width()) + "x" + std::to_string(want.height()),
+          std::to_string(got.width()) + "x" + std::to_string(got.height()));
+  }
+  if (!want.pix_fmt().empty()) {
+    check(want.pix_fmt() == got.pix_fmt(), "pix_fmt", want.pix_fmt(), got.pix_fmt());
+  }
+  double want_fps = Rate(want.fps_num(), want.fps_den());
+  if (want_fps > 0) {
+    double got_fps = Rate(got.fps_num(), got.fps_den());
+    check(std::fabs(got_fps - want_fps) <= want_fps * 0.002, "fps",
+          std::to_string(want.fps_num()) + "/" + std::to_string(want.fps_den()),
+          std::to_string(got.fps_num()) + "/" + std::to_string(got.fps_den()));
+  }
+  if (want.duration_s() > 0) {
+    double frame = want_fps > 0 ? 1.0 / want_fps : 0.05;
+    check(std::fabs(got.duration_s() - want.duration_s()) <= 2 * frame + 1e-3, "duration",
+          std::to_string(want.duration_s()), std::to_string(got.duration_s()));
+  }
+  check(want.has_audio() == got.has_audio(), "has_audio", std::to_string(want.has_audio()),
+        std::to_string(got.has_audio()));
+  if (!want.audio_codec().empty()) {
+    check(want.audio_codec() == got.audio_codec(), "audio codec", want.audio_codec(),
+          got.audio_codec());
+  }
+  if (want.audio_channels() > 0) {
+    check(want.audio_channels() == got.audio_channels(), "channels",
+          std::to_string(want.audio_channels()), std::to_string(got.audio_channels()));
+  }
+  if (want.audio_sample_rate() > 0) {
+    check(want.audio_sample_rate() == got.audio_sample_rate(), "sample rate",
+          std::to_string(want.audio_sample_rate()), std::to_string(got.audio_sample_rate()));
+  }
+  check(want.has_subtitle() == got.has_subtitle(), "has_subtitle",
+        std::to_string(want.has_subtitle()), std::to_string(got.has_subtitle()));
+  if (!want.subtitle_codec().empty()) {
+    check(want.subtitle_codec() == got.subtitle_codec(), "subtitle codec", want.subtitle_codec(),
+          got.subtitle_codec());
+  }
+  check(got.rotation() == 0, "rotation", "0", std::to_string(got.rotation()));
+  return out.str();
+}
+
+struct Case {
+  std::string name;  // deliverable name, unique across cases
+  std::string preset;
+  SourceKind kind = SourceKind::kPlain;
+  int height = 0;
+  int aspect_num = 0, aspect_den = 0;
+  double focus_x = 0.5;
+  std::string subtitles;  // "", "burn" or "soft"
+  double at_s = -1;
+
+  Case H(int h) const { Case c = *this; c.height = h; return c; }
+  Case Crop(int num, int den, double fx = 0.5) const {
+    Case c = *this;
+    c.aspect_num = num;
+    c.aspect_den = den;
+    c.focus_x = fx;
+    return c;
+  }
+  Case Subs(const std::string& mode) const { Case c = *this; c.subtitles = mode; return c; }
+  Case At(double s) const { Case c = *this; c.at_s = s; return c; }
+};
+
+Case C(const std::string& name, const std::string& preset, SourceKind kind) {
+  Case c;
+  c.name = name;
+  c.preset = preset;
+  c.kind = kind;
+  return c;
+}
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+DeliverySpec SpecFor(const Case& c, const std::string& source, const std::string& out_dir) {
+  DeliverySpec spec;
+  spec.spec_file = "preset_encode_test.yaml";
+  spec.name = "preset-encode";
+  spec.source = source;
+  spec.output_dir = out_dir;
+  spec.subtitles["en"] = MediaEnv::Get().Subtitles();
+  DeliverableSpec d;
+  d.name = c.name;
+  d.preset = c.preset;
+  d.height = c.height;
+  d.aspect_num = c.aspect_num;
+  d.aspect_den = c.aspect_den;
+  d.focus_x = c.focus_x;
+  if (!c.subtitles.empty()) d.subtitles = SubtitleChoice{"en", c.subtitles};
+  if (c.at_s >= 0) d.at_s = c.at_s;
+  spec.deliverables.push_back(d);
+  return spec;
+}
+
+// Runs `job` as the worker would: the final path swapped for a temporary
+// name without extension, verified there, then renamed.
+std::string RunJob(const pb::Job& job, pb::MediaInfo* media) {
+  if (job.outputs_size() != 1) return "expected one output";
+  const std::string final_path = job.outputs(0).path();
+  const std::string temp_path =
+      fs::path(final_path).parent_path().string() + "/." + job.outputs(0).deliverable() + ".part-1";
+  ProcessOptions opts;
+  int swapped = 0;
+  for (const std::string& a : job.argv()) {
+    if (a == final_path) {
+      opts.argv.push_back(temp_path);
+      ++swapped;
+    } else {
+      opts.argv.push_back(a);
+    }
+  }
+  if (swapped != 1) return "the final path is not exactly one argv element";
+  opts.timeout_s = job.timeout_s();
+  PosixProcessRunner runner;
+  StatusOr<ProcessResult> run = runner.Run(opts);
+  if (!run.ok()) return "could not start ffmpeg: " + run.status().ToString();
+  if (!run->Succeeded()) return "ffmpeg " + run->Describe() + ": " + run->stderr_tail;
+  if (run->stdout_data.find("progress=end") == std::string::npos) {
+    return "no -progress output on stdout";
+  }
+  StatusOr<pb::MediaInfo> probed = ProbeMedia(temp_path);
+  if (!probed.ok()) return probed.status().ToString();
+  *media = *probed;
+  if (std::rename(temp_path.c_str(), final_path.c_str()) != 0) return "rename failed";
+  return "";
+}
+
+class PresetEncodeTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PresetEncodeTest, OutputMatchesThePlan) {
+  const Case& c = GetParam();
+  const std::string& source = MediaEnv::Get().Source(c.kind);
+  ASSERT_FALSE(source.empty());
+  StatusOr<pb::SourceFacts> facts = Probe(source);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+
+  const std::string out_dir = MediaEnv::Get().dir() + "/out-" + c.name;
+  fs::create_directories(out_dir);
+  PlannerOptions options;
+  PlanResult plan = PlanDelivery(SpecFor(c, source, out_dir), *facts, options);
+  ASSERT_TRUE(plan.errors.empty()) << plan.errors[0].ToString();
+  ASSERT_EQ(plan.plan.failures_size(), 0) << plan.plan.failures(0).reason();
+  ASSERT_EQ(plan.plan.jobs_size(), 1);
+  const pb::Job& job = plan.plan.jobs(0);
+
+  pb::MediaInfo media;
+  std::string error = RunJob(job, &media);
+  ASSERT_EQ(error, "");
+  const pb::MediaInfo& expect = job.outputs(0).expect();
+  EXPECT_EQ(Mismatches(expect, media), "") << "argv: " << ::testing::PrintToString(job.argv());
+  // Only the final file is left in the output folder.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(out_dir)) names.push_back(e.path().filename());
+  EXPECT_THAT(names, ::testing::ElementsAre(job.outputs(0).relative_path()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Presets, PresetEncodeTest,
+    ::testing::Values(
+        C("prores_plain", "master-prores", SourceKind::kPlain),
+        C("prores_rotated", "master-prores", SourceKind::kRotated),
+        C("prores_surround", "master-prores", SourceKind::kSurround51),
+        C("prores_soft", "master-prores", SourceKind::kPlain).Subs("soft"),
+        C("dnxhr_plain", "master-dnxhr", SourceKind::kPlain),
+        C("dnxhr_surround", "master-dnxhr", SourceKind::kSurround51),
+        C("dnxhr_23976", "master-dnxhr", SourceKind::kFps23976),
+        C("dnxhr_vfr", "master-dnxhr", SourceKind::kVfr),
+        C("dnxhr_odd", "master-dnxhr", SourceKind::kOddSize),
+        C("h264_plain", "web-h264", SourceKind::kPlain).H(120),
+        C("h264_rotated", "web-h264", SourceKind::kRotated),
+        C("h264_odd", "web-h264", SourceKind::kOddSize),
+        C("h264_vfr", "web-h264", SourceKind::kVfr),
+        C("h264_23976", "web-h264", SourceKind::kFps23976),
+        C("h264_surround", "web-h264", SourceKind::kSurround51),
+        C("h264_noaudio", "web-h264", SourceKind::kNoAudio),
+        C("h264_burn", "web-h264", SourceKind::kPlain).Subs("burn"),
+        C("h264_soft", "web-h264", SourceKind::kPlain).Subs("soft"),
+        C("hevc_plain", "web-hevc", SourceKind::kPlain),
+        C("hevc_23976", "web-hevc", SourceKind::kFps23976).H(90),
+        C("social_9x16", "social-h264", SourceKind::kPlain).H(320).Crop(9, 16),
+        C("social_1x1", "social-h264", SourceKind::kPlain).Crop(1, 1, 0.0),
+        C("social_4x5", "social-h264", SourceKind::kRotated).Crop(4, 5),
+        C("social_4x5_burn", "social-h264", SourceKind::kOddSize).H(200).Crop(4, 5, 1.0).Subs("burn"),
+        C("social_noaudio", "social-h264", SourceKind::kNoAudio).Crop(9, 16),
+        C("thumb_plain", "thumbnail-jpg", SourceKind::kPlain).At(1.0),
+        C("thumb_rotated", "thumbnail-jpg", SourceKind::kRotated),
+        C("thumb_odd", "thumbnail-jpg", SourceKind::kOddSize).H(90),
+        C("thumb_end", "thumbnail-jpg", SourceKind::kVfr).At(1.99),
+        C("thumb_burn", "thumbnail-jpg", SourceKind::kPlain).Subs("burn").At(0.5),
+        C("wav_plain", "audio-wav", SourceKind::kPlain),
+        C("wav_surround", "audio-wav", SourceKind::kSurround51)),
+    [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+TEST(SourceKindsTest, ProbeAsDescribed) {
+  struct Want {
+    SourceKind kind;
+    int display_w, display_h, rotation, fps_num, fps_den, channels;
+    bool vfr;
+  };
+  for (const Want& w : std::vector<Want>{{SourceKind::kPlain, 320, 180, 0, 25, 1, 2, false},
+                                         {SourceKind::kRotated, 180, 320, 270, 25, 1, 2, false},
+                                         {SourceKind::kOddSize, 322, 182, 0, 25, 1, 2, false},
+                                         {SourceKind::kVfr, 320, 180, 0, 24, 1, 2, true},
+                                         {SourceKind::kFps23976, 320, 180, 0, 24000, 1001, 2, false},
+                                         {SourceKind::kSurround51, 320, 180, 0, 25, 1, 6, false},
+                                         {SourceKind::kNoAudio, 320, 180, 0, 25, 1, 0, false}}) {
+    SCOPED_TRACE(KindName(w.kind));
+    StatusOr<pb::SourceFacts> f = Probe(MediaEnv::Get().Source(w.kind));
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    EXPECT_EQ(f->format_name(), "mov");
+    EXPECT_EQ(f->display_width(), w.display_w);
+    EXPECT_EQ(f->display_height(), w.display_h);
+    EXPECT_EQ(f->rotation(), w.rotation);
+    EXPECT_EQ(f->fps_num(), w.fps_num);
+    EXPECT_EQ(f->fps_den(), w.fps_den);
+    EXPECT_EQ(f->variable_frame_rate(), w.vfr);
+    EXPECT_EQ(f->has_audio(), w.channels > 0);
+    EXPECT_EQ(f->audio_channels(), w.channels);
+    EXPECT_NEAR(f->duration_s(), 2.0, 0.1);
+  }
+  StatusOr<pb::SourceFacts> odd = Probe(MediaEnv::Get().Source(SourceKind::kOddSize));
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->width(), 321);
+  EXPECT_EQ(odd->height(), 181);
+}
+
+TEST(SourceKindsTest, NonMediaIsRefused) {
+  const std::string& srt = MediaEnv::Get().Subtitles();
+  StatusOr<pb::SourceFacts> f = Probe(srt);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), Status::Code::kInvalidArgument);
+  // A lone JPEG (image2 / jpeg_pipe) is not a film either.
+  Case c = C("refused_thumb", "thumbnail-jpg", SourceKind::kPlain).At(1.0);
+  const std::string out_dir = MediaEnv::Get().dir() + "/out-refused";
+  fs::create_directories(out_dir);
+  StatusOr<pb::SourceFacts> src = Probe(MediaEnv::Get().Source(SourceKind::kPlain));
+  ASSERT_TRUE(src.ok());
+  PlanResult plan = PlanDelivery(SpecFor(c, src->path(), out_dir), *src);
+  ASSERT_EQ(plan.plan.jobs_size(), 1);
+  pb::MediaInfo media;
+  ASSERT_EQ(RunJob(plan.plan.jobs(0), &media), "");
+  StatusOr<pb::SourceFacts> jpg = Probe(plan.plan.jobs(0).outputs(0).path());
+  ASSERT_FALSE(jpg.ok());
+  EXPECT_THAT(jpg.status().message(), ::testing::HasSubstr("demuxer"));
+}
+
+// Renders the picture of `path` at `seek_s` as 18x32 grey bytes. With
+// `autorotate` FFmpeg turns it upright by itself (the reference).
+std::string GreyFrame(const std::string& path, double seek_s, bool autorotate) {
+  std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"};
+  if (!autorotate) argv.push_back("-noautorotate");
+  argv.insert(argv.end(), {"-ss", std::to_string(seek_s), "-i", path, "-frames:v", "1", "-vf",
+                           "scale=18:32", "-pix_fmt", "gray", "-f", "rawvideo", "pipe:1"});
+  std::string out;
+  EXPECT_EQ(RunArgv(argv, &out), 0);
+  return out;
+}
+
+double MeanAbsDiff(const std::string& a, const std::string& b) {
+  if (a.size() != b.size() || a.empty()) return 255;
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sum += std::abs(static_cast<unsigned char>(a[i]) - static_cast<unsigned char>(b[i]));
+  }
+  return sum / a.size();
+}
+
+// The planner turns the picture the same way as FFmpeg's own autorotation,
+// for both directions of a quarter turn, and leaves no rotation flag.
+TEST(RotationTest, UprightLikeFfmpegAutorotate) {
+  MediaEnv& env = MediaEnv::Get();
+  const std::string rot90 = env.Source(SourceKind::kRotated);  // ffprobe +90 -> 270 cw
+  const std::string rot270 = env.dir() + "/src-rotated-other.mov";  // ffprobe -90 -> 90 cw
+  ASSERT_EQ(RunArgv({"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i",
+                     env.Source(SourceKind::kPlain), "-map", "0", "-c", "copy", "-metadata:s:v:0",
+                     "rotate=270", "-f", "mov", rot270}),
+            0);
+  for (const auto& [source, clockwise] :
+       std::vector<std::pair<std::string, int>>{{rot90, 270}, {rot270, 90}}) {
+    SCOPED_TRACE(source);
+    StatusOr<pb::SourceFacts> facts = Probe(source);
+    ASSERT_TRUE(facts.ok());
+    EXPECT_EQ(facts->rotation(), clockwise);
+    const std::string out_dir = env.dir() + "/out-rot" + std::to_string(clockwise);
+    fs::create_directories(out_dir);
+    Case c = C("upright", "web-h264", SourceKind::kRotated);
+    PlanResult plan = PlanDelivery(SpecFor(c, source, out_dir), *facts);
+    ASSERT_EQ(plan.plan.jobs_size(), 1);
+    pb::MediaInfo media;
+    ASSERT_EQ(RunJob(plan.plan.jobs(0), &media), "");
+    EXPECT_EQ(media.rotation(), 0);
+    EXPECT_EQ(media.width(), 180);
+    EXPECT_EQ(media.height(), 320);
+    const std::string output = plan.plan.jobs(0).outputs(0).path();
+    std::string reference = GreyFrame(source, 1.0, /*autorotate=*/true);
+    std::string ours = GreyFrame(output, 1.0, /*autorotate=*/true);
+    // The same picture turned the other way, to show the check can fail.
+    std::string wrong;
+    {
+      std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+                                       "-noautorotate", "-ss", "1", "-i", source, "-frames:v", "1",
+                                       "-vf",
+                                       clockwise == 90 ? "transpose=cclock,scale=18:32"
+                                                       : "transpose=clock,scale=18:32",
+                                       "-pix_fmt", "gray", "-f", "rawvideo", "pipe:1"};
+      ASSERT_EQ(RunArgv(argv, &wrong), 0);
+    }
+    ASSERT_EQ(reference.size(), 18u * 32u);
+    EXPECT_LT(MeanAbsDiff(reference, ours), 6.0);
+    EXPECT_GT(MeanAbsDiff(reference, wrong), 20.0);
+  }
+}
+
+TEST(PlanFailureTest, UnmakeableDeliverablesFailClearly) {
+  MediaEnv& env = MediaEnv::Get();
+  StatusOr<pb::SourceFacts> noaudio = Probe(env.Source(SourceKind::kNoAudio));
+  ASSERT_TRUE(noaudio.ok());
+  Case wav = C("wav", "audio-wav", SourceKind::kNoAudio);
+  PlanResult r = PlanDelivery(SpecFor(wav, noaudio->path(), env.dir() + "/out-x"), *noaudio);
+  EXPECT_EQ(r.plan.jobs_size(), 0);
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_THAT(r.plan.failures(0).reason(), ::testing::HasSubstr("no audio"));
+
+  // DNxHR has a minimum frame size; the upright phone clip is 180 wide.
+  StatusOr<pb::SourceFacts> rotated = Probe(env.Source(SourceKind::kRotated));
+  ASSERT_TRUE(rotated.ok());
+  Case dnx = C("dnx", "master-dnxhr", SourceKind::kRotated);
+  r = PlanDelivery(SpecFor(dnx, rotated->path(), env.dir() + "/out-x"), *rotated);
+  EXPECT_EQ(r.plan.jobs_size(), 0);
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_THAT(r.plan.failures(0).reason(), ::testing::HasSubstr("256x120"));
+
+  // A thumbnail time past the end is a spec error, found with the facts.
+  Case late = C("late", "thumbnail-jpg", SourceKind::kRotated).At(3.0);
+  r = PlanDelivery(SpecFor(late, rotated->path(), env.dir() + "/out-x"), *rotated);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].field, "deliverables[0].at");
+}
+
+}  // namespace
+}  // namespace reelfarm
