@@ -433,6 +433,61 @@ TEST(RotationTest, UprightLikeFfmpegAutorotate) {
   }
 }
 
+// The bottom centre of the picture at `seek_s` (where subtitles appear) as
+// 40x6 grey bytes; `seek_s` < 0 reads the first frame of a still.
+std::string SubtitleStrip(const std::string& path, double seek_s) {
+  std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"};
+  if (seek_s >= 0) argv.insert(argv.end(), {"-ss", std::to_string(seek_s)});
+  argv.insert(argv.end(), {"-i", path, "-frames:v", "1", "-vf",
+                           "crop=iw/2:ih/7:iw/4:ih*6/7,scale=40:6", "-pix_fmt", "gray", "-f",
+                           "rawvideo", "pipe:1"});
+  std::string out;
+  EXPECT_EQ(RunArgv(argv, &out), 0);
+  return out;
+}
+
+// Burned subtitles show their cue at the right time (cues: 0-0.9 s and
+// 1.0-1.9 s), in a video and in a thumbnail taken by input seeking.
+TEST(SubtitleTest, BurnedCuesAreVisibleWhenDue) {
+  MediaEnv& env = MediaEnv::Get();
+  const std::string source = env.Source(SourceKind::kPlain);
+  StatusOr<pb::SourceFacts> facts = Probe(source);
+  ASSERT_TRUE(facts.ok());
+  const std::string out_dir = env.dir() + "/out-burn-check";
+  fs::create_directories(out_dir);
+  PlanResult video =
+      PlanDelivery(SpecFor(C("burned", "web-h264", SourceKind::kPlain).Subs("burn"), source, out_dir),
+                   *facts);
+  ASSERT_EQ(video.plan.jobs_size(), 1);
+  pb::MediaInfo media;
+  ASSERT_EQ(RunJob(video.plan.jobs(0), &media), "");
+  const std::string burned = video.plan.jobs(0).outputs(0).path();
+  double during = MeanAbsDiff(SubtitleStrip(source, 0.5), SubtitleStrip(burned, 0.5));
+  double between = MeanAbsDiff(SubtitleStrip(source, 0.95), SubtitleStrip(burned, 0.95));
+  EXPECT_GT(during, 4.0);
+  EXPECT_LT(between, 1.5);
+  EXPECT_GT(during, 3 * between);
+
+  for (double at : {0.5, 0.95}) {
+    PlanResult thumb = PlanDelivery(
+        SpecFor(C("poster" + std::to_string(static_cast<int>(at * 100)), "thumbnail-jpg",
+                  SourceKind::kPlain)
+                    .Subs("burn")
+                    .At(at),
+                source, out_dir),
+        *facts);
+    ASSERT_EQ(thumb.plan.jobs_size(), 1);
+    ASSERT_EQ(RunJob(thumb.plan.jobs(0), &media), "");
+    double diff = MeanAbsDiff(SubtitleStrip(source, at),
+                              SubtitleStrip(thumb.plan.jobs(0).outputs(0).path(), -1));
+    if (at < 0.9) {
+      EXPECT_GT(diff, 4.0) << "the cue due at " << at << " s is missing";
+    } else {
+      EXPECT_LT(diff, 1.5) << "a cue shows at " << at << " s, between cues";
+    }
+  }
+}
+
 TEST(PlanFailureTest, UnmakeableDeliverablesFailClearly) {
   MediaEnv& env = MediaEnv::Get();
   StatusOr<pb::SourceFacts> noaudio = Probe(env.Source(SourceKind::kNoAudio));
