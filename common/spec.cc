@@ -31,9 +31,9 @@ constexpr int kMaxHeight = 4320;
 constexpr int kMaxAspectTerm = 100;
 constexpr int kMinPriority = 0;
 constexpr int kMaxPriority = 100;
-constexpr off_t kMaxSpecBytes = 4 << 20;           // far above 1000 deliverables
-constexpr off_t kMaxSubtitleBytes = 64 << 20;      // a feature film's SRT is < 1 MiB
-constexpr size_t kMaxShownChars = 48;              // user text quoted in messages
+constexpr off_t kMaxSpecBytes = 4 << 20;       // far above 1000 deliverables
+constexpr off_t kMaxSubtitleBytes = 64 << 20;  // a feature film's SRT is < 1 MiB
+constexpr size_t kMaxShownChars = 48;          // user text quoted in messages
 
 const char kNameRule[] =
     "names use 1-64 characters from A-Z a-z 0-9 . _ -, start with a letter or digit, and "
@@ -47,7 +47,7 @@ const std::vector<std::string> kFocusFields = {"x", "y"};
 const std::vector<std::string> kSubtitleChoiceFields = {"language", "mode"};
 const std::vector<std::string> kModes = {"burn", "soft"};
 const std::vector<std::string> kSubtitleExtensions = {".srt", ".ass", ".ssa", ".vtt"};
-const std::vector<std::string> kListExtensions = {".m3u8",   ".m3u",    ".pls",  ".txt",
+const std::vector<std::string> kListExtensions = {".m3u8",     ".m3u",    ".pls",  ".txt",
                                                   ".ffconcat", ".concat", ".xspf", ".sdp"};
 
 // ---- text helpers -----------------------------------------------------------
@@ -179,7 +179,8 @@ std::string NameProblem(const std::string& name) {
   if (name.find('/') != std::string::npos) return "contains `/`";
   if (name.find("..") != std::string::npos) return "contains `..`";
   if (!std::isalnum(static_cast<unsigned char>(name[0]))) {
-    return "starts with " + Quote(name.substr(0, 1)) + "; the first character must be a letter or digit";
+    return "starts with " + Quote(name.substr(0, 1)) +
+           "; the first character must be a letter or digit";
   }
   for (char ch : name) {
     unsigned char c = static_cast<unsigned char>(ch);
@@ -346,9 +347,7 @@ std::string Describe(const YAML::Node& n) {
 }
 
 // A scalar the author wrote as a string ("..." or '...' or !!str).
-bool IsQuoted(const YAML::Node& n) {
-  return n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str";
-}
+bool IsQuoted(const YAML::Node& n) { return n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str"; }
 
 // One field of a mapping, as read.
 struct Field {
@@ -423,8 +422,7 @@ std::vector<Field> Validator::ReadMapping(const YAML::Node& map, const std::stri
                 "); each field may appear only once");
       continue;
     }
-    if (allowed != nullptr &&
-        std::find(allowed->begin(), allowed->end(), k) == allowed->end()) {
+    if (allowed != nullptr && std::find(allowed->begin(), allowed->end(), k) == allowed->end()) {
       std::string guess = Suggest(k, *allowed);
       if (!guess.empty()) suggested_.insert(JoinPath(path, guess));
       Error(line, field_path,
@@ -519,8 +517,9 @@ SpecParseResult Validator::Run(const std::string& text) {
     return result;
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
-    Error(1, "", "the spec is empty; it must be a mapping with version, name, source and "
-                 "deliverables");
+    Error(1, "",
+          "the spec is empty; it must be a mapping with version, name, source and "
+          "deliverables");
     result.errors = std::move(errors_);
     return result;
   }
@@ -559,8 +558,9 @@ void Validator::ReadTop(const YAML::Node& root, DeliverySpec* spec) {
   std::vector<Field> fields = ReadMapping(root, "", &kTopFields);
   const int line = LineOf(root);
   Require(fields, "version", line, "", "add `version: 1`");
-  bool have_name = Require(fields, "name", line, "",
-                           "add `name: NAME`, the delivery's name (" + std::string(kNameRule) + ")");
+  bool have_name =
+      Require(fields, "name", line, "",
+              "add `name: NAME`, the delivery's name (" + std::string(kNameRule) + ")");
   Require(fields, "source", line, "", "add `source: FILE`, the local media file to deliver");
   Require(fields, "deliverables", line, "",
           "add `deliverables:`, a list of 1 to 1000 entries with name and preset");
@@ -594,8 +594,9 @@ void Validator::ReadTop(const YAML::Node& root, DeliverySpec* spec) {
       if (auto v = GetInt(f, "priority")) {
         if (*v < kMinPriority || *v > kMaxPriority) {
           Error(f.line, "priority",
-                "priority " + std::to_string(*v) + " is out of range; use an integer from 0 to "
-                "100 (higher runs first, default 50)");
+                "priority " + std::to_string(*v) +
+                    " is out of range; use an integer from 0 to "
+                    "100 (higher runs first, default 50)");
         } else {
           spec->priority = static_cast<int>(*v);
         }
@@ -629,8 +630,9 @@ void Validator::ReadSource(const Field& f, DeliverySpec* spec) {
   if (why.empty()) {
     static const std::regex kImageSequence("%[0-9]*d");
     if (std::regex_search(s, kImageSequence)) {
-      why = "contains an image-sequence pattern (`%d`); the source must be one local media file "
-            "(rename it without `%`)";
+      why =
+          "contains an image-sequence pattern (`%d`); the source must be one local media file "
+          "(rename it without `%`)";
     }
   }
   if (why.empty()) {
@@ -657,8 +659,9 @@ void Validator::ReadOutputDir(const Field& f, DeliverySpec* spec) {
   } else if (s.find("://") != std::string::npos) {
     why = "is a URL; output_dir must be a local folder";
   } else if (s.find('%') != std::string::npos) {
-    why = "contains `%`, which FFmpeg's image writer reads as a frame-number pattern; choose a "
-          "folder name without `%`";
+    why =
+        "contains `%`, which FFmpeg's image writer reads as a frame-number pattern; choose a "
+        "folder name without `%`";
   }
   if (!why.empty()) {
     Error(f.line, "output_dir", "output_dir " + Quote(s) + " " + why);
@@ -761,8 +764,8 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
   for (const Field& f : fields) d->field_lines[f.key] = f.line;
   Require(fields, "name", d->line, path,
           "each deliverable needs a `name`, unique in the spec (the output file's stem)");
-  Require(fields, "preset", d->line, path, "each deliverable needs a `preset`, one of: " +
-                                               PresetNames());
+  Require(fields, "preset", d->line, path,
+          "each deliverable needs a `preset`, one of: " + PresetNames());
 
   const PresetInfo* preset = nullptr;
   std::string subtitle_mode;  // a valid mode, even when the language is wrong
@@ -937,9 +940,9 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
   }
   if (d->field_lines.count("subtitles")) {
     if (!preset->has_video || preset->still) {
-      Error(line_of("subtitles"), JoinPath(path, "subtitles"),
-            "subtitles are not allowed on preset " + pn + "; allowed on: " +
-                SubtitlePresets(false));
+      Error(
+          line_of("subtitles"), JoinPath(path, "subtitles"),
+          "subtitles are not allowed on preset " + pn + "; allowed on: " + SubtitlePresets(false));
     } else if (subtitle_mode == "soft" && !preset->soft_subtitles) {
       Error(line_of("subtitles.mode"), JoinPath(path, "subtitles.mode"),
             "mode soft is not possible on preset " + pn +

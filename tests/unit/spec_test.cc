@@ -22,22 +22,21 @@ using ::testing::Not;
 
 constexpr char kBase[] = "/base/specs";
 
-SpecParseResult Parse(const std::string& text) {
-  return ParseSpecText(text, "spec.yaml", kBase);
-}
+SpecParseResult Parse(const std::string& text) { return ParseSpecText(text, "spec.yaml", kBase); }
 
 // A spec whose only deliverable is at line 7 (`- name: d`), its preset at
 // line 8 and `extra` (indented four spaces) from line 9 on.
 std::string WithDeliverable(const std::string& preset, const std::string& extra = "") {
-  return "version: 1\n"                // 1
-         "name: film\n"                // 2
-         "source: media/film.mov\n"    // 3
-         "subtitles:\n"                // 4
-         "  en: subs/en.srt\n"         // 5
-         "deliverables:\n"             // 6
-         "  - name: d\n"               // 7
-         "    preset: " + preset + "\n"  // 8
-         + extra;                       // 9...
+  return "version: 1\n"              // 1
+         "name: film\n"              // 2
+         "source: media/film.mov\n"  // 3
+         "subtitles:\n"              // 4
+         "  en: subs/en.srt\n"       // 5
+         "deliverables:\n"           // 6
+         "  - name: d\n"             // 7
+         "    preset: " +
+         preset + "\n"  // 8
+         + extra;       // 9...
 }
 
 // The top of a spec with one web-h264 deliverable; `top` goes at line 1.
@@ -347,18 +346,18 @@ TEST(SpecDocument, ErrorToString) {
 
 TEST(SpecDocument, AllErrorsAreReportedInFileOrder) {
   const std::string text =
-      "version: 2\n"             // 1
-      "name: bad/name\n"         // 2
-      "source: http://x/a.mp4\n" // 3
-      "priority: 101\n"          // 4
-      "colour: red\n"            // 5
-      "deliverables:\n"          // 6
-      "  - name: a\n"            // 7
-      "    preset: web-h265\n"   // 8
-      "    height: 1081\n"       // 9
-      "  - name: a\n"            // 10
-      "    preset: audio-wav\n"  // 11
-      "    aspect: \"9:16\"\n";  // 12
+      "version: 2\n"              // 1
+      "name: bad/name\n"          // 2
+      "source: http://x/a.mp4\n"  // 3
+      "priority: 101\n"           // 4
+      "colour: red\n"             // 5
+      "deliverables:\n"           // 6
+      "  - name: a\n"             // 7
+      "    preset: web-h265\n"    // 8
+      "    height: 1081\n"        // 9
+      "  - name: a\n"             // 10
+      "    preset: audio-wav\n"   // 11
+      "    aspect: \"9:16\"\n";   // 12
   SpecParseResult r = Parse(text);
   EXPECT_FALSE(r.spec.has_value());
   std::vector<std::pair<int, std::string>> got;
@@ -380,8 +379,8 @@ TEST(SpecDocument, AllErrorsAreReportedInFileOrder) {
 // ---- fields: unknown, duplicate, missing, types -----------------------------------
 
 TEST(SpecFields, UnknownTopFieldSuggestsTheClosest) {
-  std::string msg = OneError(WithTop("version: 1\nname: film\nsource: a.mov\nsorce: b.mov\n"), 4,
-                             "sorce");
+  std::string msg =
+      OneError(WithTop("version: 1\nname: film\nsource: a.mov\nsorce: b.mov\n"), 4, "sorce");
   EXPECT_THAT(msg, HasSubstr("unknown field `sorce`"));
   EXPECT_THAT(msg, HasSubstr("did you mean `source`?"));
   EXPECT_THAT(msg, HasSubstr("allowed here: version, name, source, output_dir, priority, "
@@ -392,9 +391,9 @@ TEST(SpecFields, MisspeltRequiredFieldIsOneError) {
   // Not also "source is missing": the suggestion already says what to fix.
   std::string msg = OneError(WithTop("version: 1\nname: film\nsorce: a.mov\n"), 3, "sorce");
   EXPECT_THAT(msg, HasSubstr("did you mean `source`?"));
-  msg = OneError(WithTop("version: 1\nname: film\nsource: a.mov\n") +
-                     "  - nmae: x\n    preset: web-h264\n",
-                 7, "deliverables[1].nmae");
+  msg = OneError(
+      WithTop("version: 1\nname: film\nsource: a.mov\n") + "  - nmae: x\n    preset: web-h264\n", 7,
+      "deliverables[1].nmae");
   EXPECT_THAT(msg, HasSubstr("did you mean `name`?"));
 }
 
@@ -406,20 +405,20 @@ TEST(SpecFields, UnknownFieldWithoutNearMissListsAllowed) {
 }
 
 TEST(SpecFields, UnknownDeliverableFieldSuggests) {
-  std::string msg = OneError(WithDeliverable("web-h264", "    heigth: 720\n"), 9,
-                             "deliverables[0].heigth");
+  std::string msg =
+      OneError(WithDeliverable("web-h264", "    heigth: 720\n"), 9, "deliverables[0].heigth");
   EXPECT_THAT(msg, HasSubstr("did you mean `height`?"));
   EXPECT_THAT(msg, HasSubstr("name, preset, height, aspect, focus, subtitles, at"));
 
-  msg = OneError(WithDeliverable("web-h264", "    Preset: web-h264\n"), 9,
-                 "deliverables[0].Preset");
+  msg =
+      OneError(WithDeliverable("web-h264", "    Preset: web-h264\n"), 9, "deliverables[0].Preset");
   EXPECT_THAT(msg, HasSubstr("did you mean `preset`?"));
 }
 
 TEST(SpecFields, UnknownFocusField) {
-  std::string msg = OneError(
-      WithDeliverable("social-h264", "    aspect: \"1:1\"\n    focus: {x: 0.5, z: 0.5}\n"), 10,
-      "deliverables[0].focus.z");
+  std::string msg =
+      OneError(WithDeliverable("social-h264", "    aspect: \"1:1\"\n    focus: {x: 0.5, z: 0.5}\n"),
+               10, "deliverables[0].focus.z");
   EXPECT_THAT(msg, HasSubstr("allowed here: x, y"));
 }
 
@@ -479,12 +478,12 @@ TEST(SpecFields, WrongTypesNameTheExpectedType) {
               HasSubstr("must be a string, got a mapping"));
   EXPECT_THAT(OneError(WithTop("version: 1\nname: film\nsource:\n"), 3, "source"),
               HasSubstr("must be a string, got nothing"));
-  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    height: 10.5e2\n"), 9,
-                       "deliverables[0].height"),
-              HasSubstr("must be an integer, got `10.5e2`"));
-  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    height: tall\n"), 9,
-                       "deliverables[0].height"),
-              HasSubstr("must be an integer"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("web-h264", "    height: 10.5e2\n"), 9, "deliverables[0].height"),
+      HasSubstr("must be an integer, got `10.5e2`"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("web-h264", "    height: tall\n"), 9, "deliverables[0].height"),
+      HasSubstr("must be an integer"));
 }
 
 // ---- version, name -------------------------------------------------------------
@@ -499,10 +498,27 @@ TEST(SpecVersion, MustBeTheInteger1) {
 }
 
 const std::vector<std::string>& HostileNames() {
-  static const std::vector<std::string> kNames = {
-      "$(touch /tmp/pwned)", ";id", "`id`", "../../x", "/etc/passwd", "a/b", "..", ".",
-      ".hidden", "-rf", "a..b", "a b", "caf\xc3\xa9", std::string(4096, 'a'), "", "a\nb",
-      "name;rm", "x|y", "<x>", "a:b", "%d"};
+  static const std::vector<std::string> kNames = {"$(touch /tmp/pwned)",
+                                                  ";id",
+                                                  "`id`",
+                                                  "../../x",
+                                                  "/etc/passwd",
+                                                  "a/b",
+                                                  "..",
+                                                  ".",
+                                                  ".hidden",
+                                                  "-rf",
+                                                  "a..b",
+                                                  "a b",
+                                                  "caf\xc3\xa9",
+                                                  std::string(4096, 'a'),
+                                                  "",
+                                                  "a\nb",
+                                                  "name;rm",
+                                                  "x|y",
+                                                  "<x>",
+                                                  "a:b",
+                                                  "%d"};
   return kNames;
 }
 
@@ -521,8 +537,8 @@ std::string YamlQuoted(const std::string& s) {
 
 TEST(SpecName, HostileSpecNamesAreRejected) {
   for (const std::string& name : HostileNames()) {
-    std::string msg = OneError(
-        WithTop("version: 1\nname: " + YamlQuoted(name) + "\nsource: a.mov\n"), 2, "name");
+    std::string msg =
+        OneError(WithTop("version: 1\nname: " + YamlQuoted(name) + "\nsource: a.mov\n"), 2, "name");
     EXPECT_THAT(msg, HasSubstr("invalid name")) << name;
     EXPECT_THAT(msg, HasSubstr("1-64 characters from A-Z a-z 0-9 . _ -")) << name;
     EXPECT_LT(msg.size(), 400u) << "hostile text must be cut in messages";
@@ -569,7 +585,7 @@ TEST(SpecName, NumericNameIsText) {
 
 TEST(SpecName, DuplicateDeliverableNamesPointAtBoth) {
   std::string text = WithTop("version: 1\nname: film\nsource: a.mov\n") +
-                     "  - name: e\n    preset: web-hevc\n"  // 7-8
+                     "  - name: e\n    preset: web-hevc\n"    // 7-8
                      "  - name: d\n    preset: audio-wav\n";  // 9-10
   std::string msg = OneError(text, 9, "deliverables[2].name");
   EXPECT_THAT(msg, HasSubstr("duplicate deliverable name `d` (first used at line 5)"));
@@ -630,7 +646,8 @@ TEST(SpecHeight, Rules) {
   EXPECT_THAT(OneError(WithDeliverable("audio-wav", "    height: 720\n"), 9, f),
               HasSubstr("`height` is not allowed on preset audio-wav (it has no picture)"));
   for (int h : {32, 4320, 720}) {
-    SpecParseResult r = Parse(WithDeliverable("web-h264", "    height: " + std::to_string(h) + "\n"));
+    SpecParseResult r =
+        Parse(WithDeliverable("web-h264", "    height: " + std::to_string(h) + "\n"));
     ASSERT_TRUE(r.spec.has_value()) << h;
     EXPECT_EQ(r.spec->deliverables[0].height, h);
   }
@@ -661,10 +678,10 @@ TEST(SpecFocus, Rules) {
   EXPECT_THAT(OneError(WithDeliverable("social-h264", crop + "    focus: {x: 1.5, y: 0.5}\n"), 10,
                        "deliverables[0].focus.x"),
               HasSubstr("out of range; use a number from 0 to 1"));
-  EXPECT_THAT(OneError(WithDeliverable("social-h264",
-                                       crop + "    focus:\n      x: 0.5\n      y: -0.1\n"),
-                       12, "deliverables[0].focus.y"),
-              HasSubstr("use a number from 0 to 1"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("social-h264", crop + "    focus:\n      x: 0.5\n      y: -0.1\n"),
+               12, "deliverables[0].focus.y"),
+      HasSubstr("use a number from 0 to 1"));
   EXPECT_THAT(OneError(WithDeliverable("social-h264", crop + "    focus: {x: \"0.5\"}\n"), 10,
                        "deliverables[0].focus.x"),
               HasSubstr("must be a number, got the string"));
@@ -682,9 +699,14 @@ TEST(SpecFocus, Rules) {
 
 TEST(SpecAt, AcceptedForms) {
   const std::vector<std::pair<std::string, double>> cases = {
-      {"\"00:00:05\"", 5.0},     {"00:01:05", 65.0},  {"\"01:02:03.250\"", 3723.25},
-      {"\"02:30\"", 150.0},      {"7", 7.0},          {"2.5", 2.5},
-      {"0", 0.0},                {"\"12\"", 12.0},
+      {"\"00:00:05\"", 5.0},
+      {"00:01:05", 65.0},
+      {"\"01:02:03.250\"", 3723.25},
+      {"\"02:30\"", 150.0},
+      {"7", 7.0},
+      {"2.5", 2.5},
+      {"0", 0.0},
+      {"\"12\"", 12.0},
   };
   for (const auto& [text, seconds] : cases) {
     SpecParseResult r = Parse(WithDeliverable("thumbnail-jpg", "    at: " + text + "\n"));
@@ -744,8 +766,7 @@ TEST(SpecSubtitles, TopLevelLanguagesAndFiles) {
   EXPECT_THAT(OneError(top("  en: http://x/a.srt\n"), 5, "subtitles.en"), HasSubstr("URL"));
   EXPECT_THAT(OneError(top("  en: \"subfile,,start,0,end,0,,:a.srt\"\n"), 5, "subtitles.en"),
               HasSubstr("protocol prefix"));
-  EXPECT_THAT(OneError(top("  en: [a.srt]\n"), 5, "subtitles.en"),
-              HasSubstr("must be a string"));
+  EXPECT_THAT(OneError(top("  en: [a.srt]\n"), 5, "subtitles.en"), HasSubstr("must be a string"));
   EXPECT_THAT(OneError(WithTop("version: 1\nname: film\nsource: a.mov\nsubtitles: en.srt\n"), 4,
                        "subtitles"),
               HasSubstr("must be a mapping from language to subtitle file"));
@@ -755,23 +776,25 @@ TEST(SpecSubtitles, TopLevelLanguagesAndFiles) {
 }
 
 TEST(SpecSubtitles, UndeclaredLanguage) {
-  std::string msg = OneError(WithDeliverable("web-h264", "    subtitles: {language: fr, mode: "
-                                                         "burn}\n"),
+  std::string msg = OneError(WithDeliverable("web-h264",
+                                             "    subtitles: {language: fr, mode: "
+                                             "burn}\n"),
                              9, "deliverables[0].subtitles.language");
   EXPECT_THAT(msg, HasSubstr("language `fr` is not declared in the top-level `subtitles`"));
   EXPECT_THAT(msg, HasSubstr("declared: en"));
 
-  std::string text = "version: 1\nname: film\nsource: a.mov\ndeliverables:\n"
-                     "  - name: d\n    preset: web-h264\n    subtitles:\n"
-                     "      language: en\n      mode: burn\n";
+  std::string text =
+      "version: 1\nname: film\nsource: a.mov\ndeliverables:\n"
+      "  - name: d\n    preset: web-h264\n    subtitles:\n"
+      "      language: en\n      mode: burn\n";
   EXPECT_THAT(OneError(text, 8, "deliverables[0].subtitles.language"),
               HasSubstr("none is declared (add `subtitles: {en: FILE.srt}` at the top level)"));
 }
 
 TEST(SpecSubtitles, UnknownMode) {
-  std::string msg = OneError(
-      WithDeliverable("web-h264", "    subtitles: {language: en, mode: burnt}\n"), 9,
-      "deliverables[0].subtitles.mode");
+  std::string msg =
+      OneError(WithDeliverable("web-h264", "    subtitles: {language: en, mode: burnt}\n"), 9,
+               "deliverables[0].subtitles.mode");
   EXPECT_THAT(msg, HasSubstr("unknown subtitle mode `burnt`; did you mean `burn`?"));
   EXPECT_THAT(msg, HasSubstr("allowed: burn"));
   EXPECT_THAT(msg, HasSubstr("or soft"));
@@ -784,9 +807,9 @@ TEST(SpecSubtitles, MissingPartsAndWrongShape) {
   EXPECT_THAT(OneError(WithDeliverable("web-h264", "    subtitles: {mode: soft}\n"), 9,
                        "deliverables[0].subtitles.language"),
               HasSubstr("declared in the top-level `subtitles`"));
-  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    subtitles: en\n"), 9,
-                       "deliverables[0].subtitles"),
-              HasSubstr("must be a mapping {language: LANG, mode: burn|soft}"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("web-h264", "    subtitles: en\n"), 9, "deliverables[0].subtitles"),
+      HasSubstr("must be a mapping {language: LANG, mode: burn|soft}"));
 }
 
 TEST(SpecSubtitles, SoftOnlyWhereTheContainerCarriesIt) {
@@ -797,8 +820,8 @@ TEST(SpecSubtitles, SoftOnlyWhereTheContainerCarriesIt) {
   EXPECT_THAT(msg, HasSubstr("use mode burn, or a preset that can: master-prores, web-h264, "
                              "web-hevc, social-h264"));
   // Reported even when the language is wrong too.
-  SpecParseResult both = Parse(
-      WithDeliverable("master-dnxhr", "    subtitles: {language: fr, mode: soft}\n"));
+  SpecParseResult both =
+      Parse(WithDeliverable("master-dnxhr", "    subtitles: {language: fr, mode: soft}\n"));
   ASSERT_EQ(both.errors.size(), 2u);
   EXPECT_EQ(both.errors[0].field, "deliverables[0].subtitles.language");
   EXPECT_EQ(both.errors[1].field, "deliverables[0].subtitles.mode");
@@ -806,17 +829,16 @@ TEST(SpecSubtitles, SoftOnlyWhereTheContainerCarriesIt) {
   EXPECT_TRUE(Parse(WithDeliverable("master-dnxhr", "    subtitles: {language: en, mode: burn}\n"))
                   .spec.has_value());
   for (const std::string p : {"master-prores", "web-h264", "web-hevc", "social-h264"}) {
-    EXPECT_TRUE(Parse(WithDeliverable(p, "    subtitles: {language: en, mode: soft}\n"))
-                    .spec.has_value())
+    EXPECT_TRUE(
+        Parse(WithDeliverable(p, "    subtitles: {language: en, mode: soft}\n")).spec.has_value())
         << p;
   }
 }
 
 TEST(SpecSubtitles, NotOnStillsOrAudio) {
   for (const std::string p : {"thumbnail-jpg", "audio-wav"}) {
-    std::string msg = OneError(
-        WithDeliverable(p, "    subtitles: {language: en, mode: burn}\n"), 9,
-        "deliverables[0].subtitles");
+    std::string msg = OneError(WithDeliverable(p, "    subtitles: {language: en, mode: burn}\n"), 9,
+                               "deliverables[0].subtitles");
     EXPECT_THAT(msg, HasSubstr("subtitles are not allowed on preset " + p));
     EXPECT_THAT(msg, HasSubstr("allowed on: master-prores, master-dnxhr, web-h264, web-hevc, "
                                "social-h264"));
@@ -927,13 +949,14 @@ class SpecFilesTest : public ::testing::Test {
   }
   // Parses a spec written into the temp folder; fails the test when invalid.
   DeliverySpec Load(const std::string& subtitles_yaml = "") {
-    std::string path = Write("spec.yaml", "version: 1\n"
-                                          "name: film\n"
-                                          "source: media/film.mov\n" +
-                                              subtitles_yaml +
-                                              "deliverables:\n"
-                                              "  - name: d\n"
-                                              "    preset: web-h264\n");
+    std::string path = Write("spec.yaml",
+                             "version: 1\n"
+                             "name: film\n"
+                             "source: media/film.mov\n" +
+                                 subtitles_yaml +
+                                 "deliverables:\n"
+                                 "  - name: d\n"
+                                 "    preset: web-h264\n");
     SpecParseResult r = ParseSpecFile(path);
     EXPECT_TRUE(r.errors.empty()) << r.errors[0].ToString();
     return r.spec.value_or(DeliverySpec());
@@ -985,8 +1008,9 @@ TEST_F(SpecFilesTest, ErrorsFromAFileNameIt) {
   SpecParseResult r = ParseSpecFile(path);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].ToString(),
-            path + ":9: deliverables[0].height: height 7 is out of range; use an even number "
-                   "from 32 to 4320");
+            path +
+                ":9: deliverables[0].height: height 7 is out of range; use an even number "
+                "from 32 to 4320");
 }
 
 TEST_F(SpecFilesTest, MissingSource) {
@@ -1035,17 +1059,19 @@ TEST_F(SpecFilesTest, UnreadableSource) {
 
 TEST_F(SpecFilesTest, SubtitleFiles) {
   Write("media/film.mov", "x");
-  Write("subs/en.srt", "\xEF\xBB\xBF" "1\n00:00:00,000 --> 00:00:01,000\nH\xC3\xA9llo\n");
+  Write("subs/en.srt",
+        "\xEF\xBB\xBF"
+        "1\n00:00:00,000 --> 00:00:01,000\nH\xC3\xA9llo\n");
   Write("subs/fr.srt", "1\n00:00:00,000 --> 00:00:01,000\nbonjour\nd\xE9j\xE0\n");
   Write("subs/de.srt", "\xEF\xBB\xBF\r\n");
   ASSERT_EQ(::mkfifo((dir_ + "/subs/es.srt").c_str(), 0600), 0);
   DeliverySpec spec = Load(
-      "subtitles:\n"               // 4
-      "  en: subs/en.srt\n"        // 5
-      "  fr: subs/fr.srt\n"        // 6
-      "  de: subs/de.srt\n"        // 7
-      "  es: subs/es.srt\n"        // 8
-      "  it: subs/it.srt\n");      // 9
+      "subtitles:\n"           // 4
+      "  en: subs/en.srt\n"    // 5
+      "  fr: subs/fr.srt\n"    // 6
+      "  de: subs/de.srt\n"    // 7
+      "  es: subs/es.srt\n"    // 8
+      "  it: subs/it.srt\n");  // 9
   std::vector<SpecError> errors = CheckSpecFiles(spec);
   ASSERT_EQ(errors.size(), 4u);
   EXPECT_EQ(errors[0].line, 6);
@@ -1068,8 +1094,7 @@ TEST_F(SpecFilesTest, OverlongAndSurrogateUtf8AreInvalid) {
   Write("subs/a.srt", "1\n\xC0\xAF\n");          // overlong '/'
   Write("subs/b.srt", "1\n\xED\xA0\x80\n");      // UTF-16 surrogate
   Write("subs/c.srt", "1\n\xF0\x9F\x8E\xAC\n");  // valid 4-byte (clapper board)
-  DeliverySpec spec =
-      Load("subtitles:\n  en: subs/a.srt\n  fr: subs/b.srt\n  de: subs/c.srt\n");
+  DeliverySpec spec = Load("subtitles:\n  en: subs/a.srt\n  fr: subs/b.srt\n  de: subs/c.srt\n");
   std::vector<SpecError> errors = CheckSpecFiles(spec);
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0].field, "subtitles.en");
