@@ -1,8 +1,10 @@
 #include "common/fs_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -46,9 +48,37 @@ Status RemoveIfExists(const std::string& path) {
   return Status::OK();
 }
 
+Status CreateDirsDurably(const std::string& dir) {
+  if (dir.empty()) return Status::OK();
+  std::filesystem::path target = std::filesystem::path(dir).lexically_normal();
+  std::filesystem::path prefix;
+  for (const auto& part : target) {
+    prefix /= part;
+    if (part.empty() || part == "/" || part == "." || part == "..") continue;
+    struct stat st;
+    if (::stat(prefix.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) return Status::IOError("cannot create " + dir + ": " +
+                                                       prefix.string() + " is not a folder");
+      continue;
+    }
+    if (::mkdir(prefix.c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;  // created concurrently
+      return ErrnoStatus("cannot create " + prefix.string(), errno);
+    }
+    std::string parent = prefix.parent_path().string();
+    Status s = FsyncDir(parent.empty() ? "." : parent);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  static std::atomic<uint64_t> counter{0};
   std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".tmp")).string();
+  std::string tmp = (p.parent_path() / ("." + p.filename().string() + "." +
+                                        std::to_string(::getpid()) + "." +
+                                        std::to_string(counter.fetch_add(1)) + ".tmp"))
+                        .string();
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("cannot create " + tmp, errno);
   size_t done = 0;

@@ -22,7 +22,13 @@ Status RenameDurably(const std::string& from, const std::string& to);
 // Removes `path` if it exists; a missing file is OK.
 Status RemoveIfExists(const std::string& path);
 
-// Writes `content` to a hidden temporary file beside `path`, fsyncs it,
+// mkdir -p that also fsyncs the parent of every folder it creates, so a
+// published file's folder survives a crash too. Folders created concurrently
+// by someone else are fine.
+Status CreateDirsDurably(const std::string& dir);
+
+// Writes `content` to a hidden temporary file beside `path` (unique per call,
+// so concurrent writers never share one), fsyncs it,
 // renames it over `path` and fsyncs the folder.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
 

@@ -1,0 +1,374 @@
+#include "worker/job_executor.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "common/fs_util.h"
+#include "common/probe.h"
+#include "worker/progress_parser.h"
+
+namespace reelfarm {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kLogTailBytes = 8192;
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// "30", "2.5": a timeout as people write it.
+std::string FormatSeconds(double s) {
+  std::ostringstream out;
+  out << s;
+  return out.str();
+}
+
+// The last line of FFmpeg's log that says something: generic trailers
+// ("Conversion failed!") are skipped and "[libx264 @ 0x55d0c8] msg" reads
+// "libx264: msg".
+std::string LastMeaningfulLine(const std::string& log) {
+  static const std::regex kContext(R"(^\[([^\]@]+) @ 0x[0-9a-fA-F]+\] *)");
+  std::istringstream in(log);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line == "Conversion failed!" || line.rfind("frame=", 0) == 0 ||
+        line.rfind("size=", 0) == 0) {
+      continue;
+    }
+    std::smatch m;
+    if (std::regex_search(line, m, kContext)) {
+      std::string who = m[1].str();
+      while (!who.empty() && who.back() == ' ') who.pop_back();
+      line = who + ": " + line.substr(m[0].length());
+    }
+    last = line;
+  }
+  return last;
+}
+
+double FrameDuration(const pb::MediaInfo& m) {
+  if (m.fps_num() <= 0 || m.fps_den() <= 0) return 0.04;
+  return static_cast<double>(m.fps_den()) / m.fps_num();
+}
+
+pb::JobResult Failure(const std::string& error, bool retryable, const std::string& log = "") {
+  pb::JobResult r;
+  r.set_ok(false);
+  r.set_retryable(retryable);
+  r.set_error(error);
+  r.set_log_tail(log);
+  return r;
+}
+
+}  // namespace
+
+std::string TempPathFor(const std::string& final_path, uint64_t token) {
+  fs::path p(final_path);
+  return (p.parent_path() / ("." + p.filename().string() + "." + std::to_string(token) + ".part"))
+      .string();
+}
+
+std::string CompareMedia(const pb::MediaInfo& want, const pb::MediaInfo& got) {
+  std::vector<std::string> bad;
+  auto mismatch = [&](const std::string& field, const std::string& actual,
+                      const std::string& expected) {
+    bad.push_back(field + " " + actual + ", expected " + expected);
+  };
+  if (!want.format_name().empty() && got.format_name().find(want.format_name()) == std::string::npos) {
+    mismatch("format", got.format_name(), want.format_name());
+  }
+  if (want.has_video() != got.has_video()) {
+    mismatch("video stream", got.has_video() ? "present" : "missing",
+             want.has_video() ? "present" : "none");
+  }
+  if (want.has_audio() != got.has_audio()) {
+    mismatch("audio stream", got.has_audio() ? "present" : "missing",
+             want.has_audio() ? "present" : "none");
+  }
+  if (want.has_subtitle() != got.has_subtitle()) {
+    mismatch("subtitle stream", got.has_subtitle() ? "present" : "missing",
+             want.has_subtitle() ? "present" : "none");
+  }
+  if (want.has_video() && got.has_video()) {
+    if (!want.video_codec().empty() && want.video_codec() != got.video_codec()) {
+      mismatch("video codec", got.video_codec(), want.video_codec());
+    }
+    if (!want.video_profile().empty() && want.video_profile() != got.video_profile()) {
+      mismatch("video profile", got.video_profile(), want.video_profile());
+    }
+    if (want.width() > 0 && want.width() != got.width()) {
+      mismatch("width", std::to_string(got.width()), std::to_string(want.width()));
+    }
+    if (want.height() > 0 && want.height() != got.height()) {
+      mismatch("height", std::to_string(got.height()), std::to_string(want.height()));
+    }
+    if (!want.pix_fmt().empty() && want.pix_fmt() != got.pix_fmt()) {
+      mismatch("pixel format", got.pix_fmt(), want.pix_fmt());
+    }
+    if (want.fps_num() > 0 && want.fps_den() > 0) {
+      double a = static_cast<double>(want.fps_num()) * got.fps_den();
+      double b = static_cast<double>(got.fps_num()) * want.fps_den();
+      if (got.fps_den() <= 0 || std::fabs(a - b) > 0.001 * std::fabs(a)) {
+        mismatch("frame rate", std::to_string(got.fps_num()) + "/" + std::to_string(got.fps_den()),
+                 std::to_string(want.fps_num()) + "/" + std::to_string(want.fps_den()));
+      }
+    }
+    if (got.rotation() != want.rotation()) {
+      mismatch("rotation", std::to_string(got.rotation()), std::to_string(want.rotation()));
+    }
+  }
+  if (want.has_audio() && got.has_audio()) {
+    if (!want.audio_codec().empty() && want.audio_codec() != got.audio_codec()) {
+      mismatch("audio codec", got.audio_codec(), want.audio_codec());
+    }
+    if (want.audio_channels() > 0 && want.audio_channels() != got.audio_channels()) {
+      mismatch("audio channels", std::to_string(got.audio_channels()),
+               std::to_string(want.audio_channels()));
+    }
+    if (want.audio_sample_rate() > 0 && want.audio_sample_rate() != got.audio_sample_rate()) {
+      mismatch("audio sample rate", std::to_string(got.audio_sample_rate()),
+               std::to_string(want.audio_sample_rate()));
+    }
+  }
+  if (want.has_subtitle() && got.has_subtitle() && !want.subtitle_codec().empty() &&
+      want.subtitle_codec() != got.subtitle_codec()) {
+    mismatch("subtitle codec", got.subtitle_codec(), want.subtitle_codec());
+  }
+  if (want.duration_s() > 0) {
+    double tolerance = want.has_video() ? 2 * FrameDuration(want) + 0.05 : 0.1;
+    if (std::fabs(got.duration_s() - want.duration_s()) > tolerance) {
+      std::ostringstream a, e;
+      a.precision(3);
+      e.precision(3);
+      a << std::fixed << got.duration_s() << " s";
+      e << std::fixed << want.duration_s() << " s";
+      mismatch("duration", a.str(), e.str());
+    }
+  }
+  std::string out;
+  for (const auto& b : bad) out += (out.empty() ? "" : "; ") + b;
+  return out;
+}
+
+StatusOr<std::string> Sha256File(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  auto close_fd = [fd] { ::close(fd); };
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    close_fd();
+    return Status::Internal("SHA-256 is not available");
+  }
+  std::vector<unsigned char> buf(1 << 20);  // stream in 1 MiB pieces
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close_fd();
+      return Status::IOError("cannot read " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+  }
+  close_fd();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return Status::Internal("SHA-256 failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    hex.push_back(kHex[md[i] >> 4]);
+    hex.push_back(kHex[md[i] & 15]);
+  }
+  return hex;
+}
+
+JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options)
+    : runner_(runner), options_(std::move(options)) {}
+
+// Retry policy (JobResult.retryable):
+//  - could not start FFmpeg, killed by a signal, timed out, non-zero exit:
+//    retryable (host trouble or transient: OOM kill, full disk, a flaky
+//    mount), except a non-zero exit while one of the job's inputs is missing,
+//    which no retry can fix;
+//  - verification mismatch, an output ffprobe cannot read: not retryable
+//    (the same command makes the same file);
+//  - cancelled: not retryable (the coordinator asked for it).
+pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& progress,
+                                   const std::atomic<bool>* cancel) {
+  const pb::Job& job = assign.job();
+  const uint64_t token = assign.token();
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::string> temps;
+  auto fail = [&](const std::string& error, bool retryable, const std::string& log = "") {
+    for (const auto& t : temps) (void)RemoveIfExists(t);
+    pb::JobResult r = Failure(error, retryable, log);
+    r.set_job_id(job.id());
+    r.set_token(token);
+    r.set_encode_seconds(Seconds(started));
+    return r;
+  };
+
+  if (job.argv_size() == 0) return fail("the job has no command", false);
+  std::vector<std::string> argv(job.argv().begin(), job.argv().end());
+  if (!options_.ffmpeg_override.empty()) argv[0] = options_.ffmpeg_override;
+  for (const auto& out : job.outputs()) {
+    std::string dir = fs::path(out.path()).parent_path().string();
+    Status made = CreateDirsDurably(dir);
+    if (!made.ok()) return fail(made.message(), true);
+    std::string temp = TempPathFor(out.path(), token);
+    (void)RemoveIfExists(temp);  // a stale one from an earlier run of this attempt
+    temps.push_back(temp);
+    bool found = false;
+    for (size_t i = 1; i < argv.size(); ++i) {
+      if (argv[i] == out.path()) {
+        argv[i] = temp;
+        found = true;
+      }
+    }
+    if (!found) return fail("the job's command does not name its output " + out.path(), false);
+  }
+
+  ProgressParser parser;
+  ProcessOptions popts;
+  popts.argv = argv;
+  popts.timeout_s = job.timeout_s();
+  popts.memory_limit_bytes = options_.memory_limit_bytes;
+  popts.cancel = cancel;
+  popts.stderr_tail_bytes = kLogTailBytes;
+  popts.on_stdout_line = [&](std::string_view line) {
+    std::optional<ProgressSample> sample = parser.Feed(line);
+    if (!sample || !progress) return;
+    pb::Progress p;
+    p.set_job_id(job.id());
+    p.set_token(token);
+    double total = job.media_duration_s();
+    double fraction = total > 0 ? sample->out_time_s / total : 0;
+    if (sample->end) fraction = 1;
+    p.set_fraction(std::clamp(fraction, 0.0, 1.0));
+    p.set_fps(sample->fps);
+    p.set_speed(sample->speed);
+    p.set_frame(sample->frame);
+    progress(p);
+  };
+  StatusOr<ProcessResult> ran = runner_->Run(popts);
+  if (!ran.ok()) return fail(ran.status().message(), true);
+  const ProcessResult& pr = *ran;
+  if (pr.cancelled) return fail("cancelled", false, pr.stderr_tail);
+  if (pr.timed_out) {
+    return fail("ffmpeg timed out after " + FormatSeconds(job.timeout_s()) + " s", true,
+                pr.stderr_tail);
+  }
+  if (!pr.Succeeded()) {
+    std::string why = pr.term_signal != 0
+                          ? "ffmpeg was " + pr.Describe()
+                          : "ffmpeg exited with code " + std::to_string(pr.exit_code);
+    std::string last = LastMeaningfulLine(pr.stderr_tail);
+    if (!last.empty()) why += ": " + last;
+    for (const auto& input : job.inputs()) {
+      std::error_code ec;
+      if (!fs::exists(input, ec) && !ec) {
+        return fail("source " + input + " is missing (" + why + ")", false, pr.stderr_tail);
+      }
+    }
+    return fail(why, true, pr.stderr_tail);
+  }
+
+  // Verify every output before publishing any.
+  std::vector<pb::MediaInfo> probed;
+  for (int i = 0; i < job.outputs_size(); ++i) {
+    const auto& out = job.outputs(i);
+    StatusOr<std::string> json = RunProbe(*runner_, options_.ffprobe, temps[i]);
+    if (!json.ok()) {
+      // InvalidArgument: ffprobe ran and could not read the file (the job's
+      // fault); anything else is ffprobe itself failing on this host.
+      bool host = json.status().code() != Status::Code::kInvalidArgument;
+      return fail("verification failed for " + out.deliverable() + ": " + json.status().message(),
+                  host, pr.stderr_tail);
+    }
+    StatusOr<pb::MediaInfo> info = MediaInfoFromProbeJson(*json);
+    if (!info.ok()) {
+      return fail("verification failed for " + out.deliverable() + ": " + info.status().message(),
+                  false, pr.stderr_tail);
+    }
+    std::string diff = CompareMedia(out.expect(), *info);
+    if (!diff.empty()) {
+      return fail("verification failed for " + out.deliverable() + ": " + diff, false,
+                  pr.stderr_tail);
+    }
+    probed.push_back(*std::move(info));
+  }
+  if (cancel != nullptr && cancel->load()) return fail("cancelled", false, pr.stderr_tail);
+
+  // Make every temp durable and hash it, then rename them all, then make the
+  // renames durable. A failure before the first rename publishes nothing;
+  // one during the renames may leave earlier outputs of this job published,
+  // which is harmless: each is complete and verified.
+  std::vector<std::string> sums;
+  std::vector<int64_t> sizes;
+  for (int i = 0; i < job.outputs_size(); ++i) {
+    const auto& out = job.outputs(i);
+    Status synced = FsyncFile(temps[i]);
+    if (!synced.ok()) return fail("cannot publish " + out.deliverable() + ": " + synced.message(), true);
+    StatusOr<std::string> sha = Sha256File(temps[i]);
+    if (!sha.ok()) return fail("cannot publish " + out.deliverable() + ": " + sha.status().message(), true);
+    std::error_code ec;
+    auto bytes = fs::file_size(temps[i], ec);
+    if (ec) return fail("cannot publish " + out.deliverable() + ": " + ec.message(), true);
+    sums.push_back(*sha);
+    sizes.push_back(static_cast<int64_t>(bytes));
+  }
+  std::set<std::string> dirs;
+  for (int i = 0; i < job.outputs_size(); ++i) {
+    const auto& out = job.outputs(i);
+    if (std::rename(temps[i].c_str(), out.path().c_str()) != 0) {
+      return fail("cannot publish " + out.deliverable() + ": rename to " + out.path() + ": " +
+                      std::strerror(errno),
+                  true);
+    }
+    dirs.insert(fs::path(out.path()).parent_path().string());
+  }
+  for (const auto& dir : dirs) {
+    Status synced = FsyncDir(dir);
+    if (!synced.ok()) return fail("cannot publish: " + synced.message(), true);
+  }
+
+  pb::JobResult result;
+  result.set_job_id(job.id());
+  result.set_token(token);
+  result.set_ok(true);
+  result.set_log_tail(pr.stderr_tail);
+  for (int i = 0; i < job.outputs_size(); ++i) {
+    const auto& out = job.outputs(i);
+    pb::OutputResult* r = result.add_outputs();
+    r->set_deliverable(out.deliverable());
+    r->set_path(out.path());
+    r->set_bytes(sizes[i]);
+    r->set_sha256(sums[i]);
+    *r->mutable_media() = probed[i];
+  }
+  result.set_encode_seconds(Seconds(started));
+  return result;
+}
+
+}  // namespace reelfarm
