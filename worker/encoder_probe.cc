@@ -1,0 +1,99 @@
+#include "worker/encoder_probe.h"
+
+#include <algorithm>
+#include <future>
+#include <sstream>
+
+namespace reelfarm {
+namespace {
+
+constexpr double kTestTimeoutS = 20;
+
+bool IsAudioEncoder(const std::string& e) {
+  return e == "aac" || e == "pcm_s24le" || e == "libmp3lame" || e == "libopus";
+}
+
+}  // namespace
+
+const std::vector<std::string>& CandidateEncoders() {
+  static const std::vector<std::string> kEncoders = {
+      "libx264", "libx265", "prores_ks", "dnxhd",      "mjpeg",
+      "aac",     "pcm_s24le", "mov_text", "h264_nvenc", "hevc_nvenc"};
+  return kEncoders;
+}
+
+std::vector<std::string> EncoderTestArgv(const std::string& ffmpeg, const std::string& encoder) {
+  std::vector<std::string> argv = {ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"};
+  if (IsAudioEncoder(encoder)) {
+    argv.insert(argv.end(), {"-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "0.1",
+                             "-c:a", encoder});
+  } else {
+    // Sizes and formats every candidate accepts (NVENC needs >= 145x49ish).
+    argv.insert(argv.end(), {"-f", "lavfi", "-i", "color=c=black:s=256x144:r=25:d=0.2"});
+    if (encoder == "prores_ks") {
+      argv.insert(argv.end(), {"-pix_fmt", "yuv422p10le"});
+    } else if (encoder == "dnxhd") {
+      argv.insert(argv.end(), {"-pix_fmt", "yuv422p", "-profile:v", "dnxhr_hq"});
+    } else if (encoder == "mjpeg") {
+      argv.insert(argv.end(), {"-pix_fmt", "yuvj420p"});
+    } else {
+      argv.insert(argv.end(), {"-pix_fmt", "yuv420p"});
+    }
+    argv.insert(argv.end(), {"-frames:v", "3", "-c:v", encoder});
+  }
+  argv.insert(argv.end(), {"-f", "null", "-"});
+  return argv;
+}
+
+EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpeg) {
+  EncoderProbeResult result;
+  // Encoders FFmpeg lists (mov_text is judged by the list: it needs a
+  // subtitle input to open).
+  ProcessOptions list;
+  list.argv = {ffmpeg, "-hide_banner", "-nostdin", "-encoders"};
+  list.timeout_s = kTestTimeoutS;
+  std::string listing;
+  if (auto r = runner.Run(list); r.ok() && r->Succeeded()) listing = r->stdout_data;
+
+  std::vector<std::pair<std::string, std::future<bool>>> tests;
+  for (const auto& enc : CandidateEncoders()) {
+    if (enc == "mov_text") continue;
+    tests.emplace_back(enc, std::async(std::launch::async, [&runner, &ffmpeg, enc] {
+                         ProcessOptions o;
+                         o.argv = EncoderTestArgv(ffmpeg, enc);
+                         o.timeout_s = kTestTimeoutS;
+                         auto r = runner.Run(o);
+                         return r.ok() && r->Succeeded();
+                       }));
+  }
+  for (auto& [enc, fut] : tests) {
+    (fut.get() ? result.encoders : result.failed).push_back(enc);
+  }
+  if (listing.find(" mov_text ") != std::string::npos) {
+    result.encoders.push_back("mov_text");
+  } else {
+    result.failed.push_back("mov_text");
+  }
+
+  // A usable CUDA device (NVDEC decode and CUDA filters need one).
+  ProcessOptions cuda;
+  cuda.argv = {ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-init_hw_device",
+               "cuda=gpu", "-f", "lavfi", "-i", "color=s=64x64:d=0.1", "-f", "null", "-"};
+  cuda.timeout_s = kTestTimeoutS;
+  if (auto r = runner.Run(cuda); r.ok() && r->Succeeded()) result.gpu = true;
+
+  ProcessOptions smi;
+  smi.argv = {"nvidia-smi", "--query-gpu=name", "--format=csv,noheader"};
+  smi.timeout_s = 10;
+  if (auto r = runner.Run(smi); r.ok() && r->Succeeded()) {
+    std::istringstream lines(r->stdout_data);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) result.gpu_names.push_back(line);
+    }
+  }
+  std::sort(result.encoders.begin(), result.encoders.end());
+  std::sort(result.failed.begin(), result.failed.end());
+  return result;
+}
+
+}  // namespace reelfarm
