@@ -144,9 +144,12 @@ int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliCont
     return kExitUsage;
   }
   *ctx.out << "Submitted " << JsonString(response->json, "name") << ": "
-           << JsonInt(response->json, "jobs") << " jobs";
+           << JsonInt(response->json, "jobs") << (JsonInt(response->json, "jobs") == 1 ? " job" : " jobs");
   int64_t failed_at_plan = JsonInt(response->json, "failed_at_plan");
-  if (failed_at_plan > 0) *ctx.out << ", " << failed_at_plan << " deliverables failed at plan";
+  if (failed_at_plan > 0) {
+    *ctx.out << ", " << failed_at_plan << (failed_at_plan == 1 ? " deliverable" : " deliverables")
+             << " failed at plan";
+  }
   *ctx.out << ", output in " << JsonString(response->json, "output_dir") << "\n";
   *ctx.out << delivery_id << "\n";
   ctx.out->flush();
@@ -233,6 +236,8 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
     farm.Stop();
     if (options.keep_state && !farm.state_dir().empty()) {
       *ctx.err << "State and logs kept in " << farm.state_dir() << "\n";
+    } else if (code == kExitUnavailable) {
+      *ctx.err << "(the farm's logs are removed; run again with --keep-state to keep them)\n";
     }
     return code;
   };
@@ -264,13 +269,12 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
   watch_options.check_farm = [&farm] { return farm.CheckChildren(); };
   WatchResult result = WatchDelivery([&] { return client.Get(path); }, watch_options, *ctx.out,
                                      *ctx.err);
-  if (result.exit_code == kExitOk || result.exit_code == kExitFailed) {
+  if ((result.exit_code == kExitOk || result.exit_code == kExitFailed) &&
+      JsonString(result.delivery, "manifest").empty()) {
+    // The summary names the output folder; name the manifest too.
     std::string output_dir = JsonString(result.delivery, "output_dir");
     if (!output_dir.empty()) {
-      *ctx.out << "\nDeliverables are in " << output_dir << "\n";
-      std::string manifest = JsonString(result.delivery, "manifest");
-      if (manifest.empty()) manifest = (fs::path(output_dir) / "manifest.json").string();
-      *ctx.out << "Manifest: " << manifest << "\n";
+      *ctx.out << "Manifest: " << (fs::path(output_dir) / "manifest.json").string() << "\n";
     }
   }
   ctx.out->flush();

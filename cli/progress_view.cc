@@ -75,7 +75,7 @@ std::string PlainLine(const nlohmann::json& item) {
     line += ")";
   } else if (state == "failed" || state == "cancelled") {
     std::string error = JsonString(item, "error");
-    if (!error.empty()) line += ": " + error;
+    if (!error.empty() && error != state) line += ": " + error;
   }
   return line + "\n";
 }

@@ -153,7 +153,7 @@ TEST_F(CliCommandsTest, SubmitSendsTextBaseDirAndPrintsIdLast) {
   EXPECT_EQ(r.code, 0) << r.err;
   ASSERT_FALSE(r.out.empty());
   EXPECT_EQ(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1), "launch-7\n");
-  EXPECT_NE(r.out.find("3 jobs, 1 deliverables failed at plan"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 jobs, 1 deliverable failed at plan"), std::string::npos) << r.out;
   json sent = json::parse(fake.last_body());
   EXPECT_EQ(sent["spec"], "version: 1\nname: launch\n");
   EXPECT_EQ(sent["spec_file"], spec);
