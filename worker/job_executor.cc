@@ -40,13 +40,17 @@ std::string FormatSeconds(double s) {
   return out.str();
 }
 
-// The last line of FFmpeg's log that says something: generic trailers
-// ("Conversion failed!") are skipped and "[libx264 @ 0x55d0c8] msg" reads
-// "libx264: msg".
+// The line of FFmpeg's log that best says why it failed: the last one that
+// reads like an error, else the last non-empty one. Generic trailers
+// ("Conversion failed!") are skipped, "[libx264 @ 0x55d0c8] msg" reads
+// "libx264: msg", and the result is capped at 300 characters.
 std::string LastMeaningfulLine(const std::string& log) {
   static const std::regex kContext(R"(^\[([^\]@]+) @ 0x[0-9a-fA-F]+\] *)");
+  static const std::regex kErrorish(
+      R"(error|invalid|no such|not found|failed|unable|cannot|could not|denied|unknown)",
+      std::regex::icase);
   std::istringstream in(log);
-  std::string line, last;
+  std::string line, last, last_error;
   while (std::getline(in, line)) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (line.empty() || line == "Conversion failed!" || line.rfind("frame=", 0) == 0 ||
@@ -60,8 +64,11 @@ std::string LastMeaningfulLine(const std::string& log) {
       line = who + ": " + line.substr(m[0].length());
     }
     last = line;
+    if (std::regex_search(line, kErrorish)) last_error = line;
   }
-  return last;
+  std::string out = last_error.empty() ? last : last_error;
+  if (out.size() > 300) out = out.substr(0, 297) + "...";
+  return out;
 }
 
 double FrameDuration(const pb::MediaInfo& m) {

@@ -1,0 +1,354 @@
+// JobExecutor with real FFmpeg and ffprobe on a tiny generated source.
+#include "worker/job_executor.h"
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/probe.h"
+#include "common/process_runner.h"
+#include "tests/support/media_fixtures.h"
+
+namespace reelfarm {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+
+constexpr uint64_t kToken = 42;
+
+class JobExecutorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    source_dir_ = new std::string(testing::MakeTempDir("reelfarm-exec-src"));
+    source_ = new std::string(testing::GenerateSource(testing::SourceKind::kPlain,
+                                                      *source_dir_ + "/source.mov", 1.0));
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*source_dir_, ec);
+    delete source_dir_;
+    delete source_;
+  }
+
+  void SetUp() override {
+    ASSERT_FALSE(source_->empty());
+    dir_ = testing::MakeTempDir("reelfarm-exec");
+    final_ = dir_ + "/web/web-180.mp4";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // ffmpeg argv prefix as the planner writes it.
+  static std::vector<std::string> Prefix() {
+    return {"ffmpeg", "-hide_banner", "-nostdin", "-y",        "-loglevel",
+            "warning", "-nostats",   "-progress", "pipe:1"};
+  }
+
+  // One job: the source to a 320x180 H.264 + AAC mp4 at final_.
+  pb::Assign Mp4Assign(int expect_height = 180) const {
+    pb::Assign a;
+    a.set_token(kToken);
+    a.set_attempt(1);
+    pb::Job* job = a.mutable_job();
+    job->set_id("d.0");
+    job->set_kind("encode");
+    for (const auto& s : Prefix()) job->add_argv(s);
+    for (const auto& s : std::vector<std::string>{
+             "-protocol_whitelist", "file", "-f", "mov", "-i", *source_, "-map", "0:v:0", "-map",
+             "0:a:0", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a",
+             "aac", "-f", "mp4", final_}) {
+      job->add_argv(s);
+    }
+    job->add_inputs(*source_);
+    job->set_media_duration_s(1.0);
+    job->set_timeout_s(60);
+    pb::JobOutput* out = job->add_outputs();
+    out->set_deliverable("web");
+    out->set_preset("web-h264");
+    out->set_path(final_);
+    pb::MediaInfo* e = out->mutable_expect();
+    e->set_format_name("mp4");
+    e->set_has_video(true);
+    e->set_video_codec("h264");
+    e->set_width(320);
+    e->set_height(expect_height);
+    e->set_pix_fmt("yuv420p");
+    e->set_fps_num(25);
+    e->set_fps_den(1);
+    e->set_duration_s(1.0);
+    e->set_has_audio(true);
+    e->set_audio_codec("aac");
+    e->set_audio_channels(2);
+    return a;
+  }
+
+  // A job that would run for 30 s (real-time input), for timeouts and cancels.
+  pb::Assign SlowAssign(double timeout_s) const {
+    pb::Assign a;
+    a.set_token(kToken);
+    pb::Job* job = a.mutable_job();
+    job->set_id("d.slow");
+    for (const auto& s : Prefix()) job->add_argv(s);
+    for (const auto& s : std::vector<std::string>{"-re", "-f", "lavfi", "-i",
+                                                  "testsrc=s=64x64:r=25:d=30", "-c:v", "mjpeg",
+                                                  "-f", "mov", final_}) {
+      job->add_argv(s);
+    }
+    job->set_media_duration_s(30);
+    job->set_timeout_s(timeout_s);
+    pb::JobOutput* out = job->add_outputs();
+    out->set_deliverable("slow");
+    out->set_path(final_);
+    return a;
+  }
+
+  // Everything under dir_ that is a file (finals and temporaries).
+  std::vector<std::string> FilesLeft() const {
+    std::vector<std::string> files;
+    for (const auto& e : fs::recursive_directory_iterator(dir_)) {
+      if (e.is_regular_file()) files.push_back(e.path().string());
+    }
+    return files;
+  }
+
+  pb::JobResult Run(const pb::Assign& a, JobExecutorOptions options = {},
+                    const JobExecutor::ProgressFn& progress = nullptr,
+                    const std::atomic<bool>* cancel = nullptr) {
+    JobExecutor executor(&runner_, std::move(options));
+    return executor.Execute(a, progress, cancel);
+  }
+
+  static std::string* source_dir_;
+  static std::string* source_;
+  PosixProcessRunner runner_;
+  std::string dir_;
+  std::string final_;
+};
+
+std::string* JobExecutorTest::source_dir_ = nullptr;
+std::string* JobExecutorTest::source_ = nullptr;
+
+TEST(TempPathTest, HiddenBesideTheFinalAndUniquePerToken) {
+  EXPECT_EQ(TempPathFor("/out/film/web.mp4", 7), "/out/film/.web.mp4.7.part");
+  EXPECT_NE(TempPathFor("/out/film/web.mp4", 7), TempPathFor("/out/film/web.mp4", 8));
+}
+
+TEST_F(JobExecutorTest, PublishesAVerifiedOutput) {
+  std::vector<pb::Progress> progress;
+  pb::JobResult r =
+      Run(Mp4Assign(), {}, [&](const pb::Progress& p) { progress.push_back(p); });
+  ASSERT_TRUE(r.ok()) << r.error() << "\n" << r.log_tail();
+  EXPECT_EQ(r.job_id(), "d.0");
+  EXPECT_EQ(r.token(), kToken);
+  EXPECT_GT(r.encode_seconds(), 0);
+  ASSERT_EQ(r.outputs_size(), 1);
+  const pb::OutputResult& out = r.outputs(0);
+  EXPECT_EQ(out.deliverable(), "web");
+  EXPECT_EQ(out.path(), final_);
+  EXPECT_EQ(out.bytes(), static_cast<int64_t>(fs::file_size(final_)));
+  EXPECT_EQ(out.media().height(), 180);
+  EXPECT_EQ(out.media().video_codec(), "h264");
+
+  // The recorded hash is the published file's, computed independently.
+  std::string sha_out;
+  ASSERT_EQ(testing::RunArgv({"sha256sum", final_}, &sha_out), 0);
+  EXPECT_EQ(out.sha256(), sha_out.substr(0, 64));
+  EXPECT_EQ(Sha256File(final_).value(), out.sha256());
+
+  EXPECT_THAT(FilesLeft(), ::testing::ElementsAre(final_));  // no *.part left
+
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.back().job_id(), "d.0");
+  EXPECT_EQ(progress.back().token(), kToken);
+  EXPECT_DOUBLE_EQ(progress.back().fraction(), 1.0);
+  EXPECT_GT(progress.back().frame(), 0);
+  for (const auto& p : progress) {
+    EXPECT_GE(p.fraction(), 0.0);
+    EXPECT_LE(p.fraction(), 1.0);
+  }
+}
+
+TEST_F(JobExecutorTest, PublishesSeveralOutputsOfOneProcess) {
+  pb::Assign a = Mp4Assign();
+  std::string wav = dir_ + "/audio/mix.wav";
+  for (const auto& s : std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f",
+                                                "wav", wav}) {
+    a.mutable_job()->add_argv(s);
+  }
+  pb::JobOutput* out = a.mutable_job()->add_outputs();
+  out->set_deliverable("audio");
+  out->set_path(wav);
+  out->mutable_expect()->set_format_name("wav");
+  out->mutable_expect()->set_has_audio(true);
+  out->mutable_expect()->set_audio_codec("pcm_s24le");
+  out->mutable_expect()->set_duration_s(1.0);
+
+  pb::JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_EQ(r.outputs_size(), 2);
+  EXPECT_EQ(r.outputs(1).path(), wav);
+  EXPECT_EQ(r.outputs(1).media().audio_codec(), "pcm_s24le");
+  EXPECT_TRUE(fs::exists(final_));
+  EXPECT_TRUE(fs::exists(wav));
+  EXPECT_EQ(FilesLeft().size(), 2u);
+}
+
+TEST_F(JobExecutorTest, AStaleTemporaryOfTheAttemptIsReplaced) {
+  fs::create_directories(fs::path(final_).parent_path());
+  std::ofstream(TempPathFor(final_, kToken)) << "junk from a crashed run";
+  pb::JobResult r = Run(Mp4Assign());
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_THAT(FilesLeft(), ::testing::ElementsAre(final_));
+}
+
+TEST_F(JobExecutorTest, VerificationMismatchPublishesNothing) {
+  pb::JobResult r = Run(Mp4Assign(/*expect_height=*/720));
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable());
+  EXPECT_EQ(r.error(), "verification failed for web: height 180, expected 720");
+  EXPECT_EQ(r.outputs_size(), 0);
+  EXPECT_FALSE(fs::exists(final_));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, FailingFfmpegLeavesNothing) {
+  JobExecutorOptions options;
+  options.ffmpeg_override = "/bin/false";
+  pb::JobResult r = Run(Mp4Assign(), options);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.retryable());
+  EXPECT_EQ(r.error(), "ffmpeg exited with code 1");
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, FfmpegErrorNamesItsLastMeaningfulLine) {
+  pb::Assign a = Mp4Assign();
+  // An encoder option x264 refuses.
+  auto* argv = a.mutable_job()->mutable_argv();
+  for (int i = 0; i < argv->size(); ++i) {
+    if (argv->Get(i) == "ultrafast") *argv->Mutable(i) = "no-such-preset";
+  }
+  pb::JobResult r = Run(a);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.retryable());
+  EXPECT_THAT(r.error(), StartsWith("ffmpeg exited with code 1: "));
+  // The error line, not a generic trailer or a later warning ("[aac @ 0x..]
+  // 2 frames left in the queue on closing").
+  EXPECT_THAT(r.error(), HasSubstr("Error"));
+  EXPECT_THAT(r.error(), ::testing::Not(HasSubstr("Conversion failed")));
+  EXPECT_THAT(r.error(), ::testing::Not(HasSubstr("frames left")));
+  EXPECT_THAT(r.error(), ::testing::Not(HasSubstr(" @ 0x")));
+  EXPECT_THAT(r.log_tail(), HasSubstr("no-such-preset"));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, MissingSourceIsNotRetryable) {
+  pb::Assign a = Mp4Assign();
+  std::string missing = dir_ + "/gone.mov";
+  auto* argv = a.mutable_job()->mutable_argv();
+  for (int i = 0; i < argv->size(); ++i) {
+    if (argv->Get(i) == *source_) *argv->Mutable(i) = missing;
+  }
+  a.mutable_job()->set_inputs(0, missing);
+  pb::JobResult r = Run(a);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable());
+  EXPECT_THAT(r.error(), StartsWith("source " + missing + " is missing"));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, MissingProgramIsRetryable) {
+  JobExecutorOptions options;
+  options.ffmpeg_override = "/nonexistent/ffmpeg";
+  pb::JobResult r = Run(Mp4Assign(), options);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.retryable());
+  EXPECT_THAT(r.error(), HasSubstr("cannot run /nonexistent/ffmpeg"));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, ArgvMustNameEachOutput) {
+  pb::Assign a = Mp4Assign();
+  a.mutable_job()->mutable_outputs(0)->set_path(dir_ + "/elsewhere.mp4");
+  pb::JobResult r = Run(a);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable());
+  EXPECT_THAT(r.error(), HasSubstr("does not name its output"));
+}
+
+TEST_F(JobExecutorTest, TimeoutFailsAndCleansUp) {
+  pb::JobResult r = Run(SlowAssign(/*timeout_s=*/0.5));
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.retryable());
+  EXPECT_EQ(r.error(), "ffmpeg timed out after 0.5 s");
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, CancelStopsTheAttempt) {
+  std::atomic<bool> cancel{false};
+  int samples = 0;
+  // Cancel once FFmpeg reports progress, i.e. the output exists and grows.
+  pb::JobResult r = Run(SlowAssign(/*timeout_s=*/60), {},
+                        [&](const pb::Progress& p) {
+                          ++samples;
+                          cancel = true;
+                        },
+                        &cancel);
+  EXPECT_GE(samples, 1);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable());
+  EXPECT_EQ(r.error(), "cancelled");
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorTest, RunProbeReadsOddNamesLiterally) {
+  // A leading '-' and a ':' would be an option and a protocol to ffprobe.
+  std::string odd = dir_ + "/-odd:name.mov";
+  fs::copy_file(*source_, odd);
+  StatusOr<std::string> json = RunProbe(runner_, "ffprobe", odd);
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  StatusOr<pb::MediaInfo> info = MediaInfoFromProbeJson(*json);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->width(), 320);
+  EXPECT_NEAR(info->duration_s(), 1.0, 0.1);
+
+  // A relative name starting with '-' too.
+  std::string cwd = fs::current_path();
+  fs::current_path(dir_);
+  StatusOr<std::string> rel = RunProbe(runner_, "ffprobe", "-odd:name.mov");
+  fs::current_path(cwd);
+  EXPECT_TRUE(rel.ok()) << rel.status().ToString();
+}
+
+TEST_F(JobExecutorTest, RunProbeExplainsWhatItCannotRead) {
+  std::string missing = dir_ + "/missing.mov";
+  StatusOr<std::string> json = RunProbe(runner_, "ffprobe", missing);
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(json.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(json.status().message(),
+              StartsWith("ffprobe could not read " + missing + ": "));
+  EXPECT_THAT(json.status().message(), HasSubstr("No such file or directory"));
+
+  std::string text = dir_ + "/empty.mov";
+  std::ofstream{text};
+  json = RunProbe(runner_, "ffprobe", text);
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(json.status().code(), Status::Code::kInvalidArgument);
+
+  json = RunProbe(runner_, "reelfarm-no-such-ffprobe", text);
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(json.status().code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace reelfarm
