@@ -1,3 +1,7 @@
+// Each candidate is opened by a real FFmpeg on a tiny lavfi input with a
+// pixel format it accepts; all tests run in parallel (a few processes of a
+// fraction of a second each). mov_text needs a subtitle input to open, so it
+// counts as available when `ffmpeg -encoders` lists it.
 #include "worker/encoder_probe.h"
 
 #include <algorithm>
@@ -23,6 +27,7 @@ const std::vector<std::string>& CandidateEncoders() {
 }
 
 std::vector<std::string> EncoderTestArgv(const std::string& ffmpeg, const std::string& encoder) {
+  if (encoder == "mov_text") return {ffmpeg, "-hide_banner", "-nostdin", "-encoders"};
   std::vector<std::string> argv = {ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"};
   if (IsAudioEncoder(encoder)) {
     argv.insert(argv.end(), {"-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "0.1",
@@ -50,7 +55,7 @@ EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpe
   // Encoders FFmpeg lists (mov_text is judged by the list: it needs a
   // subtitle input to open).
   ProcessOptions list;
-  list.argv = {ffmpeg, "-hide_banner", "-nostdin", "-encoders"};
+  list.argv = EncoderTestArgv(ffmpeg, "mov_text");
   list.timeout_s = kTestTimeoutS;
   std::string listing;
   if (auto r = runner.Run(list); r.ok() && r->Succeeded()) listing = r->stdout_data;
