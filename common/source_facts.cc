@@ -13,11 +13,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/probe.h"
 
@@ -29,13 +28,12 @@ using nlohmann::json;
 // Demuxers that are not a single local media file (playlists, lists, image
 // sequences, generators, subtitles-only, network and raw-data formats).
 constexpr const char* kDeniedFormats[] = {
-    "hls",     "applehttp", "dash",       "concat",  "image2",     "image2pipe", "lavfi",
-    "tty",     "ansi",      "bin",        "xbin",    "idf",        "adf",        "srt",
-    "ass",     "ssa",       "webvtt",     "subviewer", "subviewer1", "microdvd", "mpl2",
-    "jacosub", "sami",      "realtext",   "stl",     "pjs",        "vplayer",    "aqtitle",
-    "lrc",     "scc",       "mcc",        "sup",     "vobsub",     "ffmetadata", "sdp",
-    "rtp",     "rtsp",      "data",       "fifo",    "tee",        "unknown",    "libcdio",
-    "bluray",
+    "hls",     "applehttp",  "dash",       "concat",   "image2", "image2pipe", "lavfi", "tty",
+    "ansi",    "bin",        "xbin",       "idf",      "adf",    "srt",        "ass",   "ssa",
+    "webvtt",  "subviewer",  "subviewer1", "microdvd", "mpl2",   "jacosub",    "sami",  "realtext",
+    "stl",     "pjs",        "vplayer",    "aqtitle",  "lrc",    "scc",        "mcc",   "sup",
+    "vobsub",  "ffmetadata", "sdp",        "rtp",      "rtsp",   "data",       "fifo",  "tee",
+    "unknown", "libcdio",    "bluray",
 };
 
 bool IsDeniedFormat(const std::string& name) {
@@ -123,8 +121,8 @@ struct Rate {
 };
 
 // The common rates a variable rate is snapped to.
-constexpr Rate kCommonRates[] = {{24000, 1001}, {24, 1},        {25, 1},    {30000, 1001}, {30, 1},
-                                 {48, 1},       {50, 1},        {60000, 1001}, {60, 1}};
+constexpr Rate kCommonRates[] = {{24000, 1001}, {24, 1}, {25, 1},       {30000, 1001}, {30, 1},
+                                 {48, 1},       {50, 1}, {60000, 1001}, {60, 1}};
 
 // Nearest common rate within `tolerance` (relative), or nullopt.
 std::optional<Rate> NearestCommonRate(double fps, double tolerance) {
@@ -176,7 +174,8 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
                                                    const std::string& path) {
   json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
-    return Status::InvalidArgument("ffprobe did not describe " + path + " (its output is not JSON).");
+    return Status::InvalidArgument("ffprobe did not describe " + path +
+                                   " (its output is not JSON).");
   }
   auto format_it = root.find("format");
   if (format_it == root.end() || !format_it->is_object()) {
@@ -227,8 +226,9 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
     }
   }
   if (!(duration > 0)) {
-    return Status::InvalidArgument(path + " has no known duration; it does not look like a finished "
-                                          "media file.");
+    return Status::InvalidArgument(path +
+                                   " has no known duration; it does not look like a finished "
+                                   "media file.");
   }
   facts.set_duration_s(duration);
 

@@ -56,8 +56,8 @@ double FrameRate(const pb::SourceFacts& f) {
 std::string BackslashEscape(const std::string& value, const std::string& specials) {
   std::string out;
   for (char c : value) {
-    if (c == '\\' || specials.find(c) != std::string::npos || c == ' ' || c == '\t' ||
-        c == '\n' || c == '\r') {
+    if (c == '\\' || specials.find(c) != std::string::npos || c == ' ' || c == '\t' || c == '\n' ||
+        c == '\r') {
       out.push_back('\\');
     }
     out.push_back(c);
@@ -71,7 +71,8 @@ std::string SubtitleDemuxer(const std::string& path) {
   size_t dot = path.rfind('.');
   if (dot == std::string::npos) return "";
   std::string ext = path.substr(dot + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (ext == "srt") return "srt";
   if (ext == "ass" || ext == "ssa") return "ass";
   if (ext == "vtt") return "webvtt";
@@ -198,8 +199,8 @@ PresetArgs ArgsFor(const std::string& preset) {
     a.kind = "encode";
     a.muxer = "mov";
     a.format_name = "mov";
-    a.video_args = {"-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0", "-pix_fmt",
-                    "yuv422p10le"};
+    a.video_args = {"-c:v",    "prores_ks", "-profile:v", "3",
+                    "-vendor", "apl0",      "-pix_fmt",   "yuv422p10le"};
     a.audio_args = {"-c:a", "pcm_s24le", "-ar", "48000"};
     a.video_encoder = "prores_ks";
     a.audio_encoder = "pcm_s24le";
@@ -223,8 +224,8 @@ PresetArgs ArgsFor(const std::string& preset) {
     a.kind = "encode";
     a.muxer = "mp4";
     a.format_name = "mp4";
-    a.video_args = {"-c:v", "libx264", "-profile:v", "high", "-preset", "medium", "-crf",
-                    preset == "web-h264" ? "20" : "21"};
+    a.video_args = {"-c:v",    "libx264", "-profile:v", "high",
+                    "-preset", "medium",  "-crf",       preset == "web-h264" ? "20" : "21"};
     if (preset == "social-h264") {
       for (const char* s : {"-maxrate", "8M", "-bufsize", "16M"}) a.video_args.push_back(s);
     }
@@ -242,9 +243,8 @@ PresetArgs ArgsFor(const std::string& preset) {
     a.kind = "encode";
     a.muxer = "mp4";
     a.format_name = "mp4";
-    a.video_args = {"-c:v",     "libx265", "-preset",      "medium",  "-crf",
-                    "24",       "-tag:v",  "hvc1",         "-pix_fmt", "yuv420p",
-                    "-x265-params", "log-level=error"};
+    a.video_args = {"-c:v",   "libx265", "-preset",  "medium",  "-crf",         "24",
+                    "-tag:v", "hvc1",    "-pix_fmt", "yuv420p", "-x265-params", "log-level=error"};
     a.audio_args = {"-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2"};
     a.container_args = {"-movflags", "+faststart"};
     a.video_encoder = "libx265";
@@ -278,10 +278,9 @@ PresetArgs ArgsFor(const std::string& preset) {
 
 // Frame rates MXF (SMPTE) knows; others need -strict unofficial.
 bool MxfKnowsRate(int num, int den) {
-  static constexpr int kRates[][2] = {{24000, 1001}, {24, 1},  {25, 1},  {30000, 1001},
-                                      {30, 1},       {48000, 1001}, {48, 1}, {50, 1},
-                                      {60000, 1001}, {60, 1},  {72, 1},  {96, 1},
-                                      {100, 1},      {120, 1}};
+  static constexpr int kRates[][2] = {{24000, 1001}, {24, 1}, {25, 1},  {30000, 1001}, {30, 1},
+                                      {48000, 1001}, {48, 1}, {50, 1},  {60000, 1001}, {60, 1},
+                                      {72, 1},       {96, 1}, {100, 1}, {120, 1}};
   for (const auto& r : kRates) {
     if (int64_t(r[0]) * den == int64_t(num) * r[1]) return true;
   }
@@ -308,7 +307,8 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
   *plan.mutable_source() = source;
 
   const double fps = FrameRate(source);
-  const std::string fps_arg = std::to_string(source.fps_num()) + "/" + std::to_string(source.fps_den());
+  const std::string fps_arg =
+      std::to_string(source.fps_num()) + "/" + std::to_string(source.fps_den());
 
   for (size_t i = 0; i < spec.deliverables.size(); ++i) {
     const DeliverableSpec& d = spec.deliverables[i];
@@ -372,7 +372,8 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
           auto line = d.field_lines.find("at");
           e.line = line != d.field_lines.end() ? line->second : d.line;
           e.field = "deliverables[" + std::to_string(i) + "].at";
-          e.message = "is " + FormatDouble(*d.at_s, 3) + " s, at or beyond the end of the source (" +
+          e.message = "is " + FormatDouble(*d.at_s, 3) +
+                      " s, at or beyond the end of the source (" +
                       FormatDouble(source.duration_s(), 3) +
                       " s long); use a time from 0 to less than that.";
           result.errors.push_back(std::move(e));
@@ -406,8 +407,9 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     job->add_inputs(spec.source);
     if (!subtitle_path.empty()) job->add_inputs(subtitle_path);
 
-    std::vector<std::string> argv = {options.ffmpeg, "-hide_banner", "-nostdin", "-y",
-                                     "-loglevel", "warning", "-nostats", "-progress", "pipe:1"};
+    std::vector<std::string> argv = {options.ffmpeg, "-hide_banner", "-nostdin",
+                                     "-y",           "-loglevel",    "warning",
+                                     "-nostats",     "-progress",    "pipe:1"};
     if (preset->has_video) argv.push_back("-noautorotate");
     Append(&argv, {"-protocol_whitelist", "file", "-f", source.format_name()});
     if (preset->still) Append(&argv, {"-ss", FormatDouble(seek_s, 3)});

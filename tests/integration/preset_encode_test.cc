@@ -2,6 +2,8 @@
 // generated source, plan, run the job's exact argv (writing to a temporary
 // name without the extension, as the worker does), probe the result and
 // check it against the plan's expectation.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -11,9 +13,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/probe.h"
 #include "common/process_runner.h"
@@ -30,13 +29,20 @@ using testing::SourceKind;
 
 const char* KindName(SourceKind kind) {
   switch (kind) {
-    case SourceKind::kPlain: return "plain";
-    case SourceKind::kRotated: return "rotated";
-    case SourceKind::kOddSize: return "odd";
-    case SourceKind::kVfr: return "vfr";
-    case SourceKind::kFps23976: return "fps23976";
-    case SourceKind::kSurround51: return "surround51";
-    case SourceKind::kNoAudio: return "noaudio";
+    case SourceKind::kPlain:
+      return "plain";
+    case SourceKind::kRotated:
+      return "rotated";
+    case SourceKind::kOddSize:
+      return "odd";
+    case SourceKind::kVfr:
+      return "vfr";
+    case SourceKind::kFps23976:
+      return "fps23976";
+    case SourceKind::kSurround51:
+      return "surround51";
+    case SourceKind::kNoAudio:
+      return "noaudio";
   }
   return "unknown";
 }
@@ -172,7 +178,11 @@ struct Case {
   std::string subtitles;  // "", "burn" or "soft"
   double at_s = -1;
 
-  Case H(int h) const { Case c = *this; c.height = h; return c; }
+  Case H(int h) const {
+    Case c = *this;
+    c.height = h;
+    return c;
+  }
   Case Crop(int num, int den, double fx = 0.5) const {
     Case c = *this;
     c.aspect_num = num;
@@ -180,8 +190,16 @@ struct Case {
     c.focus_x = fx;
     return c;
   }
-  Case Subs(const std::string& mode) const { Case c = *this; c.subtitles = mode; return c; }
-  Case At(double s) const { Case c = *this; c.at_s = s; return c; }
+  Case Subs(const std::string& mode) const {
+    Case c = *this;
+    c.subtitles = mode;
+    return c;
+  }
+  Case At(double s) const {
+    Case c = *this;
+    c.at_s = s;
+    return c;
+  }
 };
 
 Case C(const std::string& name, const std::string& preset, SourceKind kind) {
@@ -278,39 +296,41 @@ TEST_P(PresetEncodeTest, OutputMatchesThePlan) {
 
 INSTANTIATE_TEST_SUITE_P(
     Presets, PresetEncodeTest,
-    ::testing::Values(
-        C("prores_plain", "master-prores", SourceKind::kPlain),
-        C("prores_rotated", "master-prores", SourceKind::kRotated),
-        C("prores_surround", "master-prores", SourceKind::kSurround51),
-        C("prores_soft", "master-prores", SourceKind::kPlain).Subs("soft"),
-        C("dnxhr_plain", "master-dnxhr", SourceKind::kPlain),
-        C("dnxhr_surround", "master-dnxhr", SourceKind::kSurround51),
-        C("dnxhr_23976", "master-dnxhr", SourceKind::kFps23976),
-        C("dnxhr_vfr", "master-dnxhr", SourceKind::kVfr),
-        C("dnxhr_odd", "master-dnxhr", SourceKind::kOddSize),
-        C("h264_plain", "web-h264", SourceKind::kPlain).H(120),
-        C("h264_rotated", "web-h264", SourceKind::kRotated),
-        C("h264_odd", "web-h264", SourceKind::kOddSize),
-        C("h264_vfr", "web-h264", SourceKind::kVfr),
-        C("h264_23976", "web-h264", SourceKind::kFps23976),
-        C("h264_surround", "web-h264", SourceKind::kSurround51),
-        C("h264_noaudio", "web-h264", SourceKind::kNoAudio),
-        C("h264_burn", "web-h264", SourceKind::kPlain).Subs("burn"),
-        C("h264_soft", "web-h264", SourceKind::kPlain).Subs("soft"),
-        C("hevc_plain", "web-hevc", SourceKind::kPlain),
-        C("hevc_23976", "web-hevc", SourceKind::kFps23976).H(90),
-        C("social_9x16", "social-h264", SourceKind::kPlain).H(320).Crop(9, 16),
-        C("social_1x1", "social-h264", SourceKind::kPlain).Crop(1, 1, 0.0),
-        C("social_4x5", "social-h264", SourceKind::kRotated).Crop(4, 5),
-        C("social_4x5_burn", "social-h264", SourceKind::kOddSize).H(200).Crop(4, 5, 1.0).Subs("burn"),
-        C("social_noaudio", "social-h264", SourceKind::kNoAudio).Crop(9, 16),
-        C("thumb_plain", "thumbnail-jpg", SourceKind::kPlain).At(1.0),
-        C("thumb_rotated", "thumbnail-jpg", SourceKind::kRotated),
-        C("thumb_odd", "thumbnail-jpg", SourceKind::kOddSize).H(90),
-        C("thumb_end", "thumbnail-jpg", SourceKind::kVfr).At(1.99),
-        C("thumb_burn", "thumbnail-jpg", SourceKind::kPlain).Subs("burn").At(0.5),
-        C("wav_plain", "audio-wav", SourceKind::kPlain),
-        C("wav_surround", "audio-wav", SourceKind::kSurround51)),
+    ::testing::Values(C("prores_plain", "master-prores", SourceKind::kPlain),
+                      C("prores_rotated", "master-prores", SourceKind::kRotated),
+                      C("prores_surround", "master-prores", SourceKind::kSurround51),
+                      C("prores_soft", "master-prores", SourceKind::kPlain).Subs("soft"),
+                      C("dnxhr_plain", "master-dnxhr", SourceKind::kPlain),
+                      C("dnxhr_surround", "master-dnxhr", SourceKind::kSurround51),
+                      C("dnxhr_23976", "master-dnxhr", SourceKind::kFps23976),
+                      C("dnxhr_vfr", "master-dnxhr", SourceKind::kVfr),
+                      C("dnxhr_odd", "master-dnxhr", SourceKind::kOddSize),
+                      C("h264_plain", "web-h264", SourceKind::kPlain).H(120),
+                      C("h264_rotated", "web-h264", SourceKind::kRotated),
+                      C("h264_odd", "web-h264", SourceKind::kOddSize),
+                      C("h264_vfr", "web-h264", SourceKind::kVfr),
+                      C("h264_23976", "web-h264", SourceKind::kFps23976),
+                      C("h264_surround", "web-h264", SourceKind::kSurround51),
+                      C("h264_noaudio", "web-h264", SourceKind::kNoAudio),
+                      C("h264_burn", "web-h264", SourceKind::kPlain).Subs("burn"),
+                      C("h264_soft", "web-h264", SourceKind::kPlain).Subs("soft"),
+                      C("hevc_plain", "web-hevc", SourceKind::kPlain),
+                      C("hevc_23976", "web-hevc", SourceKind::kFps23976).H(90),
+                      C("social_9x16", "social-h264", SourceKind::kPlain).H(320).Crop(9, 16),
+                      C("social_1x1", "social-h264", SourceKind::kPlain).Crop(1, 1, 0.0),
+                      C("social_4x5", "social-h264", SourceKind::kRotated).Crop(4, 5),
+                      C("social_4x5_burn", "social-h264", SourceKind::kOddSize)
+                          .H(200)
+                          .Crop(4, 5, 1.0)
+                          .Subs("burn"),
+                      C("social_noaudio", "social-h264", SourceKind::kNoAudio).Crop(9, 16),
+                      C("thumb_plain", "thumbnail-jpg", SourceKind::kPlain).At(1.0),
+                      C("thumb_rotated", "thumbnail-jpg", SourceKind::kRotated),
+                      C("thumb_odd", "thumbnail-jpg", SourceKind::kOddSize).H(90),
+                      C("thumb_end", "thumbnail-jpg", SourceKind::kVfr).At(1.99),
+                      C("thumb_burn", "thumbnail-jpg", SourceKind::kPlain).Subs("burn").At(0.5),
+                      C("wav_plain", "audio-wav", SourceKind::kPlain),
+                      C("wav_surround", "audio-wav", SourceKind::kSurround51)),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 TEST(SourceKindsTest, ProbeAsDescribed) {
@@ -319,13 +339,14 @@ TEST(SourceKindsTest, ProbeAsDescribed) {
     int display_w, display_h, rotation, fps_num, fps_den, channels;
     bool vfr;
   };
-  for (const Want& w : std::vector<Want>{{SourceKind::kPlain, 320, 180, 0, 25, 1, 2, false},
-                                         {SourceKind::kRotated, 180, 320, 270, 25, 1, 2, false},
-                                         {SourceKind::kOddSize, 322, 182, 0, 25, 1, 2, false},
-                                         {SourceKind::kVfr, 320, 180, 0, 24, 1, 2, true},
-                                         {SourceKind::kFps23976, 320, 180, 0, 24000, 1001, 2, false},
-                                         {SourceKind::kSurround51, 320, 180, 0, 25, 1, 6, false},
-                                         {SourceKind::kNoAudio, 320, 180, 0, 25, 1, 0, false}}) {
+  for (const Want& w :
+       std::vector<Want>{{SourceKind::kPlain, 320, 180, 0, 25, 1, 2, false},
+                         {SourceKind::kRotated, 180, 320, 270, 25, 1, 2, false},
+                         {SourceKind::kOddSize, 322, 182, 0, 25, 1, 2, false},
+                         {SourceKind::kVfr, 320, 180, 0, 24, 1, 2, true},
+                         {SourceKind::kFps23976, 320, 180, 0, 24000, 1001, 2, false},
+                         {SourceKind::kSurround51, 320, 180, 0, 25, 1, 6, false},
+                         {SourceKind::kNoAudio, 320, 180, 0, 25, 1, 0, false}}) {
     SCOPED_TRACE(KindName(w.kind));
     StatusOr<pb::SourceFacts> f = Probe(MediaEnv::Get().Source(w.kind));
     ASSERT_TRUE(f.ok()) << f.status().ToString();
@@ -391,7 +412,7 @@ double MeanAbsDiff(const std::string& a, const std::string& b) {
 // for both directions of a quarter turn, and leaves no rotation flag.
 TEST(RotationTest, UprightLikeFfmpegAutorotate) {
   MediaEnv& env = MediaEnv::Get();
-  const std::string rot90 = env.Source(SourceKind::kRotated);  // ffprobe +90 -> 270 cw
+  const std::string rot90 = env.Source(SourceKind::kRotated);       // ffprobe +90 -> 270 cw
   const std::string rot270 = env.dir() + "/src-rotated-other.mov";  // ffprobe -90 -> 90 cw
   ASSERT_EQ(RunArgv({"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i",
                      env.Source(SourceKind::kPlain), "-map", "0", "-c", "copy", "-metadata:s:v:0",
@@ -419,12 +440,26 @@ TEST(RotationTest, UprightLikeFfmpegAutorotate) {
     // The same picture turned the other way, to show the check can fail.
     std::string wrong;
     {
-      std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-                                       "-noautorotate", "-ss", "1", "-i", source, "-frames:v", "1",
-                                       "-vf",
-                                       clockwise == 90 ? "transpose=cclock,scale=18:32"
-                                                       : "transpose=clock,scale=18:32",
-                                       "-pix_fmt", "gray", "-f", "rawvideo", "pipe:1"};
+      std::vector<std::string> argv = {
+          "ffmpeg",
+          "-hide_banner",
+          "-nostdin",
+          "-loglevel",
+          "error",
+          "-noautorotate",
+          "-ss",
+          "1",
+          "-i",
+          source,
+          "-frames:v",
+          "1",
+          "-vf",
+          clockwise == 90 ? "transpose=cclock,scale=18:32" : "transpose=clock,scale=18:32",
+          "-pix_fmt",
+          "gray",
+          "-f",
+          "rawvideo",
+          "pipe:1"};
       ASSERT_EQ(RunArgv(argv, &wrong), 0);
     }
     ASSERT_EQ(reference.size(), 18u * 32u);
@@ -438,9 +473,9 @@ TEST(RotationTest, UprightLikeFfmpegAutorotate) {
 std::string SubtitleStrip(const std::string& path, double seek_s) {
   std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"};
   if (seek_s >= 0) argv.insert(argv.end(), {"-ss", std::to_string(seek_s)});
-  argv.insert(argv.end(), {"-i", path, "-frames:v", "1", "-vf",
-                           "crop=iw/2:ih/7:iw/4:ih*6/7,scale=40:6", "-pix_fmt", "gray", "-f",
-                           "rawvideo", "pipe:1"});
+  argv.insert(argv.end(),
+              {"-i", path, "-frames:v", "1", "-vf", "crop=iw/2:ih/7:iw/4:ih*6/7,scale=40:6",
+               "-pix_fmt", "gray", "-f", "rawvideo", "pipe:1"});
   std::string out;
   EXPECT_EQ(RunArgv(argv, &out), 0);
   return out;
@@ -455,9 +490,8 @@ TEST(SubtitleTest, BurnedCuesAreVisibleWhenDue) {
   ASSERT_TRUE(facts.ok());
   const std::string out_dir = env.dir() + "/out-burn-check";
   fs::create_directories(out_dir);
-  PlanResult video =
-      PlanDelivery(SpecFor(C("burned", "web-h264", SourceKind::kPlain).Subs("burn"), source, out_dir),
-                   *facts);
+  PlanResult video = PlanDelivery(
+      SpecFor(C("burned", "web-h264", SourceKind::kPlain).Subs("burn"), source, out_dir), *facts);
   ASSERT_EQ(video.plan.jobs_size(), 1);
   pb::MediaInfo media;
   ASSERT_EQ(RunJob(video.plan.jobs(0), &media), "");
@@ -469,13 +503,12 @@ TEST(SubtitleTest, BurnedCuesAreVisibleWhenDue) {
   EXPECT_GT(during, 3 * between);
 
   for (double at : {0.5, 0.95}) {
-    PlanResult thumb = PlanDelivery(
-        SpecFor(C("poster" + std::to_string(static_cast<int>(at * 100)), "thumbnail-jpg",
-                  SourceKind::kPlain)
-                    .Subs("burn")
-                    .At(at),
-                source, out_dir),
-        *facts);
+    PlanResult thumb = PlanDelivery(SpecFor(C("poster" + std::to_string(static_cast<int>(at * 100)),
+                                              "thumbnail-jpg", SourceKind::kPlain)
+                                                .Subs("burn")
+                                                .At(at),
+                                            source, out_dir),
+                                    *facts);
     ASSERT_EQ(thumb.plan.jobs_size(), 1);
     ASSERT_EQ(RunJob(thumb.plan.jobs(0), &media), "");
     double diff = MeanAbsDiff(SubtitleStrip(source, at),

@@ -1,6 +1,7 @@
 #include "tests/support/media_fixtures.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace reelfarm::testing {
 namespace {
@@ -29,9 +28,12 @@ std::vector<std::string> GenerateArgv(SourceKind kind, const std::string& path, 
   std::string rate = "25";
   if (kind == SourceKind::kFps23976) rate = "24000/1001";
   if (kind == SourceKind::kVfr) rate = "30";
-  std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-                                   "-f", "lavfi", "-i",
-                                   "testsrc2=size=320x180:rate=" + rate + ":duration=" + d};
+  std::vector<std::string> argv = {
+      "ffmpeg",    "-hide_banner",
+      "-nostdin",  "-y",
+      "-loglevel", "error",
+      "-f",        "lavfi",
+      "-i",        "testsrc2=size=320x180:rate=" + rate + ":duration=" + d};
   const bool audio = kind != SourceKind::kNoAudio;
   if (audio) {
     argv.insert(argv.end(),
@@ -74,8 +76,9 @@ std::string GenerateSource(SourceKind kind, const std::string& path, double seco
     // FFmpeg 5.1 turns the rotate tag into a display matrix that ffprobe
     // shows as "rotation": 90 (counterclockwise), i.e. the picture is shown
     // upright after turning it 270 degrees clockwise; 180x320 either way.
-    int rc = RunArgv({"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", target,
-                      "-map", "0", "-c", "copy", "-metadata:s:v:0", "rotate=90", "-f", "mov", path});
+    int rc =
+        RunArgv({"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", target,
+                 "-map", "0", "-c", "copy", "-metadata:s:v:0", "rotate=90", "-f", "mov", path});
     std::remove(target.c_str());
     if (rc != 0) {
       ADD_FAILURE() << "ffmpeg could not write the rotated test source " << path;

@@ -1,12 +1,12 @@
 // The planner on hand-made source facts: pure, no FFmpeg.
 #include "coordinator/planner.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace reelfarm {
 namespace {
@@ -86,7 +86,8 @@ std::string ValueAfter(const std::vector<std::string>& argv, const std::string& 
 pb::Job PlanOne(const DeliverableSpec& d, const pb::SourceFacts& facts = HdFacts()) {
   PlanResult r = PlanDelivery(Spec({d}), facts);
   EXPECT_TRUE(r.errors.empty());
-  EXPECT_EQ(r.plan.failures_size(), 0) << (r.plan.failures_size() ? r.plan.failures(0).reason() : "");
+  EXPECT_EQ(r.plan.failures_size(), 0)
+      << (r.plan.failures_size() ? r.plan.failures(0).reason() : "");
   EXPECT_EQ(r.plan.jobs_size(), 1);
   return r.plan.jobs_size() == 1 ? r.plan.jobs(0) : pb::Job();
 }
@@ -95,15 +96,15 @@ std::string Graph(const pb::Job& job) { return ValueAfter(Argv(job), "-filter_co
 
 TEST(PlannerTest, WebH264ExactArgv) {
   pb::Job job = PlanOne(Deliverable("web", "web-h264"));
-  EXPECT_THAT(Argv(job),
-              ElementsAre("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
-                          "-nostats", "-progress", "pipe:1", "-noautorotate", "-protocol_whitelist",
-                          "file", "-f", "mov", "-i", kSource, "-filter_complex",
-                          "[0:v:0]setsar=1[v]", "-map", "[v]", "-map", "0:a:0", "-map_metadata",
-                          "-1", "-map_chapters", "-1", "-c:v", "libx264", "-profile:v", "high",
-                          "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p", "-fps_mode",
-                          "cfr", "-r", "25/1", "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac",
-                          "2", "-movflags", "+faststart", "-f", "mp4", "/out/launch-film/web.mp4"));
+  EXPECT_THAT(
+      Argv(job),
+      ElementsAre("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-nostats",
+                  "-progress", "pipe:1", "-noautorotate", "-protocol_whitelist", "file", "-f",
+                  "mov", "-i", kSource, "-filter_complex", "[0:v:0]setsar=1[v]", "-map", "[v]",
+                  "-map", "0:a:0", "-map_metadata", "-1", "-map_chapters", "-1", "-c:v", "libx264",
+                  "-profile:v", "high", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
+                  "-fps_mode", "cfr", "-r", "25/1", "-c:a", "aac", "-b:a", "160k", "-ar", "48000",
+                  "-ac", "2", "-movflags", "+faststart", "-f", "mp4", "/out/launch-film/web.mp4"));
 }
 
 TEST(PlannerTest, PlanCarriesSpecAndJobMetadata) {
@@ -111,9 +112,9 @@ TEST(PlannerTest, PlanCarriesSpecAndJobMetadata) {
   options.ffmpeg = "/usr/bin/ffmpeg";
   options.timeout_base_s = 30;
   options.timeout_per_media_s = 4;
-  PlanResult r = PlanDelivery(
-      Spec({Deliverable("master", "master-prores"), Deliverable("web", "web-h264")}), HdFacts(),
-      options);
+  PlanResult r =
+      PlanDelivery(Spec({Deliverable("master", "master-prores"), Deliverable("web", "web-h264")}),
+                   HdFacts(), options);
   ASSERT_TRUE(r.errors.empty());
   EXPECT_EQ(r.plan.name(), "launch-film");
   EXPECT_EQ(r.plan.output_dir(), kOutDir);
@@ -147,9 +148,10 @@ TEST(PlannerTest, PlanCarriesSpecAndJobMetadata) {
 TEST(PlannerTest, EveryInputIsFileOnlyAndPinned) {
   DeliverableSpec soft = Deliverable("soft", "web-h264");
   soft.subtitles = SubtitleChoice{"en", "soft"};
-  PlanResult r = PlanDelivery(Spec({Deliverable("m", "master-prores"), Deliverable("t", "thumbnail-jpg"),
-                                    Deliverable("a", "audio-wav"), soft}),
-                              HdFacts());
+  PlanResult r =
+      PlanDelivery(Spec({Deliverable("m", "master-prores"), Deliverable("t", "thumbnail-jpg"),
+                         Deliverable("a", "audio-wav"), soft}),
+                   HdFacts());
   ASSERT_EQ(r.plan.jobs_size(), 4);
   for (const pb::Job& job : r.plan.jobs()) {
     std::vector<std::string> argv = Argv(job);
@@ -535,10 +537,9 @@ TEST(PlannerTest, SourceWithoutAudio) {
   f.set_has_audio(false);
   f.clear_audio_codec();
   f.clear_audio_channels();
-  PlanResult r = PlanDelivery(
-      Spec({Deliverable("web", "web-h264"), Deliverable("mix", "audio-wav"),
-            Deliverable("master", "master-prores")}),
-      f);
+  PlanResult r = PlanDelivery(Spec({Deliverable("web", "web-h264"), Deliverable("mix", "audio-wav"),
+                                    Deliverable("master", "master-prores")}),
+                              f);
   ASSERT_TRUE(r.errors.empty());
   ASSERT_EQ(r.plan.jobs_size(), 2);
   for (const pb::Job& job : r.plan.jobs()) {
@@ -563,10 +564,10 @@ TEST(PlannerTest, SourceWithoutVideo) {
   f.set_has_video(false);
   f.clear_width();
   f.clear_height();
-  PlanResult r = PlanDelivery(
-      Spec({Deliverable("web", "web-h264"), Deliverable("poster", "thumbnail-jpg"),
-            Deliverable("mix", "audio-wav")}),
-      f);
+  PlanResult r =
+      PlanDelivery(Spec({Deliverable("web", "web-h264"), Deliverable("poster", "thumbnail-jpg"),
+                         Deliverable("mix", "audio-wav")}),
+                   f);
   ASSERT_EQ(r.plan.jobs_size(), 1);
   EXPECT_EQ(r.plan.jobs(0).kind(), "audio");
   ASSERT_EQ(r.plan.failures_size(), 2);

@@ -1,17 +1,17 @@
 // SourceFactsFromProbeJson on ffprobe-shaped JSON samples.
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/probe.h"
 
 namespace reelfarm {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 // A trimmed `ffprobe -show_format -show_streams -of json` of a 320x180 25 fps
 // H.264 + stereo AAC mov, as FFmpeg 5.1 prints it (numbers as strings).
@@ -244,8 +244,8 @@ TEST_P(DeniedFormatTest, IsRefused) {
 INSTANTIATE_TEST_SUITE_P(Formats, DeniedFormatTest,
                          ::testing::Values("hls", "applehttp", "concat", "image2", "png_pipe",
                                            "jpeg_pipe", "lavfi", "tty", "srt", "ass", "webvtt",
-                                           "ffmetadata", "sdp", "rtp", "rtsp", "data",
-                                           "image2pipe", "hls,applehttp"));
+                                           "ffmetadata", "sdp", "rtp", "rtsp", "data", "image2pipe",
+                                           "hls,applehttp"));
 
 TEST(SourceFactsTest, NotMedia) {
   json j = PlainProbe();
