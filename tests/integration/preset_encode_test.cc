@@ -18,6 +18,7 @@
 #include "common/process_runner.h"
 #include "coordinator/planner.h"
 #include "tests/support/media_fixtures.h"
+#include "worker/job_executor.h"
 
 namespace reelfarm {
 namespace {
@@ -288,6 +289,8 @@ TEST_P(PresetEncodeTest, OutputMatchesThePlan) {
   ASSERT_EQ(error, "");
   const pb::MediaInfo& expect = job.outputs(0).expect();
   EXPECT_EQ(Mismatches(expect, media), "") << "argv: " << ::testing::PrintToString(job.argv());
+  // And the worker's own verification accepts it.
+  EXPECT_EQ(CompareMedia(expect, media), "");
   // Only the final file is left in the output folder.
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(out_dir)) names.push_back(e.path().filename());
