@@ -57,8 +57,9 @@ Status CreateDirsDurably(const std::string& dir) {
     if (part.empty() || part == "/" || part == "." || part == "..") continue;
     struct stat st;
     if (::stat(prefix.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) return Status::IOError("cannot create " + dir + ": " +
-                                                       prefix.string() + " is not a folder");
+      if (!S_ISDIR(st.st_mode))
+        return Status::IOError("cannot create " + dir + ": " + prefix.string() +
+                               " is not a folder");
       continue;
     }
     if (::mkdir(prefix.c_str(), 0755) != 0) {
@@ -75,10 +76,10 @@ Status CreateDirsDurably(const std::string& dir) {
 Status WriteFileAtomically(const std::string& path, const std::string& content) {
   static std::atomic<uint64_t> counter{0};
   std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + "." +
-                                        std::to_string(::getpid()) + "." +
-                                        std::to_string(counter.fetch_add(1)) + ".tmp"))
-                        .string();
+  std::string tmp =
+      (p.parent_path() / ("." + p.filename().string() + "." + std::to_string(::getpid()) + "." +
+                          std::to_string(counter.fetch_add(1)) + ".tmp"))
+          .string();
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("cannot create " + tmp, errno);
   size_t done = 0;

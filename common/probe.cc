@@ -4,11 +4,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace reelfarm {
 namespace {
@@ -101,8 +100,8 @@ std::vector<std::string> ProbeArgv(const std::string& ffprobe, const std::string
   // take the rest literally, so a name with ':' (a would-be protocol) or a
   // leading '-' (a would-be option) is still just a local file, and with the
   // whitelist nothing but local files can ever be opened.
-  return {ffprobe,         "-v",           "error", "-protocol_whitelist", "file", "-show_format",
-          "-show_streams", "-of",          "json",  "file:" + path};
+  return {ffprobe,         "-v",  "error", "-protocol_whitelist", "file", "-show_format",
+          "-show_streams", "-of", "json",  "file:" + path};
 }
 
 StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,

@@ -216,9 +216,9 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
     max_fd = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
   }
-  ChildPlan plan{program.c_str(), argv.data(),  ::getpid(),
-                 devnull.get(),   out_w.get(),  err_w.get(),
-                 exec_w.get(),    options.memory_limit_bytes, max_fd};
+  ChildPlan plan{program.c_str(), argv.data(), ::getpid(),   devnull.get(),
+                 out_w.get(),     err_w.get(), exec_w.get(), options.memory_limit_bytes,
+                 max_fd};
 
   const auto start = std::chrono::steady_clock::now();
   pid_t pid = ::fork();

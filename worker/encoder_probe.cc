@@ -21,8 +21,8 @@ bool IsAudioEncoder(const std::string& e) {
 
 const std::vector<std::string>& CandidateEncoders() {
   static const std::vector<std::string> kEncoders = {
-      "libx264", "libx265", "prores_ks", "dnxhd",      "mjpeg",
-      "aac",     "pcm_s24le", "mov_text", "h264_nvenc", "hevc_nvenc"};
+      "libx264", "libx265",   "prores_ks", "dnxhd",      "mjpeg",
+      "aac",     "pcm_s24le", "mov_text",  "h264_nvenc", "hevc_nvenc"};
   return kEncoders;
 }
 
@@ -30,8 +30,8 @@ std::vector<std::string> EncoderTestArgv(const std::string& ffmpeg, const std::s
   if (encoder == "mov_text") return {ffmpeg, "-hide_banner", "-nostdin", "-encoders"};
   std::vector<std::string> argv = {ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"};
   if (IsAudioEncoder(encoder)) {
-    argv.insert(argv.end(), {"-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "0.1",
-                             "-c:a", encoder});
+    argv.insert(argv.end(),
+                {"-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", "0.1", "-c:a", encoder});
   } else {
     // Sizes and formats every candidate accepts (NVENC needs >= 145x49ish).
     argv.insert(argv.end(), {"-f", "lavfi", "-i", "color=c=black:s=256x144:r=25:d=0.2"});
@@ -82,8 +82,20 @@ EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpe
 
   // A usable CUDA device (NVDEC decode and CUDA filters need one).
   ProcessOptions cuda;
-  cuda.argv = {ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-init_hw_device",
-               "cuda=gpu", "-f", "lavfi", "-i", "color=s=64x64:d=0.1", "-f", "null", "-"};
+  cuda.argv = {ffmpeg,
+               "-hide_banner",
+               "-nostdin",
+               "-loglevel",
+               "error",
+               "-init_hw_device",
+               "cuda=gpu",
+               "-f",
+               "lavfi",
+               "-i",
+               "color=s=64x64:d=0.1",
+               "-f",
+               "null",
+               "-"};
   cuda.timeout_s = kTestTimeoutS;
   if (auto r = runner.Run(cuda); r.ok() && r->Succeeded()) result.gpu = true;
 

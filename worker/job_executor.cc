@@ -85,6 +85,27 @@ pb::JobResult Failure(const std::string& error, bool retryable, const std::strin
   return r;
 }
 
+// Removes temporary files that earlier attempts (smaller tokens) of the same
+// output left behind, e.g. when their worker was killed. A newer attempt's
+// file is never touched.
+void RemoveOlderTemps(const std::string& final_path, uint64_t token) {
+  fs::path p(final_path);
+  const std::string prefix = "." + p.filename().string() + ".";
+  const std::string suffix = ".part";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(p.parent_path(), ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    uint64_t other = std::stoull(digits);
+    if (other < token) (void)RemoveIfExists(entry.path().string());
+  }
+}
+
 }  // namespace
 
 std::string TempPathFor(const std::string& final_path, uint64_t token) {
@@ -99,7 +120,8 @@ std::string CompareMedia(const pb::MediaInfo& want, const pb::MediaInfo& got) {
                       const std::string& expected) {
     bad.push_back(field + " " + actual + ", expected " + expected);
   };
-  if (!want.format_name().empty() && got.format_name().find(want.format_name()) == std::string::npos) {
+  if (!want.format_name().empty() &&
+      got.format_name().find(want.format_name()) == std::string::npos) {
     mismatch("format", got.format_name(), want.format_name());
   }
   if (want.has_video() != got.has_video()) {
@@ -244,7 +266,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     Status made = CreateDirsDurably(dir);
     if (!made.ok()) return fail(made.message(), true);
     std::string temp = TempPathFor(out.path(), token);
-    (void)RemoveIfExists(temp);  // a stale one from an earlier run of this attempt
+    RemoveOlderTemps(out.path(), token + 1);  // a stale one from an earlier run of this attempt
     temps.push_back(temp);
     bool found = false;
     for (size_t i = 1; i < argv.size(); ++i) {
@@ -336,9 +358,11 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   for (int i = 0; i < job.outputs_size(); ++i) {
     const auto& out = job.outputs(i);
     Status synced = FsyncFile(temps[i]);
-    if (!synced.ok()) return fail("cannot publish " + out.deliverable() + ": " + synced.message(), true);
+    if (!synced.ok())
+      return fail("cannot publish " + out.deliverable() + ": " + synced.message(), true);
     StatusOr<std::string> sha = Sha256File(temps[i]);
-    if (!sha.ok()) return fail("cannot publish " + out.deliverable() + ": " + sha.status().message(), true);
+    if (!sha.ok())
+      return fail("cannot publish " + out.deliverable() + ": " + sha.status().message(), true);
     std::error_code ec;
     auto bytes = fs::file_size(temps[i], ec);
     if (ec) return fail("cannot publish " + out.deliverable() + ": " + ec.message(), true);

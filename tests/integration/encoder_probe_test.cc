@@ -1,13 +1,13 @@
 // ProbeEncoders with the real FFmpeg of this machine.
 #include "worker/encoder_probe.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/process_runner.h"
 

@@ -1,14 +1,14 @@
 // JobExecutor with real FFmpeg and ffprobe on a tiny generated source.
 #include "worker/job_executor.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/probe.h"
 #include "common/process_runner.h"
@@ -28,8 +28,8 @@ class JobExecutorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     source_dir_ = new std::string(testing::MakeTempDir("reelfarm-exec-src"));
-    source_ = new std::string(testing::GenerateSource(testing::SourceKind::kPlain,
-                                                      *source_dir_ + "/source.mov", 1.0));
+    source_ = new std::string(
+        testing::GenerateSource(testing::SourceKind::kPlain, *source_dir_ + "/source.mov", 1.0));
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -50,8 +50,8 @@ class JobExecutorTest : public ::testing::Test {
 
   // ffmpeg argv prefix as the planner writes it.
   static std::vector<std::string> Prefix() {
-    return {"ffmpeg", "-hide_banner", "-nostdin", "-y",        "-loglevel",
-            "warning", "-nostats",   "-progress", "pipe:1"};
+    return {"ffmpeg",  "-hide_banner", "-nostdin",  "-y",    "-loglevel",
+            "warning", "-nostats",     "-progress", "pipe:1"};
   }
 
   // One job: the source to a 320x180 H.264 + AAC mp4 at final_.
@@ -63,10 +63,27 @@ class JobExecutorTest : public ::testing::Test {
     job->set_id("d.0");
     job->set_kind("encode");
     for (const auto& s : Prefix()) job->add_argv(s);
-    for (const auto& s : std::vector<std::string>{
-             "-protocol_whitelist", "file", "-f", "mov", "-i", *source_, "-map", "0:v:0", "-map",
-             "0:a:0", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a",
-             "aac", "-f", "mp4", final_}) {
+    for (const auto& s : std::vector<std::string>{"-protocol_whitelist",
+                                                  "file",
+                                                  "-f",
+                                                  "mov",
+                                                  "-i",
+                                                  *source_,
+                                                  "-map",
+                                                  "0:v:0",
+                                                  "-map",
+                                                  "0:a:0",
+                                                  "-c:v",
+                                                  "libx264",
+                                                  "-preset",
+                                                  "ultrafast",
+                                                  "-pix_fmt",
+                                                  "yuv420p",
+                                                  "-c:a",
+                                                  "aac",
+                                                  "-f",
+                                                  "mp4",
+                                                  final_}) {
       job->add_argv(s);
     }
     job->add_inputs(*source_);
@@ -99,9 +116,9 @@ class JobExecutorTest : public ::testing::Test {
     pb::Job* job = a.mutable_job();
     job->set_id("d.slow");
     for (const auto& s : Prefix()) job->add_argv(s);
-    for (const auto& s : std::vector<std::string>{"-re", "-f", "lavfi", "-i",
-                                                  "testsrc=s=64x64:r=25:d=30", "-c:v", "mjpeg",
-                                                  "-f", "mov", final_}) {
+    for (const auto& s :
+         std::vector<std::string>{"-re", "-f", "lavfi", "-i", "testsrc=s=64x64:r=25:d=30", "-c:v",
+                                  "mjpeg", "-f", "mov", final_}) {
       job->add_argv(s);
     }
     job->set_media_duration_s(30);
@@ -145,8 +162,7 @@ TEST(TempPathTest, HiddenBesideTheFinalAndUniquePerToken) {
 
 TEST_F(JobExecutorTest, PublishesAVerifiedOutput) {
   std::vector<pb::Progress> progress;
-  pb::JobResult r =
-      Run(Mp4Assign(), {}, [&](const pb::Progress& p) { progress.push_back(p); });
+  pb::JobResult r = Run(Mp4Assign(), {}, [&](const pb::Progress& p) { progress.push_back(p); });
   ASSERT_TRUE(r.ok()) << r.error() << "\n" << r.log_tail();
   EXPECT_EQ(r.job_id(), "d.0");
   EXPECT_EQ(r.token(), kToken);
@@ -181,8 +197,8 @@ TEST_F(JobExecutorTest, PublishesAVerifiedOutput) {
 TEST_F(JobExecutorTest, PublishesSeveralOutputsOfOneProcess) {
   pb::Assign a = Mp4Assign();
   std::string wav = dir_ + "/audio/mix.wav";
-  for (const auto& s : std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f",
-                                                "wav", wav}) {
+  for (const auto& s :
+       std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f", "wav", wav}) {
     a.mutable_job()->add_argv(s);
   }
   pb::JobOutput* out = a.mutable_job()->add_outputs();
@@ -298,12 +314,13 @@ TEST_F(JobExecutorTest, CancelStopsTheAttempt) {
   std::atomic<bool> cancel{false};
   int samples = 0;
   // Cancel once FFmpeg reports progress, i.e. the output exists and grows.
-  pb::JobResult r = Run(SlowAssign(/*timeout_s=*/60), {},
-                        [&](const pb::Progress& p) {
-                          ++samples;
-                          cancel = true;
-                        },
-                        &cancel);
+  pb::JobResult r = Run(
+      SlowAssign(/*timeout_s=*/60), {},
+      [&](const pb::Progress& p) {
+        ++samples;
+        cancel = true;
+      },
+      &cancel);
   EXPECT_GE(samples, 1);
   EXPECT_FALSE(r.ok());
   EXPECT_FALSE(r.retryable());
@@ -335,8 +352,7 @@ TEST_F(JobExecutorTest, RunProbeExplainsWhatItCannotRead) {
   StatusOr<std::string> json = RunProbe(runner_, "ffprobe", missing);
   ASSERT_FALSE(json.ok());
   EXPECT_EQ(json.status().code(), Status::Code::kInvalidArgument);
-  EXPECT_THAT(json.status().message(),
-              StartsWith("ffprobe could not read " + missing + ": "));
+  EXPECT_THAT(json.status().message(), StartsWith("ffprobe could not read " + missing + ": "));
   EXPECT_THAT(json.status().message(), HasSubstr("No such file or directory"));
 
   std::string text = dir_ + "/empty.mov";

@@ -1,6 +1,8 @@
 // PosixProcessRunner against real processes.
 #include "common/process_runner.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,9 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace reelfarm {
 namespace {
@@ -141,7 +140,9 @@ TEST(ProcessRunnerTest, TimeoutKillsTheWholeProcessGroup) {
   ProcessOptions opts = Sh("sleep 30 & echo $!; wait");
   opts.timeout_s = 0.5;
   pid_t grandchild = 0;
-  opts.on_stdout_line = [&](std::string_view line) { grandchild = std::atoi(std::string(line).c_str()); };
+  opts.on_stdout_line = [&](std::string_view line) {
+    grandchild = std::atoi(std::string(line).c_str());
+  };
   ProcessResult r = MustRun(opts);
   EXPECT_TRUE(r.timed_out);
   ASSERT_GT(grandchild, 0);
@@ -152,7 +153,9 @@ TEST(ProcessRunnerTest, TimeoutKillsTheWholeProcessGroup) {
 TEST(ProcessRunnerTest, StragglersInTheGroupDieWhenTheChildExits) {
   ProcessOptions opts = Sh("sleep 30 & echo $!; exit 0");
   pid_t straggler = 0;
-  opts.on_stdout_line = [&](std::string_view line) { straggler = std::atoi(std::string(line).c_str()); };
+  opts.on_stdout_line = [&](std::string_view line) {
+    straggler = std::atoi(std::string(line).c_str());
+  };
   ProcessResult r = MustRun(opts);
   EXPECT_TRUE(r.Succeeded());
   EXPECT_FALSE(r.timed_out);  // returned without waiting for the straggler's pipe

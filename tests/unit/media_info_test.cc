@@ -44,7 +44,7 @@ TEST(MediaInfoTest, ReadsAPhoneClip) {
   EXPECT_EQ(info->video_profile(), "High");
   EXPECT_EQ(info->fps_num(), 30000);  // avg_frame_rate wins over r_frame_rate
   EXPECT_EQ(info->fps_den(), 1001);
-  EXPECT_EQ(info->rotation(), 270);  // 90 counter-clockwise = 270 clockwise
+  EXPECT_EQ(info->rotation(), 270);             // 90 counter-clockwise = 270 clockwise
   EXPECT_DOUBLE_EQ(info->duration_s(), 1.024);  // the container's
   EXPECT_TRUE(info->has_audio());
   EXPECT_EQ(info->audio_codec(), "aac");  // the first audio stream
@@ -56,8 +56,8 @@ TEST(MediaInfoTest, ReadsAPhoneClip) {
 
 TEST(MediaInfoTest, NormalisesRotationToClockwise) {
   auto rotation_of = [](const std::string& stream_extra) {
-    std::string json = R"({"streams":[{"codec_type":"video","codec_name":"h264",)" +
-                       stream_extra + R"(}],"format":{"format_name":"mov"}})";
+    std::string json = R"({"streams":[{"codec_type":"video","codec_name":"h264",)" + stream_extra +
+                       R"(}],"format":{"format_name":"mov"}})";
     StatusOr<pb::MediaInfo> info = MediaInfoFromProbeJson(json);
     EXPECT_TRUE(info.ok());
     return info.ok() ? info->rotation() : -1;

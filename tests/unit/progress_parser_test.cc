@@ -2,11 +2,11 @@
 // FFmpeg 5.1.
 #include "worker/progress_parser.h"
 
+#include <gtest/gtest.h>
+
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace reelfarm {
 namespace {
@@ -97,8 +97,7 @@ TEST(ProgressParserTest, OutTimeMsIsMicroseconds) {
   // FFmpeg's out_time_ms carries microseconds, same as out_time_us; either
   // alone is enough.
   ProgressParser parser;
-  std::vector<ProgressSample> samples =
-      FeedAll(parser, "out_time_ms=2500000\nprogress=continue\n");
+  std::vector<ProgressSample> samples = FeedAll(parser, "out_time_ms=2500000\nprogress=continue\n");
   ASSERT_EQ(samples.size(), 1u);
   EXPECT_DOUBLE_EQ(samples[0].out_time_s, 2.5);
 }
