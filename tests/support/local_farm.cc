@@ -100,7 +100,12 @@ Status LocalFarm::StartCoordinator() {
       "--liveness", std::to_string(options_.liveness)};
   Status s = Spawn("coordinator", argv);
   if (!s.ok()) return s;
-  if (!WaitFor([&] { return Get("/healthz").value("ok", false); }, 15)) {
+  if (!WaitFor(
+          [&] {
+            auto h = Get("/healthz");
+            return h.is_object() && h.value("ok", false);
+          },
+          15)) {
     return Status::Unavailable("coordinator did not start: " + LogTail("coordinator"));
   }
   return Status::OK();
