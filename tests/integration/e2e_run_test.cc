@@ -166,7 +166,8 @@ TEST(E2eRun, EverySourceKindDeliversUprightEvenConstantRate) {
   for (const auto& [name, id] : ids) {
     ASSERT_TRUE(LocalFarm::WaitFor(
         [&] {
-          std::string s = farm.Delivery(id).value("state", "");
+          auto d = farm.Delivery(id);
+          std::string s = d.is_object() ? d.value("state", "") : "";
           return s == "delivered" || s == "failed";
         },
         240))
