@@ -71,6 +71,9 @@ TEST(JobStore, SavesAndReloadsDeliveriesAndJobStatesAcrossARedisRestart) {
   // Restart Redis: the append-only file brings everything back.
   farm.Signal("redis", SIGKILL);
   ASSERT_TRUE(farm.StartRedis().ok());
+  // The client's old connection died with the server: the first call reports
+  // it, the next ones reconnect.
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return redis.Ping().ok(); }, 10));
 
   std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
   ASSERT_TRUE(store.LoadAll(&loaded).ok());
