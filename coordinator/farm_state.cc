@@ -17,6 +17,20 @@ pb::CoordinatorMessage CancelMessage(const std::string& job_id, uint64_t token) 
 
 }  // namespace
 
+void FarmState::Emit(FarmEvent::Kind kind, const JobRecord& job, const std::string& reason,
+                     Effects* fx, Duration queue_wait, Duration run_time) {
+  FarmEvent e;
+  e.kind = kind;
+  e.job_id = job.job.id();
+  e.delivery_id = job.delivery_id;
+  e.preset = job.job.outputs_size() > 0 ? job.job.outputs(0).preset() : job.job.kind();
+  e.worker = job.worker;
+  e.reason = reason;
+  e.queue_wait = queue_wait;
+  e.run_time = run_time;
+  fx->events.push_back(std::move(e));
+}
+
 const char* JobStateName(JobState s) { return kStateNames[static_cast<int>(s)]; }
 
 bool ParseJobState(const std::string& name, JobState* out) {
@@ -55,11 +69,13 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
     JobRecord& rec = jobs_[jid] = std::move(j);
     switch (rec.state) {
       case JobState::kQueued:
+        rec.queued_at = now;
         queue_.insert({-rec.priority, rec.seq, jid});
         break;
       case JobState::kRunning:
         // Reloaded: its worker must claim it within one expiry.
         rec.lease_until = now + options_.expiry();
+        rec.started_at = now;
         if (auto w = workers_.find(rec.worker); w != workers_.end() && !w->second.lost) {
           w->second.running.insert(jid);
         }
@@ -77,7 +93,7 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
       auto it = jobs_.find(dep);
       if (it == jobs_.end() || it->second.state != JobState::kSucceeded) ready = false;
     }
-    if (ready) Enqueue(rec, fx);
+    if (ready) Enqueue(rec, now, fx);
   }
   CheckDelivery(id, fx);
 }
@@ -151,7 +167,7 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
     for (const auto& jid : std::set<std::string>(w->running)) {
       auto it = jobs_.find(jid);
       if (it != jobs_.end() && it->second.state == JobState::kRunning) {
-        LoseAttempt(it->second, "worker " + w->name + " left", now, fx);
+        LoseAttempt(it->second, "worker " + w->name + " left", "worker_left", now, fx);
       }
     }
   }
@@ -201,7 +217,7 @@ void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyT
   // lost now rather than at lease expiry.
   for (auto& [jid, job] : jobs_) {
     if (job.state == JobState::kRunning && job.worker == w.name && !claimed.count(jid)) {
-      LoseAttempt(job, "worker " + w.name + " restarted", now, fx);
+      LoseAttempt(job, "worker " + w.name + " restarted", "worker_restarted", now, fx);
     }
   }
   fx->messages.push_back({peer, std::move(welcome)});
@@ -219,7 +235,10 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
       it->second.token != result.token()) {
     bool duplicate = it != jobs_.end() && it->second.token == result.token() &&
                      IsTerminal(it->second.state);
-    if (!duplicate) ++fx->stale_results;
+    if (!duplicate) {
+      ++fx->stale_results;
+      if (it != jobs_.end()) Emit(FarmEvent::Kind::kStaleResult, it->second, "", fx);
+    }
     return;
   }
   JobRecord& job = it->second;
@@ -231,8 +250,9 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
     job.error.clear();
     job.log_tail.clear();
     job.progress = 1;
+    Emit(FarmEvent::Kind::kSucceeded, job, "", fx, {}, now - job.started_at);
     Finish(job, JobState::kSucceeded, fx);
-    ReleaseDependents(job, fx);
+    ReleaseDependents(job, now, fx);
     CheckDelivery(job.delivery_id, fx);
     return;
   }
@@ -242,13 +262,14 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
   job.progress = 0;
   if (result.retryable() && job.attempts < options_.max_attempts) {
     job.not_before = now + Backoff(job.attempts);
-    Enqueue(job, fx);
+    Emit(FarmEvent::Kind::kRetry, job, "retryable", fx, {}, now - job.started_at);
+    Enqueue(job, now, fx);
   } else {
     std::string why = result.error().empty() ? "the job failed" : result.error();
     if (result.retryable()) {
       why += " (gave up after " + std::to_string(job.attempts) + " attempts)";
     }
-    FailJob(job, why, fx);
+    FailJob(job, why, result.retryable() ? "gave_up" : "not_retryable", fx);
   }
 }
 
@@ -257,22 +278,25 @@ void FarmState::DetachFromWorker(const JobRecord& job) {
   if (w != workers_.end()) w->second.running.erase(job.job.id());
 }
 
-void FarmState::Enqueue(JobRecord& job, Effects* fx) {
+void FarmState::Enqueue(JobRecord& job, SteadyTime now, Effects* fx) {
   job.state = JobState::kQueued;
+  job.queued_at = now;
   queue_.insert({-job.priority, job.seq, job.job.id()});
   fx->dirty_jobs.insert(job.job.id());
 }
 
-void FarmState::LoseAttempt(JobRecord& job, const std::string& reason, SteadyTime now,
-                            Effects* fx) {
+void FarmState::LoseAttempt(JobRecord& job, const std::string& reason, const std::string& code,
+                            SteadyTime now, Effects* fx) {
   DetachFromWorker(job);
   job.progress = 0;
   job.error = reason;
   if (job.attempts < options_.max_attempts) {
     job.not_before = now;  // a host's failure, not the job's: no backoff
-    Enqueue(job, fx);
+    Emit(FarmEvent::Kind::kRedispatch, job, code, fx, {}, now - job.started_at);
+    Enqueue(job, now, fx);
   } else {
-    FailJob(job, reason + " (gave up after " + std::to_string(job.attempts) + " attempts)", fx);
+    FailJob(job, reason + " (gave up after " + std::to_string(job.attempts) + " attempts)",
+            "gave_up", fx);
   }
 }
 
@@ -282,8 +306,10 @@ void FarmState::Finish(JobRecord& job, JobState state, Effects* fx) {
   fx->dirty_jobs.insert(job.job.id());
 }
 
-void FarmState::FailJob(JobRecord& job, const std::string& error, Effects* fx) {
+void FarmState::FailJob(JobRecord& job, const std::string& error, const std::string& code,
+                        Effects* fx) {
   job.error = error;
+  Emit(FarmEvent::Kind::kFailed, job, code, fx);
   Finish(job, JobState::kFailed, fx);
   // Everything that needed it fails too.
   const DeliveryRecord& d = deliveries_[job.delivery_id];
@@ -299,7 +325,7 @@ void FarmState::FailJob(JobRecord& job, const std::string& error, Effects* fx) {
           }
           DetachFromWorker(other);
         }
-        FailJob(other, "a job it depends on failed: " + job.job.id(), fx);
+        FailJob(other, "a job it depends on failed: " + job.job.id(), "dependency", fx);
         break;
       }
     }
@@ -307,7 +333,7 @@ void FarmState::FailJob(JobRecord& job, const std::string& error, Effects* fx) {
   CheckDelivery(job.delivery_id, fx);
 }
 
-void FarmState::ReleaseDependents(const JobRecord& job, Effects* fx) {
+void FarmState::ReleaseDependents(const JobRecord& job, SteadyTime now, Effects* fx) {
   const DeliveryRecord& d = deliveries_[job.delivery_id];
   for (const auto& jid : d.job_ids) {
     JobRecord& other = jobs_[jid];
@@ -317,7 +343,7 @@ void FarmState::ReleaseDependents(const JobRecord& job, Effects* fx) {
       auto it = jobs_.find(dep);
       if (it == jobs_.end() || it->second.state != JobState::kSucceeded) ready = false;
     }
-    if (ready) Enqueue(other, fx);
+    if (ready) Enqueue(other, now, fx);
   }
 }
 
@@ -371,6 +397,11 @@ void FarmState::CheckDelivery(const std::string& delivery_id, Effects* fx) {
     if (!IsTerminal(jobs_[jid].state)) return;
   }
   it->second.finished = true;
+  FarmEvent e;
+  e.kind = FarmEvent::Kind::kDeliveryFinished;
+  e.delivery_id = delivery_id;
+  e.reason = Counts(it->second).state;
+  fx->events.push_back(std::move(e));
   fx->finished_deliveries.push_back(delivery_id);
   fx->dirty_deliveries.insert(delivery_id);
 }
@@ -393,6 +424,7 @@ Status FarmState::Cancel(const std::string& delivery_id, Effects* fx) {
       DetachFromWorker(job);
     }
     job.error = "cancelled";
+    Emit(FarmEvent::Kind::kCancelled, job, "", fx);
     Finish(job, JobState::kCancelled, fx);
   }
   CheckDelivery(delivery_id, fx);
@@ -445,8 +477,10 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     job.token = ++last_token_;
     job.worker = best->name;
     job.lease_until = now + options_.expiry();
+    job.started_at = now;
     job.progress = job.fps = job.speed = 0;
     best->running.insert(job.job.id());
+    Emit(FarmEvent::Kind::kAssigned, job, "", fx, now - job.queued_at);
     fx->dirty_jobs.insert(job.job.id());
 
     pb::CoordinatorMessage m;
@@ -467,7 +501,8 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
       for (const auto& jid : std::set<std::string>(w.running)) {
         auto it = jobs_.find(jid);
         if (it != jobs_.end() && it->second.state == JobState::kRunning) {
-          LoseAttempt(it->second, "worker " + name + " stopped heartbeating", now, fx);
+          LoseAttempt(it->second, "worker " + name + " stopped heartbeating", "worker_lost", now,
+                      fx);
         }
       }
       w.running.clear();
@@ -486,7 +521,8 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
   for (auto& [jid, job] : jobs_) {
     if (job.state == JobState::kRunning && job.lease_until < now) {
       LoseAttempt(job, "attempt " + std::to_string(job.token) + " on " + job.worker +
-                           " stopped reporting", now, fx);
+                           " stopped reporting",
+                  "lease_expired", now, fx);
     }
   }
   if (last_heartbeat_ + options_.heartbeat_interval <= now) {

@@ -45,6 +45,8 @@ struct JobRecord {
   // In memory only.
   SteadyTime lease_until{};  // a running attempt is lost after this
   SteadyTime not_before{};   // retry backoff
+  SteadyTime queued_at{};    // when it last entered the queue
+  SteadyTime started_at{};   // when its current attempt was assigned
   double progress = 0;
   double fps = 0;
   double speed = 0;
@@ -106,12 +108,40 @@ struct Outgoing {
   pb::CoordinatorMessage message;
 };
 
+// Something that happened, for metrics and logs. Labels derived from it must
+// stay bounded: preset, kind, result and reason are small fixed sets; job,
+// delivery and worker are for logs only.
+struct FarmEvent {
+  enum class Kind {
+    kAssigned,    // queue_wait set
+    kSucceeded,   // run_time set
+    kFailed,      // the job failed for good; reason set
+    kRetry,       // a reported failure, queued again with backoff; reason set
+    kRedispatch,  // an attempt lost without a result, queued again; reason set
+    kCancelled,
+    kStaleResult,
+    kDeliveryFinished,  // reason = the delivery's final state
+  };
+  Kind kind;
+  std::string job_id;
+  std::string delivery_id;
+  std::string preset;  // of the job's first output
+  std::string worker;
+  // kRedispatch: worker_lost | worker_left | worker_restarted | lease_expired;
+  // kRetry / kFailed: retryable | not_retryable | gave_up | dependency;
+  // kDeliveryFinished: delivered | failed | cancelled.
+  std::string reason;
+  Duration queue_wait{};
+  Duration run_time{};
+};
+
 struct Effects {
   std::vector<Outgoing> messages;
   std::set<std::string> dirty_jobs;
   std::set<std::string> dirty_deliveries;
   std::vector<std::string> finished_deliveries;
   int stale_results = 0;  // results refused because their attempt was superseded
+  std::vector<FarmEvent> events;
 };
 
 // Aggregates for the API and metrics.
@@ -163,13 +193,17 @@ class FarmState {
   void OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now,
                 Effects* fx);
   WorkerRecord* WorkerForPeer(const std::string& peer);
-  void Enqueue(JobRecord& job, Effects* fx);
+  void Enqueue(JobRecord& job, SteadyTime now, Effects* fx);
   // Ends the running attempt of `job` (not terminal yet) without a result:
   // lost worker, lapsed lease. Requeues it or fails it after max_attempts.
-  void LoseAttempt(JobRecord& job, const std::string& reason, SteadyTime now, Effects* fx);
-  void FailJob(JobRecord& job, const std::string& error, Effects* fx);
+  // `code` is the bounded reason for metrics (FarmEvent::reason).
+  void LoseAttempt(JobRecord& job, const std::string& reason, const std::string& code,
+                   SteadyTime now, Effects* fx);
+  void Emit(FarmEvent::Kind kind, const JobRecord& job, const std::string& reason, Effects* fx,
+            Duration queue_wait = {}, Duration run_time = {});
+  void FailJob(JobRecord& job, const std::string& error, const std::string& code, Effects* fx);
   void Finish(JobRecord& job, JobState state, Effects* fx);
-  void ReleaseDependents(const JobRecord& job, Effects* fx);
+  void ReleaseDependents(const JobRecord& job, SteadyTime now, Effects* fx);
   void CheckDelivery(const std::string& delivery_id, Effects* fx);
   void Dispatch(SteadyTime now, Effects* fx);
   bool CanRun(const WorkerRecord& w, const pb::Job& job) const;

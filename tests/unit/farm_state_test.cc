@@ -434,3 +434,51 @@ TEST_F(FarmStateTest, GoodbyeHandsTheJobOnImmediately) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST_F(FarmStateTest, EmitsEventsWithQueueWaitRunTimeAndRedispatchReason) {
+  Submit("a", 1);
+  now_ += milliseconds(400);
+  Hello("p1", "w1", 1);
+  Effects assigned = Tick();
+  ASSERT_EQ(assigned.events.size(), 1u);
+  EXPECT_EQ(assigned.events[0].kind, FarmEvent::Kind::kAssigned);
+  EXPECT_EQ(assigned.events[0].queue_wait, milliseconds(400));
+  EXPECT_EQ(assigned.events[0].worker, "w1");
+
+  now_ += milliseconds(3100);  // w1 silent past the expiry
+  Effects lost = Tick();
+  bool redispatched = false;
+  for (const auto& e : lost.events) {
+    if (e.kind == FarmEvent::Kind::kRedispatch) {
+      redispatched = true;
+      EXPECT_EQ(e.reason, "worker_lost");
+      EXPECT_EQ(e.job_id, "a.j0");
+    }
+  }
+  EXPECT_TRUE(redispatched);
+
+  Hello("p2", "w2", 1);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  now_ += milliseconds(1500);
+  Effects done = Result("p2", "a.j0", a[0].token(), true);
+  bool succeeded = false, finished = false;
+  for (const auto& e : done.events) {
+    if (e.kind == FarmEvent::Kind::kSucceeded) {
+      succeeded = true;
+      EXPECT_EQ(e.run_time, milliseconds(1500));
+    }
+    if (e.kind == FarmEvent::Kind::kDeliveryFinished) {
+      finished = true;
+      EXPECT_EQ(e.reason, "delivered");
+    }
+  }
+  EXPECT_TRUE(succeeded);
+  EXPECT_TRUE(finished);
+}
+
+}  // namespace
+}  // namespace reelfarm
