@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <prometheus/registry.h>
 
@@ -15,6 +16,17 @@ class Exposer;
 }
 
 namespace reelfarm {
+
+// Naming (https://prometheus.io/docs/practices/naming/): one prefix
+// "reelfarm_", base units (seconds, bytes, ratios 0..1), counters end in
+// "_total". Labels are bounded sets only (preset, kind, result, reason,
+// state, encoder); never a job id, delivery id or file name.
+
+// Histogram upper bounds (seconds) for a transcode's run time: a thumbnail
+// takes a second, a 4K master hours.
+const std::vector<double>& TranscodeSecondsBuckets();
+// Upper bounds (seconds) for the time a job waits in the queue.
+const std::vector<double>& QueueWaitSecondsBuckets();
 
 class MetricsServer {
  public:

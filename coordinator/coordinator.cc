@@ -1,46 +1,22 @@
 #include "coordinator/coordinator.h"
 
 #include <httplib.h>
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/daemon_util.h"
 #include "common/fs_util.h"
 #include "common/metrics.h"
 #include "common/probe.h"
 #include "common/redis_client.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/job_store.h"
 #include "coordinator/manifest.h"
 
 namespace reelfarm {
-
-// The coordinator's own series (issue 4 extends them).
-class CoordinatorMetrics {
- public:
-  explicit CoordinatorMetrics(prometheus::Registry& r)
-      : submitted_(prometheus::BuildCounter()
-                       .Name("reelfarm_deliveries_submitted_total")
-                       .Help("Deliveries accepted by the API")
-                       .Register(r)
-                       .Add({})),
-        stale_(prometheus::BuildCounter()
-                   .Name("reelfarm_stale_results_total")
-                   .Help("Results refused because their attempt was superseded")
-                   .Register(r)
-                   .Add({})),
-        queued_(prometheus::BuildGauge()
-                    .Name("reelfarm_jobs_queued")
-                    .Help("Jobs waiting for a worker")
-                    .Register(r)
-                    .Add({})) {}
-  prometheus::Counter& submitted_;
-  prometheus::Counter& stale_;
-  prometheus::Gauge& queued_;
-};
 
 namespace {
 
@@ -143,6 +119,10 @@ void Coordinator::Wake() {
 }
 
 void Coordinator::ApplyLocked(Effects fx) {
+  for (const auto& e : fx.events) {
+    LogFarmEvent(e);
+    if (coord_metrics_) coord_metrics_->Observe(e, farm_);
+  }
   pending_.dirty_jobs.merge(fx.dirty_jobs);
   pending_.dirty_deliveries.merge(fx.dirty_deliveries);
   for (auto& m : fx.messages) pending_.messages.push_back(std::move(m));
@@ -151,7 +131,7 @@ void Coordinator::ApplyLocked(Effects fx) {
     if (d != nullptr && d->finished_ms == 0) d->finished_ms = clock_->WallMillis();
     pending_.finished_deliveries.push_back(id);
   }
-  if (coord_metrics_ && fx.stale_results > 0) coord_metrics_->stale_.Increment(fx.stale_results);
+  if (coord_metrics_) coord_metrics_->OnStaleResults(fx.stale_results);
 
   if (!pending_.dirty_jobs.empty() || !pending_.dirty_deliveries.empty()) {
     std::vector<const DeliveryRecord*> ds;
@@ -188,7 +168,7 @@ void Coordinator::ApplyLocked(Effects fx) {
     }
   }
   pending_.messages.clear();
-  if (coord_metrics_) coord_metrics_->queued_.Set(static_cast<double>(farm_.queued_jobs()));
+  if (coord_metrics_) coord_metrics_->MaybeUpdateGauges(farm_, clock_->Now());
 }
 
 void Coordinator::WriteManifestLocked(const std::string& delivery_id) {
@@ -197,6 +177,7 @@ void Coordinator::WriteManifestLocked(const std::string& delivery_id) {
   std::string path = d->output_dir + "/manifest.json";
   Status s = WriteFileAtomically(path, BuildManifest(farm_, *d).dump(2) + "\n");
   DeliveryCounts c = farm_.Counts(*d);
+  LogFields log_fields({{"delivery", delivery_id}});
   if (!s.ok()) {
     spdlog::error("delivery {}: cannot write manifest: {}", delivery_id, s.ToString());
   } else {
@@ -303,12 +284,15 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
                          {"output_dir", d.output_dir},
                          {"jobs", jobs.size()},
                          {"failed_at_plan", d.plan.failures_size()}};
+  LogFields log_fields({{"delivery", d.id}});
   spdlog::info("delivery {} submitted: {} jobs, {} failed at plan, into {}", d.id, jobs.size(),
                d.plan.failures_size(), d.output_dir);
   Effects fx;
   farm_.AddDelivery(std::move(d), std::move(jobs), clock_->Now(), &fx);
   ApplyLocked(std::move(fx));
-  if (coord_metrics_) coord_metrics_->submitted_.Increment();
+  if (coord_metrics_) {
+    coord_metrics_->OnSubmitted(farm_.FindDelivery(body["id"].get<std::string>())->plan);
+  }
   Wake();
   return {201, body};
 }
@@ -336,6 +320,7 @@ StatusOr<nlohmann::json> Coordinator::CancelDelivery(const std::string& id) {
   Status s = farm_.Cancel(id, &fx);
   if (!s.ok()) return s;
   ApplyLocked(std::move(fx));
+  LogFields log_fields({{"delivery", id}});
   spdlog::info("delivery {} cancelled", id);
   return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
 }

@@ -1,0 +1,83 @@
+// The coordinator's Prometheus series (docs/monitoring.md lists them), fed
+// from FarmState's events (counters, histograms) and from snapshots of
+// FarmState (gauges), and the log line of each event.
+#ifndef REELFARM_COORDINATOR_COORDINATOR_METRICS_H_
+#define REELFARM_COORDINATOR_COORDINATOR_METRICS_H_
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "common/clock.h"
+#include "coordinator/farm_state.h"
+#include "proto/reelfarm.pb.h"
+
+namespace reelfarm {
+
+// A snapshot of what the gauges show. Pure function of the farm and `now`.
+struct FarmGauges {
+  int deliveries_active = 0;  // submitted, not finished
+  int jobs_waiting = 0;       // on dependencies
+  int jobs_queued = 0;
+  int jobs_running = 0;
+  double oldest_queued_age_s = 0;  // 0 when nothing is queued
+  std::map<std::string, int> workers;  // state -> count, every state present
+  int slots_busy = 0;                  // over workers not lost
+  int slots_free = 0;
+};
+FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now);
+
+// The worker states reelfarm_workers is labelled with.
+inline constexpr const char* kWorkerStates[] = {"ready", "busy", "quarantined", "lost"};
+
+// Not thread-safe: the coordinator calls it under its lock. The series are
+// registered in `registry`, which must outlive this object.
+class CoordinatorMetrics {
+ public:
+  explicit CoordinatorMetrics(prometheus::Registry& registry);
+
+  // A delivery was accepted; its plan failures count as failed deliverables.
+  void OnSubmitted(const pb::Plan& plan);
+  void OnStaleResults(int n);
+  // Counters and histograms for one event; `farm` is read for the job's
+  // outputs (one deliverable each).
+  void Observe(const FarmEvent& event, const FarmState& farm);
+  // Refreshes the gauges when a second has passed since the last refresh
+  // (they walk every unfinished job).
+  void MaybeUpdateGauges(const FarmState& farm, SteadyTime now);
+  void UpdateGauges(const FarmState& farm, SteadyTime now);
+
+ private:
+  prometheus::Counter& submitted_;
+  prometheus::Counter& stale_;
+  prometheus::Family<prometheus::Counter>& delivery_finished_;
+  prometheus::Family<prometheus::Counter>& jobs_completed_;
+  prometheus::Family<prometheus::Counter>& deliverables_completed_;
+  prometheus::Family<prometheus::Counter>& redispatches_;
+  prometheus::Family<prometheus::Counter>& job_failures_;
+  prometheus::Family<prometheus::Histogram>& job_duration_;
+  prometheus::Family<prometheus::Histogram>& queue_wait_;
+  prometheus::Gauge& deliveries_active_;
+  prometheus::Gauge& jobs_waiting_;
+  prometheus::Gauge& jobs_queued_;
+  prometheus::Gauge& jobs_running_;
+  prometheus::Gauge& oldest_queued_;
+  prometheus::Family<prometheus::Gauge>& workers_;
+  prometheus::Family<prometheus::Gauge>& slots_;
+  SteadyTime last_gauges_{};
+  bool gauges_set_ = false;
+};
+
+// Logs one event at a fitting level, with the delivery and job ids as
+// structured fields (LogFields).
+void LogFarmEvent(const FarmEvent& event);
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COORDINATOR_COORDINATOR_METRICS_H_
