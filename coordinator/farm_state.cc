@@ -161,6 +161,24 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
       it->second.speed = p.speed();
       it->second.lease_until = now + options_.expiry();
     }
+  } else if (msg.has_publish_request()) {
+    const auto& ref = msg.publish_request();
+    auto it = jobs_.find(ref.job_id());
+    if (it != jobs_.end() && it->second.state == JobState::kRunning &&
+        it->second.token == ref.token() && it->second.worker == w->name) {
+      // Renew the lease for a full expiry and grant half of it: the window
+      // closes on the worker before the job can be handed to anyone else.
+      it->second.lease_until = now + options_.expiry();
+      pb::CoordinatorMessage m;
+      auto* g = m.mutable_publish_grant();
+      g->set_job_id(ref.job_id());
+      g->set_token(ref.token());
+      g->set_valid_ms(static_cast<int32_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.expiry()).count() / 2));
+      fx->messages.push_back({peer, std::move(m)});
+    } else {
+      fx->messages.push_back({peer, CancelMessage(ref.job_id(), ref.token())});
+    }
   } else if (msg.has_goodbye()) {
     w->lost = true;
     w->lost_at = now;

@@ -71,6 +71,58 @@ std::string LastMeaningfulLine(const std::string& log) {
   return out;
 }
 
+// Why an input of the job cannot be used, "" when each is a regular file.
+// A missing source or one replaced by a FIFO/device is the job's problem, not
+// the host's: no retry can fix it. stat() does not open, so a FIFO cannot
+// block here.
+std::string InputProblem(const pb::Job& job) {
+  for (const auto& input : job.inputs()) {
+    std::error_code ec;
+    fs::file_status st = fs::status(input, ec);
+    if (st.type() == fs::file_type::not_found) return "source " + input + " is missing";
+    if (ec) continue;  // unknown (e.g. a flaky mount): let FFmpeg try
+    if (st.type() != fs::file_type::regular) {
+      return "source " + input + " is not a regular file (a FIFO, device or folder)";
+    }
+  }
+  return "";
+}
+
+// True when FFmpeg's log says it failed on the input's data (truncated,
+// corrupt, not media): the same source fails the same way on any host, so
+// such a failure is not retried. A log that also shows host trouble (full
+// disk, I/O error, no memory) stays retryable.
+bool IsInputDataError(const std::string& log) {
+  static const std::regex kInputData(
+      R"(moov atom not found|Invalid data found when processing input|error reading header|)"
+      R"(Error while decoding stream|could not find codec parameters|)"
+      R"(Invalid NAL unit size|EBML header parsing failed)",
+      std::regex::icase);
+  static const std::regex kHost(
+      R"(No space left|Input/output error|Cannot allocate memory|Permission denied|)"
+      R"(Disk quota exceeded|Stale file handle)",
+      std::regex::icase);
+  return std::regex_search(log, kInputData) && !std::regex_search(log, kHost);
+}
+
+// The first line of a log in which FFmpeg reports damaged input that it
+// concealed (it still exits 0): a byte-flipped or half-written source. ""
+// when there is none.
+std::string ConcealedDamageLine(const std::string& log) {
+  static const std::regex kDamage(
+      R"(Error while decoding stream|corrupt decoded frame|: partial file|Packet corrupt)",
+      std::regex::icase);
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (std::regex_search(line, kDamage)) {
+      if (line.size() > 200) line = line.substr(0, 197) + "...";
+      return line;
+    }
+  }
+  return "";
+}
+
 double FrameDuration(const pb::MediaInfo& m) {
   if (m.fps_num() <= 0 || m.fps_den() <= 0) return 0.04;
   return static_cast<double>(m.fps_den()) / m.fps_num();
@@ -238,13 +290,16 @@ JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options)
 // Retry policy (JobResult.retryable):
 //  - could not start FFmpeg, killed by a signal, timed out, non-zero exit:
 //    retryable (host trouble or transient: OOM kill, full disk, a flaky
-//    mount), except a non-zero exit while one of the job's inputs is missing,
-//    which no retry can fix;
-//  - verification mismatch, an output ffprobe cannot read: not retryable
-//    (the same command makes the same file);
+//    mount), except when an input is missing or not a regular file (checked
+//    before FFmpeg starts and again after it fails or times out), or a
+//    non-zero exit whose log says the input's data is bad (truncated,
+//    corrupt, not media): no retry can fix those;
+//  - FFmpeg succeeded but reported concealed decoding errors (damaged
+//    source), verification mismatch, an output ffprobe cannot read: not
+//    retryable (the same command makes the same file);
 //  - cancelled: not retryable (the coordinator asked for it).
 pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& progress,
-                                   const std::atomic<bool>* cancel) {
+                                   const std::atomic<bool>* cancel, const PublishGate& gate) {
   const pb::Job& job = assign.job();
   const uint64_t token = assign.token();
   const auto started = std::chrono::steady_clock::now();
@@ -259,6 +314,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   };
 
   if (job.argv_size() == 0) return fail("the job has no command", false);
+  if (std::string bad = InputProblem(job); !bad.empty()) return fail(bad, false);
   std::vector<std::string> argv(job.argv().begin(), job.argv().end());
   if (!options_.ffmpeg_override.empty()) argv[0] = options_.ffmpeg_override;
   for (const auto& out : job.outputs()) {
@@ -305,8 +361,11 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   const ProcessResult& pr = *ran;
   if (pr.cancelled) return fail("cancelled", false, pr.stderr_tail);
   if (pr.timed_out) {
-    return fail("ffmpeg timed out after " + FormatSeconds(job.timeout_s()) + " s", true,
-                pr.stderr_tail);
+    std::string why = "ffmpeg timed out after " + FormatSeconds(job.timeout_s()) + " s";
+    if (std::string bad = InputProblem(job); !bad.empty()) {
+      return fail(bad + " (" + why + ")", false, pr.stderr_tail);
+    }
+    return fail(why, true, pr.stderr_tail);
   }
   if (!pr.Succeeded()) {
     std::string why = pr.term_signal != 0
@@ -314,13 +373,24 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
                           : "ffmpeg exited with code " + std::to_string(pr.exit_code);
     std::string last = LastMeaningfulLine(pr.stderr_tail);
     if (!last.empty()) why += ": " + last;
-    for (const auto& input : job.inputs()) {
-      std::error_code ec;
-      if (!fs::exists(input, ec) && !ec) {
-        return fail("source " + input + " is missing (" + why + ")", false, pr.stderr_tail);
-      }
+    if (std::string bad = InputProblem(job); !bad.empty()) {
+      return fail(bad + " (" + why + ")", false, pr.stderr_tail);
+    }
+    if (pr.term_signal == 0 && IsInputDataError(pr.stderr_tail)) {
+      std::string source = job.inputs_size() > 0 ? job.inputs(0) : "the input";
+      return fail("source " + source + " cannot be decoded (" + why + ")", false, pr.stderr_tail);
     }
     return fail(why, true, pr.stderr_tail);
+  }
+
+  // FFmpeg conceals damaged input and exits 0; such an output would verify
+  // and still carry the damage, so it is refused (and not retried: the
+  // source is the same on every host).
+  if (std::string damage = ConcealedDamageLine(pr.stderr_tail); !damage.empty()) {
+    std::string source = job.inputs_size() > 0 ? job.inputs(0) : "the input";
+    return fail("source " + source + " is damaged: FFmpeg reported decoding errors (" + damage +
+                    "); nothing was published",
+                false, pr.stderr_tail);
   }
 
   // Verify every output before publishing any.
@@ -369,9 +439,21 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     sums.push_back(*sha);
     sizes.push_back(static_cast<int64_t>(bytes));
   }
+  // Fencing: only the current attempt renames, and only inside its grant.
+  std::optional<std::chrono::steady_clock::time_point> publish_until;
+  if (gate) {
+    auto granted = gate();
+    if (!granted.ok()) return fail("not published: " + granted.status().message(), false);
+    publish_until = *granted;
+  }
   std::set<std::string> dirs;
   for (int i = 0; i < job.outputs_size(); ++i) {
     const auto& out = job.outputs(i);
+    if (publish_until && std::chrono::steady_clock::now() > *publish_until) {
+      return fail("not published: the publish grant for " + out.deliverable() +
+                      " expired before the rename (the attempt stalled)",
+                  true);
+    }
     if (std::rename(temps[i].c_str(), out.path().c_str()) != 0) {
       return fail("cannot publish " + out.deliverable() + ": rename to " + out.path() + ": " +
                       std::strerror(errno),

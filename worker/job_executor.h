@@ -6,6 +6,7 @@
 #define REELFARM_WORKER_JOB_EXECUTOR_H_
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -36,12 +37,19 @@ StatusOr<std::string> Sha256File(const std::string& path);
 class JobExecutor {
  public:
   using ProgressFn = std::function<void(const pb::Progress&)>;
+  // Asked once, after verification and before the first rename: may this
+  // attempt publish? Returns the steady-clock instant after which it must
+  // not rename any more (the coordinator's grant, shorter than the time the
+  // coordinator waits before giving the job to another worker), or why not.
+  // This fences a stalled, superseded attempt out of the final names.
+  using PublishGate = std::function<StatusOr<std::chrono::steady_clock::time_point>()>;
   JobExecutor(ProcessRunner* runner, JobExecutorOptions options);  // runner not owned
 
   // Runs the attempt to the end (or until *cancel turns true) and returns
-  // its result, ok or not. Never throws.
+  // its result, ok or not. Never throws. Without a gate it publishes as soon
+  // as the outputs are verified.
   pb::JobResult Execute(const pb::Assign& assign, const ProgressFn& progress,
-                        const std::atomic<bool>* cancel);
+                        const std::atomic<bool>* cancel, const PublishGate& gate = nullptr);
 
  private:
   ProcessRunner* runner_;

@@ -5,7 +5,9 @@
 
 #include <zmq.hpp>
 
+#include "common/daemon_util.h"
 #include "common/metrics.h"
+#include "worker/worker_metrics.h"
 
 namespace reelfarm {
 namespace {
@@ -51,6 +53,9 @@ Status Worker::Start() {
     auto m = MetricsServer::Start(options_.metrics, "worker");
     if (!m.ok()) return m.status();
     metrics_ = std::move(m.value());
+    worker_metrics_ = std::make_unique<WorkerMetrics>(metrics_->registry(), options_.name,
+                                                      options_.slots, caps_);
+    if (caps_.gpu) worker_metrics_->StartGpuPoller(runner_, std::chrono::seconds(5));
   }
   zmq_ = std::make_unique<zmq::context_t>(1);
   return Status::OK();
@@ -109,6 +114,35 @@ void Worker::Push(pb::WorkerMessage m) {
   outbox_.push_back(std::move(m));
 }
 
+StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t token) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto key = std::make_pair(job_id, token);
+  publish_waits_[key] = PublishWait{};
+  pb::WorkerMessage ask;
+  ask.mutable_publish_request()->set_job_id(job_id);
+  ask.mutable_publish_request()->set_token(token);
+  outbox_.push_back(std::move(ask));
+  auto limit = std::chrono::steady_clock::now() + 2 * options_.heartbeat_interval * options_.liveness;
+  bool answered = publish_cv_.wait_until(lock, limit, [&] { return publish_waits_[key].answered; });
+  PublishWait w = publish_waits_[key];
+  publish_waits_.erase(key);
+  if (!answered) return Status::Unavailable("the coordinator did not answer the publish request");
+  if (!w.granted) return Status::Cancelled("the coordinator gave this job to a newer attempt");
+  return w.deadline;
+}
+
+void Worker::AnswerPublish(const std::string& job_id, uint64_t token, bool granted,
+                           int valid_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = publish_waits_.find({job_id, token});
+  if (it == publish_waits_.end()) return;
+  it->second.answered = true;
+  it->second.granted = granted;
+  // The window starts when the grant arrives here, on this machine's clock.
+  it->second.deadline = clock_->Now() + std::chrono::milliseconds(valid_ms);
+  publish_cv_.notify_all();
+}
+
 void Worker::Handle(const pb::CoordinatorMessage& m) {
   if (m.has_welcome()) {
     welcomed_ = true;
@@ -119,6 +153,7 @@ void Worker::Handle(const pb::CoordinatorMessage& m) {
     }
     if (w.liveness() >= 2) options_.liveness = w.liveness();
     for (const auto& ref : w.cancel()) {
+      AnswerPublish(ref.job_id(), ref.token(), false, 0);
       auto it = attempts_.find(ref.job_id());
       if (it != attempts_.end() && it->second.token == ref.token()) {
         it->second.cancelled_by_coordinator = true;
@@ -135,9 +170,14 @@ void Worker::Handle(const pb::CoordinatorMessage& m) {
     spdlog::info("worker {}: connected to {}", options_.name, options_.coordinator);
   } else if (m.has_assign()) {
     StartAttempt(m.assign());
+  } else if (m.has_publish_grant()) {
+    const auto& g = m.publish_grant();
+    AnswerPublish(g.job_id(), g.token(), true, g.valid_ms());
   } else if (m.has_cancel()) {
+    AnswerPublish(m.cancel().job_id(), m.cancel().token(), false, 0);
     auto it = attempts_.find(m.cancel().job_id());
     if (it != attempts_.end() && it->second.token == m.cancel().token()) {
+      LogFields log_fields({{"delivery", DeliveryOfJob(it->first)}, {"job", it->first}});
       spdlog::info("worker {}: cancelling {} (attempt {})", options_.name, m.cancel().job_id(),
                    m.cancel().token());
       it->second.cancelled_by_coordinator = true;
@@ -162,6 +202,7 @@ void Worker::StartAttempt(const pb::Assign& assign) {
     if (existing->second.thread.joinable()) existing->second.thread.join();
     attempts_.erase(existing);
   }
+  LogFields log_fields({{"delivery", DeliveryOfJob(id)}, {"job", id}});
   spdlog::info("worker {}: running {} attempt {} (token {}): {}", options_.name, id,
                assign.attempt(), assign.token(),
                assign.job().outputs_size() > 0 ? assign.job().outputs(0).relative_path() : "");
@@ -172,8 +213,12 @@ void Worker::StartAttempt(const pb::Assign& assign) {
   std::atomic<bool>* cancel = a.cancel.get();
   std::atomic<bool>* done = a.done.get();
   a.thread = std::thread([this, assign, cancel, done] {
+    const std::string& jid = assign.job().id();
+    LogFields log_fields({{"delivery", DeliveryOfJob(jid)}, {"job", jid}});
+    if (worker_metrics_) worker_metrics_->OnAttemptStart(assign.token(), assign.job().kind());
     SteadyTime last_sent{};
     auto on_progress = [&](const pb::Progress& p) {
+      if (worker_metrics_) worker_metrics_->OnProgress(assign.token(), p);
       SteadyTime now = clock_->Now();
       if (now - last_sent < options_.progress_interval) return;
       last_sent = now;
@@ -181,7 +226,13 @@ void Worker::StartAttempt(const pb::Assign& assign) {
       *m.mutable_progress() = p;
       Push(std::move(m));
     };
-    pb::JobResult result = executor_.Execute(assign, on_progress, cancel);
+    const std::string job_id = assign.job().id();
+    const uint64_t token = assign.token();
+    pb::JobResult result = executor_.Execute(
+        assign, on_progress, cancel,
+        [this, job_id, token]() -> StatusOr<std::chrono::steady_clock::time_point> {
+          return AwaitPublish(job_id, token);
+        });
     result.set_job_id(assign.job().id());
     result.set_token(assign.token());
     if (result.ok()) {
@@ -189,6 +240,10 @@ void Worker::StartAttempt(const pb::Assign& assign) {
                    result.encode_seconds());
     } else {
       spdlog::warn("worker {}: {} failed: {}", options_.name, assign.job().id(), result.error());
+    }
+    if (worker_metrics_) {
+      worker_metrics_->OnAttemptEnd(assign.token(), result, cancel->load(),
+                                    assign.job().media_duration_s());
     }
     pb::WorkerMessage m;
     *m.mutable_result() = std::move(result);

@@ -10,6 +10,7 @@
 #define REELFARM_WORKER_WORKER_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -32,6 +33,7 @@ class socket_t;
 namespace reelfarm {
 
 class MetricsServer;
+class WorkerMetrics;
 
 struct WorkerOptions {
   std::string coordinator = "tcp://127.0.0.1:8471";
@@ -72,6 +74,17 @@ class Worker {
     std::thread thread;
   };
 
+  // A publish request waiting for the coordinator's answer.
+  struct PublishWait {
+    bool answered = false;
+    bool granted = false;
+    SteadyTime deadline{};
+  };
+
+  // Blocks the attempt's thread until the coordinator grants or refuses the
+  // publish of (job, token), or an expiry passes without an answer.
+  StatusOr<SteadyTime> AwaitPublish(const std::string& job_id, uint64_t token);
+  void AnswerPublish(const std::string& job_id, uint64_t token, bool granted, int valid_ms);
   void Connect();
   void Send(const pb::WorkerMessage& m);
   void SendHello();
@@ -95,12 +108,15 @@ class Worker {
   Duration backoff_{};
   bool welcomed_ = false;
 
-  std::mutex mu_;  // guards outbox_ and unacked_
+  std::mutex mu_;  // guards outbox_, unacked_ and publish_waits_
+  std::condition_variable publish_cv_;
+  std::map<std::pair<std::string, uint64_t>, PublishWait> publish_waits_;
   std::deque<pb::WorkerMessage> outbox_;
   std::map<std::pair<std::string, uint64_t>, pb::JobResult> unacked_;
 
   std::map<std::string, Attempt> attempts_;  // by job id; Run()'s thread only
   std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<WorkerMetrics> worker_metrics_;  // null when metrics are off
 };
 
 }  // namespace reelfarm

@@ -482,3 +482,45 @@ TEST_F(FarmStateTest, EmitsEventsWithQueueWaitRunTimeAndRedispatchReason) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST_F(FarmStateTest, PublishIsGrantedToTheCurrentAttemptOnlyAndInsideItsLease) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto first = Assigns(Tick());
+  ASSERT_EQ(first.size(), 1u);
+  Hello("p2", "w2", 1);
+
+  pb::WorkerMessage ask;
+  ask.mutable_publish_request()->set_job_id("a.j0");
+  ask.mutable_publish_request()->set_token(first[0].token());
+  now_ += milliseconds(2500);  // within the lease
+  Effects granted;
+  farm_.OnMessage("p1", ask, now_, &granted);
+  ASSERT_EQ(granted.messages.size(), 1u);
+  ASSERT_TRUE(granted.messages[0].message.has_publish_grant());
+  const int valid_ms = granted.messages[0].message.publish_grant().valid_ms();
+  EXPECT_EQ(valid_ms, 1500);  // half of 1 s x 3
+  // The grant renewed the lease: the job is not handed on before the
+  // window (1.5 s) has long closed on the worker.
+  now_ += milliseconds(2900);
+  Heartbeat("p2", {});
+  EXPECT_TRUE(Assigns(Tick()).empty());
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+
+  // w1 stalls: the job moves to w2, and w1's late request is refused.
+  now_ += milliseconds(200);
+  Heartbeat("p2", {});
+  auto second = Assigns(Tick(), "p2");
+  ASSERT_EQ(second.size(), 1u);
+  Hello("p1", "w1", 1, {"libx264"}, {{"a.j0", first[0].token()}});
+  Effects refused;
+  farm_.OnMessage("p1", ask, now_, &refused);
+  ASSERT_EQ(refused.messages.size(), 1u);
+  EXPECT_TRUE(refused.messages[0].message.has_cancel());
+}
+
+}  // namespace
+}  // namespace reelfarm
