@@ -368,3 +368,50 @@ TEST_F(JobExecutorTest, RunProbeExplainsWhatItCannotRead) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// Publish fencing: a refused or expired grant publishes nothing.
+class JobExecutorGateTest : public JobExecutorTest {
+ protected:
+  pb::JobResult RunGated(const JobExecutor::PublishGate& gate) {
+    JobExecutor executor(&runner_, {});
+    return executor.Execute(Mp4Assign(), nullptr, nullptr, gate);
+  }
+};
+
+TEST_F(JobExecutorGateTest, RefusedGrantPublishesNothing) {
+  int asked = 0;
+  pb::JobResult r = RunGated([&]() -> StatusOr<std::chrono::steady_clock::time_point> {
+    ++asked;
+    EXPECT_FALSE(fs::exists(final_)) << "asked only before any rename";
+    return Status::Cancelled("the coordinator gave this job to a newer attempt");
+  });
+  EXPECT_EQ(asked, 1);
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.error(), HasSubstr("not published"));
+  EXPECT_FALSE(fs::exists(final_));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorGateTest, ExpiredGrantPublishesNothing) {
+  pb::JobResult r = RunGated([]() -> StatusOr<std::chrono::steady_clock::time_point> {
+    return std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+  });
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.error(), HasSubstr("expired"));
+  EXPECT_FALSE(fs::exists(final_));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorGateTest, GrantedPublishes) {
+  pb::JobResult r = RunGated([]() -> StatusOr<std::chrono::steady_clock::time_point> {
+    return std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  });
+  EXPECT_TRUE(r.ok()) << r.error();
+  EXPECT_TRUE(fs::exists(final_));
+}
+
+}  // namespace
+}  // namespace reelfarm
