@@ -82,7 +82,13 @@ Status Coordinator::Start() {
       // Finished before a crash but its manifest was never written.
       if (was_finished && !std::filesystem::exists(manifest)) WriteManifestLocked(id);
     }
-    spdlog::info("loaded {} deliveries from redis ({} unfinished)", loaded.size(), unfinished);
+    std::map<std::string, std::string> quarantined;
+    Status q = store_->LoadQuarantine(&quarantined);
+    if (!q.ok()) return q;
+    for (const auto& [name, reason] : quarantined) farm_.Quarantine(name, reason, &fx);
+    fx.quarantine_changes.clear();  // already in Redis
+    spdlog::info("loaded {} deliveries from redis ({} unfinished), {} quarantined workers",
+                 loaded.size(), unfinished, quarantined.size());
     ApplyLocked(std::move(fx));
   }
 
@@ -125,6 +131,10 @@ void Coordinator::ApplyLocked(Effects fx) {
   }
   pending_.dirty_jobs.merge(fx.dirty_jobs);
   pending_.dirty_deliveries.merge(fx.dirty_deliveries);
+  for (auto& [name, reason] : fx.quarantine_changes) {
+    pending_.quarantine_changes[name] = reason;
+    if (!reason.empty()) spdlog::warn("worker {} quarantined: {}", name, reason);
+  }
   for (auto& m : fx.messages) pending_.messages.push_back(std::move(m));
   for (auto& id : fx.finished_deliveries) {
     DeliveryRecord* d = const_cast<DeliveryRecord*>(farm_.FindDelivery(id));
@@ -133,6 +143,15 @@ void Coordinator::ApplyLocked(Effects fx) {
   }
   if (coord_metrics_) coord_metrics_->OnStaleResults(fx.stale_results);
 
+  if (!pending_.quarantine_changes.empty()) {
+    Status s = store_->SaveQuarantine(pending_.quarantine_changes);
+    if (!s.ok()) {
+      spdlog::warn("cannot persist quarantine, holding {} messages: {}", pending_.messages.size(),
+                   s.ToString());
+      return;
+    }
+    pending_.quarantine_changes.clear();
+  }
   if (!pending_.dirty_jobs.empty() || !pending_.dirty_deliveries.empty()) {
     std::vector<const DeliveryRecord*> ds;
     std::vector<const JobRecord*> js;
@@ -330,6 +349,17 @@ nlohmann::json Coordinator::ListWorkers() {
   return WorkersJson(farm_, clock_->Now());
 }
 
+Status Coordinator::ReleaseWorker(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Effects fx;
+  Status s = farm_.Release(name, &fx);
+  if (!s.ok()) return s;
+  ApplyLocked(std::move(fx));
+  spdlog::info("worker {} released from quarantine", name);
+  Wake();
+  return Status::OK();
+}
+
 bool Coordinator::Healthy() {
   std::lock_guard<std::mutex> lock(mu_);
   return redis_->Ping().ok();
@@ -378,6 +408,12 @@ void Coordinator::StartHttp() {
                                                    httplib::Response& res) {
     json_reply(res, 200, ListWorkers());
   });
+  http_->Post(R"(/api/v1/workers/([^/]+)/release)",
+              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                Status s = ReleaseWorker(req.matches[1]);
+                if (!s.ok()) return json_reply(res, 404, {{"error", s.message()}});
+                json_reply(res, 200, {{"released", std::string(req.matches[1])}});
+              });
   http_->Get("/healthz", [this, json_reply](const httplib::Request&, httplib::Response& res) {
     bool ok = Healthy();
     json_reply(res, ok ? 200 : 503, {{"ok", ok}});

@@ -72,6 +72,8 @@ class Coordinator {
   StatusOr<nlohmann::json> ShowDelivery(const std::string& id);
   StatusOr<nlohmann::json> CancelDelivery(const std::string& id);
   nlohmann::json ListWorkers();
+  // Puts a quarantined worker back into rotation. NotFound when it is not.
+  Status ReleaseWorker(const std::string& name);
   bool Healthy();
 
  private:

@@ -263,7 +263,22 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
   DetachFromWorker(job);
   auto w = workers_.find(job.worker);
   if (result.ok()) {
-    if (w != workers_.end()) ++w->second.jobs_done;
+    if (w != workers_.end()) {
+      ++w->second.jobs_done;
+      w->second.failure_streak = 0;
+      w->second.confirmed_failures = 0;
+    }
+    // The job works: where it failed before, the host was to blame.
+    for (const auto& name : job.failed_on) {
+      auto bad = workers_.find(name);
+      if (name == job.worker || bad == workers_.end() || bad->second.failure_streak == 0) continue;
+      if (++bad->second.confirmed_failures >= options_.quarantine_after && !bad->second.quarantined) {
+        Quarantine(name,
+                   std::to_string(bad->second.confirmed_failures) +
+                       " jobs in a row failed here and then succeeded on other workers",
+                   fx);
+      }
+    }
     job.result = result;
     job.error.clear();
     job.log_tail.clear();
@@ -274,7 +289,11 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
     CheckDelivery(job.delivery_id, fx);
     return;
   }
-  if (w != workers_.end()) ++w->second.jobs_failed;
+  if (w != workers_.end()) {
+    ++w->second.jobs_failed;
+    ++w->second.failure_streak;
+    job.failed_on.insert(job.worker);
+  }
   job.error = result.error();
   job.log_tail = result.log_tail();
   job.progress = 0;
@@ -449,8 +468,38 @@ Status FarmState::Cancel(const std::string& delivery_id, Effects* fx) {
   return Status::OK();
 }
 
+void FarmState::Quarantine(const std::string& worker, const std::string& reason, Effects* fx) {
+  WorkerRecord& w = workers_[worker];
+  w.name = worker;
+  w.quarantined = true;
+  w.quarantine_reason = reason;
+  fx->quarantine_changes[worker] = reason;
+  FarmEvent e;
+  e.kind = FarmEvent::Kind::kQuarantined;
+  e.worker = worker;
+  e.reason = reason;
+  fx->events.push_back(std::move(e));
+}
+
+Status FarmState::Release(const std::string& worker, Effects* fx) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end() || !it->second.quarantined) {
+    return Status::NotFound("no quarantined worker " + worker);
+  }
+  it->second.quarantined = false;
+  it->second.quarantine_reason.clear();
+  it->second.failure_streak = 0;
+  it->second.confirmed_failures = 0;
+  fx->quarantine_changes[worker] = "";
+  return Status::OK();
+}
+
 bool FarmState::CanRun(const WorkerRecord& w, const pb::Job& job) const {
-  if (w.lost || static_cast<int>(w.running.size()) >= w.slots) return false;
+  if (w.lost || w.quarantined || static_cast<int>(w.running.size()) >= w.slots) return false;
+  return HasWhatItNeeds(w, job);
+}
+
+bool FarmState::HasWhatItNeeds(const WorkerRecord& w, const pb::Job& job) const {
   if (job.needs().gpu() && !w.gpu) return false;
   for (const auto& enc : job.needs().encoders()) {
     if (!w.encoders.count(enc)) return false;
@@ -469,7 +518,9 @@ Duration FarmState::Backoff(int attempts) {
 void FarmState::Dispatch(SteadyTime now, Effects* fx) {
   int free_slots = 0;
   for (const auto& [name, w] : workers_) {
-    if (!w.lost) free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
+    if (!w.lost && !w.quarantined) {
+      free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
+    }
   }
   for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
     JobRecord& job = jobs_[std::get<2>(*it)];
@@ -477,9 +528,19 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
       ++it;
       continue;
     }
+    // A job does not go back to a worker it failed on while another
+    // connected worker could run it (busy or not): it waits for that one.
+    bool elsewhere = false;
+    if (!job.failed_on.empty()) {
+      for (const auto& [name, w] : workers_) {
+        if (!w.lost && !w.quarantined && !job.failed_on.count(name) && HasWhatItNeeds(w, job.job)) {
+          elsewhere = true;
+        }
+      }
+    }
     WorkerRecord* best = nullptr;
     for (auto& [name, w] : workers_) {
-      if (!CanRun(w, job.job)) continue;
+      if (!CanRun(w, job.job) || (elsewhere && job.failed_on.count(name))) continue;
       if (best == nullptr || w.slots - w.running.size() > best->slots - best->running.size()) {
         best = &w;
       }
@@ -527,7 +588,8 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
     }
   }
   for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->second.lost && it->second.lost_at + options_.lost_retention < now) {
+    if (it->second.lost && !it->second.quarantined &&
+        it->second.lost_at + options_.lost_retention < now) {
       peer_to_worker_.erase(it->second.peer);
       it = workers_.erase(it);
     } else {

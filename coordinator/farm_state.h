@@ -50,6 +50,7 @@ struct JobRecord {
   double progress = 0;
   double fps = 0;
   double speed = 0;
+  std::set<std::string> failed_on;  // workers where an attempt reported failure
 };
 
 struct DeliveryRecord {
@@ -82,6 +83,10 @@ struct WorkerRecord {
   std::set<std::string> running;  // job ids
   int jobs_done = 0;
   int jobs_failed = 0;
+  int failure_streak = 0;    // reported failures since its last success
+  int confirmed_failures = 0;  // of those, jobs that then succeeded elsewhere
+  bool quarantined = false;  // out of rotation until released
+  std::string quarantine_reason;
 };
 
 struct FarmOptions {
@@ -95,6 +100,9 @@ struct FarmOptions {
   // +-25% jitter.
   Duration retry_base = std::chrono::milliseconds(1000);
   Duration retry_cap = std::chrono::seconds(60);
+  // A worker whose failures of this many jobs in a row were followed by
+  // their success on other workers is quarantined (no more jobs).
+  int quarantine_after = 3;
   // How long a lost worker stays listed.
   Duration lost_retention = std::chrono::minutes(10);
   uint64_t seed = 1;
@@ -121,6 +129,7 @@ struct FarmEvent {
     kCancelled,
     kStaleResult,
     kDeliveryFinished,  // reason = the delivery's final state
+    kQuarantined,       // worker set; reason = why, for logs
   };
   Kind kind;
   std::string job_id;
@@ -140,6 +149,9 @@ struct Effects {
   std::set<std::string> dirty_jobs;
   std::set<std::string> dirty_deliveries;
   std::vector<std::string> finished_deliveries;
+  // Workers whose quarantine started (name -> reason) or ended ("" reason):
+  // the daemon persists these.
+  std::map<std::string, std::string> quarantine_changes;
   int stale_results = 0;  // results refused because their attempt was superseded
   std::vector<FarmEvent> events;
 };
@@ -174,6 +186,11 @@ class FarmState {
   // Expires workers and leases, sends heartbeats, dispatches queued jobs.
   void Tick(SteadyTime now, Effects* fx);
 
+  // Puts a worker out of rotation (also for one not connected yet, e.g.
+  // reloaded from Redis at start), or back into it.
+  void Quarantine(const std::string& worker, const std::string& reason, Effects* fx);
+  Status Release(const std::string& worker, Effects* fx);
+
   // Cancels every unfinished job of a delivery. NotFound for an unknown id.
   Status Cancel(const std::string& delivery_id, Effects* fx);
 
@@ -206,7 +223,10 @@ class FarmState {
   void ReleaseDependents(const JobRecord& job, SteadyTime now, Effects* fx);
   void CheckDelivery(const std::string& delivery_id, Effects* fx);
   void Dispatch(SteadyTime now, Effects* fx);
+  // Free slot, in rotation, and HasWhatItNeeds.
   bool CanRun(const WorkerRecord& w, const pb::Job& job) const;
+  // The encoders and GPU the job needs.
+  bool HasWhatItNeeds(const WorkerRecord& w, const pb::Job& job) const;
   Duration Backoff(int attempts);
   void DetachFromWorker(const JobRecord& job);
 

@@ -88,6 +88,26 @@ Status JobStore::Save(const std::vector<const DeliveryRecord*>& deliveries,
   return redis_->Transaction(cmds).status();
 }
 
+Status JobStore::SaveQuarantine(const std::map<std::string, std::string>& changes) {
+  if (changes.empty()) return Status::OK();
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& [name, reason] : changes) {
+    if (reason.empty()) {
+      cmds.push_back({"HDEL", prefix_ + "quarantine", name});
+    } else {
+      cmds.push_back({"HSET", prefix_ + "quarantine", name, reason});
+    }
+  }
+  return redis_->Transaction(cmds).status();
+}
+
+Status JobStore::LoadQuarantine(std::map<std::string, std::string>* out) {
+  auto r = redis_->Command({"HGETALL", prefix_ + "quarantine"});
+  if (!r.ok()) return r.status();
+  *out = HashFromReply(*r);
+  return Status::OK();
+}
+
 Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>>* out) {
   out->clear();
   auto ids = redis_->Command({"SMEMBERS", prefix_ + "deliveries"});

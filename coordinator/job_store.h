@@ -5,12 +5,14 @@
 //   rf:deliveries      SET of delivery ids
 //   rf:d:<id>          HASH delivery: name spec_file output_dir priority seq
 //                      created_ms finished_ms cancelled finished plan(pb)
+//   rf:quarantine      HASH worker name -> why it is out of rotation
 //   rf:j:<job id>      HASH job: job(pb) delivery priority seq state attempts
 //                      token worker error log_tail result(pb)
 // A delivery and all its jobs are written in one MULTI/EXEC.
 #ifndef REELFARM_COORDINATOR_JOB_STORE_H_
 #define REELFARM_COORDINATOR_JOB_STORE_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,9 @@ class JobStore {
   // Writes the named records in one transaction.
   Status Save(const std::vector<const DeliveryRecord*>& deliveries,
               const std::vector<const JobRecord*>& jobs);
+  // Quarantined workers (rf:quarantine, name -> reason): "" reason removes.
+  Status SaveQuarantine(const std::map<std::string, std::string>& changes);
+  Status LoadQuarantine(std::map<std::string, std::string>* out);
   // Every delivery with its jobs, oldest first.
   Status LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>>* out);
 

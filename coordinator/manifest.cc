@@ -156,7 +156,10 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [name, w] : farm.workers()) {
     int running = static_cast<int>(w.running.size());
-    const char* state = w.lost ? "lost" : (running >= w.slots ? "busy" : "ready");
+    const char* state = w.quarantined ? "quarantined"
+                         : w.lost     ? "lost"
+                         : running >= w.slots ? "busy"
+                                              : "ready";
     list.push_back(
         {{"name", name},
          {"host", w.host},
@@ -170,7 +173,9 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
          {"last_seen_ms_ago",
           std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_seen).count()},
          {"jobs_done", w.jobs_done},
-         {"jobs_failed", w.jobs_failed}});
+         {"jobs_failed", w.jobs_failed},
+         {"connected", !w.lost},
+         {"quarantine_reason", w.quarantine_reason}});
   }
   return {{"workers", list}};
 }

@@ -524,3 +524,69 @@ TEST_F(FarmStateTest, PublishIsGrantedToTheCurrentAttemptOnlyAndInsideItsLease) 
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST_F(FarmStateTest, WorkerWhoseFailuresSucceedElsewhereIsQuarantinedAndReleased) {
+  Submit("a", 3);
+  Hello("bad", "broken", 1);
+  // The broken worker fails all three jobs ...
+  for (int i = 0; i < 3; ++i) {
+    auto a = Assigns(Tick(), "bad");
+    ASSERT_EQ(a.size(), 1u) << i;
+    Result("bad", a[0].job().id(), a[0].token(), false, true, "ffmpeg exited with code 1");
+  }
+  EXPECT_EQ(farm_.workers().at("broken").failure_streak, 3);
+  // ... which then succeed, one by one, on a healthy worker, while the
+  // broken one gets none of them back.
+  Hello("good", "healthy", 1);
+  for (int i = 0; i < 3; ++i) {
+    now_ += milliseconds(10000);
+    Heartbeat("bad", {});
+    Heartbeat("good", {});
+    Effects fx = Tick();
+    EXPECT_TRUE(Assigns(fx, "bad").empty()) << i;
+    auto a = Assigns(fx, "good");
+    ASSERT_EQ(a.size(), 1u) << i;
+    Effects done = Result("good", a[0].job().id(), a[0].token(), true);
+    EXPECT_EQ(farm_.workers().at("broken").confirmed_failures, i + 1);
+    EXPECT_EQ(done.quarantine_changes.count("broken"), i == 2 ? 1u : 0u) << i;
+  }
+  EXPECT_TRUE(farm_.workers().at("broken").quarantined);
+  EXPECT_FALSE(farm_.workers().at("healthy").quarantined);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "delivered");
+
+  // Quarantined: new work skips it.
+  Submit("b", 1);
+  EXPECT_TRUE(Assigns(Tick(), "bad").empty());
+
+  Effects fx;
+  ASSERT_TRUE(farm_.Release("broken", &fx).ok());
+  EXPECT_EQ(fx.quarantine_changes.at("broken"), "");
+  EXPECT_FALSE(farm_.workers().at("broken").quarantined);
+  EXPECT_FALSE(farm_.Release("healthy", &fx).ok());
+}
+
+TEST_F(FarmStateTest, JobFailingOnSeveralWorkersIsBlamedOnTheJobNotTheHosts) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  Hello("p2", "w2", 1);
+  Hello("p3", "w3", 1);
+  std::set<std::string> tried;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    now_ += milliseconds(9000);
+    for (auto p : {"p1", "p2", "p3"}) Heartbeat(p, {});
+    auto a = Assigns(Tick());
+    ASSERT_EQ(a.size(), 1u);
+    tried.insert(farm_.FindJob("a.j0")->worker);
+    std::string peer = "p" + farm_.FindJob("a.j0")->worker.substr(1);
+    Result(peer, "a.j0", a[0].token(), false, true, "decoder error");
+  }
+  EXPECT_EQ(tried.size(), 3u) << "each retry went to a worker it had not failed on";
+  EXPECT_EQ(StateOf("a.j0"), JobState::kFailed);
+  for (const auto& [name, w] : farm_.workers()) EXPECT_FALSE(w.quarantined) << name;
+}
+
+}  // namespace
+}  // namespace reelfarm
