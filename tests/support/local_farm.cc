@@ -22,12 +22,14 @@ namespace fs = std::filesystem;
 
 LocalFarm::LocalFarm(LocalFarmOptions options) : options_(std::move(options)) {
   dir_ = MakeTempDir("reelfarm-farm");
-  auto ports = cli::PickFreePorts(4);
+  int worker_ports = options_.worker_metrics ? options_.workers : 0;
+  auto ports = cli::PickFreePorts(4 + worker_ports);
   if (ports.ok()) {
     redis_port_ = (*ports)[0];
     zmq_port_ = (*ports)[1];
     http_port_ = (*ports)[2];
     metrics_port_ = (*ports)[3];
+    worker_metrics_ports_.assign(ports->begin() + 4, ports->end());
   }
 }
 
@@ -98,6 +100,7 @@ Status LocalFarm::StartCoordinator() {
       "--metrics", "127.0.0.1:" + std::to_string(metrics_port_),
       "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
       "--liveness", std::to_string(options_.liveness)};
+  for (const auto& a : options_.extra_coordinator_args) argv.push_back(a);
   Status s = Spawn("coordinator", argv);
   if (!s.ok()) return s;
   if (!WaitFor(
@@ -117,8 +120,14 @@ Status LocalFarm::StartWorker(int index) {
                                    "tcp://127.0.0.1:" + std::to_string(zmq_port_),
                                    "--name", "local-" + std::to_string(index),
                                    "--slots", std::to_string(options_.slots),
-                                   "--metrics", ""};
+                                   "--metrics",
+                                   worker_metrics_port(index) > 0
+                                       ? "127.0.0.1:" + std::to_string(worker_metrics_port(index))
+                                       : ""};
   for (const auto& a : options_.extra_worker_args) argv.push_back(a);
+  if (auto it = options_.worker_args.find(index); it != options_.worker_args.end()) {
+    for (const auto& a : it->second) argv.push_back(a);
+  }
   return Spawn("worker-" + std::to_string(index), argv);
 }
 
@@ -134,6 +143,18 @@ void LocalFarm::Signal(const std::string& name, int sig) {
     waitpid(it->second, nullptr, 0);
     it->second = -1;
   }
+}
+
+int LocalFarm::ReviveDeadWorkers() {
+  int revived = 0;
+  for (int i = 0; i < options_.workers; ++i) {
+    std::string name = "worker-" + std::to_string(i);
+    pid_t p = pid(name);
+    bool dead = p <= 0;
+    if (p > 0 && waitpid(p, nullptr, WNOHANG) == p) dead = true;
+    if (dead && StartWorker(i).ok()) ++revived;
+  }
+  return revived;
 }
 
 pid_t LocalFarm::pid(const std::string& name) const {

@@ -23,6 +23,12 @@ struct LocalFarmOptions {
   int heartbeat_ms = 250;  // fast expiry: liveness x heartbeat
   int liveness = 3;
   std::vector<std::string> extra_worker_args;
+  std::vector<std::string> extra_coordinator_args;
+  // Extra arguments for one worker only (by index), after the shared ones.
+  std::map<int, std::vector<std::string>> worker_args;
+  // Each worker serves Prometheus metrics on a loopback port of its own
+  // (worker_metrics_port); off by default.
+  bool worker_metrics = false;
 };
 
 // Not thread-safe. Everything it started dies with it.
@@ -41,6 +47,9 @@ class LocalFarm {
   // and, for SIGKILL/SIGTERM, reaps it.
   void Signal(const std::string& name, int sig);
   pid_t pid(const std::string& name) const;
+  // Restarts every worker process that has ended (as a supervisor such as
+  // systemd would); returns how many.
+  int ReviveDeadWorkers();
   // The process names of the workers, by worker name ("local-0" -> "worker-0").
   static std::string ProcessOfWorker(const std::string& worker_name);
 
@@ -58,6 +67,10 @@ class LocalFarm {
   const std::string& dir() const { return dir_; }
   int redis_port() const { return redis_port_; }
   int metrics_port() const { return metrics_port_; }
+  // 0 unless options.worker_metrics.
+  int worker_metrics_port(int index) const {
+    return index < static_cast<int>(worker_metrics_ports_.size()) ? worker_metrics_ports_[index] : 0;
+  }
   std::string LogTail(const std::string& name) const;
 
  private:
@@ -66,6 +79,7 @@ class LocalFarm {
   LocalFarmOptions options_;
   std::string dir_;
   int redis_port_ = 0, zmq_port_ = 0, http_port_ = 0, metrics_port_ = 0;
+  std::vector<int> worker_metrics_ports_;
   std::map<std::string, pid_t> pids_;
 };
 
