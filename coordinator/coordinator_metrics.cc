@@ -36,8 +36,12 @@ FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now) {
       ++g.workers["lost"];
       continue;
     }
-    ++g.workers[running >= w.slots ? "busy" : "ready"];
     g.slots_busy += std::min(running, w.slots);
+    if (w.quarantined) {
+      ++g.workers["quarantined"];
+      continue;
+    }
+    ++g.workers[running >= w.slots ? "busy" : "ready"];
     g.slots_free += std::max(0, w.slots - running);
   }
   Duration oldest{};
@@ -99,6 +103,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                         .Name("reelfarm_job_failures_total")
                         .Help("Jobs failed for good, by reason")
                         .Register(r)),
+      quarantines_(BuildCounter()
+                       .Name("reelfarm_worker_quarantines_total")
+                       .Help("Workers put out of rotation after repeated failures")
+                       .Register(r)
+                       .Add({})),
       job_duration_(BuildHistogram()
                         .Name("reelfarm_job_duration_seconds")
                         .Help("Run time of successful attempts, assignment to accepted result")
@@ -209,6 +218,9 @@ void CoordinatorMetrics::Observe(const FarmEvent& e, const FarmState& farm) {
     case FarmEvent::Kind::kDeliveryFinished:
       delivery_finished_.Add({{"result", e.reason}}).Increment();
       break;
+    case FarmEvent::Kind::kQuarantined:
+      quarantines_.Increment();
+      break;
   }
 }
 
@@ -266,6 +278,9 @@ void LogFarmEvent(const FarmEvent& e) {
     case FarmEvent::Kind::kDeliveryFinished:
       spdlog::debug("delivery {} finished: {}", e.delivery_id, e.reason);
       break;
+    case FarmEvent::Kind::kQuarantined:
+      break;  // the daemon logs quarantine changes
+
   }
 }
 

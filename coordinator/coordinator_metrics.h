@@ -29,7 +29,7 @@ struct FarmGauges {
   double oldest_queued_age_s = 0;  // 0 when nothing is queued
   std::map<std::string, int> workers;  // state -> count, every state present
   int slots_busy = 0;                  // over workers not lost
-  int slots_free = 0;
+  int slots_free = 0;                  // a quarantined worker has none free
 };
 FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now);
 
@@ -61,6 +61,7 @@ class CoordinatorMetrics {
   prometheus::Family<prometheus::Counter>& deliverables_completed_;
   prometheus::Family<prometheus::Counter>& redispatches_;
   prometheus::Family<prometheus::Counter>& job_failures_;
+  prometheus::Counter& quarantines_;
   prometheus::Family<prometheus::Histogram>& job_duration_;
   prometheus::Family<prometheus::Histogram>& queue_wait_;
   prometheus::Gauge& deliveries_active_;

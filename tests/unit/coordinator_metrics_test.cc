@@ -216,6 +216,17 @@ TEST_F(CoordinatorMetricsTest, LostWorkerIsRedispatchedAndCountedAsLost) {
   EXPECT_EQ(Sample(registry_, "reelfarm_jobs_queued"), 1);
 }
 
+TEST_F(CoordinatorMetricsTest, QuarantinedWorkerIsItsOwnStateWithNoFreeSlots) {
+  Hello("p1", "w1", 2);
+  Hello("p2", "w2", 2);
+  Run([&](Effects* fx) { farm_.Quarantine("w2", "three failures", fx); });
+  metrics_.UpdateGauges(farm_, now_);
+  EXPECT_EQ(Sample(registry_, "reelfarm_workers", {{"state", "quarantined"}}), 1);
+  EXPECT_EQ(Sample(registry_, "reelfarm_workers", {{"state", "ready"}}), 1);
+  EXPECT_EQ(Sample(registry_, "reelfarm_farm_slots", {{"state", "free"}}), 2);
+  EXPECT_EQ(Sample(registry_, "reelfarm_worker_quarantines_total"), 1);
+}
+
 TEST_F(CoordinatorMetricsTest, CancelAndPlanFailuresCountAsDeliverables) {
   pb::Plan plan;
   auto* f = plan.add_failures();
