@@ -41,9 +41,8 @@ class JsonFormatter final : public spdlog::formatter {
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     auto level = spdlog::level::to_string_view(msg.level);
     std::string line =
-        FormatJsonLogLine(Iso8601Utc(msg.time), std::string(level.data(), level.size()),
-                          component_, std::string(msg.payload.data(), msg.payload.size()),
-                          t_fields);
+        FormatJsonLogLine(Iso8601Utc(msg.time), std::string(level.data(), level.size()), component_,
+                          std::string(msg.payload.data(), msg.payload.size()), t_fields);
     line += '\n';
     dest.append(line.data(), line.data() + line.size());
   }

@@ -2,14 +2,14 @@
 #ifndef REELFARM_COMMON_DAEMON_UTIL_H_
 #define REELFARM_COMMON_DAEMON_UTIL_H_
 
+#include <spdlog/formatter.h>
+
 #include <atomic>
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <spdlog/formatter.h>
 
 namespace reelfarm {
 

@@ -6,8 +6,8 @@
 namespace reelfarm {
 
 const std::vector<double>& TranscodeSecondsBuckets() {
-  static const std::vector<double> kBuckets = {0.5,  1,    2.5,  5,    10,   30,   60,  120,
-                                               300,  600,  1200, 1800, 3600, 7200, 14400};
+  static const std::vector<double> kBuckets = {0.5, 1,   2.5,  5,    10,   30,   60,   120,
+                                               300, 600, 1200, 1800, 3600, 7200, 14400};
   return kBuckets;
 }
 

@@ -3,11 +3,11 @@
 #ifndef REELFARM_COMMON_METRICS_H_
 #define REELFARM_COMMON_METRICS_H_
 
+#include <prometheus/registry.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <prometheus/registry.h>
 
 #include "common/status.h"
 

@@ -272,15 +272,13 @@ void LogFarmEvent(const FarmEvent& e) {
       spdlog::info("job {} ({}) cancelled", e.job_id, e.preset);
       break;
     case FarmEvent::Kind::kStaleResult:
-      spdlog::warn("job {}: refused a result from {} of a superseded attempt", e.job_id,
-                   e.worker);
+      spdlog::warn("job {}: refused a result from {} of a superseded attempt", e.job_id, e.worker);
       break;
     case FarmEvent::Kind::kDeliveryFinished:
       spdlog::debug("delivery {} finished: {}", e.delivery_id, e.reason);
       break;
     case FarmEvent::Kind::kQuarantined:
       break;  // the daemon logs quarantine changes
-
   }
 }
 

@@ -4,15 +4,15 @@
 #ifndef REELFARM_COORDINATOR_COORDINATOR_METRICS_H_
 #define REELFARM_COORDINATOR_COORDINATOR_METRICS_H_
 
-#include <map>
-#include <string>
-#include <utility>
-
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <map>
+#include <string>
+#include <utility>
 
 #include "common/clock.h"
 #include "coordinator/farm_state.h"
@@ -26,7 +26,7 @@ struct FarmGauges {
   int jobs_waiting = 0;       // on dependencies
   int jobs_queued = 0;
   int jobs_running = 0;
-  double oldest_queued_age_s = 0;  // 0 when nothing is queued
+  double oldest_queued_age_s = 0;      // 0 when nothing is queued
   std::map<std::string, int> workers;  // state -> count, every state present
   int slots_busy = 0;                  // over workers not lost
   int slots_free = 0;                  // a quarantined worker has none free

@@ -5,6 +5,11 @@
 #ifndef REELFARM_WORKER_WORKER_METRICS_H_
 #define REELFARM_WORKER_WORKER_METRICS_H_
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -12,11 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 
 #include "common/clock.h"
 #include "common/process_runner.h"

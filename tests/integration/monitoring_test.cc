@@ -178,7 +178,8 @@ TEST(Monitoring, EndpointsPassPromtoolCheckMetricsAndLogsAreJsonWithIds) {
     if (e.name == "worker") {
       std::smatch m;
       ASSERT_TRUE(std::regex_search(
-          text, m, std::regex(R"(reelfarm_worker_output_bytes_total\{kind="encode"\} ([0-9.e+]+))")));
+          text, m,
+          std::regex(R"(reelfarm_worker_output_bytes_total\{kind="encode"\} ([0-9.e+]+))")));
       EXPECT_GT(std::stod(m[1]), 1000);
     }
     std::string file = farm.dir() + "/" + e.name + ".metrics";
@@ -190,9 +191,8 @@ TEST(Monitoring, EndpointsPassPromtoolCheckMetricsAndLogsAreJsonWithIds) {
 
   // JSON logs: every line valid; the lines about this delivery's jobs carry
   // both ids.
-  for (const auto& [proc, component] :
-       std::vector<std::pair<std::string, std::string>>{{"coordinator", "coordinator"},
-                                                        {"worker-0", "worker"}}) {
+  for (const auto& [proc, component] : std::vector<std::pair<std::string, std::string>>{
+           {"coordinator", "coordinator"}, {"worker-0", "worker"}}) {
     SCOPED_TRACE(proc);
     int with_ids = 0;
     for (const auto& j : JsonLogLines(farm.dir() + "/" + proc + ".log", component)) {
@@ -216,8 +216,8 @@ std::string Substitute(std::string expr) {
   return std::regex_replace(expr, std::regex(R"(\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)"), ".*");
 }
 
-void CollectPanels(const nlohmann::json& panels, const std::string& dash,
-                   std::vector<Query>* out, std::map<std::string, std::vector<std::string>>* by_title) {
+void CollectPanels(const nlohmann::json& panels, const std::string& dash, std::vector<Query>* out,
+                   std::map<std::string, std::vector<std::string>>* by_title) {
   for (const auto& p : panels) {
     if (p.contains("panels")) CollectPanels(p["panels"], dash, out, by_title);
     if (!p.contains("targets")) continue;
@@ -256,7 +256,8 @@ std::vector<Query> AllQueries(std::map<std::string, std::vector<std::string>>* p
     for (const auto& g : doc["groups"]) {
       for (const auto& r : g["rules"]) {
         ++rules;
-        std::string name = r["alert"] ? r["alert"].as<std::string>() : r["record"].as<std::string>();
+        std::string name =
+            r["alert"] ? r["alert"].as<std::string>() : r["record"].as<std::string>();
         out.push_back({f.path().filename().string() + " / " + name, r["expr"].as<std::string>()});
       }
     }
@@ -303,11 +304,11 @@ class PrometheusServer {
     if (!ports.ok()) return ports.status();
     port_ = (*ports)[0];
     log_ = dir + "/prometheus.log";
-    auto pid = SpawnLogged("prometheus",
-                           {"prometheus", "--config.file=" + config,
-                            "--storage.tsdb.path=" + dir + "/tsdb",
-                            "--web.listen-address=127.0.0.1:" + std::to_string(port_)},
-                           log_);
+    auto pid = SpawnLogged(
+        "prometheus",
+        {"prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir + "/tsdb",
+         "--web.listen-address=127.0.0.1:" + std::to_string(port_)},
+        log_);
     if (!pid.ok()) return pid.status();
     pid_ = *pid;
     if (!LocalFarm::WaitFor([&] { return !HttpGet(port_, "/-/ready").empty(); }, 30)) {
@@ -385,8 +386,7 @@ TEST(Monitoring, PrometheusScrapesTheFarmAndEveryDashboardAndAlertQueryEvaluates
   for (const auto& q : queries) {
     auto a = prom.Query(q.expr);
     ASSERT_TRUE(a.is_object()) << "no answer from prometheus: " << prom.LogTail();
-    EXPECT_EQ(a.value("status", ""), "success")
-        << q.where << ": " << q.expr << "\n" << a.dump();
+    EXPECT_EQ(a.value("status", ""), "success") << q.where << ": " << q.expr << "\n" << a.dump();
   }
 
   // The panels an operator looks at first have data once the delivery's

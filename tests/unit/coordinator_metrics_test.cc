@@ -154,8 +154,7 @@ TEST_F(CoordinatorMetricsTest, AssignmentAndSuccessFeedHistogramsAndCounters) {
 
   now_ += seconds(90);
   Result("p1", "film-1.j0", true, false);
-  EXPECT_EQ(Sample(registry_, "reelfarm_job_duration_seconds_count", {{"preset", "web-h264"}}),
-            1);
+  EXPECT_EQ(Sample(registry_, "reelfarm_job_duration_seconds_count", {{"preset", "web-h264"}}), 1);
   EXPECT_DOUBLE_EQ(Sample(registry_, "reelfarm_job_duration_seconds_sum", {{"preset", "web-h264"}}),
                    90.0);
   EXPECT_EQ(Sample(registry_, "reelfarm_jobs_completed_total",
