@@ -26,9 +26,17 @@ std::vector<std::string> ProbeArgv(const std::string& ffprobe, const std::string
 StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,
                                const std::string& path, double timeout_s = 60);
 
-// RunProbe + SourceFactsFromProbeJson.
+// Reads the first 4 KiB of `path` (never blocking: a FIFO is refused, not
+// opened for a writer) and says why it is not a source reelfarm may hand to
+// ffprobe: not a regular file, empty, or a playlist/list by its content (HLS
+// "#EXTM3U", "ffconcat", concat `file` lines, XML such as DASH, SDP,
+// ffmetadata), whatever its name. "" when none applies. See docs/security.md.
+std::string SourceContentProblem(const std::string& path);
+
+// SourceContentProblem, then RunProbe (killed after `timeout_s`), then
+// SourceFactsFromProbeJson. A refused source is InvalidArgument.
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
-                                      const std::string& path);
+                                      const std::string& path, double timeout_s = 60);
 
 }  // namespace reelfarm
 

@@ -10,8 +10,15 @@
 //   more than 1%; a variable rate is snapped to the nearest common rate
 //   within 2%, else the average rounded to a whole number.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -168,6 +175,70 @@ bool IsAttachedPicture(const json& stream) {
   return NumberField(*disp, "attached_pic", &v) && v != 0;
 }
 
+constexpr size_t kSniffBytes = 4096;
+
+std::string LowerAscii(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool StartsWith(const std::string& s, size_t pos, const char* prefix) {
+  return s.compare(pos, std::strlen(prefix), prefix) == 0;
+}
+
+// Skips ID3v2 tags: FFmpeg's format probe looks past one before matching a
+// demuxer, so "ID3...#EXTM3U" is still read as an HLS playlist.
+size_t SkipId3v2(const std::string& s) {
+  size_t pos = 0;
+  while (s.size() >= pos + 10 && StartsWith(s, pos, "ID3")) {
+    const auto* b = reinterpret_cast<const unsigned char*>(s.data() + pos);
+    if ((b[6] | b[7] | b[8] | b[9]) & 0x80) break;  // not a syncsafe size
+    size_t len = (size_t{b[6]} << 21) | (size_t{b[7]} << 14) | (size_t{b[8]} << 7) | b[9];
+    pos += 10 + len + ((b[5] & 0x10) ? 10 : 0);
+  }
+  return pos;
+}
+
+// Why the first bytes of a file look like a playlist or list that FFmpeg
+// would follow (HLS, DASH or any XML, ffconcat / concat "file" lines, SDP,
+// ffmetadata), whatever the file is called; "" when they do not.
+std::string ListContentProblem(const std::string& head) {
+  size_t pos = SkipId3v2(head);
+  if (pos >= head.size()) return "";
+  std::string text = LowerAscii(head.substr(pos));
+  if (StartsWith(text, 0, "\xef\xbb\xbf")) text.erase(0, 3);
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const std::string refused =
+      "; playlists and lists are refused whatever the file is called (they make FFmpeg open "
+      "other files or URLs): the source must be one local media file";
+  if (StartsWith(text, first, "#extm3u")) return "is an HLS/M3U playlist" + refused;
+  if (StartsWith(text, first, "ffconcat")) return "is an ffconcat list" + refused;
+  if (StartsWith(text, first, ";ffmetadata")) return "is an FFmpeg metadata file" + refused;
+  if (StartsWith(text, first, "v=0")) return "is an SDP session description" + refused;
+  // No media container starts with '<'; FFmpeg's dash demuxer finds "<MPD"
+  // anywhere in a growing probe buffer, so any XML or HTML is refused.
+  if (text[first] == '<') return "is an XML or HTML document (e.g. a DASH manifest)" + refused;
+  // A concat list without its header: the first line that is not blank or a
+  // comment reads `file PATH` or `file 'PATH'`.
+  size_t line = 0;
+  while (line < text.size()) {
+    size_t end = text.find('\n', line);
+    if (end == std::string::npos) end = text.size();
+    size_t start = text.find_first_not_of(" \t\r", line);
+    if (start != std::string::npos && start < end && text[start] != '#') {
+      if (StartsWith(text, start, "file") && start + 4 < end &&
+          (text[start + 4] == ' ' || text[start + 4] == '\t' || text[start + 4] == '\'' ||
+           text[start + 4] == '"')) {
+        return "is a concat list (`file` lines)" + refused;
+      }
+      break;
+    }
+    line = end + 1;
+  }
+  return "";
+}
+
 }  // namespace
 
 StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
@@ -310,9 +381,36 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
   return facts;
 }
 
+std::string SourceContentProblem(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO that replaced the source must not block here.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return std::string("cannot be opened (") + std::strerror(errno) + ")";
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return "is not a regular file (a FIFO, device or socket); only regular files are allowed";
+  }
+  std::string head(kSniffBytes, '\0');
+  ssize_t n;
+  do {
+    n = ::pread(fd, head.data(), head.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n < 0) return std::string("cannot be read (") + std::strerror(errno) + ")";
+  head.resize(static_cast<size_t>(n));
+  if (head.empty()) return "is empty (0 bytes); it is not a media file";
+  return ListContentProblem(head);
+}
+
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
-                                      const std::string& path) {
-  StatusOr<std::string> json_text = RunProbe(runner, ffprobe, path);
+                                      const std::string& path, double timeout_s) {
+  // Refuse playlists and lists by their content before ffprobe sees them:
+  // ffprobe's hls, dash and concat demuxers open the files a list names while
+  // probing (local segments are read even with -protocol_whitelist file), so
+  // the format_name check below would come too late.
+  std::string problem = SourceContentProblem(path);
+  if (!problem.empty()) return Status::InvalidArgument(path + " " + problem + ".");
+  StatusOr<std::string> json_text = RunProbe(runner, ffprobe, path, timeout_s);
   if (!json_text.ok()) return json_text.status();
   return SourceFactsFromProbeJson(*json_text, path);
 }

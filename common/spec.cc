@@ -203,12 +203,35 @@ bool HasControlChar(const std::string& s) {
 
 // String checks on a path that FFmpeg will open as an input: it must be a
 // plain local file name, nothing FFmpeg would read as a protocol.
+// Why `path` cannot be a local path on Linux (PATH_MAX 4096, NAME_MAX 255
+// bytes), "" when it can. Checked up front so a hostile 4 KB value is a spec
+// error, not a failure halfway through a run.
+std::string PathLengthProblem(const std::string& path) {
+  constexpr size_t kMaxPath = 4095;
+  constexpr size_t kMaxComponent = 255;
+  if (path.size() > kMaxPath) {
+    return "is " + std::to_string(path.size()) + " bytes long; a path may have at most 4095";
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash - start > kMaxComponent) {
+      return "has a name of " + std::to_string(slash - start) +
+             " bytes; each folder or file name may have at most 255";
+    }
+    start = slash + 1;
+  }
+  return "";
+}
+
 std::string InputPathProblem(const std::string& path) {
   static const std::regex kProtocolPrefix("^[A-Za-z][A-Za-z0-9+.-]*[:,]");
   if (path.empty()) return "is empty; give a local file path";
   if (HasControlChar(path)) {
     return "contains a control character (NUL, newline, ...); give a plain local file path";
   }
+  if (std::string why = PathLengthProblem(path); !why.empty()) return why;
   if (path.find("://") != std::string::npos) {
     return "is a URL; only local files are allowed (download it first)";
   }
@@ -656,6 +679,8 @@ void Validator::ReadOutputDir(const Field& f, DeliverySpec* spec) {
     why = "is empty; give a folder path, or leave output_dir out for deliveries/<name>";
   } else if (HasControlChar(s)) {
     why = "contains a control character (NUL, newline, ...); give a plain local folder path";
+  } else if (std::string len = PathLengthProblem(s); !len.empty()) {
+    why = len;
   } else if (s.find("://") != std::string::npos) {
     why = "is a URL; output_dir must be a local folder";
   } else if (s.find('%') != std::string::npos) {
