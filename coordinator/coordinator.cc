@@ -263,6 +263,15 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   }
 
   std::lock_guard<std::mutex> lock(mu_);
+  // Two unfinished deliveries writing the same files would fence each
+  // other's attempts out; one folder serves one delivery at a time.
+  for (const auto& [other_id, other] : farm_.deliveries()) {
+    if (!other.finished && other.output_dir == spec.output_dir) {
+      return Invalid({{spec_file, spec.output_dir_line, "output_dir",
+                       spec.output_dir + " is in use by unfinished delivery " + other_id +
+                           "; wait for it, cancel it, or choose another output_dir"}});
+    }
+  }
   auto seq = store_->NextSeq();
   if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
 

@@ -313,3 +313,63 @@ TEST(E2eFaults, WorkerWithBrokenFfmpegIsQuarantinedAndItsJobsCompleteElsewhere) 
 
 }  // namespace
 }  // namespace reelfarm::testing
+
+namespace reelfarm::testing {
+namespace {
+
+TEST(E2eFaults, RedisKilledDuringASubmissionBurstLosesNoAcknowledgedDelivery) {
+  LocalFarmOptions opts;
+  opts.workers = 1;
+  opts.extra_worker_args = {"--encoders", "libx264,aac,mjpeg"};
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
+  GenerateSource(SourceKind::kPlain, farm.dir() + "/source.mov", 1.0);
+  // Each delivery its own output folder (a folder serves one unfinished
+  // delivery at a time).
+  auto spec_for = [&](int i) {
+    std::string path = farm.dir() + "/spec" + std::to_string(i) + ".yaml";
+    std::ofstream(path) << "version: 1\nname: burst\nsource: source.mov\noutput_dir: out"
+                        << i << "\ndeliverables:\n  - {name: poster, preset: thumbnail-jpg}\n";
+    return path;
+  };
+
+  std::vector<std::string> acked;
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    if (i == 15) farm.Signal("redis", SIGKILL);  // mid-burst
+    if (i == 25) ASSERT_TRUE(farm.StartRedis().ok());
+    auto id = farm.Submit(spec_for(i));
+    if (id.ok()) {
+      acked.push_back(*id);
+    } else {
+      ++refused;
+    }
+  }
+  // A fresh coordinator knows only what Redis kept.
+  farm.Signal("coordinator", SIGKILL);
+  ASSERT_TRUE(farm.StartCoordinator().ok()) << farm.LogTail("coordinator");
+  auto list = farm.Get("/api/v1/deliveries");
+  ASSERT_TRUE(list.is_object());
+  std::set<std::string> known;
+  for (const auto& d : list["deliveries"]) known.insert(d.value("id", ""));
+  int lost = 0;
+  for (const auto& id : acked) lost += known.count(id) ? 0 : 1;
+  std::cout << "[ figures ] submissions: 40, acknowledged: " << acked.size()
+            << ", refused while Redis was down: " << refused << ", lost: " << lost << "\n";
+  EXPECT_EQ(lost, 0);
+  EXPECT_GT(refused, 0) << "the kill landed inside the burst";
+  EXPECT_GE(acked.size(), 25u);
+  // And they all complete.
+  ASSERT_TRUE(LocalFarm::WaitFor(
+      [&] {
+        for (const auto& id : acked) {
+          if (!Finished(farm.Delivery(id))) return false;
+        }
+        return true;
+      },
+      120));
+  for (const auto& id : acked) EXPECT_EQ(farm.Delivery(id).value("state", ""), "delivered") << id;
+}
+
+}  // namespace
+}  // namespace reelfarm::testing
