@@ -148,8 +148,9 @@ class OpenWatch {
 };
 
 std::string Spec(const std::string& name, const std::string& source,
-                 const std::string& deliverables = "  - {name: web, preset: web-h264, height: 90}\n"
-                                                   "  - {name: poster, preset: thumbnail-jpg}\n") {
+                 const std::string& deliverables =
+                     "  - {name: web, preset: web-h264, height: 90}\n"
+                     "  - {name: poster, preset: thumbnail-jpg}\n") {
   return "version: 1\nname: " + name + "\nsource: " + nlohmann::json(source).dump() +
          "\noutput_dir: out-" + name + "\ndeliverables:\n" + deliverables;
 }
@@ -209,8 +210,8 @@ TEST_F(HostileSourceTest, PlaylistsAndListsUnderAnyNameAreRefusedBeforeFfprobeOp
   // Local files the lists name: real media, so ffprobe's hls/concat demuxer
   // would read them if it ever got the list.
   fs::copy_file(*film_, d + "/secret.mov", fs::copy_options::overwrite_existing);
-  ASSERT_EQ(RunArgv({"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i",
-                     *film_, "-c", "copy", "-f", "mpegts", d + "/secret.ts"}),
+  ASSERT_EQ(RunArgv({"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", *film_,
+                     "-c", "copy", "-f", "mpegts", d + "/secret.ts"}),
             0);
   const std::string secret_bytes = ReadAll(d + "/secret.mov").substr(0, 64);
   Listener listener;
@@ -218,10 +219,12 @@ TEST_F(HostileSourceTest, PlaylistsAndListsUnderAnyNameAreRefusedBeforeFfprobeOp
   const std::string url = "http://127.0.0.1:" + std::to_string(listener.port());
   const std::string tcp = "tcp://127.0.0.1:" + std::to_string(listener.port());
 
-  const std::string id3 = std::string("ID3\x04\x00\x00\x00\x00\x00\x0a", 10) + std::string(10, '\0');
+  const std::string id3 =
+      std::string("ID3\x04\x00\x00\x00\x00\x00\x0a", 10) + std::string(10, '\0');
   const std::vector<std::pair<std::string, std::string>> files = {
       {"playlist.mov", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n" + url +
-                           "/a.ts\n#EXTINF:1,\n" + tcp + "/b.ts\n#EXTINF:1,\nsecret.ts\n"
+                           "/a.ts\n#EXTINF:1,\n" + tcp +
+                           "/b.ts\n#EXTINF:1,\nsecret.ts\n"
                            "#EXTINF:1,\nfile:/etc/passwd\n#EXT-X-ENDLIST\n"},
       {"playlist-local.mp4",
        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nsecret.ts\n#EXT-X-ENDLIST\n"},
@@ -230,15 +233,18 @@ TEST_F(HostileSourceTest, PlaylistsAndListsUnderAnyNameAreRefusedBeforeFfprobeOp
       {"list.mp4", "ffconcat version 1.0\nfile secret.mov\nfile /etc/passwd\n"},
       {"list-local.mov", "ffconcat version 1.0\nfile secret.mov\n"},
       {"list-noheader.mp4", "# my list\nfile 'secret.mov'\nfile '/etc/passwd'\n"},
-      {"manifest.mp4", "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "
-                       "type=\"static\" mediaPresentationDuration=\"PT1S\"><BaseURL>" +
-                           url + "/</BaseURL><Period><AdaptationSet mimeType=\"video/mp4\">"
-                                 "<Representation id=\"1\" bandwidth=\"1\"><BaseURL>secret.mov"
-                                 "</BaseURL></Representation></AdaptationSet></Period></MPD>\n"},
+      {"manifest.mp4",
+       "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "
+       "type=\"static\" mediaPresentationDuration=\"PT1S\"><BaseURL>" +
+           url +
+           "/</BaseURL><Period><AdaptationSet mimeType=\"video/mp4\">"
+           "<Representation id=\"1\" bandwidth=\"1\"><BaseURL>secret.mov"
+           "</BaseURL></Representation></AdaptationSet></Period></MPD>\n"},
       {"manifest-late.mov", "<?xml version=\"1.0\"?>\n<!-- " + std::string(6000, '-') +
                                 " -->\n<MPD><BaseURL>" + url + "/</BaseURL></MPD>\n"},
       {"session.mov", "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=video " +
-                          std::to_string(listener.port()) + " RTP/AVP 96\na=rtpmap:96 H264/90000\n"},
+                          std::to_string(listener.port()) +
+                          " RTP/AVP 96\na=rtpmap:96 H264/90000\n"},
   };
   for (const auto& [name, text] : files) WriteAll(d + "/" + name, text);
 
@@ -258,8 +264,8 @@ TEST_F(HostileSourceTest, PlaylistsAndListsUnderAnyNameAreRefusedBeforeFfprobeOp
     const std::string source = d + "/" + name;
     EXPECT_NE(SourceContentProblem(source), "");
     const std::string spec = d + "/spec-" + name + ".yaml";
-    const std::string stem = fs::path(name).stem().string() + "-" +
-                             fs::path(name).extension().string().substr(1);
+    const std::string stem =
+        fs::path(name).stem().string() + "-" + fs::path(name).extension().string().substr(1);
     WriteAll(spec, Spec(stem, source));
     CliRun plan = RunCli({"plan", spec});
     EXPECT_EQ(plan.rc, 2) << plan.out << plan.err;
@@ -350,7 +356,8 @@ TEST_F(HostileSourceTest, DamagedMediaDataFailsOnceWithAReasonThroughRun) {
   size_t mdat = flipped.find("mdat");
   ASSERT_NE(mdat, std::string::npos);
   ASSERT_LT(flipped.find("moov"), mdat) << "the fixture must have its index first";
-  for (size_t i = mdat + 2000; i < flipped.size(); i += 50) flipped[i] = static_cast<char>(~flipped[i]);
+  for (size_t i = mdat + 2000; i < flipped.size(); i += 50)
+    flipped[i] = static_cast<char>(~flipped[i]);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"cut", data.substr(0, data.size() / 2)},
       {"flipped", flipped},
@@ -359,8 +366,8 @@ TEST_F(HostileSourceTest, DamagedMediaDataFailsOnceWithAReasonThroughRun) {
     SCOPED_TRACE(name);
     WriteAll(d + "/" + name + ".mov", bytes);
     const std::string spec = d + "/" + name + ".yaml";
-    WriteAll(spec,
-             Spec(name, d + "/" + name + ".mov", "  - {name: web, preset: web-h264, height: 90}\n"));
+    WriteAll(spec, Spec(name, d + "/" + name + ".mov",
+                        "  - {name: web, preset: web-h264, height: 90}\n"));
     CliRun plan = RunCli({"plan", spec});
     ASSERT_EQ(plan.rc, 0) << "ffprobe was expected to accept " << name << ":\n" << plan.err;
     CliRun run = RunCli({"run", spec, "--workers", "1"});
@@ -460,9 +467,10 @@ pb::Assign FifoAssign(const std::string& fifo, const std::string& out, bool list
   pb::Job* job = a.mutable_job();
   job->set_id("fifo.0");
   for (const std::string& s :
-       {"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-nostats",
-        "-progress", "pipe:1", "-protocol_whitelist", "file", "-f", "mov", "-i", fifo.c_str(),
-        "-c:v", "libx264", "-f", "mp4", out.c_str()}) {
+       {"ffmpeg",  "-hide_banner", "-nostdin",  "-y",     "-loglevel",
+        "warning", "-nostats",     "-progress", "pipe:1", "-protocol_whitelist",
+        "file",    "-f",           "mov",       "-i",     fifo.c_str(),
+        "-c:v",    "libx264",      "-f",        "mp4",    out.c_str()}) {
     job->add_argv(s);
   }
   if (listed_as_input) job->add_inputs(fifo);
@@ -485,8 +493,8 @@ TEST_F(HostileSourceTest, FifoSourceCannotHangAWorker) {
   // The source the job names is a FIFO: refused before FFmpeg starts, and
   // not retried.
   auto start = std::chrono::steady_clock::now();
-  pb::JobResult r = executor.Execute(FifoAssign(fifo, d + "/out/web.mp4", true, 30), nullptr,
-                                     nullptr);
+  pb::JobResult r =
+      executor.Execute(FifoAssign(fifo, d + "/out/web.mp4", true, 30), nullptr, nullptr);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_FALSE(r.ok());
   EXPECT_FALSE(r.retryable());

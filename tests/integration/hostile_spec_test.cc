@@ -188,7 +188,8 @@ class HostileSpecTest : public ::testing::Test {
   // Runs plan and run on the case; returns "plan=RC run=RC" for the figures.
   std::string Check(const Case& c, int index) {
     const std::string label = c.field + "/" + c.label;
-    const std::string spec = *spec_dir_ + "/spec-" + c.field + "-" + std::to_string(index) + ".yaml";
+    const std::string spec =
+        *spec_dir_ + "/spec-" + c.field + "-" + std::to_string(index) + ".yaml";
     std::ofstream(spec, std::ios::binary) << SpecText(c);
     const fs::path out_dir = OutputDir(c);
     std::error_code ec;
@@ -273,11 +274,13 @@ TEST_F(HostileSpecTest, HostileOutputDirsAreRefusedOrUsedLiterally) {
       {"newline", "output_dir", "a\nINJECTED: line", Expect::kRefused},
       {"terminal-escape", "output_dir", "a\x1b]0;pwned\x07", Expect::kRefused},
       {"4KB", "output_dir", std::string(4096, 'a'), Expect::kRefused},
-      {"4KB-many-folders", "output_dir", [] {
+      {"4KB-many-folders", "output_dir",
+       [] {
          std::string s;
          while (s.size() < 4096) s += std::string(200, 'a') + "/";
          return s;
-       }(), Expect::kRefused},
+       }(),
+       Expect::kRefused},
       {"NUL", "output_dir", std::string("a\0b", 3), Expect::kRefused},
   };
   CheckAll(cases);
@@ -299,8 +302,8 @@ TEST_F(HostileSpecTest, HostileSourcePathsAreRefusedOrReadLiterally) {
   cases.push_back({"shell-syntax-file", "source", weird, Expect::kHarmless});
   CheckAll(cases);
 
-  CliRun passwd = RunCli({"plan", *spec_dir_ + "/spec-source-" +
-                                      std::to_string(cases.size() - 2) + ".yaml"});
+  CliRun passwd =
+      RunCli({"plan", *spec_dir_ + "/spec-source-" + std::to_string(cases.size() - 2) + ".yaml"});
   EXPECT_EQ(passwd.rc, 2);
   EXPECT_EQ(passwd.err.find("root:"), std::string::npos) << "file content leaked:\n" << passwd.err;
 }
@@ -315,8 +318,8 @@ TEST_F(HostileSpecTest, HostileSubtitlePathsAndLanguagesAreRefusedOrReadLiterall
   cases.push_back({"newline", "language", "en\nINJECTED: line", Expect::kRefused});
   // Filter-graph syntax in a burned subtitle's path (',' ';' '[' ']' ':' '='
   // quote, backslash): escaped, so it is a file name and injects no filter.
-  std::string weird = *work_ + "/media/x,movie=" + *work_ +
-                      "/media/film.mov[m];[m]null[n]:force_style='a'\\b.srt";
+  std::string weird =
+      *work_ + "/media/x,movie=" + *work_ + "/media/film.mov[m];[m]null[n]:force_style='a'\\b.srt";
   fs::create_directories(fs::path(weird).parent_path());
   WriteSrt(weird);
   cases.push_back({"filtergraph-syntax-file", "subtitle", weird, Expect::kHarmless});
