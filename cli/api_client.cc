@@ -63,6 +63,10 @@ std::string ApiClient::url() const { return url_.SchemeHostPort() + url_.prefix;
 
 void ApiClient::set_read_timeout_s(int seconds) { client_->set_read_timeout(seconds, 0); }
 
+void ApiClient::set_bearer_token(const std::string& token) {
+  client_->set_bearer_token_auth(token.c_str());
+}
+
 namespace {
 
 StatusOr<ApiResponse> ToResponse(const httplib::Result& result, const std::string& what) {

@@ -62,6 +62,8 @@ class ApiClient {
   // Seconds to wait for an answer; submit waits for the coordinator to probe
   // and plan the source.
   void set_read_timeout_s(int seconds);
+  // Sent as "Authorization: Bearer TOKEN" with every request.
+  void set_bearer_token(const std::string& token);
 
  private:
   CoordinatorUrl url_;

@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include "common/curve_auth.h"
+
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -320,6 +322,15 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   CLI::App* workers = app.add_subcommand("workers", "list the farm's workers");
   workers->add_flag("--json", json, "print the API's JSON");
 
+  std::string key_prefix;
+  CLI::App* keys = app.add_subcommand(
+      "keys", "make a CURVE key pair: PREFIX.key (secret, 0600) and PREFIX.pub");
+  keys->add_option("prefix", key_prefix, "path prefix of the two files")->required();
+
+  std::string token;
+  app.add_option("--token", token, "bearer token for the coordinator's API")
+      ->envname("REELFARM_API_TOKEN");
+
   RunCommandOptions run_options;
   CLI::App* run = app.add_subcommand(
       "run", "run a spec on a private local farm (redis, coordinator, workers) and wait");
@@ -341,6 +352,17 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   }
 
   if (plan->parsed()) return PlanCommand(spec_path, plan_options, ctx);
+  if (keys->parsed()) {
+    auto pair = GenerateCurveKeyPair();
+    Status written = pair.ok() ? WriteCurveKeyFiles(*pair, key_prefix) : pair.status();
+    if (!written.ok()) {
+      *ctx.err << "error: " << written.message() << "\n";
+      return kExitUsage;
+    }
+    *ctx.out << "secret key: " << key_prefix << ".key\npublic key: " << key_prefix
+             << ".pub\n" << pair->public_key << "\n";
+    return kExitOk;
+  }
   if (run->parsed()) return RunCommand(spec_path, run_options, ctx);
 
   StatusOr<CoordinatorUrl> url = ParseCoordinatorUrl(coordinator);
@@ -349,6 +371,7 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
     return kExitUsage;
   }
   ApiClient client(*url);
+  if (!token.empty()) client.set_bearer_token(token);
   if (submit->parsed()) return SubmitCommand(client, spec_path, ctx, nullptr);
   if (status->parsed()) return StatusCommand(client, id, json, ctx);
   if (watch->parsed()) return WatchCommand(client, id, ctx);

@@ -4,10 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <optional>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
 #include "common/daemon_util.h"
+#include "common/curve_auth.h"
 #include "common/fs_util.h"
 #include "common/metrics.h"
 #include "common/probe.h"
@@ -93,7 +95,26 @@ Status Coordinator::Start() {
   }
 
   zmq_ = std::make_unique<zmq::context_t>(1);
+  if (options_.curve_secret_file.empty() != options_.curve_allow_file.empty()) {
+    return Status::InvalidArgument("--curve-secret and --curve-allow go together");
+  }
+  std::optional<CurveKeyPair> curve;
+  if (!options_.curve_secret_file.empty()) {
+    auto pair = ReadCurveSecretFile(options_.curve_secret_file);
+    if (!pair.ok()) return pair.status();
+    auto allowed = ReadCurveAllowList(options_.curve_allow_file);
+    if (!allowed.ok()) return allowed.status();
+    zap_ = std::make_unique<ZapAuthenticator>(zmq_.get(), *allowed);
+    curve = *pair;
+    spdlog::info("CURVE on: {} worker keys allowed; coordinator public key {}", allowed->size(),
+                 pair->public_key);
+  }
   router_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::router);
+  if (curve) {
+    router_->set(zmq::sockopt::curve_server, 1);
+    router_->set(zmq::sockopt::curve_secretkey, curve->secret_key);
+    router_->set(zmq::sockopt::zap_domain, "reelfarm");
+  }
   router_->set(zmq::sockopt::router_mandatory, 1);
   router_->set(zmq::sockopt::linger, 0);
   try {
@@ -376,6 +397,20 @@ bool Coordinator::Healthy() {
 
 void Coordinator::StartHttp() {
   http_ = std::make_unique<httplib::Server>();
+  if (!options_.api_token.empty()) {
+    const std::string expected = "Bearer " + options_.api_token;
+    http_->set_pre_routing_handler([expected](const httplib::Request& req,
+                                              httplib::Response& res) {
+      if (req.path.rfind("/api/", 0) != 0 || req.get_header_value("Authorization") == expected) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer");
+      res.set_content("{\"error\": \"a valid bearer token is required\"}\n",
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
   auto json_reply = [](httplib::Response& res, int status, const nlohmann::json& body) {
     res.status = status;
     res.set_content(body.dump(2) + "\n", "application/json");

@@ -37,6 +37,7 @@ class JobStore;
 class MetricsServer;
 class RedisClient;
 class CoordinatorMetrics;
+class ZapAuthenticator;
 
 struct CoordinatorOptions {
   std::string redis_url = "redis://127.0.0.1:6379";
@@ -44,6 +45,12 @@ struct CoordinatorOptions {
   std::string http = "0.0.0.0:8470";         // HTTP/JSON API
   std::string metrics = "0.0.0.0:9470";      // Prometheus; empty = off
   std::string ffprobe = "ffprobe";
+  // CURVE: the coordinator's secret key file and the allow-list of worker
+  // public keys. Both or neither; with them, unlisted workers are refused.
+  std::string curve_secret_file;
+  std::string curve_allow_file;
+  // When non-empty, /api/ requests need "Authorization: Bearer <token>".
+  std::string api_token;
   FarmOptions farm;
   PlannerOptions planner;
 };
@@ -96,6 +103,7 @@ class Coordinator {
   Effects pending_;  // not yet persisted (Redis was down)
 
   std::unique_ptr<zmq::context_t> zmq_;
+  std::unique_ptr<ZapAuthenticator> zap_;  // before router_: outlives it
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> wake_push_;  // guarded by mu_
   std::unique_ptr<zmq::socket_t> wake_pull_;

@@ -1,6 +1,7 @@
 // reelfarm-coordinator: plans deliveries, keeps jobs in Redis, dispatches them
 // to workers over ZeroMQ, serves the HTTP API and Prometheus metrics.
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
@@ -31,6 +32,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", opts.farm.max_attempts, "attempts per job before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  app.add_option("--curve-secret", opts.curve_secret_file,
+                 "CURVE secret key file of the coordinator (reelfarm keys); needs --curve-allow");
+  app.add_option("--curve-allow", opts.curve_allow_file,
+                 "file of worker public keys allowed to connect, one a line");
+  std::string token_file;
+  app.add_option("--api-token-file", token_file,
+                 "file holding the bearer token the HTTP API requires (also REELFARM_API_TOKEN)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-format", log_format, "text|json")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -40,6 +48,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    std::getline(in, opts.api_token);
+    if (opts.api_token.empty()) {
+      fprintf(stderr, "no token in %s\n", token_file.c_str());
+      return 2;
+    }
+  } else if (const char* t = getenv("REELFARM_API_TOKEN"); t != nullptr) {
+    opts.api_token = t;
+  }
   const auto& stop = reelfarm::InstallStopSignals();
   reelfarm::RealClock clock;
   reelfarm::PosixProcessRunner runner;

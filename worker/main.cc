@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   app.add_option("--encoders", opts.encoders_override,
                  "announce these encoders instead of probing (testing)")
       ->delimiter(',');
+  app.add_option("--curve-secret", opts.curve_secret_file,
+                 "CURVE secret key file of this worker (reelfarm keys)");
+  app.add_option("--curve-server-key", opts.curve_server_key,
+                 "the coordinator's CURVE public key, inline or a file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-format", log_format, "text|json")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

@@ -6,6 +6,7 @@
 #include <zmq.hpp>
 
 #include "common/daemon_util.h"
+#include "common/curve_auth.h"
 #include "common/metrics.h"
 #include "worker/worker_metrics.h"
 
@@ -57,6 +58,19 @@ Status Worker::Start() {
                                                       options_.slots, caps_);
     if (caps_.gpu) worker_metrics_->StartGpuPoller(runner_, std::chrono::seconds(5));
   }
+  if (options_.curve_secret_file.empty() != options_.curve_server_key.empty()) {
+    return Status::InvalidArgument("--curve-secret and --curve-server-key go together");
+  }
+  if (!options_.curve_secret_file.empty()) {
+    auto pair = ReadCurveSecretFile(options_.curve_secret_file);
+    if (!pair.ok()) return pair.status();
+    auto server = ReadCurvePublicKey(options_.curve_server_key);
+    if (!server.ok()) return server.status();
+    curve_public_ = pair->public_key;
+    curve_secret_ = pair->secret_key;
+    curve_server_ = *server;
+    spdlog::info("worker {}: CURVE on, public key {}", options_.name, curve_public_);
+  }
   zmq_ = std::make_unique<zmq::context_t>(1);
   return Status::OK();
 }
@@ -65,6 +79,11 @@ void Worker::Connect() {
   if (dealer_) dealer_->close();
   dealer_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::dealer);
   dealer_->set(zmq::sockopt::linger, 0);
+  if (!curve_server_.empty()) {
+    dealer_->set(zmq::sockopt::curve_serverkey, curve_server_);
+    dealer_->set(zmq::sockopt::curve_publickey, curve_public_);
+    dealer_->set(zmq::sockopt::curve_secretkey, curve_secret_);
+  }
   dealer_->connect(options_.coordinator);
   welcomed_ = false;
   last_recv_ = clock_->Now();

@@ -49,6 +49,10 @@ struct WorkerOptions {
   Duration reconnect_max = std::chrono::seconds(8);
   Duration progress_interval = std::chrono::milliseconds(500);
   Duration result_resend = std::chrono::seconds(3);
+  // CURVE: this worker's secret key file and the coordinator's public key
+  // (inline Z85 or a file). Both or neither.
+  std::string curve_secret_file;
+  std::string curve_server_key;
   // Skip the encoder probe and announce these (tests); empty = probe.
   std::vector<std::string> encoders_override;
 };
@@ -100,6 +104,7 @@ class Worker {
   JobExecutor executor_;
   EncoderProbeResult caps_;
 
+  std::string curve_public_, curve_secret_, curve_server_;  // Z85; empty = off
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<zmq::socket_t> dealer_;
   SteadyTime last_recv_{};

@@ -66,6 +66,7 @@ class LocalFarm {
 
   const std::string& dir() const { return dir_; }
   int redis_port() const { return redis_port_; }
+  std::string api_url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
   int metrics_port() const { return metrics_port_; }
   // 0 unless options.worker_metrics.
   int worker_metrics_port(int index) const {
