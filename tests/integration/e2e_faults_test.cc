@@ -373,3 +373,49 @@ TEST(E2eFaults, RedisKilledDuringASubmissionBurstLosesNoAcknowledgedDelivery) {
 
 }  // namespace
 }  // namespace reelfarm::testing
+
+namespace reelfarm::testing {
+namespace {
+
+TEST(E2eFaults, FullOutputFilesystemLeavesNothingAtTheFinalNameOthersDeliver) {
+  std::string mnt = MakeTempDir("reelfarm-tinyfs");
+  if (RunArgv({"mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt}) != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root); disk-full not tested";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { RunArgv({"umount", "-l", path}); }
+  } unmount{mnt};
+
+  LocalFarmOptions opts;
+  opts.workers = 1;
+  opts.extra_worker_args = {"--encoders", "libx264,aac,mjpeg,prores_ks,pcm_s24le"};
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
+  MakeSource(farm.dir(), "640x360", 4);
+  std::ofstream(farm.dir() + "/spec.yaml")
+      << "version: 1\nname: tiny\nsource: source.mov\noutput_dir: " << mnt
+      << "/out\ndeliverables:\n"
+         "  - {name: master, preset: master-prores}\n"  // tens of MB: cannot fit
+         "  - {name: poster, preset: thumbnail-jpg}\n";
+  auto id = farm.Submit(farm.dir() + "/spec.yaml");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return Finished(farm.Delivery(*id)); }, 120))
+      << farm.LogTail("coordinator");
+  auto d = farm.Delivery(*id);
+  EXPECT_EQ(d.value("state", ""), "failed");
+  for (const auto& item : d["items"]) {
+    if (item.value("name", "") == "master") {
+      EXPECT_EQ(item.value("state", ""), "failed");
+      EXPECT_NE(item.value("error", "").find("No space left"), std::string::npos)
+          << item.value("error", "");
+    } else {
+      EXPECT_EQ(item.value("state", ""), "delivered") << item.dump();
+    }
+  }
+  EXPECT_FALSE(fs::exists(mnt + "/out/master.mov"));
+  ExpectPublishedExactlyOnce(mnt + "/out", d);
+}
+
+}  // namespace
+}  // namespace reelfarm::testing
