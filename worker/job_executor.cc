@@ -443,7 +443,12 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   std::optional<std::chrono::steady_clock::time_point> publish_until;
   if (gate) {
     auto granted = gate();
-    if (!granted.ok()) return fail("not published: " + granted.status().message(), false);
+    // Superseded: final. No answer (the coordinator is down or holding its
+    // messages while Redis is away): worth another attempt.
+    if (!granted.ok()) {
+      return fail("not published: " + granted.status().message(),
+                  granted.status().code() != Status::Code::kCancelled);
+    }
     publish_until = *granted;
   }
   std::set<std::string> dirs;

@@ -97,6 +97,8 @@ class HostileSpecTest : public ::testing::Test {
     // `reelfarm run` keeps its private Redis state under $TMPDIR: put it
     // beside, not inside, the tree that is checked.
     fs::create_directories(*root_ + "/scratch");
+    const char* old = getenv("TMPDIR");
+    old_tmpdir_ = new std::string(old ? old : "");
     setenv("TMPDIR", (*root_ + "/scratch").c_str(), 1);
     work_ = new std::string(*root_ + "/work");
     spec_dir_ = new std::string(*work_ + "/specs/a/b");
@@ -107,6 +109,13 @@ class HostileSpecTest : public ::testing::Test {
     token_ = new std::string(RandomHex());
   }
   static void TearDownTestSuite() {
+    // Other suites in this binary make their temp folders under $TMPDIR.
+    if (old_tmpdir_->empty()) {
+      unsetenv("TMPDIR");
+    } else {
+      setenv("TMPDIR", old_tmpdir_->c_str(), 1);
+    }
+    delete old_tmpdir_;
     std::error_code ec;
     fs::remove_all(*root_, ec);
     for (std::string* s : {root_, work_, spec_dir_, film_, srt_, token_}) delete s;
@@ -239,6 +248,7 @@ class HostileSpecTest : public ::testing::Test {
   }
 
   static std::string* root_;
+  static std::string* old_tmpdir_;
   static std::string* work_;
   static std::string* spec_dir_;
   static std::string* film_;
@@ -247,6 +257,7 @@ class HostileSpecTest : public ::testing::Test {
 };
 
 std::string* HostileSpecTest::root_ = nullptr;
+std::string* HostileSpecTest::old_tmpdir_ = nullptr;
 std::string* HostileSpecTest::work_ = nullptr;
 std::string* HostileSpecTest::spec_dir_ = nullptr;
 std::string* HostileSpecTest::film_ = nullptr;
