@@ -32,6 +32,7 @@
 #include "common/probe.h"
 #include "common/process_runner.h"
 #include "tests/support/local_farm.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/media_fixtures.h"
 #include "worker/job_executor.h"
 
@@ -40,32 +41,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kReelfarm = std::string(REELFARM_BIN_DIR) + "/reelfarm";
 
-struct CliRun {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun RunCli(const std::vector<std::string>& args) {
-  PosixProcessRunner runner;
-  ProcessOptions opts;
-  opts.argv = {kReelfarm};
-  opts.argv.insert(opts.argv.end(), args.begin(), args.end());
-  opts.timeout_s = 180;
-  opts.stderr_tail_bytes = 64 << 10;
-  CliRun r;
-  auto ran = runner.Run(opts);
-  if (!ran.ok()) {
-    r.err = ran.status().ToString();
-    return r;
-  }
-  r.rc = ran->timed_out ? 124 : (ran->term_signal != 0 ? 128 + ran->term_signal : ran->exit_code);
-  r.out = ran->stdout_data;
-  r.err = ran->stderr_tail;
-  return r;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -466,7 +442,7 @@ pb::Assign FifoAssign(const std::string& fifo, const std::string& out, bool list
   a.set_attempt(1);
   pb::Job* job = a.mutable_job();
   job->set_id("fifo.0");
-  for (const std::string& s :
+  for (const char* s :
        {"ffmpeg",  "-hide_banner", "-nostdin",  "-y",     "-loglevel",
         "warning", "-nostats",     "-progress", "pipe:1", "-protocol_whitelist",
         "file",    "-f",           "mov",       "-i",     fifo.c_str(),

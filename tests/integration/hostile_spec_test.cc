@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/process_runner.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/media_fixtures.h"
 
 namespace reelfarm::testing {
@@ -26,32 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kReelfarm = std::string(REELFARM_BIN_DIR) + "/reelfarm";
 
-struct CliRun {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun RunCli(const std::vector<std::string>& args) {
-  PosixProcessRunner runner;
-  ProcessOptions opts;
-  opts.argv = {kReelfarm};
-  opts.argv.insert(opts.argv.end(), args.begin(), args.end());
-  opts.timeout_s = 180;
-  opts.stderr_tail_bytes = 64 << 10;
-  CliRun r;
-  auto ran = runner.Run(opts);
-  if (!ran.ok()) {
-    r.err = ran.status().ToString();
-    return r;
-  }
-  r.rc = ran->timed_out ? 124 : (ran->term_signal != 0 ? 128 + ran->term_signal : ran->exit_code);
-  r.out = ran->stdout_data;
-  r.err = ran->stderr_tail;
-  return r;
-}
 
 // Every path under `root` (files, folders, links; links not followed),
 // relative to `root`.
