@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "tests/support/delivery_checks.h"
 #include "tests/support/local_farm.h"
 #include "tests/support/media_fixtures.h"
 #include "worker/job_executor.h"
@@ -19,29 +20,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string MakeSource(const std::string& dir, const std::string& size, int seconds) {
-  std::string path = dir + "/source.mov";
-  int rc = RunArgv({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=size=" + size + ":rate=25:duration=" + std::to_string(seconds),
-                    "-f", "lavfi", "-i",
-                    "sine=frequency=440:duration=" + std::to_string(seconds) + ":sample_rate=48000",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", path});
-  EXPECT_EQ(rc, 0);
-  return path;
-}
-
 std::string WriteSpec(const std::string& dir, const std::string& deliverables) {
   std::string spec = dir + "/spec.yaml";
   std::ofstream(spec) << "version: 1\nname: faults\nsource: source.mov\noutput_dir: out\n"
                          "deliverables:\n"
                       << deliverables;
   return spec;
-}
-
-bool Finished(const nlohmann::json& d) {
-  if (!d.is_object()) return false;
-  std::string s = d.value("state", "");
-  return s == "delivered" || s == "failed" || s == "cancelled";
 }
 
 // The first item running with real progress, as {job, worker}.
@@ -55,27 +39,6 @@ std::pair<std::string, std::string> RunningItem(const nlohmann::json& d,
     }
   }
   return {};
-}
-
-// Exactly one file per delivered deliverable plus the manifest; checksums
-// match; no temporary files.
-void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& d) {
-  std::set<std::string> expected = {"manifest.json"};
-  for (const auto& item : d["items"]) {
-    if (item.value("state", "") == "delivered") expected.insert(item.value("path", ""));
-  }
-  std::set<std::string> present;
-  for (const auto& e : fs::directory_iterator(out)) present.insert(e.path().filename());
-  EXPECT_EQ(present, expected);
-  std::ifstream in(out + "/manifest.json");
-  auto manifest = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(manifest.is_object());
-  for (const auto& m : manifest["deliverables"]) {
-    if (m.value("status", "") != "delivered") continue;
-    auto sha = Sha256File(out + "/" + m.value("path", ""));
-    ASSERT_TRUE(sha.ok());
-    EXPECT_EQ(*sha, m.value("sha256", "")) << m.value("name", "");
-  }
 }
 
 nlohmann::json WorkerByName(LocalFarm& farm, const std::string& name) {
@@ -112,7 +75,7 @@ TEST(E2eFaults, FrozenWorkerIsReplacedAndItsStaleAttemptPublishesNothing) {
   opts.workers = 2;
   LocalFarm farm(opts);
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
-  MakeSource(farm.dir(), "1280x720", 6);
+  MakeTestSource(farm.dir(), "1280x720", 6);
   auto id = farm.Submit(WriteSpec(farm.dir(), "  - {name: hevc, preset: web-hevc}\n"));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
 
@@ -121,7 +84,7 @@ TEST(E2eFaults, FrozenWorkerIsReplacedAndItsStaleAttemptPublishesNothing) {
   std::string process = LocalFarm::ProcessOfWorker(victim.second);
   farm.Signal(process, SIGSTOP);  // its FFmpeg (own process group) encodes on
   // The job moves to the other worker and is delivered there.
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return Finished(farm.Delivery(*id)); }, 180))
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 180))
       << farm.LogTail("coordinator");
   auto d = farm.Delivery(*id);
   ASSERT_EQ(d.value("state", ""), "delivered");
@@ -155,7 +118,7 @@ TEST(E2eFaults, KillingOnlyTheWorkerProcessKillsItsEncoder) {
   opts.workers = 1;
   LocalFarm farm(opts);
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
-  MakeSource(farm.dir(), "1280x720", 6);
+  MakeTestSource(farm.dir(), "1280x720", 6);
   auto id = farm.Submit(WriteSpec(farm.dir(), "  - {name: hevc, preset: web-hevc}\n"));
   ASSERT_TRUE(id.ok());
   ASSERT_TRUE(LocalFarm::WaitFor([&] { return !RunningItem(farm.Delivery(*id)).first.empty(); }, 60));
@@ -186,7 +149,7 @@ TEST(E2eFaults, TwentyWorkerKillsInARowStillPublishEachDeliverableExactlyOnce) {
   opts.extra_worker_args = {"--encoders", "libx264,libx265,aac,mjpeg,prores_ks,pcm_s24le"};
   LocalFarm farm(opts);
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
-  MakeSource(farm.dir(), "640x360", 8);
+  MakeTestSource(farm.dir(), "640x360", 8);
   auto id = farm.Submit(WriteSpec(farm.dir(),
                                   "  - {name: hevc, preset: web-hevc}\n"
                                   "  - {name: web, preset: web-h264}\n"
@@ -203,7 +166,7 @@ TEST(E2eFaults, TwentyWorkerKillsInARowStillPublishEachDeliverableExactlyOnce) {
         [&] {
           farm.ReviveDeadWorkers();
           auto d = farm.Delivery(*id);
-          if (Finished(d)) return finished = true;
+          if (IsFinished(d)) return finished = true;
           if (!d.is_object()) return false;
           for (const auto& item : d["items"]) {
             auto key = std::make_pair(item.value("job", ""), item.value("attempts", 0));
@@ -227,7 +190,7 @@ TEST(E2eFaults, TwentyWorkerKillsInARowStillPublishEachDeliverableExactlyOnce) {
   ASSERT_TRUE(LocalFarm::WaitFor(
       [&] {
         farm.ReviveDeadWorkers();
-        return Finished(farm.Delivery(*id));
+        return IsFinished(farm.Delivery(*id));
       },
       240));
   auto d = farm.Delivery(*id);
@@ -254,7 +217,7 @@ TEST(E2eFaults, JobThatKillsItsWorkerEveryTimeFailsAfterMaxAttemptsOthersDeliver
                             "libx264,libx265,aac,mjpeg,prores_ks,pcm_s24le"};
   LocalFarm poisoned(opts);
   ASSERT_TRUE(poisoned.Start().ok()) << poisoned.LogTail("coordinator");
-  MakeSource(poisoned.dir(), "320x180", 2);
+  MakeTestSource(poisoned.dir(), "320x180", 2);
   auto id = poisoned.Submit(WriteSpec(poisoned.dir(),
                                       "  - {name: poison, preset: web-h264}\n"
                                       "  - {name: web, preset: web-h264, height: 120}\n"
@@ -263,7 +226,7 @@ TEST(E2eFaults, JobThatKillsItsWorkerEveryTimeFailsAfterMaxAttemptsOthersDeliver
   ASSERT_TRUE(LocalFarm::WaitFor(
       [&] {
         poisoned.ReviveDeadWorkers();
-        return Finished(poisoned.Delivery(*id));
+        return IsFinished(poisoned.Delivery(*id));
       },
       120))
       << poisoned.LogTail("coordinator");
@@ -290,14 +253,14 @@ TEST(E2eFaults, WorkerWithBrokenFfmpegIsQuarantinedAndItsJobsCompleteElsewhere) 
   opts.extra_worker_args = {"--encoders", "libx264,libx265,aac,mjpeg,prores_ks,pcm_s24le"};
   LocalFarm farm(opts);
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
-  MakeSource(farm.dir(), "320x180", 2);
+  MakeTestSource(farm.dir(), "320x180", 2);
   std::string deliverables;
   for (int i = 0; i < 5; ++i) {
     deliverables += "  - {name: web" + std::to_string(i) + ", preset: web-h264, height: 120}\n";
   }
   auto id = farm.Submit(WriteSpec(farm.dir(), deliverables));
   ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return Finished(farm.Delivery(*id)); }, 120))
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 120))
       << farm.LogTail("coordinator");
   auto d = farm.Delivery(*id);
   EXPECT_EQ(d.value("state", ""), "delivered");
@@ -337,7 +300,9 @@ TEST(E2eFaults, RedisKilledDuringASubmissionBurstLosesNoAcknowledgedDelivery) {
   int refused = 0;
   for (int i = 0; i < 40; ++i) {
     if (i == 15) farm.Signal("redis", SIGKILL);  // mid-burst
-    if (i == 25) ASSERT_TRUE(farm.StartRedis().ok());
+    if (i == 25) {
+      ASSERT_TRUE(farm.StartRedis().ok());
+    }
     auto id = farm.Submit(spec_for(i));
     if (id.ok()) {
       acked.push_back(*id);
@@ -363,7 +328,7 @@ TEST(E2eFaults, RedisKilledDuringASubmissionBurstLosesNoAcknowledgedDelivery) {
   ASSERT_TRUE(LocalFarm::WaitFor(
       [&] {
         for (const auto& id : acked) {
-          if (!Finished(farm.Delivery(id))) return false;
+          if (!IsFinished(farm.Delivery(id))) return false;
         }
         return true;
       },
@@ -392,7 +357,7 @@ TEST(E2eFaults, FullOutputFilesystemLeavesNothingAtTheFinalNameOthersDeliver) {
   opts.extra_worker_args = {"--encoders", "libx264,aac,mjpeg,prores_ks,pcm_s24le"};
   LocalFarm farm(opts);
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
-  MakeSource(farm.dir(), "640x360", 4);
+  MakeTestSource(farm.dir(), "640x360", 4);
   std::ofstream(farm.dir() + "/spec.yaml")
       << "version: 1\nname: tiny\nsource: source.mov\noutput_dir: " << mnt
       << "/out\ndeliverables:\n"
@@ -400,7 +365,7 @@ TEST(E2eFaults, FullOutputFilesystemLeavesNothingAtTheFinalNameOthersDeliver) {
          "  - {name: poster, preset: thumbnail-jpg}\n";
   auto id = farm.Submit(farm.dir() + "/spec.yaml");
   ASSERT_TRUE(id.ok()) << id.status().ToString();
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return Finished(farm.Delivery(*id)); }, 120))
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 120))
       << farm.LogTail("coordinator");
   auto d = farm.Delivery(*id);
   EXPECT_EQ(d.value("state", ""), "failed");
