@@ -64,7 +64,7 @@ bool ReadFile(const std::string& path, std::string* text, std::string* error) {
 
 }  // namespace
 
-int ValidateAndPlanLocally(const std::string& spec_path, const std::string& ffmpeg,
+int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& planner,
                            const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan) {
   SpecParseResult parsed = ParseSpecFile(spec_path);
   if (!parsed.errors.empty() || !parsed.spec.has_value()) {
@@ -95,9 +95,7 @@ int ValidateAndPlanLocally(const std::string& spec_path, const std::string& ffmp
              << facts.status().message() << "\n";
     return kExitUnavailable;
   }
-  PlannerOptions planner_options;
-  planner_options.ffmpeg = ffmpeg;
-  PlanResult planned = PlanDelivery(spec, *facts, planner_options);
+  PlanResult planned = PlanDelivery(spec, *facts, planner);
   if (!planned.errors.empty()) {
     *ctx.err << RenderSpecErrors(planned.errors);
     return kExitInvalidSpec;
@@ -109,7 +107,7 @@ int ValidateAndPlanLocally(const std::string& spec_path, const std::string& ffmp
 int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
                 const CliContext& ctx) {
   pb::Plan plan;
-  int rc = ValidateAndPlanLocally(spec_path, options.ffmpeg, options.ffprobe, ctx, &plan);
+  int rc = ValidateAndPlanLocally(spec_path, options.planner, options.ffprobe, ctx, &plan);
   if (rc != kExitOk) return rc;
   *ctx.out << (options.json ? RenderPlanJson(plan) : RenderPlan(plan));
   return kExitOk;
@@ -221,13 +219,16 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
     return kExitUsage;
   }
   pb::Plan plan;
-  int rc = ValidateAndPlanLocally(spec_path, "ffmpeg", options.ffprobe, ctx, &plan);
+  PlannerOptions planner;
+  planner.free_slots = options.workers * options.slots;
+  int rc = ValidateAndPlanLocally(spec_path, planner, options.ffprobe, ctx, &plan);
   if (rc != kExitOk) return rc;
 
   EmbeddedFarmOptions farm_options;
   farm_options.workers = options.workers;
   farm_options.slots = options.slots;
   farm_options.keep_state = options.keep_state;
+  farm_options.coordinator_args = options.coordinator_args;
   farm_options.bin_dir = ctx.bin_dir;
   farm_options.interrupted = ctx.interrupted;
   EmbeddedFarm farm(farm_options);
@@ -258,6 +259,14 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
     return finish(kExitUnavailable);
   }
   ApiClient client(*url);
+  // The coordinator plans for the workers it knows: let them all announce
+  // themselves first (the encoder probe takes a moment).
+  Status announced = farm.WaitForWorkers();
+  if (!announced.ok()) {
+    *ctx.err << "error: " << announced.message() << "\n";
+    return finish(announced.code() == Status::Code::kCancelled ? kExitInterrupted
+                                                               : kExitUnavailable);
+  }
   std::string id;
   rc = SubmitCommand(client, spec_path, ctx, &id);
   if (rc != kExitOk) {
@@ -301,7 +310,22 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   CLI::App* plan = app.add_subcommand("plan", "validate a spec, probe its source, print the plan");
   plan->add_option("spec", spec_path, "delivery spec (YAML or JSON)")->required();
   plan->add_flag("--json", plan_options.json, "print the plan as JSON");
-  plan->add_option("--ffmpeg", plan_options.ffmpeg, "ffmpeg program in the jobs' argv")
+  plan->add_option("--ffmpeg", plan_options.planner.ffmpeg, "ffmpeg program in the jobs' argv")
+      ->capture_default_str();
+  plan->add_option("--slots", plan_options.planner.free_slots,
+                   "free worker slots to plan for: fewer than deliverables groups them "
+                   "(decode once), more splits the costliest in time chunks; 0: one job each")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
+  plan->add_option("--min-chunk-s", plan_options.planner.min_chunk_s,
+                   "no time chunk shorter than this many seconds of source")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  plan->add_flag("--fan-out,!--no-fan-out", plan_options.planner.fan_out,
+                 "group deliverables that share a decode")
+      ->capture_default_str();
+  plan->add_flag("--chunks,!--no-chunks", plan_options.planner.chunking,
+                 "split deliverables into time chunks when slots are spare")
       ->capture_default_str();
   plan->add_option("--ffprobe", plan_options.ffprobe, "ffprobe program for the source")
       ->capture_default_str();
@@ -343,6 +367,16 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
       ->check(CLI::Range(1, 64));
   run->add_flag("--keep-state", run_options.keep_state,
                 "keep the state folder (Redis data, logs) afterwards");
+  double run_min_chunk_s = 0;
+  bool run_fan_out = true, run_chunks = true;
+  run->add_option("--min-chunk-s", run_min_chunk_s,
+                  "no time chunk shorter than this many seconds of source (default 10)")
+      ->check(CLI::PositiveNumber);
+  run->add_flag("--fan-out,!--no-fan-out", run_fan_out, "group deliverables that share a decode")
+      ->capture_default_str();
+  run->add_flag("--chunks,!--no-chunks", run_chunks,
+                "split deliverables into time chunks when slots are spare")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -363,7 +397,15 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
              << ".pub\n" << pair->public_key << "\n";
     return kExitOk;
   }
-  if (run->parsed()) return RunCommand(spec_path, run_options, ctx);
+  if (run->parsed()) {
+    if (run_min_chunk_s > 0) {
+      run_options.coordinator_args.push_back("--min-chunk-s");
+      run_options.coordinator_args.push_back(std::to_string(run_min_chunk_s));
+    }
+    if (!run_fan_out) run_options.coordinator_args.push_back("--no-fan-out");
+    if (!run_chunks) run_options.coordinator_args.push_back("--no-chunks");
+    return RunCommand(spec_path, run_options, ctx);
+  }
 
   StatusOr<CoordinatorUrl> url = ParseCoordinatorUrl(coordinator);
   if (!url.ok()) {

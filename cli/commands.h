@@ -22,6 +22,7 @@
 #include <string>
 
 #include "cli/api_client.h"
+#include "coordinator/planner.h"
 #include "proto/reelfarm.pb.h"
 
 namespace reelfarm::cli {
@@ -53,13 +54,19 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx);
 // CheckSpecFiles, ProbeSource, PlanDelivery. Returns kExitOk with *plan
 // set, kExitInvalidSpec after printing each spec error to ctx.err, or
 // kExitUnavailable when ffprobe could not be run.
-int ValidateAndPlanLocally(const std::string& spec_path, const std::string& ffmpeg,
+int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& planner,
                            const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan);
 
 struct PlanCommandOptions {
   bool json = false;
-  std::string ffmpeg = "ffmpeg";
   std::string ffprobe = "ffprobe";
+  // Planned as for a farm with planner.free_slots free slots (default: what
+  // `reelfarm run` starts, 2 workers x 1 slot).
+  PlannerOptions planner = [] {
+    PlannerOptions o;
+    o.free_slots = 2;
+    return o;
+  }();
 };
 int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
                 const CliContext& ctx);
@@ -79,6 +86,8 @@ struct RunCommandOptions {
   int slots = 1;
   bool keep_state = false;
   std::string ffprobe = "ffprobe";  // for the local validation
+  // Extra reelfarm-coordinator arguments (--no-fan-out, --min-chunk-s ...).
+  std::vector<std::string> coordinator_args;
 };
 // Validates like `plan`, starts an EmbeddedFarm, submits, watches, prints the
 // summary, stops the farm. Returns the watch's exit code (or 2/4/130).

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -250,6 +251,29 @@ Status EmbeddedFarm::WaitForCoordinator(Child& coordinator) {
                              LogTailNote(coordinator.log_path));
 }
 
+Status EmbeddedFarm::WaitForWorkers() {
+  auto start = SteadyClock::now();
+  httplib::Client client("127.0.0.1", ports_.http);
+  client.set_connection_timeout(0, 250'000);
+  client.set_read_timeout(2, 0);
+  size_t seen = 0;
+  while (SecondsSince(start) < options_.workers_timeout_s) {
+    if (Interrupted()) return Status::Cancelled("interrupted");
+    Status alive = CheckChildren();
+    if (!alive.ok()) return alive;
+    httplib::Result res = client.Get("/api/v1/workers");
+    if (res && res->status == 200) {
+      auto body = nlohmann::json::parse(res->body, nullptr, false);
+      if (body.is_object() && body["workers"].is_array()) seen = body["workers"].size();
+      if (seen >= static_cast<size_t>(options_.workers)) return Status::OK();
+    }
+    std::this_thread::sleep_for(kPollStep);
+  }
+  return Status::Unavailable(std::to_string(seen) + " of " + std::to_string(options_.workers) +
+                             " local workers announced themselves within " +
+                             std::to_string(static_cast<int>(options_.workers_timeout_s)) + " s");
+}
+
 Status EmbeddedFarm::Start() {
   if (options_.workers < 1) return Status::InvalidArgument("--workers must be at least 1");
   if (options_.slots < 1) return Status::InvalidArgument("--slots must be at least 1");
@@ -280,8 +304,9 @@ Status EmbeddedFarm::Start() {
   if (!s.ok()) return s;
 
   std::string coordinator_bin = DaemonPath(options_.bin_dir, "reelfarm-coordinator");
-  s = Spawn("coordinator", CoordinatorArgv(coordinator_bin, ports_),
-            state_dir_ + "/coordinator.log");
+  std::vector<std::string> coordinator_argv = CoordinatorArgv(coordinator_bin, ports_);
+  for (const auto& a : options_.coordinator_args) coordinator_argv.push_back(a);
+  s = Spawn("coordinator", coordinator_argv, state_dir_ + "/coordinator.log");
   if (!s.ok()) return s;
   s = WaitForCoordinator(children_.back());
   if (!s.ok()) return s;

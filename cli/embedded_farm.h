@@ -29,6 +29,10 @@ struct EmbeddedFarmOptions {
   double start_timeout_s = 10;
   // Seconds between SIGTERM and SIGKILL in Stop.
   double stop_grace_s = 5;
+  // How long the workers may take to announce themselves (encoder probe).
+  double workers_timeout_s = 60;
+  // Extra reelfarm-coordinator arguments.
+  std::vector<std::string> coordinator_args;
   // When it becomes true, Start gives up (Cancelled).
   const std::atomic<bool>* interrupted = nullptr;
 };
@@ -82,6 +86,10 @@ class EmbeddedFarm {
   // OK while every child still runs; otherwise Unavailable naming the first
   // one that ended, how, and the tail of its log.
   Status CheckChildren();
+
+  // Waits until every worker has announced itself to the coordinator, so
+  // that a delivery submitted next is planned for all of them.
+  Status WaitForWorkers();
 
   // SIGTERM to the workers, then the coordinator, then Redis; SIGKILL to any
   // still alive after stop_grace_s; reaps them all; removes the state folder

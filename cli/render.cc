@@ -208,8 +208,8 @@ std::string RenderPlan(const pb::Plan& plan) {
   for (const pb::Job& job : plan.jobs()) {
     out << "  " << job.id() << "  " << job.kind() << "\n";
     for (const pb::JobOutput& o : job.outputs()) {
-      out << "    output: " << o.deliverable() << " (" << o.preset() << ") -> "
-          << o.relative_path() << "\n";
+      out << "    " << (o.intermediate() ? "part" : "output") << ": " << o.deliverable() << " ("
+          << o.preset() << ") -> " << o.relative_path() << "\n";
     }
     std::vector<std::string> encoders(job.needs().encoders().begin(),
                                       job.needs().encoders().end());
@@ -219,8 +219,15 @@ std::string RenderPlan(const pb::Plan& plan) {
       std::vector<std::string> deps(job.depends_on().begin(), job.depends_on().end());
       out << "    after: " << JoinStrings(deps, ", ") << "\n";
     }
-    out << "    media: " << FormatNumber(job.media_duration_s(), 2)
-        << " s, time limit " << FormatNumber(job.timeout_s(), 0) << " s\n";
+    if (job.members_size() > 0) {
+      std::vector<std::string> members;
+      for (const auto& m : job.members()) members.push_back(m.id());
+      out << "    decodes the source once for " << job.outputs_size()
+          << " outputs; an output that fails runs again alone as " << JoinStrings(members, ", ")
+          << "\n";
+    }
+    out << "    media: " << FormatNumber(job.media_duration_s(), 2) << " s, time limit "
+        << FormatNumber(job.timeout_s(), 0) << " s, memory " << job.memory_mb() << " MiB\n";
     std::vector<std::string> argv(job.argv().begin(), job.argv().end());
     out << "    argv: " << ShellJoin(argv) << "\n";
   }

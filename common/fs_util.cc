@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -104,6 +105,21 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
   Status s = RenameDurably(tmp, path);
   if (!s.ok()) unlink(tmp.c_str());
   return s;
+}
+
+bool PathInsideRoots(const std::string& path, const std::vector<std::string>& roots) {
+  if (roots.empty()) return true;
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path), ec);
+  if (ec) return false;
+  for (const auto& root : roots) {
+    std::filesystem::path r = std::filesystem::weakly_canonical(std::filesystem::absolute(root), ec);
+    if (ec) continue;
+    auto [ri, pi] = std::mismatch(r.begin(), r.end(), p.begin(), p.end());
+    // A trailing separator leaves an empty last element in r.
+    if (ri == r.end() || (std::next(ri) == r.end() && ri->empty())) return true;
+  }
+  return false;
 }
 
 }  // namespace reelfarm

@@ -4,6 +4,7 @@
 #define REELFARM_COMMON_FS_UTIL_H_
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -31,6 +32,10 @@ Status CreateDirsDurably(const std::string& dir);
 // so concurrent writers never share one), fsyncs it,
 // renames it over `path` and fsyncs the folder.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
+
+// Whether `path`, with every symlink in its existing part resolved, lies in
+// (or is) one of `roots` (also resolved). An empty `roots` allows anything.
+bool PathInsideRoots(const std::string& path, const std::vector<std::string>& roots);
 
 }  // namespace reelfarm
 

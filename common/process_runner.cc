@@ -100,6 +100,7 @@ std::string ResolveProgram(const std::string& name) {
 struct ChildPlan {
   const char* program;
   char* const* argv;
+  char* const* envp;
   pid_t parent;
   int devnull;
   int out_w;
@@ -154,7 +155,7 @@ struct ChildPlan {
     if (::setrlimit(RLIMIT_AS, &lim) != 0) ChildFail(exec_fd, errno);
   }
 
-  ::execv(p.program, p.argv);
+  ::execve(p.program, p.argv, p.envp);
   ChildFail(exec_fd, errno);
 }
 
@@ -201,6 +202,20 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
   argv.reserve(options.argv.size() + 1);
   for (const std::string& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // The caller's environment with options.env's entries replacing theirs.
+  std::vector<char*> envp;
+  auto overridden = [&](const char* entry) {
+    for (const std::string& e : options.env) {
+      size_t eq = e.find('=');
+      if (eq != std::string::npos && std::strncmp(entry, e.c_str(), eq + 1) == 0) return true;
+    }
+    return false;
+  };
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (!overridden(*e)) envp.push_back(*e);
+  }
+  for (const std::string& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
 
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (devnull.get() < 0) return Status::IOError("cannot open /dev/null: " + ErrnoText(errno));
@@ -217,7 +232,7 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
     max_fd = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
   }
-  ChildPlan plan{program.c_str(), argv.data(), ::getpid(),   devnull.get(),
+  ChildPlan plan{program.c_str(), argv.data(), envp.data(), ::getpid(), devnull.get(),
                  out_w.get(),     err_w.get(), exec_w.get(), options.memory_limit_bytes,
                  max_fd};
 

@@ -20,6 +20,9 @@ struct ProcessOptions {
   double timeout_s = 0;
   // Address-space limit for the child (RLIMIT_AS); 0 = none.
   uint64_t memory_limit_bytes = 0;
+  // "NAME=value" entries set (or replaced) in the child's environment, which
+  // is otherwise the caller's.
+  std::vector<std::string> env;
   // Keep at most this many bytes of the end of stderr.
   size_t stderr_tail_bytes = 8192;
   // Called on the runner's thread for each complete stdout line (no '\n').

@@ -15,6 +15,7 @@
 #include <regex>
 #include <set>
 
+#include "common/fs_util.h"
 #include "common/presets.h"
 
 namespace reelfarm {
@@ -1100,6 +1101,30 @@ std::vector<SpecError> CheckSpecFiles(const DeliverySpec& spec) {
   }
   std::stable_sort(errors.begin(), errors.end(),
                    [](const SpecError& a, const SpecError& b) { return a.line < b.line; });
+  return errors;
+}
+
+std::vector<SpecError> CheckSpecRoots(const DeliverySpec& spec,
+                                      const std::vector<std::string>& roots) {
+  std::vector<SpecError> errors;
+  if (roots.empty()) return errors;
+  std::string allowed;
+  for (const auto& r : roots) allowed += (allowed.empty() ? "" : ", ") + r;
+  auto check = [&](const std::string& path, int line, const std::string& field,
+                   const std::string& what) {
+    if (path.empty() || PathInsideRoots(path, roots)) return;
+    errors.push_back(SpecError{spec.spec_file, line, field,
+                               what + " " + Quote(path) +
+                                   " is outside the folders this farm may use (" + allowed +
+                                   "); symlinks count where they point"});
+  };
+  check(spec.source, spec.source_line, "source", "source");
+  for (const auto& [lang, file] : spec.subtitles) {
+    auto it = spec.subtitle_lines.find(lang);
+    check(file, it == spec.subtitle_lines.end() ? 0 : it->second, "subtitles." + lang,
+          "subtitle file");
+  }
+  check(spec.output_dir, spec.output_dir_line, "output_dir", "output_dir");
   return errors;
 }
 

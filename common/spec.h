@@ -72,6 +72,12 @@ SpecParseResult ParseSpecFile(const std::string& path);
 // that subtitle files are UTF-8. Returns the problems found.
 std::vector<SpecError> CheckSpecFiles(const DeliverySpec& spec);
 
+// Checks that the source, each subtitle file and output_dir lie inside one of
+// `roots` once symlinks are resolved (a farm's media and delivery folders).
+// An empty `roots` allows every path.
+std::vector<SpecError> CheckSpecRoots(const DeliverySpec& spec,
+                                      const std::vector<std::string>& roots);
+
 // True when `name` matches [A-Za-z0-9][A-Za-z0-9._-]{0,63} and is not "..".
 bool IsValidName(const std::string& name);
 

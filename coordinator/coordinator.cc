@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <filesystem>
 #include <optional>
 #include <zmq.hpp>
@@ -195,6 +196,18 @@ void Coordinator::ApplyLocked(Effects fx) {
   for (const auto& id : pending_.finished_deliveries) WriteManifestLocked(id);
   pending_.finished_deliveries.clear();
 
+  if (options_.fault_kill_before_assignment > 0) {
+    for (const auto& out : pending_.messages) {
+      if (out.message.has_assign() &&
+          ++assignments_persisted_ == options_.fault_kill_before_assignment) {
+        spdlog::warn("fault injection: killing the coordinator after persisting assignment {} "
+                     "of job {} and before sending it",
+                     assignments_persisted_, out.message.assign().job().id());
+        spdlog::default_logger()->flush();
+        raise(SIGKILL);
+      }
+    }
+  }
   if (router_) {
     for (auto& out : pending_.messages) {
       std::string payload = out.message.SerializeAsString();
@@ -214,6 +227,9 @@ void Coordinator::ApplyLocked(Effects fx) {
 void Coordinator::WriteManifestLocked(const std::string& delivery_id) {
   const DeliveryRecord* d = farm_.FindDelivery(delivery_id);
   if (d == nullptr) return;
+  // The parts of chunked deliverables are joined or useless now.
+  std::error_code ec;
+  std::filesystem::remove_all(d->output_dir + "/" + kPartsFolder, ec);
   std::string path = d->output_dir + "/manifest.json";
   Status s = WriteFileAtomically(path, BuildManifest(farm_, *d).dump(2) + "\n");
   DeliveryCounts c = farm_.Counts(*d);
@@ -268,13 +284,20 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   SpecParseResult parsed = ParseSpecText(spec_text, spec_file, base_dir);
   if (!parsed.errors.empty()) return Invalid(parsed.errors);
   DeliverySpec& spec = *parsed.spec;
+  std::vector<SpecError> root_errors = CheckSpecRoots(spec, options_.allowed_roots);
+  if (!root_errors.empty()) return Invalid(root_errors);
   std::vector<SpecError> file_errors = CheckSpecFiles(spec);
   if (!file_errors.empty()) return Invalid(file_errors);
   auto facts = ProbeSource(*runner_, options_.ffprobe, spec.source);
   if (!facts.ok()) {
     return Invalid({{spec_file, spec.source_line, "source", facts.status().message()}});
   }
-  PlanResult planned = PlanDelivery(spec, *facts, options_.planner);
+  PlannerOptions planner = options_.planner;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    planner.free_slots = farm_.PlanningSlots();
+  }
+  PlanResult planned = PlanDelivery(spec, *facts, planner);
   if (!planned.errors.empty()) return Invalid(planned.errors);
   std::error_code ec;
   std::filesystem::create_directories(spec.output_dir, ec);
@@ -311,6 +334,7 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     std::string id = d.id + "." + job.id();
     rename[job.id()] = id;
     job.set_id(id);
+    for (auto& member : *job.mutable_members()) member.set_id(d.id + "." + member.id());
   }
   std::vector<JobRecord> jobs;
   uint64_t n = 0;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,8 +52,15 @@ struct CoordinatorOptions {
   std::string curve_allow_file;
   // When non-empty, /api/ requests need "Authorization: Bearer <token>".
   std::string api_token;
+  // Folders sources, subtitle files and output_dirs must lie in (symlinks
+  // resolved); a spec naming anything else is refused (422). Empty: any.
+  std::vector<std::string> allowed_roots;
   FarmOptions farm;
   PlannerOptions planner;
+  // Fault injection for tests only (--fault-kill-before-sending-assignment):
+  // when > 0, the process SIGKILLs itself right after the N-th assignment
+  // has been persisted to Redis and before it is sent to its worker.
+  int fault_kill_before_assignment = 0;
 };
 
 struct SubmitOutcome {
@@ -101,6 +109,7 @@ class Coordinator {
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<JobStore> store_;
   Effects pending_;  // not yet persisted (Redis was down)
+  int assignments_persisted_ = 0;  // for fault_kill_before_assignment
 
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<ZapAuthenticator> zap_;  // before router_: outlives it

@@ -19,7 +19,7 @@ constexpr const char* kJobResults[] = {"succeeded", "failed", "cancelled"};
 constexpr const char* kDeliverableResults[] = {"delivered", "failed", "cancelled"};
 // FarmEvent::reason of kRetry and kRedispatch.
 constexpr const char* kRedispatchReasons[] = {"retryable", "worker_lost", "worker_left",
-                                              "worker_restarted", "lease_expired"};
+                                              "worker_restarted", "lease_expired", "split"};
 // FarmEvent::reason of kFailed.
 constexpr const char* kFailureReasons[] = {"not_retryable", "gave_up", "dependency"};
 
@@ -188,6 +188,7 @@ void CoordinatorMetrics::Observe(const FarmEvent& e, const FarmState& farm) {
       return;
     }
     for (const auto& out : j->job.outputs()) {
+      if (out.intermediate()) continue;  // a chunk or audio part
       deliverables_completed_.Add({{"preset", out.preset()}, {"result", deliverable_result}})
           .Increment();
     }

@@ -306,8 +306,49 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
     if (result.retryable()) {
       why += " (gave up after " + std::to_string(job.attempts) + " attempts)";
     }
+    if (SplitGroup(job, result, why, now, fx)) return;
     FailJob(job, why, result.retryable() ? "gave_up" : "not_retryable", fx);
   }
+}
+
+bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const std::string& why,
+                           SteadyTime now, Effects* fx) {
+  if (job.job.members_size() != job.job.outputs_size() || job.job.members_size() == 0) {
+    return false;
+  }
+  std::set<std::string> published;
+  for (const auto& r : result.outputs()) published.insert(r.deliverable());
+  DeliveryRecord& d = deliveries_[job.delivery_id];
+  pb::Job kept = job.job;
+  kept.clear_outputs();
+  kept.clear_members();
+  int rerun = 0;
+  for (int k = 0; k < job.job.outputs_size(); ++k) {
+    if (published.count(job.job.outputs(k).deliverable())) {
+      *kept.add_outputs() = job.job.outputs(k);
+      continue;
+    }
+    const pb::Job& member = job.job.members(k);
+    if (jobs_.count(member.id())) continue;  // already split (cannot happen twice)
+    JobRecord rec;
+    rec.job = member;
+    rec.delivery_id = job.delivery_id;
+    rec.priority = job.priority;
+    rec.seq = job.seq;  // its group's place in the queue
+    *d.plan.add_jobs() = member;
+    d.job_ids.push_back(member.id());
+    JobRecord& added = jobs_[member.id()] = std::move(rec);
+    Emit(FarmEvent::Kind::kRetry, added, "split", fx);
+    Enqueue(added, now, fx);
+    ++rerun;
+  }
+  job.job = std::move(kept);
+  job.result = result;
+  job.error = why + "; " + std::to_string(rerun) + " of its outputs run again on their own";
+  fx->dirty_deliveries.insert(d.id);
+  Finish(job, JobState::kSucceeded, fx);
+  CheckDelivery(job.delivery_id, fx);
+  return true;
 }
 
 void FarmState::DetachFromWorker(const JobRecord& job) {
@@ -332,8 +373,9 @@ void FarmState::LoseAttempt(JobRecord& job, const std::string& reason, const std
     Emit(FarmEvent::Kind::kRedispatch, job, code, fx, {}, now - job.started_at);
     Enqueue(job, now, fx);
   } else {
-    FailJob(job, reason + " (gave up after " + std::to_string(job.attempts) + " attempts)",
-            "gave_up", fx);
+    std::string why = reason + " (gave up after " + std::to_string(job.attempts) + " attempts)";
+    if (SplitGroup(job, pb::JobResult(), why, now, fx)) return;
+    FailJob(job, why, "gave_up", fx);
   }
 }
 
@@ -384,33 +426,60 @@ void FarmState::ReleaseDependents(const JobRecord& job, SteadyTime now, Effects*
   }
 }
 
+int FarmState::PlanningSlots() const {
+  int free = 0, total = 0;
+  for (const auto& [name, w] : workers_) {
+    if (w.lost || w.quarantined) continue;
+    total += w.slots;
+    free += std::max(0, w.slots - static_cast<int>(w.running.size()));
+  }
+  free -= static_cast<int>(queue_.size());
+  return free > 0 ? free : total;
+}
+
+double FarmState::Progress(const JobRecord& j) const {
+  if (IsTerminal(j.state)) return 1;
+  if (j.state == JobState::kRunning) return j.progress;
+  if (j.job.depends_on_size() == 0) return 0;
+  // Waiting for its parts: their progress, the joining still to do.
+  double parts = 0;
+  for (const auto& dep : j.job.depends_on()) {
+    auto it = jobs_.find(dep);
+    if (it != jobs_.end()) parts += Progress(it->second);
+  }
+  return 0.95 * parts / j.job.depends_on_size();
+}
+
 DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
   DeliveryCounts c;
   double progress = 0;
+  int parts_active = 0;  // chunk and audio parts queued or running
   for (const auto& jid : d.job_ids) {
     const JobRecord& j = jobs_.at(jid);
-    int outputs = std::max(1, j.job.outputs_size());
+    int outputs = 0;
+    for (const auto& o : j.job.outputs()) outputs += o.intermediate() ? 0 : 1;
+    if (outputs == 0) {
+      if (!IsTerminal(j.state)) ++parts_active;
+      continue;
+    }
     c.total += outputs;
     switch (j.state) {
       case JobState::kSucceeded:
         c.delivered += outputs;
-        progress += outputs;
         break;
       case JobState::kFailed:
         c.failed += outputs;
-        progress += outputs;
         break;
       case JobState::kCancelled:
         c.cancelled += outputs;
-        progress += outputs;
         break;
       case JobState::kRunning:
         c.running += outputs;
-        progress += outputs * j.progress;
         break;
       default:
         c.queued += outputs;
     }
+    progress += outputs * Progress(j);
   }
   c.total += d.plan.failures_size();
   c.failed += d.plan.failures_size();
@@ -419,7 +488,8 @@ DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
   if (d.cancelled) {
     c.state = "cancelled";
   } else if (c.running + c.queued > 0) {
-    bool started = c.running > 0 || c.delivered + c.failed > d.plan.failures_size();
+    bool started = c.running > 0 || parts_active > 0 ||
+                   c.delivered + c.failed > d.plan.failures_size();
     c.state = started ? "running" : "queued";
   } else {
     c.state = (c.failed + c.cancelled > 0) ? "failed" : "delivered";

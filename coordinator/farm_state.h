@@ -137,7 +137,8 @@ struct FarmEvent {
   std::string preset;  // of the job's first output
   std::string worker;
   // kRedispatch: worker_lost | worker_left | worker_restarted | lease_expired;
-  // kRetry / kFailed: retryable | not_retryable | gave_up | dependency;
+  // kRetry / kFailed: retryable | not_retryable | gave_up | dependency |
+  // split (kRetry: a group member queued on its own);
   // kDeliveryFinished: delivered | failed | cancelled.
   std::string reason;
   Duration queue_wait{};
@@ -198,8 +199,17 @@ class FarmState {
   const JobRecord* FindJob(const std::string& id) const;
   const std::map<std::string, DeliveryRecord>& deliveries() const { return deliveries_; }
   const std::map<std::string, WorkerRecord>& workers() const { return workers_; }
+  // Deliverables only: intermediate outputs (chunks, audio parts) count
+  // through the progress of the job that joins them.
   DeliveryCounts Counts(const DeliveryRecord& d) const;
+  // 0..1 for one job; a job waiting on parts shows theirs.
+  double Progress(const JobRecord& j) const;
   size_t queued_jobs() const { return queue_.size(); }
+  // The slots a new delivery can expect (PlannerOptions::free_slots): free
+  // slots of connected workers in rotation, less the jobs already queued;
+  // when that leaves none, all their slots (the work spreads as they free
+  // up); 0 with no worker at all.
+  int PlanningSlots() const;
   uint64_t last_token() const { return last_token_; }
   const FarmOptions& options() const { return options_; }
 
@@ -219,6 +229,12 @@ class FarmState {
   void Emit(FarmEvent::Kind kind, const JobRecord& job, const std::string& reason, Effects* fx,
             Duration queue_wait = {}, Duration run_time = {});
   void FailJob(JobRecord& job, const std::string& error, const std::string& code, Effects* fx);
+  // A group (decode once, encode many) that failed for good, with `result`
+  // (possibly empty) listing what it published: the published outputs stay
+  // its own and it ends succeeded with those; every other output is queued
+  // again as its member job, on its own. False when `job` is no group.
+  bool SplitGroup(JobRecord& job, const pb::JobResult& result, const std::string& why,
+                  SteadyTime now, Effects* fx);
   void Finish(JobRecord& job, JobState state, Effects* fx);
   void ReleaseDependents(const JobRecord& job, SteadyTime now, Effects* fx);
   void CheckDelivery(const std::string& delivery_id, Effects* fx);

@@ -32,6 +32,21 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", opts.farm.max_attempts, "attempts per job before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  app.add_option("--allowed-root", opts.allowed_roots,
+                 "folder sources, subtitles and output_dirs must lie in (repeatable; none: any)");
+  app.add_option("--min-chunk-s", opts.planner.min_chunk_s,
+                 "no time chunk shorter than this many seconds of source")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--fan-out,!--no-fan-out", opts.planner.fan_out,
+               "group deliverables that share a decode when slots are fewer")
+      ->capture_default_str();
+  app.add_flag("--chunks,!--no-chunks", opts.planner.chunking,
+               "split deliverables into time chunks when slots are spare")
+      ->capture_default_str();
+  // Testing only, so not in --help: see CoordinatorOptions.
+  app.add_option("--fault-kill-before-sending-assignment", opts.fault_kill_before_assignment)
+      ->group("");
   app.add_option("--curve-secret", opts.curve_secret_file,
                  "CURVE secret key file of the coordinator (reelfarm keys); needs --curve-allow");
   app.add_option("--curve-allow", opts.curve_allow_file,

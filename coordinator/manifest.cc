@@ -38,9 +38,11 @@ nlohmann::json MediaJson(const pb::MediaInfo& m) {
 }
 
 // One entry per output of the job.
-void AppendItems(const JobRecord& j, bool for_manifest, nlohmann::json* items) {
+void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
+                 nlohmann::json* items) {
   for (int i = 0; i < j.job.outputs_size(); ++i) {
     const auto& out = j.job.outputs(i);
+    if (out.intermediate()) continue;
     nlohmann::json item = {{"name", out.deliverable()},
                            {"preset", out.preset()},
                            {"path", out.relative_path()},
@@ -55,7 +57,7 @@ void AppendItems(const JobRecord& j, bool for_manifest, nlohmann::json* items) {
     } else {
       item["state"] = ItemState(j);
       item["job"] = j.job.id();
-      item["progress"] = j.state == JobState::kSucceeded ? 1.0 : j.progress;
+      item["progress"] = farm.Progress(j);
       item["fps"] = j.fps;
       item["speed"] = j.speed;
     }
@@ -107,7 +109,7 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
 nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
   nlohmann::json items = nlohmann::json::array();
   for (const auto& jid : d.job_ids) {
-    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(*j, true, &items);
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, *j, true, &items);
   }
   AppendPlanFailures(d, true, &items);
   DeliveryCounts c = farm.Counts(d);
@@ -144,7 +146,7 @@ nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d
   nlohmann::json out = DeliverySummaryJson(farm, d);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& jid : d.job_ids) {
-    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(*j, false, &items);
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, *j, false, &items);
   }
   AppendPlanFailures(d, false, &items);
   out["items"] = std::move(items);

@@ -21,6 +21,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -180,6 +181,20 @@ Geometry PlanGeometry(const DeliverableSpec& d, const pb::SourceFacts& f) {
   return g;
 }
 
+// MiB one FFmpeg needs: 768 for libraries, demuxer, decoder and muxer, plus
+// the frames in flight at the largest frame size (4 bytes a pixel, enough
+// for 4:2:2 10-bit): 120 for long-GOP encoders (lookahead, B-frames,
+// references, frame threads), 32 for intra-only ones and stills, none for
+// audio. Measured VmPeak at 1080p on 2 cores: 1.14 GiB for libx264/libx265,
+// 0.95 GiB for DNxHR, 0.76 GiB for ProRes (docs/reliability.md).
+constexpr uint32_t kMemoryBaseMb = 768;
+uint32_t MemoryNeedMb(const std::string& video_encoder, int64_t max_pixels) {
+  const bool long_gop = video_encoder == "libx264" || video_encoder == "libx265" ||
+                        video_encoder.find("nvenc") != std::string::npos;
+  const int64_t frames = video_encoder.empty() ? 0 : long_gop ? 120 : 32;
+  return static_cast<uint32_t>(kMemoryBaseMb + frames * max_pixels * 4 / (1 << 20));
+}
+
 struct PresetArgs {
   std::string kind;
   std::string muxer;
@@ -295,6 +310,473 @@ void Append(std::vector<std::string>* argv, const std::vector<std::string>& item
   argv->insert(argv->end(), items.begin(), items.end());
 }
 
+
+// One deliverable, validated, with everything its jobs are made from.
+struct Branch {
+  const DeliverableSpec* d = nullptr;
+  const PresetInfo* preset = nullptr;
+  PresetArgs args;
+  Geometry geometry;
+  bool with_audio = false;
+  bool burn = false;
+  bool soft = false;
+  std::string subtitle_path;
+  std::string relative;
+  std::string final_path;
+  double seek_s = 0;  // thumbnails: where the frame is taken
+};
+
+struct PlanContext {
+  const DeliverySpec& spec;
+  const pb::SourceFacts& source;
+  const PlannerOptions& options;
+};
+
+std::string FpsArg(const pb::SourceFacts& f) {
+  return std::to_string(f.fps_num()) + "/" + std::to_string(f.fps_den());
+}
+
+// The start of every FFmpeg command: quiet, no stdin, machine progress.
+std::vector<std::string> CommandPrefix(const PlanContext& ctx, bool video) {
+  std::vector<std::string> argv = {ctx.options.ffmpeg, "-hide_banner", "-nostdin",
+                                   "-y",               "-loglevel",    "warning",
+                                   "-nostats",         "-progress",    "pipe:1"};
+  if (video) argv.push_back("-noautorotate");
+  return argv;
+}
+
+// The source as an input: file protocol only, its demuxer pinned.
+void AppendSourceInput(const PlanContext& ctx, const std::string& seek,
+                       std::vector<std::string>* argv) {
+  Append(argv, {"-protocol_whitelist", "file", "-f", ctx.source.format_name()});
+  if (!seek.empty()) Append(argv, {"-ss", seek});
+  Append(argv, {"-i", ctx.spec.source});
+}
+
+// Geometry, then burned subtitles. `offset` (seconds, as text): where the
+// frames' timestamps start in the source; input seeking restarts them at 0
+// and the subtitles filter needs the source's clock.
+std::vector<std::string> VideoChain(const Branch& b, const std::string& offset) {
+  std::vector<std::string> chain = b.geometry.filters;
+  if (b.burn) {
+    if (!offset.empty()) chain.push_back("setpts=PTS+" + offset + "/TB");
+    chain.push_back("subtitles=filename=" + EscapeFilterPath(b.subtitle_path));
+  }
+  return chain;
+}
+
+std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t k = 0; k < items.size(); ++k) out += (k ? sep : "") + items[k];
+  return out;
+}
+
+// Everything after an output's -map options: codecs, rate, container, path.
+void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string& path,
+                      std::vector<std::string>* argv) {
+  Append(argv, {"-map_metadata", "-1", "-map_chapters", "-1"});
+  if (b.preset->has_video) {
+    Append(argv, b.args.video_args);
+    if (!b.preset->still) Append(argv, {"-fps_mode", "cfr", "-r", FpsArg(ctx.source)});
+  } else {
+    argv->push_back("-vn");
+  }
+  if (b.with_audio) Append(argv, b.args.audio_args);
+  if (b.soft) Append(argv, {"-c:s", "mov_text"});
+  if (b.args.muxer == "mxf" && !MxfKnowsRate(ctx.source.fps_num(), ctx.source.fps_den())) {
+    Append(argv, {"-strict", "unofficial"});
+  }
+  Append(argv, b.args.container_args);
+  Append(argv, {"-f", b.args.muxer, path});
+}
+
+// The deliverable's final output and what verification expects of it.
+pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
+  pb::JobOutput out;
+  out.set_deliverable(b.d->name);
+  out.set_preset(b.d->preset);
+  out.set_path(b.final_path);
+  out.set_relative_path(b.relative);
+  pb::MediaInfo* expect = out.mutable_expect();
+  expect->set_format_name(b.args.format_name);
+  expect->set_rotation(0);
+  if (b.preset->has_video) {
+    expect->set_has_video(true);
+    expect->set_video_codec(b.args.video_codec);
+    expect->set_width(b.geometry.width);
+    expect->set_height(b.geometry.height);
+    expect->set_pix_fmt(b.args.pix_fmt);
+    expect->set_video_profile(b.args.video_profile);
+    if (!b.preset->still) {
+      expect->set_fps_num(source.fps_num());
+      expect->set_fps_den(source.fps_den());
+    }
+  }
+  if (!b.preset->still) expect->set_duration_s(source.duration_s());
+  if (b.with_audio) {
+    expect->set_has_audio(true);
+    expect->set_audio_codec(b.args.audio_codec);
+    expect->set_audio_channels(b.args.stereo ? 2 : source.audio_channels());
+    expect->set_audio_sample_rate(48000);
+  }
+  if (b.soft) {
+    expect->set_has_subtitle(true);
+    expect->set_subtitle_codec("mov_text");
+  }
+  return out;
+}
+
+void AddNeeds(const Branch& b, bool video, bool audio, pb::Job* job) {
+  auto add = [&](const std::string& encoder) {
+    for (const auto& e : job->needs().encoders()) {
+      if (e == encoder) return;
+    }
+    job->mutable_needs()->add_encoders(encoder);
+  };
+  if (video && !b.args.video_encoder.empty() && b.preset->has_video) add(b.args.video_encoder);
+  if (audio && b.with_audio) add(b.args.audio_encoder);
+  if (b.soft) add("mov_text");
+  job->mutable_needs()->set_gpu(false);
+}
+
+int64_t MaxPixels(const Branch& b, const pb::SourceFacts& source) {
+  return std::max<int64_t>(int64_t{source.width()} * source.height(),
+                           int64_t{b.geometry.width} * b.geometry.height);
+}
+
+void SetLimits(const PlanContext& ctx, double media_s, double work_factor, pb::Job* job) {
+  job->set_media_duration_s(media_s);
+  job->set_timeout_s(ctx.options.timeout_base_s +
+                     ctx.options.timeout_per_media_s * media_s * work_factor);
+}
+
+// Relative encoding cost of a deliverable (pixel-seconds x the encoder's
+// weight); groups and chunks are balanced on it.
+double Cost(const Branch& b, const pb::SourceFacts& source) {
+  if (!b.preset->has_video) return 0.001 * source.duration_s();
+  if (b.preset->still) return 0.001;
+  const std::string& e = b.args.video_encoder;
+  double weight = e == "libx265" ? 4.0 : e == "libx264" ? 1.0 : 0.35;
+  return weight * double(b.geometry.width) * b.geometry.height / 1e6 * source.duration_s();
+}
+
+// One FFmpeg process, one deliverable.
+pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
+  const pb::SourceFacts& source = ctx.source;
+  const double fps = FrameRate(source);
+  pb::Job job;
+  job.set_kind(b.args.kind);
+  job.add_inputs(ctx.spec.source);
+  if (!b.subtitle_path.empty()) job.add_inputs(b.subtitle_path);
+
+  std::vector<std::string> argv = CommandPrefix(ctx, b.preset->has_video);
+  AppendSourceInput(ctx, b.preset->still ? FormatDouble(b.seek_s, 3) : "", &argv);
+  if (b.soft) {
+    Append(&argv, {"-protocol_whitelist", "file"});
+    std::string demuxer = SubtitleDemuxer(b.subtitle_path);
+    if (!demuxer.empty()) Append(&argv, {"-f", demuxer});
+    Append(&argv, {"-i", b.subtitle_path});
+  }
+  if (b.preset->has_video) {
+    std::vector<std::string> chain =
+        VideoChain(b, b.preset->still ? FormatDouble(b.seek_s, 3) : "");
+    std::string graph = "[0:v:0]" + Join(chain, ",") + "[v]";
+    if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
+    Append(&argv, {"-filter_complex", graph, "-map", "[v]"});
+  }
+  if (b.with_audio) Append(&argv, {"-map", "0:a:0"});
+  if (b.soft) Append(&argv, {"-map", "1:s:0"});
+  AppendOutputArgs(b, ctx, b.final_path, &argv);
+  for (auto& a : argv) job.add_argv(a);
+
+  *job.add_outputs() = OutputFor(b, source);
+  AddNeeds(b, true, true, &job);
+  double media_s = b.preset->still ? (fps > 0 ? 1.0 / fps : 0.04) : source.duration_s();
+  SetLimits(ctx, media_s, 1, &job);
+  job.set_memory_mb(
+      MemoryNeedMb(b.preset->has_video ? b.args.video_encoder : "", MaxPixels(b, source)));
+  return job;
+}
+
+// Decode once, encode many: one FFmpeg whose graph splits the decoded
+// source into each member's chain; every member keeps its own output
+// options. REQUIRES: members are moving-picture deliverables without soft
+// subtitles, at least two.
+pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& ctx) {
+  const pb::SourceFacts& source = ctx.source;
+  pb::Job job;
+  job.set_kind("group");
+  job.add_inputs(ctx.spec.source);
+  for (const Branch* b : members) {
+    if (!b->subtitle_path.empty()) job.add_inputs(b->subtitle_path);
+  }
+  std::vector<std::string> argv = CommandPrefix(ctx, true);
+  AppendSourceInput(ctx, "", &argv);
+  std::string graph = "[0:v:0]split=" + std::to_string(members.size());
+  for (size_t k = 0; k < members.size(); ++k) graph += "[s" + std::to_string(k) + "]";
+  for (size_t k = 0; k < members.size(); ++k) {
+    graph += ";[s" + std::to_string(k) + "]" + Join(VideoChain(*members[k], ""), ",") + "[v" +
+             std::to_string(k) + "]";
+  }
+  if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
+  Append(&argv, {"-filter_complex", graph});
+  uint64_t memory = 0;
+  for (size_t k = 0; k < members.size(); ++k) {
+    const Branch& b = *members[k];
+    Append(&argv, {"-map", "[v" + std::to_string(k) + "]"});
+    if (b.with_audio) Append(&argv, {"-map", "0:a:0"});
+    AppendOutputArgs(b, ctx, b.final_path, &argv);
+    *job.add_outputs() = OutputFor(b, source);
+    AddNeeds(b, true, true, &job);
+    memory += MemoryNeedMb(b.args.video_encoder, MaxPixels(b, source)) - kMemoryBaseMb;
+    pb::Job member = SingleJob(b, ctx);
+    *job.add_members() = std::move(member);
+  }
+  for (auto& a : argv) job.add_argv(a);
+  SetLimits(ctx, source.duration_s(), static_cast<double>(members.size()), &job);
+  job.set_memory_mb(static_cast<uint32_t>(kMemoryBaseMb + memory));
+  return job;
+}
+
+// "%lld.%06lld" seconds of frame `frame`, rounded down to the microsecond,
+// so an input seek there keeps that frame and drops the one before it.
+std::string FrameTime(int64_t frame, const pb::SourceFacts& source) {
+  int64_t us = frame * source.fps_den() * 1000000 / source.fps_num();
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%lld.%06lld", static_cast<long long>(us / 1000000),
+                static_cast<long long>(us % 1000000));
+  return buf;
+}
+
+// A deliverable in `chunks` time chunks: video-only chunk jobs (each an
+// input seek to its first frame and an exact frame count, so each starts on
+// a keyframe), one whole-length audio job, and an assemble job that joins
+// the chunks without re-encoding (concat demuxer, stream copy) and muxes the
+// audio in. Parts live in <output_dir>/.reelfarm-parts/<deliverable>/.
+std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext& ctx,
+                                 const std::function<std::string()>& next_id) {
+  const pb::SourceFacts& source = ctx.source;
+  const std::string parts = JoinPath(JoinPath(ctx.spec.output_dir, kPartsFolder), b.d->name);
+  const int64_t frames = std::max<int64_t>(
+      source.frame_count(),
+      std::llround(source.duration_s() * source.fps_num() / double(source.fps_den())));
+  std::vector<pb::Job> jobs;
+  std::vector<std::string> part_ids;
+  std::string list = "ffconcat version 1.0\n";
+  pb::Job assemble;
+  for (int k = 0; k < chunks; ++k) {
+    const int64_t first = frames * k / chunks;
+    const int64_t count = frames * (k + 1) / chunks - first;
+    const bool last = k == chunks - 1;
+    char name[32];
+    std::snprintf(name, sizeof(name), "chunk-%03d.mov", k);
+    const std::string path = JoinPath(parts, name);
+    list += std::string("file ") + name + "\n";
+
+    pb::Job job;
+    job.set_id(next_id());
+    job.set_kind("chunk");
+    job.add_inputs(ctx.spec.source);
+    if (!b.subtitle_path.empty()) job.add_inputs(b.subtitle_path);
+    std::vector<std::string> argv = CommandPrefix(ctx, true);
+    const std::string start = FrameTime(first, source);
+    AppendSourceInput(ctx, first > 0 ? start : "", &argv);
+    std::vector<std::string> chain = VideoChain(b, b.burn && first > 0 ? start : "");
+    if (b.burn && first > 0) chain.push_back("setpts=PTS-STARTPTS");
+    std::string graph = "[0:v:0]" + Join(chain, ",") + "[v]";
+    if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
+    Append(&argv, {"-filter_complex", graph, "-map", "[v]", "-an", "-map_metadata", "-1",
+                   "-map_chapters", "-1"});
+    Append(&argv, b.args.video_args);
+    Append(&argv, {"-fps_mode", "cfr", "-r", FpsArg(source)});
+    if (!last) Append(&argv, {"-frames:v", std::to_string(count)});
+    Append(&argv, {"-f", "mov", path});
+    for (auto& a : argv) job.add_argv(a);
+
+    pb::JobOutput* out = job.add_outputs();
+    out->set_deliverable(b.d->name);
+    out->set_preset(b.d->preset);
+    out->set_path(path);
+    out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), name));
+    out->set_intermediate(true);
+    pb::MediaInfo* expect = out->mutable_expect();
+    expect->set_has_video(true);
+    expect->set_video_codec(b.args.video_codec);
+    expect->set_width(b.geometry.width);
+    expect->set_height(b.geometry.height);
+    expect->set_pix_fmt(b.args.pix_fmt);
+    expect->set_fps_num(source.fps_num());
+    expect->set_fps_den(source.fps_den());
+    if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
+    AddNeeds(b, true, false, &job);
+    const double media_s = last ? source.duration_s() - double(first) * source.fps_den() /
+                                                            source.fps_num()
+                                : double(count) * source.fps_den() / source.fps_num();
+    SetLimits(ctx, media_s, 1, &job);
+    job.set_memory_mb(MemoryNeedMb(b.args.video_encoder, MaxPixels(b, source)));
+    part_ids.push_back(job.id());
+    assemble.add_remove_after(path);
+    jobs.push_back(std::move(job));
+  }
+
+  const std::string audio_path = JoinPath(parts, "audio.mov");
+  if (b.with_audio) {
+    pb::Job job;
+    job.set_id(next_id());
+    job.set_kind("audio");
+    job.add_inputs(ctx.spec.source);
+    std::vector<std::string> argv = CommandPrefix(ctx, false);
+    AppendSourceInput(ctx, "", &argv);
+    Append(&argv, {"-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1"});
+    Append(&argv, b.args.audio_args);
+    Append(&argv, {"-f", "mov", audio_path});
+    for (auto& a : argv) job.add_argv(a);
+    pb::JobOutput* out = job.add_outputs();
+    out->set_deliverable(b.d->name);
+    out->set_preset(b.d->preset);
+    out->set_path(audio_path);
+    out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), "audio.mov"));
+    out->set_intermediate(true);
+    pb::MediaInfo* expect = out->mutable_expect();
+    expect->set_has_audio(true);
+    expect->set_audio_codec(b.args.audio_codec);
+    expect->set_audio_channels(b.args.stereo ? 2 : source.audio_channels());
+    expect->set_audio_sample_rate(48000);
+    expect->set_duration_s(source.duration_s());
+    AddNeeds(b, false, true, &job);
+    SetLimits(ctx, source.duration_s(), 0.1, &job);
+    job.set_memory_mb(MemoryNeedMb("", 0));
+    part_ids.push_back(job.id());
+    assemble.add_remove_after(audio_path);
+    jobs.push_back(std::move(job));
+  }
+
+  const std::string list_path = JoinPath(parts, "chunks.ffconcat");
+  assemble.set_id(next_id());
+  assemble.set_kind("assemble");
+  for (const auto& id : part_ids) assemble.add_depends_on(id);
+  for (const auto& part : assemble.remove_after()) assemble.add_inputs(part);
+  pb::GeneratedFile* file = assemble.add_write_files();
+  file->set_path(list_path);
+  file->set_content(list);
+  assemble.add_remove_after(list_path);
+  std::vector<std::string> argv = CommandPrefix(ctx, false);
+  // The list names its chunks relative to itself (the concat demuxer's safe
+  // mode refuses anything else).
+  Append(&argv, {"-protocol_whitelist", "file", "-f", "concat", "-safe", "1", "-i", list_path});
+  if (b.with_audio) {
+    Append(&argv, {"-protocol_whitelist", "file", "-f", "mov", "-i", audio_path});
+  }
+  Append(&argv, {"-map", "0:v:0"});
+  if (b.with_audio) Append(&argv, {"-map", "1:a:0"});
+  Append(&argv, {"-map_metadata", "-1", "-map_chapters", "-1", "-c", "copy"});
+  for (size_t k = 0; k + 1 < b.args.video_args.size(); ++k) {
+    if (b.args.video_args[k] == "-tag:v") Append(&argv, {"-tag:v", b.args.video_args[k + 1]});
+  }
+  if (b.args.muxer == "mxf" && !MxfKnowsRate(source.fps_num(), source.fps_den())) {
+    Append(&argv, {"-strict", "unofficial"});
+  }
+  Append(&argv, b.args.container_args);
+  Append(&argv, {"-f", b.args.muxer, b.final_path});
+  for (auto& a : argv) assemble.add_argv(a);
+  *assemble.add_outputs() = OutputFor(b, source);
+  AddNeeds(b, false, false, &assemble);
+  SetLimits(ctx, source.duration_s(), 0.05, &assemble);
+  assemble.set_memory_mb(MemoryNeedMb("", 0));
+  jobs.push_back(std::move(assemble));
+  return jobs;
+}
+
+// Decides how the deliverables become jobs, from the free worker slots:
+// fewer slots than deliverables -> group those that share a decode into as
+// many groups as there are slots for them (balanced by cost); more slots
+// than deliverables -> split the costliest into time chunks to use the
+// spare slots; unknown (0) -> one job per deliverable.
+std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanContext& ctx) {
+  const PlannerOptions& o = ctx.options;
+  const pb::SourceFacts& source = ctx.source;
+  const int n = static_cast<int>(branches.size());
+  std::vector<int> group_of(n, -1);  // index into groups
+  std::vector<std::vector<int>> groups;
+  std::vector<int> chunks(n, 1);
+
+  auto moving = [&](const Branch& b) { return b.preset->has_video && !b.preset->still; };
+  if (o.free_slots > 0 && o.free_slots < n && o.fan_out) {
+    std::vector<int> eligible;
+    for (int i = 0; i < n; ++i) {
+      if (moving(branches[i]) && !branches[i].soft) eligible.push_back(i);
+    }
+    const int others = n - static_cast<int>(eligible.size());
+    const int count = std::clamp(o.free_slots - others, 1, static_cast<int>(eligible.size()));
+    if (eligible.size() >= 2 && count < static_cast<int>(eligible.size())) {
+      // Longest processing time first onto the least loaded group.
+      std::stable_sort(eligible.begin(), eligible.end(), [&](int a, int b) {
+        return Cost(branches[a], source) > Cost(branches[b], source);
+      });
+      groups.resize(count);
+      std::vector<double> load(count, 0);
+      for (int i : eligible) {
+        int g = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+        groups[g].push_back(i);
+        load[g] += Cost(branches[i], source);
+      }
+      for (int g = 0; g < count; ++g) {
+        std::sort(groups[g].begin(), groups[g].end());
+        if (groups[g].size() >= 2) {
+          for (int i : groups[g]) group_of[i] = g;
+        }
+      }
+    }
+  } else if (o.free_slots > n && o.chunking && o.min_chunk_s > 0 &&
+             !source.variable_frame_rate() && source.fps_num() > 0 && source.fps_den() > 0) {
+    int spare = o.free_slots - n;
+    auto can_split = [&](int i) {
+      const Branch& b = branches[i];
+      return moving(b) && !b.soft &&
+             source.duration_s() / (chunks[i] + 1) >= o.min_chunk_s;
+    };
+    while (spare > 0) {
+      int best = -1;
+      for (int i = 0; i < n; ++i) {
+        if (!can_split(i)) continue;
+        if (best < 0 || Cost(branches[i], source) / chunks[i] >
+                            Cost(branches[best], source) / chunks[best]) {
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      ++chunks[best];
+      --spare;
+    }
+  }
+
+  std::vector<pb::Job> jobs;
+  int next = 0;
+  auto next_id = [&] { return "j" + std::to_string(next++); };
+  for (int i = 0; i < n; ++i) {
+    const Branch& b = branches[i];
+    if (group_of[i] >= 0) {
+      const std::vector<int>& members = groups[group_of[i]];
+      if (members.front() != i) continue;  // emitted with its first member
+      std::vector<const Branch*> ptrs;
+      for (int m : members) ptrs.push_back(&branches[m]);
+      pb::Job job = GroupJob(ptrs, ctx);
+      job.set_id(next_id());
+      for (int k = 0; k < job.members_size(); ++k) {
+        job.mutable_members(k)->set_id(job.id() + "m" + std::to_string(k));
+      }
+      jobs.push_back(std::move(job));
+    } else if (chunks[i] > 1) {
+      for (auto& job : ChunkedJobs(b, chunks[i], ctx, next_id)) jobs.push_back(std::move(job));
+    } else {
+      pb::Job job = SingleJob(b, ctx);
+      job.set_id(next_id());
+      jobs.push_back(std::move(job));
+    }
+  }
+  return jobs;
+}
+
 }  // namespace
 
 PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
@@ -307,9 +789,8 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
   *plan.mutable_source() = source;
 
   const double fps = FrameRate(source);
-  const std::string fps_arg =
-      std::to_string(source.fps_num()) + "/" + std::to_string(source.fps_den());
 
+  std::vector<Branch> branches;
   for (size_t i = 0; i < spec.deliverables.size(); ++i) {
     const DeliverableSpec& d = spec.deliverables[i];
     const PresetInfo* preset = FindPreset(d.preset);
@@ -387,118 +868,32 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
       seek_s = std::max(0.0, std::min(seek_s, last_safe));
     }
 
-    PresetArgs args = ArgsFor(d.preset);
-    Geometry geometry;
+    Branch b;
+    b.d = &d;
+    b.preset = preset;
+    b.args = ArgsFor(d.preset);
     if (preset->has_video) {
-      geometry = PlanGeometry(d, source);
+      b.geometry = PlanGeometry(d, source);
       if (d.preset == "master-dnxhr" &&
-          (geometry.width < kDnxhrMinWidth || geometry.height < kDnxhrMinHeight)) {
+          (b.geometry.width < kDnxhrMinWidth || b.geometry.height < kDnxhrMinHeight)) {
         fail("DNxHR needs a picture of at least " + std::to_string(kDnxhrMinWidth) + "x" +
              std::to_string(kDnxhrMinHeight) + " pixels, and this one would be " +
-             std::to_string(geometry.width) + "x" + std::to_string(geometry.height) + ".");
+             std::to_string(b.geometry.width) + "x" + std::to_string(b.geometry.height) + ".");
         continue;
       }
     }
-    const bool with_audio = preset->has_audio && source.has_audio();
-
-    pb::Job* job = plan.add_jobs();
-    job->set_id("j" + std::to_string(plan.jobs_size() - 1));
-    job->set_kind(args.kind);
-    job->add_inputs(spec.source);
-    if (!subtitle_path.empty()) job->add_inputs(subtitle_path);
-
-    std::vector<std::string> argv = {options.ffmpeg, "-hide_banner", "-nostdin",
-                                     "-y",           "-loglevel",    "warning",
-                                     "-nostats",     "-progress",    "pipe:1"};
-    if (preset->has_video) argv.push_back("-noautorotate");
-    Append(&argv, {"-protocol_whitelist", "file", "-f", source.format_name()});
-    if (preset->still) Append(&argv, {"-ss", FormatDouble(seek_s, 3)});
-    Append(&argv, {"-i", spec.source});
-    if (soft) {
-      argv.push_back("-protocol_whitelist");
-      argv.push_back("file");
-      std::string demuxer = SubtitleDemuxer(subtitle_path);
-      if (!demuxer.empty()) Append(&argv, {"-f", demuxer});
-      Append(&argv, {"-i", subtitle_path});
-    }
-
-    if (preset->has_video) {
-      std::vector<std::string> chain = geometry.filters;
-      if (burn) {
-        if (preset->still) {
-          // Input seeking restarts timestamps at 0; subtitles need the
-          // source's clock to pick the cue shown at `at`.
-          chain.push_back("setpts=PTS+" + FormatDouble(seek_s, 3) + "/TB");
-        }
-        chain.push_back("subtitles=filename=" + EscapeFilterPath(subtitle_path));
-      }
-      std::string graph = "[0:v:0]";
-      for (size_t k = 0; k < chain.size(); ++k) graph += (k ? "," : "") + chain[k];
-      graph += "[v]";
-      if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
-      Append(&argv, {"-filter_complex", graph, "-map", "[v]"});
-    }
-    if (with_audio) Append(&argv, {"-map", "0:a:0"});
-    if (soft) Append(&argv, {"-map", "1:s:0"});
-    Append(&argv, {"-map_metadata", "-1", "-map_chapters", "-1"});
-    if (preset->has_video) {
-      Append(&argv, args.video_args);
-      if (!preset->still) Append(&argv, {"-fps_mode", "cfr", "-r", fps_arg});
-    } else {
-      argv.push_back("-vn");
-    }
-    if (with_audio) Append(&argv, args.audio_args);
-    if (soft) Append(&argv, {"-c:s", "mov_text"});
-    if (args.muxer == "mxf" && !MxfKnowsRate(source.fps_num(), source.fps_den())) {
-      Append(&argv, {"-strict", "unofficial"});
-    }
-    Append(&argv, args.container_args);
-    Append(&argv, {"-f", args.muxer, final_path});
-    for (auto& a : argv) job->add_argv(a);
-
-    pb::JobOutput* out = job->add_outputs();
-    out->set_deliverable(d.name);
-    out->set_preset(d.preset);
-    out->set_path(final_path);
-    out->set_relative_path(relative);
-    pb::MediaInfo* expect = out->mutable_expect();
-    expect->set_format_name(args.format_name);
-    expect->set_rotation(0);
-    if (preset->has_video) {
-      expect->set_has_video(true);
-      expect->set_video_codec(args.video_codec);
-      expect->set_width(geometry.width);
-      expect->set_height(geometry.height);
-      expect->set_pix_fmt(args.pix_fmt);
-      expect->set_video_profile(args.video_profile);
-      if (!preset->still) {
-        expect->set_fps_num(source.fps_num());
-        expect->set_fps_den(source.fps_den());
-      }
-    }
-    if (!preset->still) expect->set_duration_s(source.duration_s());
-    if (with_audio) {
-      expect->set_has_audio(true);
-      expect->set_audio_codec(args.audio_codec);
-      expect->set_audio_channels(args.stereo ? 2 : source.audio_channels());
-      expect->set_audio_sample_rate(48000);
-    }
-    if (soft) {
-      expect->set_has_subtitle(true);
-      expect->set_subtitle_codec("mov_text");
-    }
-
-    if (!args.video_encoder.empty() && preset->has_video) {
-      job->mutable_needs()->add_encoders(args.video_encoder);
-    }
-    if (with_audio) job->mutable_needs()->add_encoders(args.audio_encoder);
-    if (soft) job->mutable_needs()->add_encoders("mov_text");
-    job->mutable_needs()->set_gpu(false);
-
-    double media_s = preset->still ? (fps > 0 ? 1.0 / fps : 0.04) : source.duration_s();
-    job->set_media_duration_s(media_s);
-    job->set_timeout_s(options.timeout_base_s + options.timeout_per_media_s * media_s);
+    b.with_audio = preset->has_audio && source.has_audio();
+    b.burn = burn;
+    b.soft = soft;
+    b.subtitle_path = subtitle_path;
+    b.seek_s = seek_s;
+    b.relative = relative;
+    b.final_path = final_path;
+    branches.push_back(std::move(b));
   }
+
+  const PlanContext ctx{spec, source, options};
+  for (auto& job : ShapeJobs(branches, ctx)) *plan.add_jobs() = std::move(job);
   return result;
 }
 

@@ -12,11 +12,24 @@
 
 namespace reelfarm {
 
+// Hidden folder in a delivery's output_dir for the parts (time chunks, audio)
+// of chunked deliverables; the coordinator removes it when the delivery ends.
+inline constexpr char kPartsFolder[] = ".reelfarm-parts";
+
 struct PlannerOptions {
   std::string ffmpeg = "ffmpeg";  // argv[0] of every job
   // Wall-clock limit of an attempt: base + factor x media seconds.
   double timeout_base_s = 120;
   double timeout_per_media_s = 20;
+  // Free worker slots when the plan is made (the coordinator counts them at
+  // submit; `reelfarm plan --slots`). 0 = unknown: one job per deliverable.
+  // Fewer slots than deliverables: deliverables that share a decode are
+  // grouped (fan_out); more: the costliest are split in time (chunking).
+  int free_slots = 0;
+  bool fan_out = true;
+  bool chunking = true;
+  // No chunk shorter than this many seconds of source.
+  double min_chunk_s = 10;
 };
 
 struct PlanResult {
@@ -24,8 +37,9 @@ struct PlanResult {
   std::vector<SpecError> errors;  // spec problems only visible with the facts
 };
 
-// Jobs get local ids "j0", "j1", ... in deliverable order; the coordinator
-// makes them farm-unique at submit.
+// Jobs get local ids "j0", "j1", ... in deliverable order (a group's members
+// "j0m0", "j0m1"...; dependencies name these ids); the coordinator makes
+// them farm-unique at submit.
 PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
                         const PlannerOptions& options = PlannerOptions());
 

@@ -9,7 +9,7 @@ PACKAGES=(
   prometheus-cpp-dev libgtest-dev libgmock-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcpp-httplib-dev libssl-dev
-  ffmpeg redis-server redis-tools prometheus
+  ffmpeg redis-server redis-tools prometheus python3
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 #include <optional>
 #include <regex>
 #include <set>
@@ -284,6 +285,42 @@ StatusOr<std::string> Sha256File(const std::string& path) {
   return hex;
 }
 
+namespace {
+
+// Whether `path` lies in the folder of one of the job's outputs (resolved).
+bool InsideOutputFolders(const pb::Job& job, const std::string& path) {
+  for (const auto& out : job.outputs()) {
+    if (PathInsideRoots(path, {fs::path(out.path()).parent_path().string()})) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+uint64_t MemoryLimitFor(const pb::Job& job, const JobExecutorOptions& options,
+                        unsigned hardware_threads) {
+  uint64_t limit = 0;
+  if (options.job_memory_limits && job.memory_mb() > 0) {
+    uint64_t mb = job.memory_mb() + static_cast<uint64_t>(options.headroom_per_thread_mb) *
+                                        std::max(1u, hardware_threads);
+    limit = mb << 20;
+  }
+  if (options.memory_limit_bytes > 0 && (limit == 0 || options.memory_limit_bytes < limit)) {
+    limit = options.memory_limit_bytes;
+  }
+  return limit;
+}
+
+namespace {
+
+// FFmpeg's and its encoders' ways of saying an allocation failed.
+bool IsOutOfMemory(const std::string& log) {
+  static const std::regex kOom(R"(Cannot allocate memory|malloc of size [0-9]+ failed)");
+  return std::regex_search(log, kOom);
+}
+
+}  // namespace
+
 JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options)
     : runner_(runner), options_(std::move(options)) {}
 
@@ -315,6 +352,16 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
 
   if (job.argv_size() == 0) return fail("the job has no command", false);
   if (std::string bad = InputProblem(job); !bad.empty()) return fail(bad, false);
+  for (const auto& in : job.inputs()) {
+    if (!PathInsideRoots(in, options_.allowed_roots)) {
+      return fail("input " + in + " is outside this worker's allowed folders", false);
+    }
+  }
+  for (const auto& out : job.outputs()) {
+    if (!PathInsideRoots(out.path(), options_.allowed_roots)) {
+      return fail("output " + out.path() + " is outside this worker's allowed folders", false);
+    }
+  }
   std::vector<std::string> argv(job.argv().begin(), job.argv().end());
   if (!options_.ffmpeg_override.empty()) argv[0] = options_.ffmpeg_override;
   for (const auto& out : job.outputs()) {
@@ -334,11 +381,25 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     if (!found) return fail("the job's command does not name its output " + out.path(), false);
   }
 
+  // Files the job needs written first (an assemble job's concat list).
+  for (const auto& file : job.write_files()) {
+    if (!InsideOutputFolders(job, file.path())) {
+      return fail("the job's file " + file.path() + " is outside its output folders", false);
+    }
+    Status made = CreateDirsDurably(fs::path(file.path()).parent_path().string());
+    if (made.ok()) made = WriteFileAtomically(file.path(), file.content());
+    if (!made.ok()) return fail("cannot write " + file.path() + ": " + made.message(), true);
+  }
+
   ProgressParser parser;
   ProcessOptions popts;
   popts.argv = argv;
   popts.timeout_s = job.timeout_s();
-  popts.memory_limit_bytes = options_.memory_limit_bytes;
+  popts.memory_limit_bytes =
+      MemoryLimitFor(job, options_, std::thread::hardware_concurrency());
+  // glibc reserves 64 MiB of address space per malloc arena, up to 8 per
+  // core; bounded here so a many-core host stays inside the limit.
+  if (popts.memory_limit_bytes > 0) popts.env = {"MALLOC_ARENA_MAX=4"};
   popts.cancel = cancel;
   popts.stderr_tail_bytes = kLogTailBytes;
   popts.on_stdout_line = [&](std::string_view line) {
@@ -376,6 +437,12 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     if (std::string bad = InputProblem(job); !bad.empty()) {
       return fail(bad + " (" + why + ")", false, pr.stderr_tail);
     }
+    if (popts.memory_limit_bytes > 0 && IsOutOfMemory(pr.stderr_tail)) {
+      // The same limit holds on every host: a retry would fail the same way.
+      return fail("ffmpeg ran out of memory under its limit of " +
+                      std::to_string(popts.memory_limit_bytes >> 20) + " MiB (" + why + ")",
+                  false, pr.stderr_tail);
+    }
     if (pr.term_signal == 0 && IsInputDataError(pr.stderr_tail)) {
       std::string source = job.inputs_size() > 0 ? job.inputs(0) : "the input";
       return fail("source " + source + " cannot be decoded (" + why + ")", false, pr.stderr_tail);
@@ -393,29 +460,43 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
                 false, pr.stderr_tail);
   }
 
-  // Verify every output before publishing any.
-  std::vector<pb::MediaInfo> probed;
+  // Verify every output before publishing any. A group (decode once,
+  // encode many) publishes those that verify and reports the others: each
+  // runs again on its own.
+  const bool group = job.members_size() > 0 && job.members_size() == job.outputs_size();
+  std::vector<pb::MediaInfo> probed(job.outputs_size());
+  std::vector<bool> publish(job.outputs_size(), true);
+  std::string refused;  // why the first refused output was refused
+  bool refused_by_host = false;
   for (int i = 0; i < job.outputs_size(); ++i) {
     const auto& out = job.outputs(i);
+    std::string why;
+    bool host = false;
     StatusOr<std::string> json = RunProbe(*runner_, options_.ffprobe, temps[i]);
     if (!json.ok()) {
       // InvalidArgument: ffprobe ran and could not read the file (the job's
       // fault); anything else is ffprobe itself failing on this host.
-      bool host = json.status().code() != Status::Code::kInvalidArgument;
-      return fail("verification failed for " + out.deliverable() + ": " + json.status().message(),
-                  host, pr.stderr_tail);
+      host = json.status().code() != Status::Code::kInvalidArgument;
+      why = json.status().message();
+    } else if (StatusOr<pb::MediaInfo> info = MediaInfoFromProbeJson(*json); !info.ok()) {
+      why = info.status().message();
+    } else if (std::string diff = CompareMedia(out.expect(), *info); !diff.empty()) {
+      why = diff;
+    } else {
+      probed[i] = *std::move(info);
     }
-    StatusOr<pb::MediaInfo> info = MediaInfoFromProbeJson(*json);
-    if (!info.ok()) {
-      return fail("verification failed for " + out.deliverable() + ": " + info.status().message(),
-                  false, pr.stderr_tail);
+    if (why.empty()) continue;
+    if (!group) return fail("verification failed for " + out.deliverable() + ": " + why, host,
+                            pr.stderr_tail);
+    publish[i] = false;
+    (void)RemoveIfExists(temps[i]);
+    if (refused.empty()) {
+      refused = "verification failed for " + out.deliverable() + ": " + why;
+      refused_by_host = host;
     }
-    std::string diff = CompareMedia(out.expect(), *info);
-    if (!diff.empty()) {
-      return fail("verification failed for " + out.deliverable() + ": " + diff, false,
-                  pr.stderr_tail);
-    }
-    probed.push_back(*std::move(info));
+  }
+  if (std::count(publish.begin(), publish.end(), true) == 0) {
+    return fail(refused, refused_by_host, pr.stderr_tail);
   }
   if (cancel != nullptr && cancel->load()) return fail("cancelled", false, pr.stderr_tail);
 
@@ -423,9 +504,10 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   // renames durable. A failure before the first rename publishes nothing;
   // one during the renames may leave earlier outputs of this job published,
   // which is harmless: each is complete and verified.
-  std::vector<std::string> sums;
-  std::vector<int64_t> sizes;
+  std::vector<std::string> sums(job.outputs_size());
+  std::vector<int64_t> sizes(job.outputs_size());
   for (int i = 0; i < job.outputs_size(); ++i) {
+    if (!publish[i]) continue;
     const auto& out = job.outputs(i);
     Status synced = FsyncFile(temps[i]);
     if (!synced.ok())
@@ -436,8 +518,8 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     std::error_code ec;
     auto bytes = fs::file_size(temps[i], ec);
     if (ec) return fail("cannot publish " + out.deliverable() + ": " + ec.message(), true);
-    sums.push_back(*sha);
-    sizes.push_back(static_cast<int64_t>(bytes));
+    sums[i] = *sha;
+    sizes[i] = static_cast<int64_t>(bytes);
   }
   // Fencing: only the current attempt renames, and only inside its grant.
   std::optional<std::chrono::steady_clock::time_point> publish_until;
@@ -453,6 +535,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   }
   std::set<std::string> dirs;
   for (int i = 0; i < job.outputs_size(); ++i) {
+    if (!publish[i]) continue;
     const auto& out = job.outputs(i);
     if (publish_until && std::chrono::steady_clock::now() > *publish_until) {
       return fail("not published: the publish grant for " + out.deliverable() +
@@ -470,13 +553,22 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     Status synced = FsyncDir(dir);
     if (!synced.ok()) return fail("cannot publish: " + synced.message(), true);
   }
+  // The parts this job joined are no longer needed.
+  for (const auto& path : job.remove_after()) {
+    if (InsideOutputFolders(job, path)) (void)RemoveIfExists(path);
+  }
 
   pb::JobResult result;
   result.set_job_id(job.id());
   result.set_token(token);
-  result.set_ok(true);
+  result.set_ok(refused.empty());
+  if (!refused.empty()) {
+    result.set_retryable(false);
+    result.set_error(refused + " (the group's other outputs are published)");
+  }
   result.set_log_tail(pr.stderr_tail);
   for (int i = 0; i < job.outputs_size(); ++i) {
+    if (!publish[i]) continue;
     const auto& out = job.outputs(i);
     pb::OutputResult* r = result.add_outputs();
     r->set_deliverable(out.deliverable());

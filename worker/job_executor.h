@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/process_runner.h"
 #include "proto/reelfarm.pb.h"
@@ -19,8 +20,22 @@ struct JobExecutorOptions {
   std::string ffprobe = "ffprobe";
   // Replaces argv[0] when non-empty (e.g. a test points it at /bin/false).
   std::string ffmpeg_override;
-  uint64_t memory_limit_bytes = 0;  // per FFmpeg process; 0 = none
+  // Ceiling on any FFmpeg's address space; 0 = none.
+  uint64_t memory_limit_bytes = 0;
+  // A job with a memory_mb of its own runs with an address-space limit of
+  // memory_mb + headroom_per_thread_mb x hardware threads (thread stacks),
+  // capped by memory_limit_bytes, and malloc arenas capped so that the
+  // headroom holds on many-core hosts.
+  int headroom_per_thread_mb = 32;
+  bool job_memory_limits = true;
+  // Folders every input and output of a job must lie in, symlinks resolved
+  // (defence in depth behind the coordinator's check); empty: any.
+  std::vector<std::string> allowed_roots;
 };
+
+// The address-space limit one attempt of `job` runs under (0 = none).
+uint64_t MemoryLimitFor(const pb::Job& job, const JobExecutorOptions& options,
+                        unsigned hardware_threads);
 
 // The temporary path an attempt writes instead of `final_path`: a hidden
 // name in the same folder, unique per attempt token.

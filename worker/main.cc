@@ -26,8 +26,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ffmpeg-override", opts.executor.ffmpeg_override,
                  "run this program instead of each job's argv[0]");
-  app.add_option("--memory-limit-gb", memory_gb, "address-space limit per FFmpeg (0: none)")
+  app.add_option("--memory-limit-gb", memory_gb,
+                 "ceiling on any FFmpeg's address space (0: none but the job's own)")
       ->capture_default_str();
+  app.add_flag("--job-memory-limits,!--no-job-memory-limits", opts.executor.job_memory_limits,
+               "limit each FFmpeg to its job's memory_mb plus per-thread headroom")
+      ->capture_default_str();
+  app.add_option("--allowed-root", opts.executor.allowed_roots,
+                 "folder job inputs and outputs must lie in (repeatable; none: any)");
   app.add_option("--encoders", opts.encoders_override,
                  "announce these encoders instead of probing (testing)")
       ->delimiter(',');

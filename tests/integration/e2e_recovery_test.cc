@@ -1,13 +1,18 @@
 // End to end through real processes: redis-server, reelfarm-coordinator and
-// reelfarm-worker, real FFmpeg. A worker SIGKILLed mid-encode, and a
-// coordinator SIGKILLed and restarted mid-delivery, still end in exactly one
-// verified output per deliverable and no temporary files.
+// reelfarm-worker, real FFmpeg. A worker SIGKILLed mid-encode, a coordinator
+// SIGKILLed and restarted mid-delivery or between persisting an assignment
+// and sending it, and Redis connections dropped and stalled, still end in
+// exactly one verified output per deliverable and no temporary files.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
+
+#include "common/redis_client.h"
 
 #include "tests/support/delivery_checks.h"
 #include "tests/support/local_farm.h"
@@ -119,6 +124,104 @@ TEST(E2eRecovery, CoordinatorKilledAndRestartedMidDeliveryCompletes) {
   ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 180))
       << farm.LogTail("coordinator");
   ExpectDeliveredExactlyOnce(farm.dir() + "/out", farm.Delivery(*id));
+}
+
+int TotalAttempts(const nlohmann::json& delivery) {
+  int n = 0;
+  for (const auto& item : delivery["items"]) n += item.value("attempts", 0);
+  return n;
+}
+
+bool AllWorkersConnected(LocalFarm& farm, size_t expected) {
+  auto w = farm.Get("/api/v1/workers");
+  if (!w.is_object()) return false;
+  size_t connected = 0;
+  for (const auto& x : w["workers"]) connected += x.value("connected", false) ? 1 : 0;
+  return connected == expected;
+}
+
+TEST(E2eRecovery, CoordinatorKilledBetweenPersistingAnAssignmentAndSendingItIsReclaimed) {
+  LocalFarmOptions opts;
+  opts.workers = 2;
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
+  MakeTestSource(farm.dir(), "640x360", 3);
+  // Restart the coordinator with the fault hook: it dies right after Redis
+  // has the first assignment and before any worker hears of it.
+  farm.Signal("coordinator", SIGKILL);
+  ASSERT_TRUE(farm.StartCoordinator({"--fault-kill-before-sending-assignment", "1"}).ok());
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return AllWorkersConnected(farm, 2); }, 30));
+  auto id = farm.Submit(WriteSpec(farm.dir()));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("coordinator"); }, 30))
+      << "the fault hook did not fire";
+  ASSERT_NE(farm.LogTail("coordinator").find("fault injection"), std::string::npos);
+
+  // Redis holds an attempt that no worker ever heard of.
+  RedisClient redis(RedisEndpoint{"127.0.0.1", farm.redis_port()});
+  auto keys = redis.Command({"KEYS", "rf:j:*"});
+  ASSERT_TRUE(keys.ok());
+  std::set<std::string> claimed;
+  for (const auto& k : keys->elements) {
+    auto state = redis.Command({"HGET", k.str, "state"});
+    if (state.ok() && state->str == "running") claimed.insert(k.str.substr(5));
+  }
+  ASSERT_FALSE(claimed.empty()) << "no persisted assignment";
+
+  ASSERT_TRUE(farm.StartCoordinator().ok()) << farm.LogTail("coordinator");
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 180))
+      << farm.LogTail("coordinator");
+  auto d = farm.Delivery(*id);
+  ExpectDeliveredExactlyOnce(farm.dir() + "/out", d);
+  for (const auto& item : d["items"]) {
+    if (!claimed.count(item.value("job", ""))) continue;
+    std::cout << "[ figures ] job " << item.value("job", "") << " persisted as running, never sent; reclaimed "
+              << "and delivered on attempt " << item.value("attempts", 0) << "\n";
+    EXPECT_EQ(item.value("attempts", 0), 2) << "the unsent attempt counts, then one real one";
+  }
+}
+
+TEST(E2eRecovery, RedisConnectionsDroppedAndRedisStalledTenSecondsLoseAndDoubleNothing) {
+  LocalFarmOptions opts;
+  opts.workers = 2;
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
+  MakeTestSource(farm.dir(), "1280x720", 6);
+  auto id = farm.Submit(WriteSpec(farm.dir()));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(LocalFarm::WaitFor(
+      [&] {
+        auto d = farm.Delivery(*id);
+        return d.is_object() && d.value("running", 0) > 0;
+      },
+      60));
+
+  // Every client connection dropped: the coordinator reconnects on its next
+  // command.
+  RedisClient admin(RedisEndpoint{"127.0.0.1", farm.redis_port()});
+  auto killed = admin.Command({"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(killed.ok());
+  EXPECT_GE(killed->integer, 1) << "the coordinator had no connection to drop";
+
+  // Then Redis stalls (SIGSTOP): connections stay open, commands hang. The
+  // stall itself is the fault and lasts 10 s by design.
+  farm.Signal("redis", SIGSTOP);
+  auto stalled_at = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  farm.Signal("redis", SIGCONT);
+  double stalled_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stalled_at).count();
+
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 180))
+      << farm.LogTail("coordinator");
+  auto d = farm.Delivery(*id);
+  ExpectDeliveredExactlyOnce(farm.dir() + "/out", d);
+  // Both workers are back in touch with the coordinator.
+  EXPECT_TRUE(LocalFarm::WaitFor([&] { return AllWorkersConnected(farm, 2); }, 30))
+      << farm.Get("/api/v1/workers").dump(2);
+  std::cout << "[ figures ] connections dropped: " << killed->integer << ", Redis stalled "
+            << stalled_s << " s mid-delivery; deliverables: " << d["items"].size()
+            << ", attempts: " << TotalAttempts(d) << ", lost 0, duplicated 0\n";
 }
 
 }  // namespace

@@ -113,5 +113,53 @@ TEST(E2eSecurity, ApiRequiresTheBearerTokenWhenConfigured) {
       << out;
 }
 
+TEST(E2eSecurity, SourcesAndOutputsAreConfinedToTheAllowedRoots) {
+  const std::string root = MakeTempDir("reelfarm-roots");
+  const std::string media = root + "/media", deliveries = root + "/deliveries";
+  std::filesystem::create_directories(media);
+  std::filesystem::create_directories(deliveries);
+  LocalFarmOptions opts;
+  opts.workers = 1;
+  opts.extra_worker_args = {"--allowed-root", media, "--allowed-root", deliveries};
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.StartRedis().ok());
+  ASSERT_TRUE(farm.StartCoordinator({"--allowed-root", media, "--allowed-root", deliveries}).ok())
+      << farm.LogTail("coordinator");
+  ASSERT_TRUE(farm.StartWorker(0).ok());
+  GenerateSource(SourceKind::kPlain, root + "/outside.mov", 1.0);
+  GenerateSource(SourceKind::kPlain, media + "/film.mov", 1.0);
+  std::filesystem::create_symlink("../outside.mov", media + "/link.mov");
+  auto submit = [&](const std::string& source, const std::string& out) {
+    std::ofstream(root + "/spec.yaml")
+        << "version: 1\nname: roots\nsource: " << source << "\noutput_dir: " << out
+        << "\ndeliverables:\n  - {name: web, preset: web-h264, height: 120}\n";
+    return farm.Submit(root + "/spec.yaml");
+  };
+
+  // The refusal (422) names the field; its body is the error JSON.
+  auto first_error = [](const StatusOr<std::string>& r) {
+    auto body = nlohmann::json::parse(r.status().message(), nullptr, false);
+    return body.is_object() && !body["errors"].empty() ? body["errors"][0] : nlohmann::json();
+  };
+  auto outside = submit("outside.mov", "deliveries/a");
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(first_error(outside).value("field", ""), "source") << outside.status().message();
+  EXPECT_NE(first_error(outside).value("message", "").find("is outside the folders this farm"),
+            std::string::npos);
+  auto via_link = submit("media/link.mov", "deliveries/b");
+  ASSERT_FALSE(via_link.ok()) << "a symlink out of a root counts where it points";
+  auto escaping_out = submit("media/film.mov", "deliveries/../elsewhere");
+  ASSERT_FALSE(escaping_out.ok());
+  EXPECT_EQ(first_error(escaping_out).value("field", ""), "output_dir");
+  EXPECT_FALSE(std::filesystem::exists(root + "/elsewhere")) << "nothing was created";
+
+  auto inside = submit("media/film.mov", "deliveries/c");
+  ASSERT_TRUE(inside.ok()) << inside.status().ToString();
+  ASSERT_TRUE(LocalFarm::WaitFor(
+      [&] { return farm.Delivery(*inside).value("state", "") == "delivered"; }, 120))
+      << farm.Delivery(*inside).dump(2) << farm.LogTail("worker-0");
+  std::filesystem::remove_all(root);
+}
+
 }  // namespace
 }  // namespace reelfarm::testing

@@ -302,6 +302,38 @@ TEST_F(JobExecutorTest, ArgvMustNameEachOutput) {
   EXPECT_THAT(r.error(), HasSubstr("does not name its output"));
 }
 
+TEST_F(JobExecutorTest, JobMemoryLimitStopsAnEncodeThatNeedsMoreAndSaysSo) {
+  pb::Assign a = Mp4Assign();
+  // Enough to load FFmpeg, too little for the encoder's frames.
+  a.mutable_job()->set_memory_mb(300);
+  JobExecutorOptions options;
+  options.headroom_per_thread_mb = 0;
+  pb::JobResult r = Run(a, options);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable()) << "the same limit holds on every host";
+  EXPECT_THAT(r.error(), HasSubstr("ran out of memory under its limit of 300 MiB"));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+  // The same job within its planned need publishes.
+  a.mutable_job()->set_memory_mb(1100);
+  EXPECT_TRUE(Run(a, options).ok());
+  // Turned off, the job's own need is not enforced.
+  a.mutable_job()->set_memory_mb(300);
+  options.job_memory_limits = false;
+  fs::remove_all(dir_ + "/web");
+  EXPECT_TRUE(Run(a, options).ok());
+}
+
+TEST_F(JobExecutorTest, InputsAndOutputsOutsideTheAllowedRootsAreRefused) {
+  JobExecutorOptions options;
+  options.allowed_roots = {dir_};
+  pb::JobResult r = Run(Mp4Assign(), options);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable());
+  EXPECT_THAT(r.error(), HasSubstr("is outside this worker's allowed folders"));
+  options.allowed_roots = {dir_, *source_dir_};
+  EXPECT_TRUE(Run(Mp4Assign(), options).ok());
+}
+
 TEST_F(JobExecutorTest, TimeoutFailsAndCleansUp) {
   pb::JobResult r = Run(SlowAssign(/*timeout_s=*/0.5));
   EXPECT_FALSE(r.ok());

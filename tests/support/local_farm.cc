@@ -91,7 +91,7 @@ Status LocalFarm::StartRedis() {
   return Status::OK();
 }
 
-Status LocalFarm::StartCoordinator() {
+Status LocalFarm::StartCoordinator(const std::vector<std::string>& once) {
   std::vector<std::string> argv = {
       std::string(REELFARM_BIN_DIR) + "/reelfarm-coordinator",
       "--redis", "redis://127.0.0.1:" + std::to_string(redis_port_),
@@ -101,6 +101,7 @@ Status LocalFarm::StartCoordinator() {
       "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
       "--liveness", std::to_string(options_.liveness)};
   for (const auto& a : options_.extra_coordinator_args) argv.push_back(a);
+  for (const auto& a : once) argv.push_back(a);
   Status s = Spawn("coordinator", argv);
   if (!s.ok()) return s;
   if (!WaitFor(
@@ -145,14 +146,18 @@ void LocalFarm::Signal(const std::string& name, int sig) {
   }
 }
 
+bool LocalFarm::Exited(const std::string& name) {
+  auto it = pids_.find(name);
+  if (it == pids_.end() || it->second <= 0) return true;
+  if (waitpid(it->second, nullptr, WNOHANG) != it->second) return false;
+  it->second = -1;
+  return true;
+}
+
 int LocalFarm::ReviveDeadWorkers() {
   int revived = 0;
   for (int i = 0; i < options_.workers; ++i) {
-    std::string name = "worker-" + std::to_string(i);
-    pid_t p = pid(name);
-    bool dead = p <= 0;
-    if (p > 0 && waitpid(p, nullptr, WNOHANG) == p) dead = true;
-    if (dead && StartWorker(i).ok()) ++revived;
+    if (Exited("worker-" + std::to_string(i)) && StartWorker(i).ok()) ++revived;
   }
   return revived;
 }

@@ -40,13 +40,16 @@ class LocalFarm {
   // Redis, then the coordinator, then the workers; waits for each to answer.
   Status Start();
   Status StartRedis();
-  Status StartCoordinator();
+  // `once`: extra arguments for this start only (after the shared ones).
+  Status StartCoordinator(const std::vector<std::string>& once = {});
   Status StartWorker(int index);
 
   // Sends `sig` to a process by name ("redis", "coordinator", "worker-0"...)
   // and, for SIGKILL/SIGTERM, reaps it.
   void Signal(const std::string& name, int sig);
   pid_t pid(const std::string& name) const;
+  // Whether the process has ended (reaps it if so).
+  bool Exited(const std::string& name);
   // Restarts every worker process that has ended (as a supervisor such as
   // systemd would); returns how many.
   int ReviveDeadWorkers();

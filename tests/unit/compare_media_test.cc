@@ -168,5 +168,21 @@ TEST(CompareMediaTest, AudioOnlyDurationToleranceIsATenth) {
   EXPECT_EQ(CompareMedia(want, got), "duration 1.890 s, expected 2.000 s");
 }
 
+TEST(MemoryLimitTest, JobNeedPlusPerThreadHeadroomCappedByTheWorkersCeiling) {
+  pb::Job job;
+  JobExecutorOptions options;
+  options.headroom_per_thread_mb = 32;
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), 0u) << "no need, no ceiling: no limit";
+  job.set_memory_mb(1000);
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{1000 + 8 * 32} << 20);
+  EXPECT_EQ(MemoryLimitFor(job, options, 0), uint64_t{1000 + 32} << 20);
+  options.memory_limit_bytes = uint64_t{1} << 30;
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{1} << 30) << "the ceiling wins";
+  options.memory_limit_bytes = uint64_t{4} << 30;
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{1000 + 8 * 32} << 20);
+  options.job_memory_limits = false;
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{4} << 30) << "only the ceiling";
+}
+
 }  // namespace
 }  // namespace reelfarm

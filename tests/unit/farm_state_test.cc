@@ -588,5 +588,111 @@ TEST_F(FarmStateTest, JobFailingOnSeveralWorkersIsBlamedOnTheJobNotTheHosts) {
   for (const auto& [name, w] : farm_.workers()) EXPECT_FALSE(w.quarantined) << name;
 }
 
+// A delivery of one decode-once group of three outputs (members m0..m2).
+void SubmitGroup(FarmState& farm, SteadyTime now) {
+  DeliveryRecord d;
+  d.id = "g";
+  d.seq = 1;
+  JobRecord j;
+  j.job.set_id("g.j0");
+  j.job.set_kind("group");
+  j.job.mutable_needs()->add_encoders("libx264");
+  for (int k = 0; k < 3; ++k) {
+    auto* out = j.job.add_outputs();
+    out->set_deliverable("d" + std::to_string(k));
+    out->set_preset("web-h264");
+    pb::Job* member = j.job.add_members();
+    member->set_id("g.j0m" + std::to_string(k));
+    member->mutable_needs()->add_encoders("libx264");
+    *member->add_outputs() = *out;
+  }
+  *d.plan.add_jobs() = j.job;
+  j.delivery_id = "g";
+  j.seq = 1000;
+  Effects fx;
+  farm.AddDelivery(d, {j}, now, &fx);
+}
+
+TEST_F(FarmStateTest, AGroupThatPublishedSomeOutputsRunsOnlyTheOthersOnTheirOwn) {
+  SubmitGroup(farm_, now_);
+  Hello("p1", "w1", 1);
+  Effects fx = Tick();
+  ASSERT_EQ(Assigns(fx).size(), 1u);
+  uint64_t token = Assigns(fx)[0].token();
+  // d1 published, d0 and d2 failed verification: not retryable.
+  pb::WorkerMessage m;
+  auto* r = m.mutable_result();
+  r->set_job_id("g.j0");
+  r->set_token(token);
+  r->set_ok(false);
+  r->set_retryable(false);
+  r->set_error("verification failed for d0: width 10, expected 20");
+  r->add_outputs()->set_deliverable("d1");
+  Effects done;
+  farm_.OnMessage("p1", m, now_, &done);
+
+  const JobRecord* group = farm_.FindJob("g.j0");
+  EXPECT_EQ(group->state, JobState::kSucceeded);
+  ASSERT_EQ(group->job.outputs_size(), 1);
+  EXPECT_EQ(group->job.outputs(0).deliverable(), "d1");
+  EXPECT_EQ(StateOf("g.j0m0"), JobState::kQueued);
+  EXPECT_EQ(StateOf("g.j0m2"), JobState::kQueued);
+  EXPECT_EQ(farm_.FindJob("g.j0m1"), nullptr) << "the published output is not made again";
+  const DeliveryRecord* d = farm_.FindDelivery("g");
+  EXPECT_EQ(d->plan.jobs_size(), 3) << "the new jobs are in the plan Redis keeps";
+  EXPECT_TRUE(done.dirty_deliveries.count("g"));
+  EXPECT_TRUE(done.dirty_jobs.count("g.j0m0") && done.dirty_jobs.count("g.j0m2"));
+  DeliveryCounts c = farm_.Counts(*d);
+  EXPECT_EQ(c.total, 3);
+  EXPECT_EQ(c.delivered, 1);
+  EXPECT_EQ(c.queued, 2);
+  EXPECT_EQ(c.state, "running");
+
+  // The members run on their own; one fails for good, the other delivers.
+  Effects next = Tick();
+  ASSERT_EQ(Assigns(next).size(), 1u);
+  pb::Assign a = Assigns(next)[0];
+  Result("p1", a.job().id(), a.token(), true);
+  next = Tick();
+  ASSERT_EQ(Assigns(next).size(), 1u);
+  a = Assigns(next)[0];
+  Result("p1", a.job().id(), a.token(), false, false, "bad");
+  c = farm_.Counts(*d);
+  EXPECT_EQ(c.delivered, 2);
+  EXPECT_EQ(c.failed, 1);
+  EXPECT_EQ(c.state, "failed");
+}
+
+TEST_F(FarmStateTest, AGroupThatKeepsFailingIsSplitInsteadOfFailed) {
+  SubmitGroup(farm_, now_);
+  Hello("p1", "w1", 1);
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    Effects fx = Tick();
+    if (Assigns(fx).empty()) {
+      now_ += std::chrono::seconds(10);  // past the retry backoff
+      Heartbeat("p1", {});
+      fx = Tick();
+    }
+    ASSERT_EQ(Assigns(fx).size(), 1u) << "attempt " << attempt;
+    Result("p1", "g.j0", Assigns(fx)[0].token(), false, true, "killed by signal 9");
+  }
+  EXPECT_EQ(StateOf("g.j0"), JobState::kSucceeded);
+  EXPECT_EQ(farm_.FindJob("g.j0")->job.outputs_size(), 0);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(StateOf("g.j0m" + std::to_string(k)), JobState::kQueued);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("g")).total, 3);
+}
+
+TEST_F(FarmStateTest, PlanningSlotsAreFreeSlotsLessTheQueueOrAllSlotsWhenBusy) {
+  EXPECT_EQ(farm_.PlanningSlots(), 0) << "no workers";
+  Hello("p1", "w1", 2);
+  Hello("p2", "w2", 3);
+  EXPECT_EQ(farm_.PlanningSlots(), 5);
+  Submit("a", 4);
+  Tick();
+  EXPECT_EQ(farm_.PlanningSlots(), 1);
+  Submit("b", 4);
+  EXPECT_EQ(farm_.PlanningSlots(), 5) << "a busy farm: plan for all its slots";
+}
+
 }  // namespace
 }  // namespace reelfarm

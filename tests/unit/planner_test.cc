@@ -172,6 +172,25 @@ TEST(PlannerTest, EveryInputIsFileOnlyAndPinned) {
   }
 }
 
+TEST(PlannerTest, MemoryNeedGrowsWithFrameSizeAndLongGopEncoders) {
+  auto need = [](const std::string& preset, int width, int height) {
+    pb::SourceFacts f = HdFacts();
+    f.set_width(width);
+    f.set_height(height);
+    f.set_display_width(width);
+    f.set_display_height(height);
+    PlanResult r = PlanDelivery(Spec({Deliverable("d", preset)}), f);
+    EXPECT_TRUE(r.errors.empty());
+    return r.plan.jobs_size() == 1 ? r.plan.jobs(0).memory_mb() : 0u;
+  };
+  // 1080p H.264: 768 + 120 frames x 1920x1080 x 4 bytes.
+  EXPECT_EQ(need("web-h264", 1920, 1080), 768u + 120u * 1920 * 1080 * 4 / (1 << 20));
+  EXPECT_GT(need("web-h264", 3840, 2160), need("web-h264", 1920, 1080));
+  EXPECT_GT(need("web-h264", 1920, 1080), need("master-prores", 1920, 1080));
+  EXPECT_GT(need("master-prores", 1920, 1080), need("audio-wav", 1920, 1080));
+  EXPECT_EQ(need("audio-wav", 3840, 2160), 768u) << "audio needs no frame buffers";
+}
+
 TEST(PlannerTest, MasterProres) {
   pb::Job job = PlanOne(Deliverable("master", "master-prores"));
   std::vector<std::string> argv = Argv(job);
@@ -584,6 +603,199 @@ TEST(PlannerTest, VariableFrameRateBecomesConstant) {
   EXPECT_TRUE(HasSeq(Argv(job), {"-fps_mode", "cfr", "-r", "24000/1001"}));
   EXPECT_EQ(job.outputs(0).expect().fps_num(), 24000);
   EXPECT_EQ(job.outputs(0).expect().fps_den(), 1001);
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+// ---- fan-out groups and chunks (issue 5) ----------------------------------
+
+namespace reelfarm {
+namespace {
+
+PlannerOptions Slots(int free_slots, double min_chunk_s = 10) {
+  PlannerOptions o;
+  o.free_slots = free_slots;
+  o.min_chunk_s = min_chunk_s;
+  return o;
+}
+
+DeliverableSpec Sized(const std::string& name, const std::string& preset, int height,
+                      int aspect_num = 0, int aspect_den = 0) {
+  DeliverableSpec d = Deliverable(name, preset);
+  d.height = height;
+  d.aspect_num = aspect_num;
+  d.aspect_den = aspect_den;
+  return d;
+}
+
+// The standard spec of the benchmark, without subtitles.
+std::vector<DeliverableSpec> FourPictures() {
+  return {Deliverable("master", "master-prores"), Sized("web", "web-h264", 720),
+          Sized("vertical", "social-h264", 1920, 9, 16), Sized("square", "social-h264", 1080, 1, 1)};
+}
+
+int Count(const std::vector<std::string>& argv, const std::string& item) {
+  return static_cast<int>(std::count(argv.begin(), argv.end(), item));
+}
+
+TEST(PlannerFanOutTest, OneFreeSlotGroupsEveryPictureIntoOneDecode) {
+  std::vector<DeliverableSpec> ds = FourPictures();
+  ds.push_back(Deliverable("poster", "thumbnail-jpg"));
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(1));
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  const pb::Job& group = r.plan.jobs(0);
+  EXPECT_EQ(group.id(), "j0");
+  EXPECT_EQ(group.kind(), "group");
+  ASSERT_EQ(group.outputs_size(), 4);
+  std::vector<std::string> argv = Argv(group);
+  EXPECT_EQ(Count(argv, "-i"), 1) << "the source is opened and decoded once";
+  EXPECT_THAT(Graph(group), HasSubstr("[0:v:0]split=4[s0][s1][s2][s3];[s0]"));
+  for (const auto& out : group.outputs()) {
+    EXPECT_EQ(Count(argv, out.path()), 1) << out.path();
+    EXPECT_FALSE(out.intermediate());
+  }
+  // Each output keeps its own codec options, in order.
+  EXPECT_LT(IndexOf(argv, "prores_ks"), IndexOf(argv, "/out/launch-film/master.mov"));
+  EXPECT_LT(IndexOf(argv, "/out/launch-film/master.mov"), IndexOf(argv, "libx264"));
+  EXPECT_EQ(Count(argv, "0:a:0"), 4) << "audio decoded once, encoded per output";
+  // Its members are exactly the jobs one free slot per deliverable gives.
+  PlanResult spread = PlanDelivery(Spec(ds), HdFacts(), Slots(0));
+  ASSERT_EQ(group.members_size(), 4);
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(group.members(k).id(), "j0m" + std::to_string(k));
+    EXPECT_EQ(Argv(group.members(k)), Argv(spread.plan.jobs(k)));
+  }
+  EXPECT_EQ(r.plan.jobs(1).kind(), "thumbnail");
+  EXPECT_EQ(r.plan.jobs(1).id(), "j1");
+  EXPECT_GT(group.memory_mb(), spread.plan.jobs(1).memory_mb());
+  EXPECT_GT(group.timeout_s(), spread.plan.jobs(1).timeout_s());
+}
+
+TEST(PlannerFanOutTest, AsManySlotsAsDeliverablesSpreadsThem) {
+  PlanResult spread = PlanDelivery(Spec(FourPictures()), HdFacts(), Slots(4));
+  PlanResult unknown = PlanDelivery(Spec(FourPictures()), HdFacts(), Slots(0));
+  ASSERT_EQ(spread.plan.jobs_size(), 4);
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(spread.plan.jobs(k).members_size(), 0);
+    EXPECT_EQ(Argv(spread.plan.jobs(k)), Argv(unknown.plan.jobs(k)));
+  }
+}
+
+TEST(PlannerFanOutTest, TwoSlotsBalanceTheGroupsByCost) {
+  // HEVC at 1080p costs more than the three H.264 outputs together.
+  std::vector<DeliverableSpec> ds = {Deliverable("hevc", "web-hevc"), Sized("a", "web-h264", 720),
+                                     Sized("b", "web-h264", 540), Sized("c", "web-h264", 360)};
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(2));
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  EXPECT_EQ(r.plan.jobs(0).kind(), "encode");
+  EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "hevc");
+  EXPECT_EQ(r.plan.jobs(1).kind(), "group");
+  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 3);
+}
+
+TEST(PlannerFanOutTest, SoftSubtitlesStillsAndAudioStayOnTheirOwn) {
+  DeliverableSpec soft = Deliverable("soft", "web-h264");
+  soft.subtitles = SubtitleChoice{"en", "soft"};
+  std::vector<DeliverableSpec> ds = {soft, Sized("a", "web-h264", 720), Sized("b", "web-h264", 360),
+                                     Deliverable("poster", "thumbnail-jpg"),
+                                     Deliverable("mix", "audio-wav")};
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(1));
+  ASSERT_EQ(r.plan.jobs_size(), 4);
+  EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "soft");
+  EXPECT_EQ(r.plan.jobs(1).kind(), "group");
+  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 2);
+}
+
+TEST(PlannerChunkTest, SpareSlotsSplitTheDeliverableIntoFrameExactChunks) {
+  pb::SourceFacts f = HdFacts();
+  f.set_duration_s(60);
+  f.set_frame_count(1500);
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(4));
+  ASSERT_TRUE(r.errors.empty());
+  // 4 chunks, the audio, the assemble job.
+  ASSERT_EQ(r.plan.jobs_size(), 6);
+  int64_t frames = 0;
+  std::vector<std::string> starts;
+  for (int k = 0; k < 4; ++k) {
+    const pb::Job& chunk = r.plan.jobs(k);
+    std::vector<std::string> argv = Argv(chunk);
+    EXPECT_EQ(chunk.kind(), "chunk");
+    EXPECT_EQ(chunk.id(), "j" + std::to_string(k));
+    EXPECT_TRUE(chunk.outputs(0).intermediate());
+    EXPECT_EQ(chunk.outputs(0).path(),
+              "/out/launch-film/.reelfarm-parts/web/chunk-00" + std::to_string(k) + ".mov");
+    EXPECT_THAT(argv, Contains("-an"));
+    EXPECT_THAT(argv, Not(Contains("0:a:0")));
+    EXPECT_LT(IndexOf(argv, "-ss") < 0 ? 0 : IndexOf(argv, "-ss"), IndexOf(argv, "-i"))
+        << "input seeking: decoding starts at the chunk";
+    starts.push_back(ValueAfter(argv, "-ss"));
+    if (k < 3) {
+      frames += std::stoll(ValueAfter(argv, "-frames:v"));
+      EXPECT_NEAR(chunk.outputs(0).expect().duration_s(), 15.0, 1e-9);
+    } else {
+      EXPECT_EQ(IndexOf(argv, "-frames:v"), -1) << "the last chunk runs to the end";
+    }
+    EXPECT_NEAR(chunk.media_duration_s(), 15.0, 1e-9);
+  }
+  EXPECT_EQ(frames, 1125);
+  EXPECT_THAT(starts, ElementsAre("", "15.000000", "30.000000", "45.000000"));
+  const pb::Job& audio = r.plan.jobs(4);
+  EXPECT_EQ(audio.kind(), "audio");
+  EXPECT_THAT(Argv(audio), Contains("-vn"));
+  EXPECT_NEAR(audio.outputs(0).expect().duration_s(), 60, 1e-9);
+  const pb::Job& assemble = r.plan.jobs(5);
+  EXPECT_EQ(assemble.kind(), "assemble");
+  EXPECT_THAT(std::vector<std::string>(assemble.depends_on().begin(), assemble.depends_on().end()),
+              ElementsAre("j0", "j1", "j2", "j3", "j4"));
+  std::vector<std::string> argv = Argv(assemble);
+  EXPECT_TRUE(HasSeq(argv, {"-f", "concat", "-safe", "1", "-i"}));
+  EXPECT_TRUE(HasSeq(argv, {"-c", "copy"})) << "joined without re-encoding";
+  ASSERT_EQ(assemble.write_files_size(), 1);
+  EXPECT_EQ(assemble.write_files(0).content(),
+            "ffconcat version 1.0\nfile chunk-000.mov\nfile chunk-001.mov\n"
+            "file chunk-002.mov\nfile chunk-003.mov\n");
+  ASSERT_EQ(assemble.outputs_size(), 1);
+  EXPECT_FALSE(assemble.outputs(0).intermediate());
+  EXPECT_EQ(assemble.outputs(0).path(), "/out/launch-film/web.mp4");
+  // The final file is expected exactly as an unchunked encode's.
+  PlanResult whole = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(1));
+  EXPECT_EQ(assemble.outputs(0).SerializeAsString(), whole.plan.jobs(0).outputs(0).SerializeAsString());
+  EXPECT_EQ(assemble.remove_after_size(), 6) << "4 chunks, the audio, the list";
+}
+
+TEST(PlannerChunkTest, FrameTimesOfFractionalRatesRoundDownToTheMicrosecond) {
+  pb::SourceFacts f = HdFacts();
+  f.set_fps_num(24000);
+  f.set_fps_den(1001);
+  f.set_duration_s(30.03);
+  f.set_frame_count(720);
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(4));
+  // 720 frames in 3 chunks of >= 10 s: frames 240 and 480.
+  ASSERT_EQ(r.plan.jobs(1).kind(), "chunk");
+  EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(1)), "-ss"), "10.010000");
+  EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(2)), "-ss"), "20.020000");
+  EXPECT_EQ(r.plan.jobs(3).kind(), "audio");
+}
+
+TEST(PlannerChunkTest, NoChunkShorterThanTheMinimumAndNoneForStillsOrVfr) {
+  pb::SourceFacts f = HdFacts();
+  f.set_duration_s(25);
+  f.set_frame_count(625);
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(8));
+  int chunks = 0;
+  for (const auto& job : r.plan.jobs()) chunks += job.kind() == "chunk";
+  EXPECT_EQ(chunks, 2);
+  r = PlanDelivery(Spec({Deliverable("poster", "thumbnail-jpg")}), f, Slots(8));
+  EXPECT_EQ(r.plan.jobs_size(), 1);
+  f.set_variable_frame_rate(true);
+  r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(8));
+  EXPECT_EQ(r.plan.jobs_size(), 1) << "VFR sources are not cut";
+  PlannerOptions off = Slots(8);
+  off.chunking = false;
+  f.set_variable_frame_rate(false);
+  EXPECT_EQ(PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, off).plan.jobs_size(), 1);
 }
 
 }  // namespace

@@ -1057,6 +1057,36 @@ TEST_F(SpecFilesTest, UnreadableSource) {
   EXPECT_THAT(errors[0].message, HasSubstr("cannot be read"));
 }
 
+TEST_F(SpecFilesTest, PathsOutsideTheAllowedRootsAreRefusedSymlinksResolved) {
+  Write("media/film.mov", "x");
+  DeliverySpec spec = Load();
+  spec.output_dir = dir_ + "/deliveries/film";
+  EXPECT_TRUE(CheckSpecRoots(spec, {}).empty()) << "no roots: anything goes";
+  EXPECT_TRUE(CheckSpecRoots(spec, {dir_}).empty());
+  EXPECT_TRUE(CheckSpecRoots(spec, {dir_ + "/media/", dir_ + "/deliveries"}).empty());
+
+  std::vector<SpecError> errors = CheckSpecRoots(spec, {dir_ + "/media"});
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "output_dir");
+  EXPECT_THAT(errors[0].message, HasSubstr("is outside the folders this farm may use"));
+
+  // A name sharing a prefix with a root is not inside it.
+  errors = CheckSpecRoots(spec, {dir_ + "/med", dir_ + "/deliveries"});
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "source");
+  EXPECT_EQ(errors[0].line, 3);
+
+  // A symlink inside a root that points out of it counts where it points,
+  // and so does ".." in a path.
+  fs::create_symlink("/etc/hostname", dir_ + "/media/link.mov");
+  spec.source = dir_ + "/media/link.mov";
+  spec.output_dir = dir_ + "/deliveries/../../elsewhere";
+  errors = CheckSpecRoots(spec, {dir_ + "/media", dir_ + "/deliveries"});
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].field, "source");
+  EXPECT_EQ(errors[1].field, "output_dir");
+}
+
 TEST_F(SpecFilesTest, SubtitleFiles) {
   Write("media/film.mov", "x");
   Write("subs/en.srt",
