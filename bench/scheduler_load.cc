@@ -24,11 +24,11 @@
 // Every result is one `[ figures ] ...` line on stdout; progress lines start
 // with `[ bench ]`. Exit code 0 when every phase ran, 1 otherwise.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -40,19 +40,19 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <httplib.h>
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "cli/api_client.h"
@@ -119,12 +119,17 @@ double Percentile(std::vector<double> v, double p) {
 
 std::string Fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
 std::string Fmt(const char* format, ...) {
-  char buf[2048];
   va_list args;
   va_start(args, format);
-  std::vsnprintf(buf, sizeof buf, format, args);
+  va_list again;
+  va_copy(again, args);
+  int n = std::vsnprintf(nullptr, 0, format, args);
   va_end(args);
-  return buf;
+  std::string out(static_cast<size_t>(std::max(0, n)) + 1, '\0');
+  std::vsnprintf(out.data(), out.size(), format, again);
+  va_end(again);
+  out.resize(static_cast<size_t>(std::max(0, n)));
+  return out;
 }
 
 void Progress(const std::string& line) { std::cout << "[ bench ] " << line << std::endl; }
@@ -191,8 +196,25 @@ std::pair<double, double> SchedStat(const std::string& path) {
   return {run_ns / 1e9, wait_ns / 1e9};
 }
 
+// The first line of /proc/stat: seconds all CPUs spent busy (not idle or
+// iowait) and stolen by the hypervisor, since boot.
+struct MachineTicks {
+  double busy = 0;
+  double steal = 0;
+};
+
+MachineTicks ReadMachineTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {(user + nice + system + irq + softirq) / hz, steal / hz};
+}
+
 // CPU use of the processes a phase cares about, sampled twice.
 struct CpuSample {
+  MachineTicks machine;
   SteadyPoint at;
   double coordinator = 0;       // all threads
   double coordinator_main = 0;  // the main thread: Coordinator::Run's event loop
@@ -206,6 +228,7 @@ struct CpuSample {
 CpuSample SampleCpu(pid_t coordinator, pid_t redis) {
   CpuSample s;
   s.at = SteadyClock::now();
+  s.machine = ReadMachineTicks();
   std::string c = "/proc/" + std::to_string(coordinator);
   s.coordinator = StatCpuSeconds(c + "/stat", false);
   s.ffprobe = StatCpuSeconds(c + "/stat", true) - s.coordinator;
@@ -223,13 +246,20 @@ std::string CpuText(const CpuSample& a, const CpuSample& b) {
   double wall = std::max(1e-9, SecondsBetween(a.at, b.at));
   auto pct = [&](double x, double y) { return 100.0 * (y - x) / wall; };
   double on_cpu = pct(a.main_run, b.main_run), waiting = pct(a.main_wait, b.main_wait);
+  double ours = pct(a.coordinator + a.ffprobe + a.redis + a.bench,
+                    b.coordinator + b.ffprobe + b.redis + b.bench);
+  double busy = pct(a.machine.busy, b.machine.busy);
   return Fmt("CPU in %% of one core: coordinator %.0f%% (main/event-loop thread %.0f%%, ffprobe "
              "children %.0f%%), redis-server %.0f%%, this bench %.0f%%; the event-loop thread "
              "was on a CPU %.0f%% of the time, runnable but waiting for a CPU %.0f%%, blocked "
-             "(poll, Redis replies, fsync) %.0f%%",
+             "(poll, Redis replies, fsync) %.0f%%; the machine's %u CPUs were %.0f%% busy "
+             "(of one core: %.0f%%, of which processes outside this benchmark ~%.0f%%; "
+             "steal %.0f%%)",
              pct(a.coordinator, b.coordinator), pct(a.coordinator_main, b.coordinator_main),
              pct(a.ffprobe, b.ffprobe), pct(a.redis, b.redis), pct(a.bench, b.bench), on_cpu,
-             waiting, std::max(0.0, 100 - on_cpu - waiting));
+             waiting, std::max(0.0, 100 - on_cpu - waiting), std::thread::hardware_concurrency(),
+             busy / std::max(1u, std::thread::hardware_concurrency()), busy,
+             std::max(0.0, busy - ours), pct(a.machine.steal, b.machine.steal));
 }
 
 // ------------------------------------------------------------ processes ----
@@ -383,6 +413,11 @@ class Farm {
     redis_pid_ = -1;
   }
 
+  // One command on the benchmark's own connection to Redis.
+  StatusOr<RedisReply> RedisCommand(const std::vector<std::string>& args) {
+    return redis_->Command(args);
+  }
+
   // An INFO field of Redis ("used_memory"); "" when absent.
   std::string RedisInfo(const std::string& section, const std::string& field) {
     auto r = redis_->Command({"INFO", section});
@@ -491,6 +526,7 @@ struct SubmitRecord {
   int status = 0;  // HTTP status; 0 when no answer came
   bool shed = false;  // open loop only: never sent, it was too late
   int jobs = 0;
+  std::string id;  // the delivery id the API answered
   std::string error;
   SteadyPoint scheduled{};  // open loop only: when it was due
   SteadyPoint sent{};
@@ -523,6 +559,7 @@ std::vector<SubmitRecord> SubmitClosedLoop(const std::string& url, const std::st
           r.status = resp->status;
           if (resp->status == 201) {
             r.jobs = resp->json.value("jobs", 0);
+            r.id = resp->json.value("id", "");
           } else {
             r.error = resp->body.substr(0, 500);
           }
@@ -957,6 +994,19 @@ Status RunMemoryPhase(const Context& ctx) {
              jobs > 0 ? static_cast<double>(rss - idle) / jobs : 0.0, hwm / 1024.0,
              farm.RedisInfo("memory", "used_memory_human").c_str(),
              farm.RedisInfo("persistence", "aof_current_size").c_str()));
+  // What one job costs in Redis, and that each delivery's plan repeats its jobs.
+  if (!records.empty() && !records[0].id.empty()) {
+    auto strlen = [&](const std::string& key, const std::string& field) -> long long {
+      auto r = farm.RedisCommand({"HSTRLEN", key, field});
+      return r.ok() ? r->integer : -1;
+    };
+    const std::string& id = records[0].id;
+    long long plan = strlen("rf:d:" + id, "plan");
+    Figure(Fmt("records: job %s.j0 is %lld bytes of protobuf in rf:j:<job>.job; delivery %s's "
+               "plan is %lld bytes in rf:d:<id>.plan for its %d jobs (%.0f bytes per job)",
+               id.c_str(), strlen("rf:j:" + id + ".j0", "job"), id.c_str(), plan,
+               records[0].jobs, records[0].jobs > 0 ? static_cast<double>(plan) / records[0].jobs : 0.0));
+  }
   double list_s = 0;
   long queued = CountDeliveries(farm.http_url(), "queued", &list_s);
   Figure(Fmt("api: GET /api/v1/deliveries with %d deliveries (%ld jobs) answered in %.0f ms "
@@ -1105,6 +1155,23 @@ Status RunLatencyPhase(const Context& ctx) {
   }
   std::string out_root = farm.dir() + "/out";
   const std::string url = farm.http_url();
+
+  // What one submit must wait for at least: the coordinator probes the
+  // source with this argv (common/probe.cc) on every submit.
+  {
+    std::vector<double> probe_ms;
+    for (int i = 0; i < 10; ++i) {
+      std::string out;
+      auto p0 = SteadyClock::now();
+      RunCapture({"ffprobe", "-v", "error", "-protocol_whitelist", "file", "-show_format",
+                  "-show_streams", "-of", "json", "file:" + ctx.source},
+                 &out);
+      probe_ms.push_back(Ms(SteadyClock::now() - p0));
+    }
+    Figure(Fmt("ffprobe of the source alone (the coordinator runs it on every submit): p50 "
+               "%.1f ms, min %.1f ms over 10 runs one at a time",
+               Percentile(probe_ms, 0.5), Percentile(probe_ms, 0)));
+  }
 
   // Warm-up (not measured): a few deliveries one at a time, until done.
   auto warm = SubmitClosedLoop(url, farm.dir(), o.latency_warmup, 1, [&](int i) {
@@ -1352,9 +1419,25 @@ int Main(int argc, char** argv) {
     std::cerr << "cannot make a temporary folder\n";
     return 1;
   }
-  Figure(Fmt("machine: nproc %u, CPU %s, date %s, coordinator %s", std::thread::hardware_concurrency(),
-             CpuModel().c_str(), UtcNow().c_str(),
-             cli::DaemonPath(o.bin_dir, "reelfarm-coordinator").c_str()));
+  const std::string coordinator = cli::DaemonPath(o.bin_dir, "reelfarm-coordinator");
+  std::string revision;
+  RunCapture({"git", "-C", REELFARM_SOURCE_DIR, "describe", "--always", "--dirty"}, &revision);
+  while (!revision.empty() && revision.back() == '\n') revision.pop_back();
+  std::string built_at = "unknown";
+  struct stat st;
+  if (stat(coordinator.c_str(), &st) == 0) {
+    std::tm tm{};
+    gmtime_r(&st.st_mtime, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    built_at = buf;
+  }
+  Figure(Fmt("machine: nproc %u, CPU %s, %.1f GiB RAM, date %s; coordinator %s built %s from "
+             "source tree %s",
+             std::thread::hardware_concurrency(), CpuModel().c_str(),
+             sysconf(_SC_PHYS_PAGES) * static_cast<double>(sysconf(_SC_PAGE_SIZE)) / (1 << 30),
+             UtcNow().c_str(), coordinator.c_str(), built_at.c_str(),
+             revision.empty() ? "unknown" : revision.c_str()));
   Progress("folder " + ctx.root);
   ctx.source = ctx.root + "/source.mov";
   Status s = MakeSource(ctx.source);
@@ -1373,6 +1456,16 @@ int Main(int argc, char** argv) {
     if (rc != 0) break;
     if (std::find(o.phases.begin(), o.phases.end(), name) == o.phases.end()) continue;
     Progress("phase " + name);
+    // Other work on the machine lowers every figure: say so up front.
+    MachineTicks m0 = ReadMachineTicks();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    MachineTicks m1 = ReadMachineTicks();
+    double busy_cores = m1.busy - m0.busy;
+    if (busy_cores > 0.25) {
+      Progress(Fmt("WARNING: before this phase the machine was already %.0f%% of one core busy "
+                   "with other processes; the figures below compete with them",
+                   100 * busy_cores));
+    }
     auto p0 = SteadyClock::now();
     s = run(ctx);
     if (!s.ok()) {

@@ -341,14 +341,16 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   for (auto& job : *d.plan.mutable_jobs()) {
     for (auto& dep : *job.mutable_depends_on()) dep = rename[dep];
     JobRecord j;
-    j.job = job;
     j.delivery_id = d.id;
     j.priority = d.priority;
     j.seq = d.seq * 100000 + n++;
     j.state = job.depends_on_size() > 0 ? JobState::kWaiting : JobState::kQueued;
-    jobs.push_back(std::move(j));
     d.job_ids.push_back(job.id());
+    j.job = std::move(job);
+    jobs.push_back(std::move(j));
   }
+  // Stored once, in the job records (the delivery keeps their ids).
+  d.plan.clear_jobs();
   Status s = store_->SaveNewDelivery(d, jobs);
   if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
 

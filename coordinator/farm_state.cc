@@ -58,6 +58,9 @@ FarmState::FarmState(FarmOptions options) : options_(options), rng_(options.seed
 void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs, SteadyTime now,
                             Effects* fx) {
   const std::string id = delivery.id;
+  // The job records hold the jobs; a second copy in the plan would double
+  // the coordinator's memory (Redis keeps the job ids with the delivery).
+  delivery.plan.clear_jobs();
   delivery.job_ids.clear();
   for (auto& j : jobs) {
     delivery.job_ids.push_back(j.job.id());
@@ -335,7 +338,6 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
     rec.delivery_id = job.delivery_id;
     rec.priority = job.priority;
     rec.seq = job.seq;  // its group's place in the queue
-    *d.plan.add_jobs() = member;
     d.job_ids.push_back(member.id());
     JobRecord& added = jobs_[member.id()] = std::move(rec);
     Emit(FarmEvent::Kind::kRetry, added, "split", fx);

@@ -29,6 +29,21 @@ std::string Get(const std::map<std::string, std::string>& h, const std::string& 
   return it == h.end() ? std::string() : it->second;
 }
 
+std::string JoinLines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += item + "\n";
+  return out;
+}
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    if (nl > start) out.push_back(text.substr(start, nl - start));
+  }
+  return out;
+}
+
 }  // namespace
 
 JobStore::JobStore(RedisClient* redis, std::string prefix)
@@ -52,7 +67,8 @@ std::vector<std::string> JobStore::DeliveryCommand(const DeliveryRecord& d) cons
           "finished_ms", std::to_string(d.finished_ms),
           "cancelled", d.cancelled ? "1" : "0",
           "finished", d.finished ? "1" : "0",
-          "plan", d.plan.SerializeAsString()};
+          "plan", d.plan.SerializeAsString(),
+          "job_ids", JoinLines(d.job_ids)};
 }
 
 std::vector<std::string> JobStore::JobCommand(const JobRecord& j) const {
@@ -130,8 +146,14 @@ Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRe
     if (!d.plan.ParseFromString(Get(hash, "plan"))) {
       return Status::Internal("corrupt plan in redis for delivery " + d.id);
     }
+    // The job ids (a split group adds some); older records: the plan's jobs.
+    std::vector<std::string> job_ids = SplitLines(Get(hash, "job_ids"));
+    if (job_ids.empty()) {
+      for (const auto& job : d.plan.jobs()) job_ids.push_back(job.id());
+    }
+    d.plan.clear_jobs();  // the job records hold them
     std::vector<std::vector<std::string>> cmds;
-    for (const auto& job : d.plan.jobs()) cmds.push_back({"HGETALL", prefix_ + "j:" + job.id()});
+    for (const auto& jid : job_ids) cmds.push_back({"HGETALL", prefix_ + "j:" + jid});
     auto replies = redis_->Pipeline(cmds);
     if (!replies.ok()) return replies.status();
     std::vector<JobRecord> jobs;

@@ -4,7 +4,8 @@
 //   rf:seq             INCR counter for delivery ids and FIFO order
 //   rf:deliveries      SET of delivery ids
 //   rf:d:<id>          HASH delivery: name spec_file output_dir priority seq
-//                      created_ms finished_ms cancelled finished plan(pb)
+//                      created_ms finished_ms cancelled finished
+//                      plan(pb, without its jobs) job_ids (one per line)
 //   rf:quarantine      HASH worker name -> why it is out of rotation
 //   rf:j:<job id>      HASH job: job(pb) delivery priority seq state attempts
 //                      token worker error log_tail result(pb)

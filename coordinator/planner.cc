@@ -706,7 +706,10 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
     for (int i = 0; i < n; ++i) {
       if (moving(branches[i]) && !branches[i].soft) eligible.push_back(i);
     }
-    const int others = n - static_cast<int>(eligible.size());
+    // Slots left for groups: soft-subtitled pictures take one each; stills
+    // and audio are cheap enough to slip in between.
+    int others = 0;
+    for (int i = 0; i < n; ++i) others += moving(branches[i]) && branches[i].soft ? 1 : 0;
     const int count = std::clamp(o.free_slots - others, 1, static_cast<int>(eligible.size()));
     if (eligible.size() >= 2 && count < static_cast<int>(eligible.size())) {
       // Longest processing time first onto the least loaded group.

@@ -82,8 +82,8 @@ TEST(JobStore, SavesAndReloadsDeliveriesAndJobStatesAcrossARedisRestart) {
   EXPECT_EQ(ld.id, "film-1");
   EXPECT_EQ(ld.priority, 70);
   EXPECT_EQ(ld.finished_ms, 99);
-  EXPECT_EQ(ld.plan.jobs(0).argv(2), std::string("binary\0safe", 11));
   ASSERT_EQ(lj.size(), 2u);
+  EXPECT_EQ(lj[0].job.argv(2), std::string("binary\0safe", 11));
   EXPECT_EQ(lj[0].state, JobState::kRunning);
   EXPECT_EQ(lj[0].token, 42u);
   EXPECT_EQ(lj[0].attempts, 2);

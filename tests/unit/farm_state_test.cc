@@ -639,7 +639,7 @@ TEST_F(FarmStateTest, AGroupThatPublishedSomeOutputsRunsOnlyTheOthersOnTheirOwn)
   EXPECT_EQ(StateOf("g.j0m2"), JobState::kQueued);
   EXPECT_EQ(farm_.FindJob("g.j0m1"), nullptr) << "the published output is not made again";
   const DeliveryRecord* d = farm_.FindDelivery("g");
-  EXPECT_EQ(d->plan.jobs_size(), 3) << "the new jobs are in the plan Redis keeps";
+  EXPECT_EQ(d->job_ids.size(), 3u) << "the new jobs are listed with the delivery";
   EXPECT_TRUE(done.dirty_deliveries.count("g"));
   EXPECT_TRUE(done.dirty_jobs.count("g.j0m0") && done.dirty_jobs.count("g.j0m2"));
   DeliveryCounts c = farm_.Counts(*d);

@@ -695,6 +695,18 @@ TEST(PlannerFanOutTest, TwoSlotsBalanceTheGroupsByCost) {
   EXPECT_EQ(r.plan.jobs(1).outputs_size(), 3);
 }
 
+TEST(PlannerFanOutTest, ThumbnailsAndAudioDoNotTakeASlotFromTheGroups) {
+  std::vector<DeliverableSpec> ds = {Deliverable("hevc", "web-hevc"), Sized("a", "web-h264", 720),
+                                     Sized("b", "web-h264", 360),
+                                     Deliverable("poster", "thumbnail-jpg"),
+                                     Deliverable("mix", "audio-wav")};
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(2));
+  ASSERT_EQ(r.plan.jobs_size(), 4) << "hevc alone, a+b grouped, poster, mix";
+  EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "hevc");
+  EXPECT_EQ(r.plan.jobs(1).kind(), "group");
+  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 2);
+}
+
 TEST(PlannerFanOutTest, SoftSubtitlesStillsAndAudioStayOnTheirOwn) {
   DeliverableSpec soft = Deliverable("soft", "web-h264");
   soft.subtitles = SubtitleChoice{"en", "soft"};
