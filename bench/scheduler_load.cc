@@ -79,7 +79,9 @@ struct BenchOptions {
   double drain_timeout_s = 180;
   // latency
   double latency_rate = 1000;  // jobs/s offered
-  int latency_per_delivery = 10;
+  // One window per value, each on a fresh farm: 10 (the API's submit rate
+  // is the limit) and 100 (the same job rate with a tenth of the submits).
+  std::vector<int> latency_per_delivery = {10, 100};
   double latency_seconds = 10;
   int latency_workers = 100;
   int latency_senders = 32;
@@ -456,14 +458,16 @@ class Farm {
   }
 
   // Polls `done` every 20 ms for up to `timeout_s`; false early when `pid`
-  // has ended.
+  // has ended (left unreaped, for CheckAlive to report).
   static bool WaitUntil(const std::function<bool()>& done, double timeout_s, pid_t pid) {
     auto deadline = SteadyClock::now() + std::chrono::duration<double>(timeout_s);
     while (SteadyClock::now() < deadline) {
       if (done()) return true;
-      if (kill(pid, 0) != 0) return false;
-      int ws;
-      if (waitpid(pid, &ws, WNOHANG) == pid) return false;
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == pid) {
+        return false;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return done();
@@ -1002,10 +1006,16 @@ Status RunMemoryPhase(const Context& ctx) {
     };
     const std::string& id = records[0].id;
     long long plan = strlen("rf:d:" + id, "plan");
-    Figure(Fmt("records: job %s.j0 is %lld bytes of protobuf in rf:j:<job>.job; delivery %s's "
-               "plan is %lld bytes in rf:d:<id>.plan for its %d jobs (%.0f bytes per job)",
-               id.c_str(), strlen("rf:j:" + id + ".j0", "job"), id.c_str(), plan,
-               records[0].jobs, records[0].jobs > 0 ? static_cast<double>(plan) / records[0].jobs : 0.0));
+    // The same job as the coordinator holds it: a parsed pb::Job.
+    pb::Job job;
+    auto raw = farm.RedisCommand({"HGET", "rf:j:" + id + ".j0", "job"});
+    if (raw.ok()) job.ParseFromString(raw->str);
+    Figure(Fmt("records: job %s.j0 is %zu bytes of protobuf in rf:j:<job>.job (%d argv "
+               "elements, %d outputs), %zu bytes as a parsed pb::Job in memory "
+               "(SpaceUsedLong); delivery %s's plan is %lld bytes in rf:d:<id>.plan for its %d "
+               "jobs",
+               id.c_str(), raw.ok() ? raw->str.size() : 0, job.argv_size(), job.outputs_size(),
+               job.SpaceUsedLong(), id.c_str(), plan, records[0].jobs));
   }
   double list_s = 0;
   long queued = CountDeliveries(farm.http_url(), "queued", &list_s);
@@ -1137,9 +1147,10 @@ AssignLatencies LatenciesOf(const std::vector<std::pair<std::string, SteadyPoint
   return out;
 }
 
-Status RunLatencyPhase(const Context& ctx) {
+// One open-loop window of deliveries of `per_delivery` deliverables.
+Status RunLatencyWindow(const Context& ctx, int per_delivery) {
   const BenchOptions& o = ctx.options;
-  Farm farm(o, PhaseDir(ctx, "latency"));
+  Farm farm(o, PhaseDir(ctx, "latency-" + std::to_string(per_delivery)));
   Status s = farm.Start();
   if (!s.ok()) return s;
   FakeWorkerOptions wo;
@@ -1176,7 +1187,7 @@ Status RunLatencyPhase(const Context& ctx) {
   // Warm-up (not measured): a few deliveries one at a time, until done.
   auto warm = SubmitClosedLoop(url, farm.dir(), o.latency_warmup, 1, [&](int i) {
     return SpecText(Fmt("warm-%06d", i), ctx.source, Fmt("%s/warm-%06d", out_root.c_str(), i),
-                    o.latency_per_delivery);
+                    per_delivery);
   });
   std::string text;
   long warm_jobs = 0;
@@ -1192,7 +1203,7 @@ Status RunLatencyPhase(const Context& ctx) {
   // the ones before; senders are plain httplib clients without keep-alive
   // (each submission is its own connection, like independent `reelfarm
   // submit` runs, and no idle connection pins an API thread).
-  const double deliveries_per_s = o.latency_rate / o.latency_per_delivery;
+  const double deliveries_per_s = o.latency_rate / per_delivery;
   const int count = static_cast<int>(std::lround(deliveries_per_s * o.latency_seconds));
   const auto interval = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(1.0 / deliveries_per_s));
@@ -1201,13 +1212,13 @@ Status RunLatencyPhase(const Context& ctx) {
     bodies.push_back(
         cli::SubmitRequestBody(SpecText(Fmt("lat-%06d", i), ctx.source,
                                         Fmt("%s/lat-%06d", out_root.c_str(), i),
-                                        o.latency_per_delivery),
+                                        per_delivery),
                                "bench.yaml", farm.dir())
             .dump());
   }
   Progress(Fmt("latency: %d deliveries of %d deliverables, one every %.1f ms (%.0f jobs/s "
                "offered) for %.1f s, %d senders, %d idle fake workers",
-               count, o.latency_per_delivery, Ms(interval), o.latency_rate, o.latency_seconds,
+               count, per_delivery, Ms(interval), o.latency_rate, o.latency_seconds,
                o.latency_senders, o.latency_workers));
   std::vector<SubmitRecord> records(static_cast<size_t>(count));
   std::atomic<int> next{0};
@@ -1219,7 +1230,8 @@ Status RunLatencyPhase(const Context& ctx) {
       t0 + std::chrono::duration_cast<SteadyClock::duration>(
                std::chrono::duration<double>(o.latency_seconds + o.latency_grace_s));
   {
-    PerfRecording perf(o.perf_dir, o.perf_call_graph, "latency", farm.coordinator_pid());
+    PerfRecording perf(o.perf_dir, o.perf_call_graph, "latency-" + std::to_string(per_delivery),
+                       farm.coordinator_pid());
     std::vector<std::thread> senders;
     for (int t = 0; t < o.latency_senders; ++t) {
       senders.emplace_back([&] {
@@ -1269,7 +1281,7 @@ Status RunLatencyPhase(const Context& ctx) {
   Figure(Fmt("latency unloaded submit->Assign (%d deliveries x %d deliverables sent one at a "
              "time, %d idle fake workers): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %zu of "
              "%ld jobs; POST round trip %s",
-             o.latency_warmup, o.latency_per_delivery, o.latency_workers,
+             o.latency_warmup, per_delivery, o.latency_workers,
              Percentile(unloaded.from_sent, 0.5), Percentile(unloaded.from_sent, 0.99),
              Percentile(unloaded.from_sent, 1.0), unloaded.from_sent.size(), warm_jobs,
              text.substr(text.find("p50")).c_str()));
@@ -1303,7 +1315,7 @@ Status RunLatencyPhase(const Context& ctx) {
              "%.1f ms, max %.1f ms over %zu of %ld jobs (from the POST being sent to the Assign "
              "arriving); accepted %.0f jobs/s; %d of %d submissions shed (not sent within %.1f s "
              "of the window's end: every sender still waiting on the API), %d failed",
-             o.latency_rate, count, o.latency_per_delivery, Ms(interval), o.latency_seconds,
+             o.latency_rate, count, per_delivery, Ms(interval), o.latency_seconds,
              o.latency_workers, o.latency_senders, Percentile(loaded.from_sent, 0.5),
              Percentile(loaded.from_sent, 0.99), Percentile(loaded.from_sent, 1.0),
              loaded.from_sent.size(), jobs, jobs / send_span, shed, count, o.latency_grace_s,
@@ -1321,6 +1333,14 @@ Status RunLatencyPhase(const Context& ctx) {
       static_cast<long>(unloaded.from_sent.size()) < warm_jobs) {
     return Status::DeadlineExceeded(Fmt("only %zu of %ld jobs were assigned",
                                         loaded.from_sent.size(), jobs));
+  }
+  return Status::OK();
+}
+
+Status RunLatencyPhase(const Context& ctx) {
+  for (int per_delivery : ctx.options.latency_per_delivery) {
+    Status s = RunLatencyWindow(ctx, per_delivery);
+    if (!s.ok()) return s;
   }
   return Status::OK();
 }
@@ -1371,8 +1391,10 @@ int Main(int argc, char** argv) {
   app.add_option("--latency-rate", o.latency_rate, "jobs/s offered in the latency phase")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--latency-per-delivery", o.latency_per_delivery,
-                 "deliverables per delivery in the latency phase")
-      ->capture_default_str()->check(CLI::Range(1, 1000));
+                 "deliverables per delivery in the latency phase; one window (fresh farm) each")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--latency-seconds", o.latency_seconds, "length of the open-loop window")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--latency-workers", o.latency_workers, "idle fake workers in the latency phase")
