@@ -55,6 +55,7 @@ ApiClient::ApiClient(CoordinatorUrl url)
   client_->set_read_timeout(30, 0);
   client_->set_write_timeout(30, 0);
   client_->set_keep_alive(true);
+  client_->set_tcp_nodelay(true);  // no delayed-ACK wait between headers and body
 }
 
 ApiClient::~ApiClient() = default;

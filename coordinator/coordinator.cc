@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <httplib.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -9,8 +10,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/daemon_util.h"
 #include "common/curve_auth.h"
+#include "common/daemon_util.h"
 #include "common/fs_util.h"
 #include "common/metrics.h"
 #include "common/probe.h"
@@ -47,9 +48,7 @@ nlohmann::json ErrorsJson(const std::vector<SpecError>& errors) {
   return {{"error", "invalid spec"}, {"errors", list}};
 }
 
-SubmitOutcome Invalid(const std::vector<SpecError>& errors) {
-  return {422, ErrorsJson(errors)};
-}
+SubmitOutcome Invalid(const std::vector<SpecError>& errors) { return {422, ErrorsJson(errors)}; }
 
 }  // namespace
 
@@ -59,6 +58,12 @@ Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner
 Coordinator::~Coordinator() {
   if (http_) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(manifest_mu_);
+    manifest_stop_ = true;
+  }
+  manifest_cv_.notify_all();
+  if (manifest_thread_.joinable()) manifest_thread_.join();
 }
 
 Status Coordinator::Start() {
@@ -66,8 +71,11 @@ Status Coordinator::Start() {
   if (!ep.ok()) return ep.status();
   redis_ = std::make_unique<RedisClient>(*ep);
   store_ = std::make_unique<JobStore>(redis_.get());
+  submit_redis_ = std::make_unique<RedisClient>(*ep);
+  submit_store_ = std::make_unique<JobStore>(submit_redis_.get());
   Status ping = redis_->Ping();
   if (!ping.ok()) return ping;
+  manifest_thread_ = std::thread([this] { ManifestLoop(); });
 
   std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
   Status s = store_->LoadAll(&loaded);
@@ -83,7 +91,7 @@ Status Coordinator::Start() {
       if (!was_finished) ++unfinished;
       farm_.AddDelivery(std::move(d), std::move(jobs), clock_->Now(), &fx);
       // Finished before a crash but its manifest was never written.
-      if (was_finished && !std::filesystem::exists(manifest)) WriteManifestLocked(id);
+      if (was_finished && !std::filesystem::exists(manifest)) QueueManifestLocked(id);
     }
     std::map<std::string, std::string> quarantined;
     Status q = store_->LoadQuarantine(&quarantined);
@@ -152,6 +160,7 @@ void Coordinator::ApplyLocked(Effects fx) {
     if (coord_metrics_) coord_metrics_->Observe(e, farm_);
   }
   pending_.dirty_jobs.merge(fx.dirty_jobs);
+  pending_.rewritten_jobs.merge(fx.rewritten_jobs);
   pending_.dirty_deliveries.merge(fx.dirty_deliveries);
   for (auto& [name, reason] : fx.quarantine_changes) {
     pending_.quarantine_changes[name] = reason;
@@ -159,7 +168,7 @@ void Coordinator::ApplyLocked(Effects fx) {
   }
   for (auto& m : fx.messages) pending_.messages.push_back(std::move(m));
   for (auto& id : fx.finished_deliveries) {
-    DeliveryRecord* d = const_cast<DeliveryRecord*>(farm_.FindDelivery(id));
+    DeliveryRecord* d = farm_.MutableDelivery(id);
     if (d != nullptr && d->finished_ms == 0) d->finished_ms = clock_->WallMillis();
     pending_.finished_deliveries.push_back(id);
   }
@@ -183,26 +192,28 @@ void Coordinator::ApplyLocked(Effects fx) {
     for (const auto& id : pending_.dirty_jobs) {
       if (auto* j = farm_.FindJob(id)) js.push_back(j);
     }
-    Status s = store_->Save(ds, js);
+    Status s = store_->Save(ds, js, pending_.rewritten_jobs);
     if (!s.ok()) {
       spdlog::warn("cannot persist state, holding {} messages: {}", pending_.messages.size(),
                    s.ToString());
       return;
     }
     pending_.dirty_jobs.clear();
+    pending_.rewritten_jobs.clear();
     pending_.dirty_deliveries.clear();
   }
   // Manifests after their records are durable.
-  for (const auto& id : pending_.finished_deliveries) WriteManifestLocked(id);
+  for (const auto& id : pending_.finished_deliveries) QueueManifestLocked(id);
   pending_.finished_deliveries.clear();
 
   if (options_.fault_kill_before_assignment > 0) {
     for (const auto& out : pending_.messages) {
       if (out.message.has_assign() &&
           ++assignments_persisted_ == options_.fault_kill_before_assignment) {
-        spdlog::warn("fault injection: killing the coordinator after persisting assignment {} "
-                     "of job {} and before sending it",
-                     assignments_persisted_, out.message.assign().job().id());
+        spdlog::warn(
+            "fault injection: killing the coordinator after persisting assignment {} "
+            "of job {} and before sending it",
+            assignments_persisted_, out.message.assign().job().id());
         spdlog::default_logger()->flush();
         raise(SIGKILL);
       }
@@ -212,7 +223,8 @@ void Coordinator::ApplyLocked(Effects fx) {
     for (auto& out : pending_.messages) {
       std::string payload = out.message.SerializeAsString();
       try {
-        (void)router_->send(zmq::buffer(out.peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        (void)router_->send(zmq::buffer(out.peer),
+                            zmq::send_flags::sndmore | zmq::send_flags::dontwait);
         (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
         // The peer is gone (ROUTER_MANDATORY): its heartbeats will lapse.
@@ -224,32 +236,54 @@ void Coordinator::ApplyLocked(Effects fx) {
   if (coord_metrics_) coord_metrics_->MaybeUpdateGauges(farm_, clock_->Now());
 }
 
-void Coordinator::WriteManifestLocked(const std::string& delivery_id) {
-  const DeliveryRecord* d = farm_.FindDelivery(delivery_id);
+void Coordinator::QueueManifestLocked(const std::string& delivery_id) {
+  DeliveryRecord* d = farm_.MutableDelivery(delivery_id);
   if (d == nullptr) return;
-  // The parts of chunked deliverables are joined or useless now.
-  std::error_code ec;
-  std::filesystem::remove_all(d->output_dir + "/" + kPartsFolder, ec);
-  std::string path = d->output_dir + "/manifest.json";
-  Status s = WriteFileAtomically(path, BuildManifest(farm_, *d).dump(2) + "\n");
-  DeliveryCounts c = farm_.Counts(*d);
-  LogFields log_fields({{"delivery", delivery_id}});
-  if (!s.ok()) {
-    spdlog::error("delivery {}: cannot write manifest: {}", delivery_id, s.ToString());
-  } else {
-    spdlog::info("delivery {} finished: {} ({} delivered, {} failed); manifest {}", delivery_id,
-                 c.state, c.delivered, c.failed, path);
+  d->manifest_pending = true;
+  ManifestTask task{delivery_id, d->output_dir, BuildManifest(farm_, *d).dump(2) + "\n"};
+  {
+    std::lock_guard<std::mutex> lock(manifest_mu_);
+    manifest_queue_.push_back(std::move(task));
+  }
+  manifest_cv_.notify_one();
+}
+
+void Coordinator::ManifestLoop() {
+  for (;;) {
+    ManifestTask task;
+    {
+      std::unique_lock<std::mutex> lock(manifest_mu_);
+      manifest_cv_.wait(lock, [this] { return manifest_stop_ || !manifest_queue_.empty(); });
+      if (manifest_queue_.empty()) return;  // stopping, and nothing left to write
+      task = std::move(manifest_queue_.front());
+      manifest_queue_.pop_front();
+    }
+    // The parts of chunked deliverables are joined or useless now.
+    std::error_code ec;
+    std::filesystem::remove_all(task.output_dir + "/" + kPartsFolder, ec);
+    std::string path = task.output_dir + "/manifest.json";
+    Status s = WriteFileAtomically(path, task.content);
+    std::lock_guard<std::mutex> lock(mu_);
+    LogFields log_fields({{"delivery", task.delivery_id}});
+    DeliveryRecord* d = farm_.MutableDelivery(task.delivery_id);
+    if (d != nullptr) d->manifest_pending = false;
+    if (!s.ok()) {
+      spdlog::error("delivery {}: cannot write manifest: {}", task.delivery_id, s.ToString());
+    } else if (d != nullptr) {
+      DeliveryCounts c = farm_.Counts(*d);
+      spdlog::info("delivery {} finished: {} ({} delivered, {} failed); manifest {}",
+                   task.delivery_id, c.state, c.delivered, c.failed, path);
+    }
   }
 }
 
 void Coordinator::Run(const std::atomic<bool>& stop) {
   std::vector<zmq::pollitem_t> items = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                         {wake_pull_->handle(), 0, ZMQ_POLLIN, 0}};
-  auto tick = std::chrono::milliseconds(
-      std::max<int64_t>(10, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                options_.farm.heartbeat_interval)
-                                    .count() /
-                                4));
+  auto tick = std::chrono::milliseconds(std::max<int64_t>(
+      10, std::chrono::duration_cast<std::chrono::milliseconds>(options_.farm.heartbeat_interval)
+                  .count() /
+              4));
   while (!stop.load()) {
     try {
       zmq::poll(items.data(), items.size(), tick);
@@ -260,23 +294,48 @@ void Coordinator::Run(const std::atomic<bool>& stop) {
     zmq::message_t drain;
     while (wake_pull_->recv(drain, zmq::recv_flags::dontwait)) {
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    Effects fx;
-    for (int i = 0; i < 1000; ++i) {
-      std::vector<zmq::message_t> frames;
-      auto n = zmq::recv_multipart(*router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
-      if (!n) break;
-      if (frames.size() != 2) continue;
-      pb::WorkerMessage msg;
-      if (!msg.ParseFromArray(frames[1].data(), static_cast<int>(frames[1].size()))) {
-        spdlog::warn("dropping a malformed worker message ({} bytes)", frames[1].size());
-        continue;
-      }
-      farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx);
+    SteadyTime trim_after{};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      RunOnceLocked();
+      trim_after = trim_after_;
     }
-    farm_.Tick(clock_->Now(), &fx);
-    ApplyLocked(std::move(fx));
+    // After a burst of submissions: planning leaves freed scratch memory
+    // spread over the heap (and the API threads' arenas); hand it back.
+    if (trim_after != SteadyTime{} && clock_->Now() >= trim_after) {
+      malloc_trim(0);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (trim_after_ == trim_after) trim_after_ = SteadyTime{};
+    }
   }
+}
+
+void Coordinator::RunOnceLocked() {
+  Effects fx;
+  for (int i = 0; i < 1000; ++i) {
+    std::vector<zmq::message_t> frames;
+    auto n = zmq::recv_multipart(*router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+    if (!n) break;
+    if (frames.size() != 2) continue;
+    pb::WorkerMessage msg;
+    if (!msg.ParseFromArray(frames[1].data(), static_cast<int>(frames[1].size()))) {
+      spdlog::warn("dropping a malformed worker message ({} bytes)", frames[1].size());
+      continue;
+    }
+    farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx);
+  }
+  farm_.Tick(clock_->Now(), &fx);
+  ApplyLocked(std::move(fx));
+}
+
+StatusOr<uint64_t> Coordinator::NextSeqSubmitLocked() {
+  if (seq_next_ == 0 || seq_next_ > seq_last_) {
+    auto last = submit_store_->ReserveSeqs(kSeqBlock);
+    if (!last.ok()) return last.status();
+    seq_last_ = *last;
+    seq_next_ = *last - kSeqBlock + 1;
+  }
+  return seq_next_++;
 }
 
 SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::string& spec_file,
@@ -288,7 +347,7 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   if (!root_errors.empty()) return Invalid(root_errors);
   std::vector<SpecError> file_errors = CheckSpecFiles(spec);
   if (!file_errors.empty()) return Invalid(file_errors);
-  auto facts = ProbeSource(*runner_, options_.ffprobe, spec.source);
+  auto facts = probe_cache_.Probe(*runner_, options_.ffprobe, spec.source);
   if (!facts.ok()) {
     return Invalid({{spec_file, spec.source_line, "source", facts.status().message()}});
   }
@@ -302,21 +361,26 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   std::error_code ec;
   std::filesystem::create_directories(spec.output_dir, ec);
   if (ec) {
-    return Invalid({{spec_file, 0, "output_dir",
-                     "cannot create " + spec.output_dir + ": " + ec.message()}});
+    return Invalid(
+        {{spec_file, 0, "output_dir", "cannot create " + spec.output_dir + ": " + ec.message()}});
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
-  // Two unfinished deliveries writing the same files would fence each
-  // other's attempts out; one folder serves one delivery at a time.
-  for (const auto& [other_id, other] : farm_.deliveries()) {
-    if (!other.finished && other.output_dir == spec.output_dir) {
-      return Invalid({{spec_file, spec.output_dir_line, "output_dir",
-                       spec.output_dir + " is in use by unfinished delivery " + other_id +
-                           "; wait for it, cancel it, or choose another output_dir"}});
+  // Submissions are persisted one at a time, on their own Redis connection,
+  // without holding mu_: the event loop goes on while Redis syncs them.
+  std::lock_guard<std::mutex> submit_lock(submit_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Two unfinished deliveries writing the same files would fence each
+    // other's attempts out; one folder serves one delivery at a time.
+    for (const auto& [other_id, other] : farm_.deliveries()) {
+      if ((!other.finished || other.manifest_pending) && other.output_dir == spec.output_dir) {
+        return Invalid({{spec_file, spec.output_dir_line, "output_dir",
+                         spec.output_dir + " is in use by unfinished delivery " + other_id +
+                             "; wait for it, cancel it, or choose another output_dir"}});
+      }
     }
   }
-  auto seq = store_->NextSeq();
+  auto seq = NextSeqSubmitLocked();
   if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
 
   DeliveryRecord d;
@@ -347,11 +411,12 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     j.state = job.depends_on_size() > 0 ? JobState::kWaiting : JobState::kQueued;
     d.job_ids.push_back(job.id());
     j.job = std::move(job);
+    PackJob(&j);
     jobs.push_back(std::move(j));
   }
   // Stored once, in the job records (the delivery keeps their ids).
   d.plan.clear_jobs();
-  Status s = store_->SaveNewDelivery(d, jobs);
+  Status s = submit_store_->SaveNewDelivery(d, jobs);
   if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
 
   nlohmann::json body = {{"id", d.id},
@@ -362,9 +427,11 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   LogFields log_fields({{"delivery", d.id}});
   spdlog::info("delivery {} submitted: {} jobs, {} failed at plan, into {}", d.id, jobs.size(),
                d.plan.failures_size(), d.output_dir);
+  std::lock_guard<std::mutex> lock(mu_);
   Effects fx;
   farm_.AddDelivery(std::move(d), std::move(jobs), clock_->Now(), &fx);
   ApplyLocked(std::move(fx));
+  trim_after_ = clock_->Now() + std::chrono::seconds(1);
   if (coord_metrics_) {
     coord_metrics_->OnSubmitted(farm_.FindDelivery(body["id"].get<std::string>())->plan);
   }
@@ -423,17 +490,18 @@ bool Coordinator::Healthy() {
 
 void Coordinator::StartHttp() {
   http_ = std::make_unique<httplib::Server>();
+  // A reply is written as headers, then body: with Nagle's algorithm the body
+  // of a kept-alive connection waits for the client's delayed ACK (40 ms).
+  http_->set_tcp_nodelay(true);
   if (!options_.api_token.empty()) {
     const std::string expected = "Bearer " + options_.api_token;
-    http_->set_pre_routing_handler([expected](const httplib::Request& req,
-                                              httplib::Response& res) {
+    http_->set_pre_routing_handler([expected](const httplib::Request& req, httplib::Response& res) {
       if (req.path.rfind("/api/", 0) != 0 || req.get_header_value("Authorization") == expected) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       res.status = 401;
       res.set_header("WWW-Authenticate", "Bearer");
-      res.set_content("{\"error\": \"a valid bearer token is required\"}\n",
-                      "application/json");
+      res.set_content("{\"error\": \"a valid bearer token is required\"}\n", "application/json");
       return httplib::Server::HandlerResponse::Handled;
     });
   }
@@ -441,43 +509,43 @@ void Coordinator::StartHttp() {
     res.status = status;
     res.set_content(body.dump(2) + "\n", "application/json");
   };
-  http_->Post("/api/v1/deliveries", [this, json_reply](const httplib::Request& req,
-                                                       httplib::Response& res) {
-    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.contains("spec") ||
-        !body["spec"].is_string()) {
-      json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
-      return;
-    }
-    std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
-    std::string base_dir = body.value("base_dir", std::string());
-    if (base_dir.empty() || base_dir[0] != '/') {
-      json_reply(res, 400, {{"error", "base_dir must be an absolute folder"}});
-      return;
-    }
-    SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir);
-    json_reply(res, out.http_status, out.body);
-  });
-  http_->Get("/api/v1/deliveries", [this, json_reply](const httplib::Request&,
-                                                      httplib::Response& res) {
-    json_reply(res, 200, ListDeliveries());
-  });
-  http_->Get(R"(/api/v1/deliveries/([^/]+))", [this, json_reply](const httplib::Request& req,
-                                                                 httplib::Response& res) {
-    auto d = ShowDelivery(req.matches[1]);
-    if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
-    json_reply(res, 200, *d);
-  });
+  http_->Post("/api/v1/deliveries",
+              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+                if (body.is_discarded() || !body.is_object() || !body.contains("spec") ||
+                    !body["spec"].is_string()) {
+                  json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
+                  return;
+                }
+                std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
+                std::string base_dir = body.value("base_dir", std::string());
+                if (base_dir.empty() || base_dir[0] != '/') {
+                  json_reply(res, 400, {{"error", "base_dir must be an absolute folder"}});
+                  return;
+                }
+                SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir);
+                json_reply(res, out.http_status, out.body);
+              });
+  http_->Get("/api/v1/deliveries",
+             [this, json_reply](const httplib::Request&, httplib::Response& res) {
+               json_reply(res, 200, ListDeliveries());
+             });
+  http_->Get(R"(/api/v1/deliveries/([^/]+))",
+             [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+               auto d = ShowDelivery(req.matches[1]);
+               if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
+               json_reply(res, 200, *d);
+             });
   http_->Post(R"(/api/v1/deliveries/([^/]+)/cancel)",
               [this, json_reply](const httplib::Request& req, httplib::Response& res) {
                 auto d = CancelDelivery(req.matches[1]);
                 if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
                 json_reply(res, 200, *d);
               });
-  http_->Get("/api/v1/workers", [this, json_reply](const httplib::Request&,
-                                                   httplib::Response& res) {
-    json_reply(res, 200, ListWorkers());
-  });
+  http_->Get("/api/v1/workers",
+             [this, json_reply](const httplib::Request&, httplib::Response& res) {
+               json_reply(res, 200, ListWorkers());
+             });
   http_->Post(R"(/api/v1/workers/([^/]+)/release)",
               [this, json_reply](const httplib::Request& req, httplib::Response& res) {
                 Status s = ReleaseWorker(req.matches[1]);

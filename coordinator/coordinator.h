@@ -9,15 +9,17 @@
 #define REELFARM_COORDINATOR_COORDINATOR_H_
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "common/clock.h"
+#include "common/probe_cache.h"
 #include "common/process_runner.h"
 #include "common/spec.h"
 #include "common/status.h"
@@ -30,7 +32,7 @@ class Server;
 namespace zmq {
 class context_t;
 class socket_t;
-}
+}  // namespace zmq
 
 namespace reelfarm {
 
@@ -42,9 +44,9 @@ class ZapAuthenticator;
 
 struct CoordinatorOptions {
   std::string redis_url = "redis://127.0.0.1:6379";
-  std::string bind = "tcp://0.0.0.0:8471";   // ZeroMQ ROUTER for workers
-  std::string http = "0.0.0.0:8470";         // HTTP/JSON API
-  std::string metrics = "0.0.0.0:9470";      // Prometheus; empty = off
+  std::string bind = "tcp://0.0.0.0:8471";  // ZeroMQ ROUTER for workers
+  std::string http = "0.0.0.0:8470";        // HTTP/JSON API
+  std::string metrics = "0.0.0.0:9470";     // Prometheus; empty = off
   std::string ffprobe = "ffprobe";
   // CURVE: the coordinator's secret key file and the allow-list of worker
   // public keys. Both or neither; with them, unlisted workers are refused.
@@ -96,7 +98,20 @@ class Coordinator {
   // from a failed attempt), then sends fx's messages; on a Redis failure the
   // messages wait with the records.
   void ApplyLocked(Effects fx);
-  void WriteManifestLocked(const std::string& delivery_id);
+  // REQUIRES: mu_ held. One turn of the event loop: the waiting worker
+  // messages, a tick, and their effects.
+  void RunOnceLocked();
+  // REQUIRES: submit_mu_ held. The next delivery sequence number, from a
+  // block reserved in Redis (one write per kSeqBlock submissions).
+  StatusOr<uint64_t> NextSeqSubmitLocked();
+  // REQUIRES: mu_ held. Builds the manifest of a finished delivery and hands
+  // it to the manifest thread; the API shows the delivery running until it
+  // is written.
+  void QueueManifestLocked(const std::string& delivery_id);
+  // The manifest thread: removes the delivery's parts folder and writes its
+  // manifest (temp file, fsync, rename, fsync of the folder) off the event
+  // loop. Drains the queue before it returns.
+  void ManifestLoop();
   void Wake();
   void StartHttp();
 
@@ -108,14 +123,38 @@ class Coordinator {
   FarmState farm_;
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<JobStore> store_;
-  Effects pending_;  // not yet persisted (Redis was down)
+  // Submissions: persisted one at a time on a connection of their own.
+  // Lock order: submit_mu_, then mu_.
+  static constexpr uint64_t kSeqBlock = 64;
+  std::mutex submit_mu_;
+  std::unique_ptr<RedisClient> submit_redis_;  // guarded by submit_mu_
+  std::unique_ptr<JobStore> submit_store_;     // guarded by submit_mu_
+  uint64_t seq_next_ = 0;                      // guarded by submit_mu_
+  uint64_t seq_last_ = 0;                      // guarded by submit_mu_
+  ProbeCache probe_cache_;         // sources probed once per identity, not per submission
+  Effects pending_;                // not yet persisted (Redis was down)
   int assignments_persisted_ = 0;  // for fault_kill_before_assignment
+  // When the event loop hands freed memory back to the system: a second
+  // after the last submission; zero when nothing is due.
+  SteadyTime trim_after_{};
 
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<ZapAuthenticator> zap_;  // before router_: outlives it
   std::unique_ptr<zmq::socket_t> router_;
   std::unique_ptr<zmq::socket_t> wake_push_;  // guarded by mu_
   std::unique_ptr<zmq::socket_t> wake_pull_;
+
+  struct ManifestTask {
+    std::string delivery_id;
+    std::string output_dir;
+    std::string content;
+  };
+  // Lock order: mu_, then manifest_mu_.
+  std::mutex manifest_mu_;
+  std::condition_variable manifest_cv_;
+  std::deque<ManifestTask> manifest_queue_;  // guarded by manifest_mu_
+  bool manifest_stop_ = false;               // guarded by manifest_mu_
+  std::thread manifest_thread_;
 
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;

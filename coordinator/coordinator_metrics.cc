@@ -18,7 +18,7 @@ using prometheus::BuildHistogram;
 constexpr const char* kJobResults[] = {"succeeded", "failed", "cancelled"};
 constexpr const char* kDeliverableResults[] = {"delivered", "failed", "cancelled"};
 // FarmEvent::reason of kRetry and kRedispatch.
-constexpr const char* kRedispatchReasons[] = {"retryable", "worker_lost", "worker_left",
+constexpr const char* kRedispatchReasons[] = {"retryable",        "worker_lost",   "worker_left",
                                               "worker_restarted", "lease_expired", "split"};
 // FarmEvent::reason of kFailed.
 constexpr const char* kFailureReasons[] = {"not_retryable", "gave_up", "dependency"};

@@ -5,7 +5,7 @@
 namespace reelfarm {
 namespace {
 
-constexpr const char* kStateNames[] = {"waiting", "queued", "running",
+constexpr const char* kStateNames[] = {"waiting",   "queued", "running",
                                        "succeeded", "failed", "cancelled"};
 
 pb::CoordinatorMessage CancelMessage(const std::string& job_id, uint64_t token) {
@@ -15,7 +15,31 @@ pb::CoordinatorMessage CancelMessage(const std::string& job_id, uint64_t token) 
   return m;
 }
 
+void StripToSummary(pb::Job* job) {
+  // Swapped out and destroyed: Clear() would keep the elements allocated.
+  google::protobuf::RepeatedPtrField<std::string> argv, inputs;
+  google::protobuf::RepeatedPtrField<pb::Job> members;
+  google::protobuf::RepeatedPtrField<pb::GeneratedFile> write_files;
+  job->mutable_argv()->Swap(&argv);
+  job->mutable_inputs()->Swap(&inputs);
+  job->mutable_members()->Swap(&members);
+  job->mutable_write_files()->Swap(&write_files);
+  // What an output must hold is the worker's to check.
+  for (auto& out : *job->mutable_outputs()) out.clear_expect();
+}
+
 }  // namespace
+
+void PackJob(JobRecord* rec) {
+  if (rec->payload.empty()) rec->payload = rec->job.SerializeAsString();
+  StripToSummary(&rec->job);
+}
+
+pb::Job UnpackJob(const JobRecord& rec) {
+  pb::Job whole;
+  if (!whole.ParseFromString(rec.payload)) return rec.job;
+  return whole;
+}
 
 void FarmState::Emit(FarmEvent::Kind kind, const JobRecord& job, const std::string& reason,
                      Effects* fx, Duration queue_wait, Duration run_time) {
@@ -62,14 +86,12 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
   // the coordinator's memory (Redis keeps the job ids with the delivery).
   delivery.plan.clear_jobs();
   delivery.job_ids.clear();
+  delivery.unfinished_jobs = 0;
+  DeliveryRecord& d = deliveries_[id] = std::move(delivery);
   for (auto& j : jobs) {
-    delivery.job_ids.push_back(j.job.id());
     last_token_ = std::max(last_token_, j.token);
-  }
-  deliveries_[id] = std::move(delivery);
-  for (auto& j : jobs) {
-    std::string jid = j.job.id();
-    JobRecord& rec = jobs_[jid] = std::move(j);
+    JobRecord& rec = AddJob(d, std::move(j));
+    const std::string& jid = rec.job.id();
     switch (rec.state) {
       case JobState::kQueued:
         rec.queued_at = now;
@@ -79,6 +101,7 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
         // Reloaded: its worker must claim it within one expiry.
         rec.lease_until = now + options_.expiry();
         rec.started_at = now;
+        running_.insert(jid);
         if (auto w = workers_.find(rec.worker); w != workers_.end() && !w->second.lost) {
           w->second.running.insert(jid);
         }
@@ -88,20 +111,36 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
     }
   }
   // Waiting jobs whose dependencies already succeeded can go.
-  for (const auto& jid : deliveries_[id].job_ids) {
+  for (const auto& jid : d.job_ids) {
     JobRecord& rec = jobs_[jid];
-    if (rec.state != JobState::kWaiting) continue;
-    bool ready = true;
-    for (const auto& dep : rec.job.depends_on()) {
-      auto it = jobs_.find(dep);
-      if (it == jobs_.end() || it->second.state != JobState::kSucceeded) ready = false;
-    }
-    if (ready) Enqueue(rec, now, fx);
+    if (rec.state == JobState::kWaiting && DependenciesSucceeded(rec)) Enqueue(rec, now, fx);
   }
   CheckDelivery(id, fx);
 }
 
+JobRecord& FarmState::AddJob(DeliveryRecord& d, JobRecord rec) {
+  PackJob(&rec);
+  std::string jid = rec.job.id();
+  d.job_ids.push_back(jid);
+  if (!IsTerminal(rec.state)) ++d.unfinished_jobs;
+  for (const auto& dep : rec.job.depends_on()) dependents_[dep].push_back(jid);
+  return jobs_[jid] = std::move(rec);
+}
+
+bool FarmState::DependenciesSucceeded(const JobRecord& job) const {
+  for (const auto& dep : job.job.depends_on()) {
+    auto it = jobs_.find(dep);
+    if (it == jobs_.end() || it->second.state != JobState::kSucceeded) return false;
+  }
+  return true;
+}
+
 const DeliveryRecord* FarmState::FindDelivery(const std::string& id) const {
+  auto it = deliveries_.find(id);
+  return it == deliveries_.end() ? nullptr : &it->second;
+}
+
+DeliveryRecord* FarmState::MutableDelivery(const std::string& id) {
   auto it = deliveries_.find(id);
   return it == deliveries_.end() ? nullptr : &it->second;
 }
@@ -236,10 +275,12 @@ void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyT
   }
   // Attempts we think it runs but it no longer knows of (it restarted) are
   // lost now rather than at lease expiry.
-  for (auto& [jid, job] : jobs_) {
-    if (job.state == JobState::kRunning && job.worker == w.name && !claimed.count(jid)) {
-      LoseAttempt(job, "worker " + w.name + " restarted", "worker_restarted", now, fx);
-    }
+  std::vector<std::string> forgotten;
+  for (const auto& jid : running_) {
+    if (jobs_.at(jid).worker == w.name && !claimed.count(jid)) forgotten.push_back(jid);
+  }
+  for (const auto& jid : forgotten) {
+    LoseAttempt(jobs_.at(jid), "worker " + w.name + " restarted", "worker_restarted", now, fx);
   }
   fx->messages.push_back({peer, std::move(welcome)});
 }
@@ -254,8 +295,8 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
   auto it = jobs_.find(result.job_id());
   if (it == jobs_.end() || it->second.state != JobState::kRunning ||
       it->second.token != result.token()) {
-    bool duplicate = it != jobs_.end() && it->second.token == result.token() &&
-                     IsTerminal(it->second.state);
+    bool duplicate =
+        it != jobs_.end() && it->second.token == result.token() && IsTerminal(it->second.state);
     if (!duplicate) {
       ++fx->stale_results;
       if (it != jobs_.end()) Emit(FarmEvent::Kind::kStaleResult, it->second, "", fx);
@@ -275,7 +316,8 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
     for (const auto& name : job.failed_on) {
       auto bad = workers_.find(name);
       if (name == job.worker || bad == workers_.end() || bad->second.failure_streak == 0) continue;
-      if (++bad->second.confirmed_failures >= options_.quarantine_after && !bad->second.quarantined) {
+      if (++bad->second.confirmed_failures >= options_.quarantine_after &&
+          !bad->second.quarantined) {
         Quarantine(name,
                    std::to_string(bad->second.confirmed_failures) +
                        " jobs in a row failed here and then succeeded on other workers",
@@ -316,35 +358,38 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
 
 bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const std::string& why,
                            SteadyTime now, Effects* fx) {
-  if (job.job.members_size() != job.job.outputs_size() || job.job.members_size() == 0) {
-    return false;
-  }
+  pb::Job whole = UnpackJob(job);
+  if (whole.members_size() != whole.outputs_size() || whole.members_size() == 0) return false;
   std::set<std::string> published;
   for (const auto& r : result.outputs()) published.insert(r.deliverable());
   DeliveryRecord& d = deliveries_[job.delivery_id];
-  pb::Job kept = job.job;
+  pb::Job kept = whole;
   kept.clear_outputs();
   kept.clear_members();
   int rerun = 0;
-  for (int k = 0; k < job.job.outputs_size(); ++k) {
-    if (published.count(job.job.outputs(k).deliverable())) {
-      *kept.add_outputs() = job.job.outputs(k);
+  for (int k = 0; k < whole.outputs_size(); ++k) {
+    if (published.count(whole.outputs(k).deliverable())) {
+      *kept.add_outputs() = whole.outputs(k);
       continue;
     }
-    const pb::Job& member = job.job.members(k);
+    const pb::Job& member = whole.members(k);
     if (jobs_.count(member.id())) continue;  // already split (cannot happen twice)
     JobRecord rec;
     rec.job = member;
     rec.delivery_id = job.delivery_id;
     rec.priority = job.priority;
     rec.seq = job.seq;  // its group's place in the queue
-    d.job_ids.push_back(member.id());
-    JobRecord& added = jobs_[member.id()] = std::move(rec);
+    rec.state = JobState::kWaiting;
+    JobRecord& added = AddJob(d, std::move(rec));
+    fx->rewritten_jobs.insert(member.id());
     Emit(FarmEvent::Kind::kRetry, added, "split", fx);
     Enqueue(added, now, fx);
     ++rerun;
   }
   job.job = std::move(kept);
+  job.payload.clear();
+  PackJob(&job);
+  fx->rewritten_jobs.insert(job.job.id());
   job.result = result;
   job.error = why + "; " + std::to_string(rerun) + " of its outputs run again on their own";
   fx->dirty_deliveries.insert(d.id);
@@ -359,6 +404,7 @@ void FarmState::DetachFromWorker(const JobRecord& job) {
 }
 
 void FarmState::Enqueue(JobRecord& job, SteadyTime now, Effects* fx) {
+  running_.erase(job.job.id());
   job.state = JobState::kQueued;
   job.queued_at = now;
   queue_.insert({-job.priority, job.seq, job.job.id()});
@@ -383,6 +429,12 @@ void FarmState::LoseAttempt(JobRecord& job, const std::string& reason, const std
 
 void FarmState::Finish(JobRecord& job, JobState state, Effects* fx) {
   queue_.erase({-job.priority, job.seq, job.job.id()});
+  running_.erase(job.job.id());
+  if (!IsTerminal(job.state)) {
+    if (auto d = deliveries_.find(job.delivery_id); d != deliveries_.end()) {
+      --d->second.unfinished_jobs;
+    }
+  }
   job.state = state;
   fx->dirty_jobs.insert(job.job.id());
 }
@@ -393,38 +445,33 @@ void FarmState::FailJob(JobRecord& job, const std::string& error, const std::str
   Emit(FarmEvent::Kind::kFailed, job, code, fx);
   Finish(job, JobState::kFailed, fx);
   // Everything that needed it fails too.
-  const DeliveryRecord& d = deliveries_[job.delivery_id];
-  for (const auto& jid : d.job_ids) {
-    JobRecord& other = jobs_[jid];
-    if (IsTerminal(other.state)) continue;
-    for (const auto& dep : other.job.depends_on()) {
-      if (dep == job.job.id()) {
-        if (other.state == JobState::kRunning) {
-          auto w = workers_.find(other.worker);
-          if (w != workers_.end()) {
-            fx->messages.push_back({w->second.peer, CancelMessage(jid, other.token)});
-          }
-          DetachFromWorker(other);
+  if (auto deps = dependents_.find(job.job.id()); deps != dependents_.end()) {
+    for (const auto& jid : std::vector<std::string>(deps->second)) {
+      auto it = jobs_.find(jid);
+      if (it == jobs_.end() || IsTerminal(it->second.state)) continue;
+      JobRecord& other = it->second;
+      if (other.state == JobState::kRunning) {
+        auto w = workers_.find(other.worker);
+        if (w != workers_.end()) {
+          fx->messages.push_back({w->second.peer, CancelMessage(jid, other.token)});
         }
-        FailJob(other, "a job it depends on failed: " + job.job.id(), "dependency", fx);
-        break;
+        DetachFromWorker(other);
       }
+      FailJob(other, "a job it depends on failed: " + job.job.id(), "dependency", fx);
     }
   }
   CheckDelivery(job.delivery_id, fx);
 }
 
 void FarmState::ReleaseDependents(const JobRecord& job, SteadyTime now, Effects* fx) {
-  const DeliveryRecord& d = deliveries_[job.delivery_id];
-  for (const auto& jid : d.job_ids) {
-    JobRecord& other = jobs_[jid];
-    if (other.state != JobState::kWaiting) continue;
-    bool ready = true;
-    for (const auto& dep : other.job.depends_on()) {
-      auto it = jobs_.find(dep);
-      if (it == jobs_.end() || it->second.state != JobState::kSucceeded) ready = false;
+  auto deps = dependents_.find(job.job.id());
+  if (deps == dependents_.end()) return;
+  for (const auto& jid : deps->second) {
+    auto it = jobs_.find(jid);
+    if (it != jobs_.end() && it->second.state == JobState::kWaiting &&
+        DependenciesSucceeded(it->second)) {
+      Enqueue(it->second, now, fx);
     }
-    if (ready) Enqueue(other, now, fx);
   }
 }
 
@@ -490,8 +537,8 @@ DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
   if (d.cancelled) {
     c.state = "cancelled";
   } else if (c.running + c.queued > 0) {
-    bool started = c.running > 0 || parts_active > 0 ||
-                   c.delivered + c.failed > d.plan.failures_size();
+    bool started =
+        c.running > 0 || parts_active > 0 || c.delivered + c.failed > d.plan.failures_size();
     c.state = started ? "running" : "queued";
   } else {
     c.state = (c.failed + c.cancelled > 0) ? "failed" : "delivered";
@@ -501,10 +548,7 @@ DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
 
 void FarmState::CheckDelivery(const std::string& delivery_id, Effects* fx) {
   auto it = deliveries_.find(delivery_id);
-  if (it == deliveries_.end() || it->second.finished) return;
-  for (const auto& jid : it->second.job_ids) {
-    if (!IsTerminal(jobs_[jid].state)) return;
-  }
+  if (it == deliveries_.end() || it->second.finished || it->second.unfinished_jobs > 0) return;
   it->second.finished = true;
   FarmEvent e;
   e.kind = FarmEvent::Kind::kDeliveryFinished;
@@ -631,12 +675,13 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     job.started_at = now;
     job.progress = job.fps = job.speed = 0;
     best->running.insert(job.job.id());
+    running_.insert(job.job.id());
     Emit(FarmEvent::Kind::kAssigned, job, "", fx, now - job.queued_at);
     fx->dirty_jobs.insert(job.job.id());
 
     pb::CoordinatorMessage m;
     auto* a = m.mutable_assign();
-    *a->mutable_job() = job.job;
+    a->mutable_job()->ParseFromString(job.payload);
     a->set_token(job.token);
     a->set_attempt(job.attempts);
     fx->messages.push_back({best->peer, std::move(m)});
@@ -670,12 +715,15 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
   }
   // Attempts whose lease lapsed (reloaded and never claimed, or an
   // assignment its worker never acknowledged in a heartbeat).
-  for (auto& [jid, job] : jobs_) {
-    if (job.state == JobState::kRunning && job.lease_until < now) {
-      LoseAttempt(job, "attempt " + std::to_string(job.token) + " on " + job.worker +
-                           " stopped reporting",
-                  "lease_expired", now, fx);
-    }
+  std::vector<std::string> lapsed;
+  for (const auto& jid : running_) {
+    if (jobs_.at(jid).lease_until < now) lapsed.push_back(jid);
+  }
+  for (const auto& jid : lapsed) {
+    JobRecord& job = jobs_.at(jid);
+    LoseAttempt(job,
+                "attempt " + std::to_string(job.token) + " on " + job.worker + " stopped reporting",
+                "lease_expired", now, fx);
   }
   if (last_heartbeat_ + options_.heartbeat_interval <= now) {
     last_heartbeat_ = now;

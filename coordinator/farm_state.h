@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -30,7 +31,13 @@ inline bool IsTerminal(JobState s) {
 
 struct JobRecord {
   // Persisted.
-  pb::Job job;  // job.id is farm-unique
+  // What the scheduler reads of the job: everything but its argv, inputs,
+  // generated files, group members and the outputs' expected media (PackJob
+  // strips them). job.id is farm-unique.
+  pb::Job job;
+  // The whole job, serialized: what a worker is sent and Redis stores. About
+  // a quarter of the parsed job's memory.
+  std::string payload;
   std::string delivery_id;
   int priority = 50;
   uint64_t seq = 0;  // FIFO order within a priority
@@ -53,6 +60,12 @@ struct JobRecord {
   std::set<std::string> failed_on;  // workers where an attempt reported failure
 };
 
+// Moves the whole job in `rec->job` into `rec->payload` and leaves its
+// summary in `rec->job`. A record whose payload is set is left alone.
+void PackJob(JobRecord* rec);
+// The whole job of a packed record.
+pb::Job UnpackJob(const JobRecord& rec);
+
 struct DeliveryRecord {
   std::string id;
   std::string name;
@@ -66,6 +79,9 @@ struct DeliveryRecord {
   bool finished = false;
   pb::Plan plan;
   std::vector<std::string> job_ids;
+  // In memory only.
+  int unfinished_jobs = 0;        // jobs not yet terminal
+  bool manifest_pending = false;  // finished, its manifest not written yet
 };
 
 struct WorkerRecord {
@@ -83,9 +99,9 @@ struct WorkerRecord {
   std::set<std::string> running;  // job ids
   int jobs_done = 0;
   int jobs_failed = 0;
-  int failure_streak = 0;    // reported failures since its last success
+  int failure_streak = 0;      // reported failures since its last success
   int confirmed_failures = 0;  // of those, jobs that then succeeded elsewhere
-  bool quarantined = false;  // out of rotation until released
+  bool quarantined = false;    // out of rotation until released
   std::string quarantine_reason;
 };
 
@@ -148,6 +164,9 @@ struct FarmEvent {
 struct Effects {
   std::vector<Outgoing> messages;
   std::set<std::string> dirty_jobs;
+  // Of those, the jobs whose payload is new (a split group and its members):
+  // stored whole, not just their state.
+  std::set<std::string> rewritten_jobs;
   std::set<std::string> dirty_deliveries;
   std::vector<std::string> finished_deliveries;
   // Workers whose quarantine started (name -> reason) or ended ("" reason):
@@ -196,6 +215,9 @@ class FarmState {
   Status Cancel(const std::string& delivery_id, Effects* fx);
 
   const DeliveryRecord* FindDelivery(const std::string& id) const;
+  // For the daemon's bookkeeping (finished_ms, manifest_pending); the
+  // scheduling fields are FarmState's.
+  DeliveryRecord* MutableDelivery(const std::string& id);
   const JobRecord* FindJob(const std::string& id) const;
   const std::map<std::string, DeliveryRecord>& deliveries() const { return deliveries_; }
   const std::map<std::string, WorkerRecord>& workers() const { return workers_; }
@@ -217,8 +239,7 @@ class FarmState {
   using QueueKey = std::tuple<int, uint64_t, std::string>;  // (-priority, seq, id)
 
   void OnHello(const std::string& peer, const pb::Hello& hello, SteadyTime now, Effects* fx);
-  void OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now,
-                Effects* fx);
+  void OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now, Effects* fx);
   WorkerRecord* WorkerForPeer(const std::string& peer);
   void Enqueue(JobRecord& job, SteadyTime now, Effects* fx);
   // Ends the running attempt of `job` (not terminal yet) without a result:
@@ -235,8 +256,13 @@ class FarmState {
   // again as its member job, on its own. False when `job` is no group.
   bool SplitGroup(JobRecord& job, const pb::JobResult& result, const std::string& why,
                   SteadyTime now, Effects* fx);
+  // Adds a job record of delivery `d` (indexes, counters).
+  JobRecord& AddJob(DeliveryRecord& d, JobRecord rec);
   void Finish(JobRecord& job, JobState state, Effects* fx);
+  // Queues the waiting jobs that depended on `job` once all their
+  // dependencies succeeded.
   void ReleaseDependents(const JobRecord& job, SteadyTime now, Effects* fx);
+  bool DependenciesSucceeded(const JobRecord& job) const;
   void CheckDelivery(const std::string& delivery_id, Effects* fx);
   void Dispatch(SteadyTime now, Effects* fx);
   // Free slot, in rotation, and HasWhatItNeeds.
@@ -249,8 +275,12 @@ class FarmState {
   FarmOptions options_;
   std::mt19937_64 rng_;
   std::map<std::string, DeliveryRecord> deliveries_;
-  std::map<std::string, JobRecord> jobs_;
-  std::map<std::string, WorkerRecord> workers_;       // by name
+  std::unordered_map<std::string, JobRecord> jobs_;
+  // Jobs in state kRunning (their leases are checked every tick).
+  std::set<std::string> running_;
+  // Job id -> the ids of the jobs that depend on it.
+  std::unordered_map<std::string, std::vector<std::string>> dependents_;
+  std::map<std::string, WorkerRecord> workers_;        // by name
   std::map<std::string, std::string> peer_to_worker_;  // routing id -> name
   std::set<QueueKey> queue_;
   uint64_t last_token_ = 0;

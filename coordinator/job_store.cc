@@ -49,58 +49,65 @@ std::vector<std::string> SplitLines(const std::string& text) {
 JobStore::JobStore(RedisClient* redis, std::string prefix)
     : redis_(redis), prefix_(std::move(prefix)) {}
 
-StatusOr<uint64_t> JobStore::NextSeq() {
-  auto r = redis_->Command({"INCR", prefix_ + "seq"});
+StatusOr<uint64_t> JobStore::NextSeq() { return ReserveSeqs(1); }
+
+StatusOr<uint64_t> JobStore::ReserveSeqs(uint64_t n) {
+  auto r = redis_->Command({"INCRBY", prefix_ + "seq", std::to_string(n)});
   if (!r.ok()) return r.status();
-  if (r->type != RedisReply::Type::kInteger) return Status::Internal("INCR: " + r->str);
+  if (r->type != RedisReply::Type::kInteger) return Status::Internal("INCRBY: " + r->str);
   return static_cast<uint64_t>(r->integer);
 }
 
 std::vector<std::string> JobStore::DeliveryCommand(const DeliveryRecord& d) const {
-  return {"HSET", prefix_ + "d:" + d.id,
-          "name", d.name,
-          "spec_file", d.spec_file,
-          "output_dir", d.output_dir,
-          "priority", std::to_string(d.priority),
-          "seq", std::to_string(d.seq),
-          "created_ms", std::to_string(d.created_ms),
+  return {"HSET",        prefix_ + "d:" + d.id,
+          "name",        d.name,
+          "spec_file",   d.spec_file,
+          "output_dir",  d.output_dir,
+          "priority",    std::to_string(d.priority),
+          "seq",         std::to_string(d.seq),
+          "created_ms",  std::to_string(d.created_ms),
           "finished_ms", std::to_string(d.finished_ms),
-          "cancelled", d.cancelled ? "1" : "0",
-          "finished", d.finished ? "1" : "0",
-          "plan", d.plan.SerializeAsString(),
-          "job_ids", JoinLines(d.job_ids)};
+          "cancelled",   d.cancelled ? "1" : "0",
+          "finished",    d.finished ? "1" : "0",
+          "plan",        d.plan.SerializeAsString(),
+          "job_ids",     JoinLines(d.job_ids)};
 }
 
-std::vector<std::string> JobStore::JobCommand(const JobRecord& j) const {
-  return {"HSET", prefix_ + "j:" + j.job.id(),
-          "job", j.job.SerializeAsString(),
-          "delivery", j.delivery_id,
-          "priority", std::to_string(j.priority),
-          "seq", std::to_string(j.seq),
-          "state", JobStateName(j.state),
-          "attempts", std::to_string(j.attempts),
-          "token", std::to_string(j.token),
-          "worker", j.worker,
-          "error", j.error,
-          "log_tail", j.log_tail,
-          "result", j.result.SerializeAsString()};
+std::vector<std::string> JobStore::JobCommand(const JobRecord& j, bool with_payload) const {
+  std::vector<std::string> cmd = {"HSET",     prefix_ + "j:" + j.job.id(),
+                                  "delivery", j.delivery_id,
+                                  "priority", std::to_string(j.priority),
+                                  "seq",      std::to_string(j.seq),
+                                  "state",    JobStateName(j.state),
+                                  "attempts", std::to_string(j.attempts),
+                                  "token",    std::to_string(j.token),
+                                  "worker",   j.worker,
+                                  "error",    j.error,
+                                  "log_tail", j.log_tail,
+                                  "result",   j.result.SerializeAsString()};
+  if (with_payload) {
+    cmd.push_back("job");
+    cmd.push_back(j.payload.empty() ? j.job.SerializeAsString() : j.payload);
+  }
+  return cmd;
 }
 
 Status JobStore::SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobRecord>& jobs) {
   std::vector<std::vector<std::string>> cmds;
   cmds.push_back(DeliveryCommand(d));
-  for (const auto& j : jobs) cmds.push_back(JobCommand(j));
+  for (const auto& j : jobs) cmds.push_back(JobCommand(j, true));
   cmds.push_back({"SADD", prefix_ + "deliveries", d.id});
   auto r = redis_->Transaction(cmds);
   return r.status();
 }
 
 Status JobStore::Save(const std::vector<const DeliveryRecord*>& deliveries,
-                      const std::vector<const JobRecord*>& jobs) {
+                      const std::vector<const JobRecord*>& jobs,
+                      const std::set<std::string>& rewritten) {
   if (deliveries.empty() && jobs.empty()) return Status::OK();
   std::vector<std::vector<std::string>> cmds;
   for (const auto* d : deliveries) cmds.push_back(DeliveryCommand(*d));
-  for (const auto* j : jobs) cmds.push_back(JobCommand(*j));
+  for (const auto* j : jobs) cmds.push_back(JobCommand(*j, rewritten.count(j->job.id()) > 0));
   return redis_->Transaction(cmds).status();
 }
 
@@ -160,9 +167,11 @@ Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRe
     for (const auto& jr : replies.value()) {
       auto jh = HashFromReply(jr);
       JobRecord j;
-      if (!j.job.ParseFromString(Get(jh, "job"))) {
+      j.payload = Get(jh, "job");
+      if (j.payload.empty() || !j.job.ParseFromString(j.payload)) {
         return Status::Internal("corrupt job in redis for delivery " + d.id);
       }
+      PackJob(&j);
       j.delivery_id = Get(jh, "delivery");
       j.priority = static_cast<int>(ToInt(jh, "priority"));
       j.seq = static_cast<uint64_t>(ToInt(jh, "seq"));

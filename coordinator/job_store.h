@@ -1,7 +1,8 @@
 // Persistence of deliveries and jobs in Redis, the farm's source of truth.
 //
 // Keys (prefix "rf:" by default):
-//   rf:seq             INCR counter for delivery ids and FIFO order
+//   rf:seq             counter for delivery ids and FIFO order (INCRBY: the
+//                      coordinator reserves blocks of numbers)
 //   rf:deliveries      SET of delivery ids
 //   rf:d:<id>          HASH delivery: name spec_file output_dir priority seq
 //                      created_ms finished_ms cancelled finished
@@ -14,6 +15,7 @@
 #define REELFARM_COORDINATOR_JOB_STORE_H_
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,10 +30,16 @@ class JobStore {
   explicit JobStore(RedisClient* redis, std::string prefix = "rf:");
 
   StatusOr<uint64_t> NextSeq();
+  // Reserves `n` sequence numbers at once: returns the last of them (the
+  // block is last-n+1 .. last). Numbers of a block never used are skipped.
+  StatusOr<uint64_t> ReserveSeqs(uint64_t n);
+  // Stores each job's payload (the job itself when it is not packed yet).
   Status SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobRecord>& jobs);
-  // Writes the named records in one transaction.
+  // Writes the named records in one transaction: a job's state always, its
+  // payload only when its id is in `rewritten` (it is immutable otherwise).
   Status Save(const std::vector<const DeliveryRecord*>& deliveries,
-              const std::vector<const JobRecord*>& jobs);
+              const std::vector<const JobRecord*>& jobs,
+              const std::set<std::string>& rewritten = {});
   // Quarantined workers (rf:quarantine, name -> reason): "" reason removes.
   Status SaveQuarantine(const std::map<std::string, std::string>& changes);
   Status LoadQuarantine(std::map<std::string, std::string>* out);
@@ -40,7 +48,7 @@ class JobStore {
 
  private:
   std::vector<std::string> DeliveryCommand(const DeliveryRecord& d) const;
-  std::vector<std::string> JobCommand(const JobRecord& j) const;
+  std::vector<std::string> JobCommand(const JobRecord& j, bool with_payload) const;
 
   RedisClient* redis_;
   std::string prefix_;

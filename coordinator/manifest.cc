@@ -7,12 +7,18 @@ namespace {
 
 const char* ItemState(const JobRecord& j) {
   switch (j.state) {
-    case JobState::kSucceeded: return "delivered";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
-    case JobState::kRunning: return "running";
-    case JobState::kWaiting: return "waiting";
-    default: return "queued";
+    case JobState::kSucceeded:
+      return "delivered";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kWaiting:
+      return "waiting";
+    default:
+      return "queued";
   }
 }
 
@@ -20,12 +26,13 @@ nlohmann::json MediaJson(const pb::MediaInfo& m) {
   nlohmann::json out = nlohmann::json::object();
   out["format"] = m.format_name();
   if (m.has_video()) {
-    out["video"] = {{"codec", m.video_codec()},
-                    {"profile", m.video_profile()},
-                    {"width", m.width()},
-                    {"height", m.height()},
-                    {"pix_fmt", m.pix_fmt()},
-                    {"frame_rate", std::to_string(m.fps_num()) + "/" + std::to_string(m.fps_den())}};
+    out["video"] = {
+        {"codec", m.video_codec()},
+        {"profile", m.video_profile()},
+        {"width", m.width()},
+        {"height", m.height()},
+        {"pix_fmt", m.pix_fmt()},
+        {"frame_rate", std::to_string(m.fps_num()) + "/" + std::to_string(m.fps_den())}};
   }
   if (m.has_audio()) {
     out["audio"] = {{"codec", m.audio_codec()},
@@ -126,6 +133,8 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
 
 nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d) {
   DeliveryCounts c = farm.Counts(d);
+  // A delivery is done when its manifest is published, not before.
+  if (d.manifest_pending) c.state = "running";
   return {{"id", d.id},
           {"name", d.name},
           {"state", c.state},
@@ -150,7 +159,7 @@ nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d
   }
   AppendPlanFailures(d, false, &items);
   out["items"] = std::move(items);
-  if (d.finished) out["manifest"] = d.output_dir + "/manifest.json";
+  if (d.finished && !d.manifest_pending) out["manifest"] = d.output_dir + "/manifest.json";
   return out;
 }
 
@@ -158,10 +167,10 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [name, w] : farm.workers()) {
     int running = static_cast<int>(w.running.size());
-    const char* state = w.quarantined ? "quarantined"
-                         : w.lost     ? "lost"
-                         : running >= w.slots ? "busy"
-                                              : "ready";
+    const char* state = w.quarantined        ? "quarantined"
+                        : w.lost             ? "lost"
+                        : running >= w.slots ? "busy"
+                                             : "ready";
     list.push_back(
         {{"name", name},
          {"host", w.host},

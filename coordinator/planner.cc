@@ -310,7 +310,6 @@ void Append(std::vector<std::string>* argv, const std::vector<std::string>& item
   argv->insert(argv->end(), items.begin(), items.end());
 }
 
-
 // One deliverable, validated, with everything its jobs are made from.
 struct Branch {
   const DeliverableSpec* d = nullptr;
@@ -338,9 +337,9 @@ std::string FpsArg(const pb::SourceFacts& f) {
 
 // The start of every FFmpeg command: quiet, no stdin, machine progress.
 std::vector<std::string> CommandPrefix(const PlanContext& ctx, bool video) {
-  std::vector<std::string> argv = {ctx.options.ffmpeg, "-hide_banner", "-nostdin",
-                                   "-y",               "-loglevel",    "warning",
-                                   "-nostats",         "-progress",    "pipe:1"};
+  std::vector<std::string> argv = {
+      ctx.options.ffmpeg, "-hide_banner", "-nostdin",  "-y",    "-loglevel",
+      "warning",          "-nostats",     "-progress", "pipe:1"};
   if (video) argv.push_back("-noautorotate");
   return argv;
 }
@@ -609,9 +608,9 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     expect->set_fps_den(source.fps_den());
     if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
     AddNeeds(b, true, false, &job);
-    const double media_s = last ? source.duration_s() - double(first) * source.fps_den() /
-                                                            source.fps_num()
-                                : double(count) * source.fps_den() / source.fps_num();
+    const double media_s =
+        last ? source.duration_s() - double(first) * source.fps_den() / source.fps_num()
+             : double(count) * source.fps_den() / source.fps_num();
     SetLimits(ctx, media_s, 1, &job);
     job.set_memory_mb(MemoryNeedMb(b.args.video_encoder, MaxPixels(b, source)));
     part_ids.push_back(job.id());
@@ -730,20 +729,19 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
         }
       }
     }
-  } else if (o.free_slots > n && o.chunking && o.min_chunk_s > 0 &&
-             !source.variable_frame_rate() && source.fps_num() > 0 && source.fps_den() > 0) {
+  } else if (o.free_slots > n && o.chunking && o.min_chunk_s > 0 && !source.variable_frame_rate() &&
+             source.fps_num() > 0 && source.fps_den() > 0) {
     int spare = o.free_slots - n;
     auto can_split = [&](int i) {
       const Branch& b = branches[i];
-      return moving(b) && !b.soft &&
-             source.duration_s() / (chunks[i] + 1) >= o.min_chunk_s;
+      return moving(b) && !b.soft && source.duration_s() / (chunks[i] + 1) >= o.min_chunk_s;
     };
     while (spare > 0) {
       int best = -1;
       for (int i = 0; i < n; ++i) {
         if (!can_split(i)) continue;
-        if (best < 0 || Cost(branches[i], source) / chunks[i] >
-                            Cost(branches[best], source) / chunks[best]) {
+        if (best < 0 ||
+            Cost(branches[i], source) / chunks[i] > Cost(branches[best], source) / chunks[best]) {
           best = i;
         }
       }

@@ -147,18 +147,23 @@ TEST(E2eRecovery, CoordinatorKilledBetweenPersistingAnAssignmentAndSendingItIsRe
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
   MakeTestSource(farm.dir(), "640x360", 3);
   // Restart the coordinator with the fault hook: it dies right after Redis
-  // has the first assignment and before any worker hears of it.
+  // has the first assignment and before any worker hears of it. The workers
+  // are frozen meanwhile, so the submission is acknowledged before anything
+  // can be assigned (and the hook fire).
+  for (int i = 0; i < opts.workers; ++i) farm.Signal("worker-" + std::to_string(i), SIGSTOP);
   farm.Signal("coordinator", SIGKILL);
   ASSERT_TRUE(farm.StartCoordinator({"--fault-kill-before-sending-assignment", "1"}).ok());
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return AllWorkersConnected(farm, 2); }, 30));
   auto id = farm.Submit(WriteSpec(farm.dir()));
   ASSERT_TRUE(id.ok()) << id.status().ToString();
+  for (int i = 0; i < opts.workers; ++i) farm.Signal("worker-" + std::to_string(i), SIGCONT);
   ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("coordinator"); }, 30))
       << "the fault hook did not fire";
   ASSERT_NE(farm.LogTail("coordinator").find("fault injection"), std::string::npos);
 
   // Redis holds an attempt that no worker ever heard of.
-  RedisClient redis(RedisEndpoint{"127.0.0.1", farm.redis_port()});
+  RedisEndpoint endpoint;
+  endpoint.port = farm.redis_port();
+  RedisClient redis(endpoint);
   auto keys = redis.Command({"KEYS", "rf:j:*"});
   ASSERT_TRUE(keys.ok());
   std::set<std::string> claimed;
@@ -199,7 +204,9 @@ TEST(E2eRecovery, RedisConnectionsDroppedAndRedisStalledTenSecondsLoseAndDoubleN
 
   // Every client connection dropped: the coordinator reconnects on its next
   // command.
-  RedisClient admin(RedisEndpoint{"127.0.0.1", farm.redis_port()});
+  RedisEndpoint endpoint;
+  endpoint.port = farm.redis_port();
+  RedisClient admin(endpoint);
   auto killed = admin.Command({"CLIENT", "KILL", "TYPE", "normal"});
   ASSERT_TRUE(killed.ok());
   EXPECT_GE(killed->integer, 1) << "the coordinator had no connection to drop";

@@ -83,7 +83,11 @@ TEST(JobStore, SavesAndReloadsDeliveriesAndJobStatesAcrossARedisRestart) {
   EXPECT_EQ(ld.priority, 70);
   EXPECT_EQ(ld.finished_ms, 99);
   ASSERT_EQ(lj.size(), 2u);
-  EXPECT_EQ(lj[0].job.argv(2), std::string("binary\0safe", 11));
+  // The job comes back whole in its payload (a state update does not rewrite
+  // it), its summary without the argv.
+  EXPECT_EQ(UnpackJob(lj[0]).argv(2), std::string("binary\0safe", 11));
+  EXPECT_EQ(lj[0].job.id(), "film-1.j0");
+  EXPECT_EQ(lj[0].job.argv_size(), 0);
   EXPECT_EQ(lj[0].state, JobState::kRunning);
   EXPECT_EQ(lj[0].token, 42u);
   EXPECT_EQ(lj[0].attempts, 2);
@@ -94,6 +98,9 @@ TEST(JobStore, SavesAndReloadsDeliveriesAndJobStatesAcrossARedisRestart) {
   auto next = store.NextSeq();
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(*next, *seq + 1);
+  auto block = store.ReserveSeqs(64);
+  ASSERT_TRUE(block.ok());
+  EXPECT_EQ(*block, *next + 64) << "the last number of a block of 64 after the last one used";
 }
 
 TEST(JobStore, ReportsUnavailableWhenRedisIsDown) {

@@ -65,7 +65,8 @@ class FarmStateTest : public ::testing::Test {
     return fx;
   }
 
-  Effects Heartbeat(const std::string& peer, std::vector<std::pair<std::string, uint64_t>> running) {
+  Effects Heartbeat(const std::string& peer,
+                    std::vector<std::pair<std::string, uint64_t>> running) {
     pb::WorkerMessage m;
     m.mutable_heartbeat();
     for (auto& [id, token] : running) {
@@ -114,6 +115,38 @@ class FarmStateTest : public ::testing::Test {
   SteadyTime now_ = SteadyTime(std::chrono::hours(1));
   uint64_t seq_ = 0;
 };
+
+TEST_F(FarmStateTest, KeepsASummaryInMemoryAndSendsTheWholeJob) {
+  DeliveryRecord d;
+  d.id = d.name = "w";
+  d.seq = 1;
+  JobRecord j;
+  j.job.set_id("w.j0");
+  for (const char* a : {"ffmpeg", "-i", "/m/src.mov", "/o/web.mp4"}) j.job.add_argv(a);
+  j.job.add_inputs("/m/src.mov");
+  auto* out = j.job.add_outputs();
+  out->set_deliverable("web");
+  out->set_relative_path("web.mp4");
+  out->mutable_expect()->set_width(1280);
+  j.job.mutable_needs()->add_encoders("libx264");
+  j.delivery_id = "w";
+  Effects added;
+  farm_.AddDelivery(d, {j}, now_, &added);
+
+  const JobRecord* rec = farm_.FindJob("w.j0");
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->job.argv_size(), 0) << "the argv lives only in the payload";
+  EXPECT_EQ(rec->job.inputs_size(), 0);
+  EXPECT_FALSE(rec->job.outputs(0).has_expect());
+  EXPECT_EQ(rec->job.outputs(0).relative_path(), "web.mp4");
+  EXPECT_EQ(UnpackJob(*rec).SerializeAsString(), j.job.SerializeAsString());
+
+  Hello("p1", "w1", 1);
+  auto assigns = Assigns(Tick(), "p1");
+  ASSERT_EQ(assigns.size(), 1u);
+  EXPECT_EQ(assigns[0].job().SerializeAsString(), j.job.SerializeAsString())
+      << "the worker gets the job as planned";
+}
 
 TEST_F(FarmStateTest, AssignsQueuedJobsToFreeSlotsWithIncreasingTokens) {
   Submit("a", 3);

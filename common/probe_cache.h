@@ -1,0 +1,60 @@
+// Source facts remembered by the file's identity, so that the many deliveries
+// of one picture-locked master are probed once, not once per submission.
+#ifndef REELFARM_COMMON_PROBE_CACHE_H_
+#define REELFARM_COMMON_PROBE_CACHE_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "common/probe.h"
+
+namespace reelfarm {
+
+// Thread-safe.
+class ProbeCache {
+ public:
+  // Remembers at most `capacity` files (the least recently used go first).
+  explicit ProbeCache(size_t capacity = 256);
+
+  // ProbeSource(runner, ffprobe, path, timeout_s), unless `path` was probed
+  // before and its identity (device, inode, size, modification and change
+  // times to the nanosecond) is what it was then: the facts of that probe.
+  // Only successful probes of files that did not change while they were
+  // probed are remembered. Any write to the file, a replacement (rename over
+  // it) or a `touch` probes it again.
+  StatusOr<pb::SourceFacts> Probe(ProcessRunner& runner, const std::string& ffprobe,
+                                  const std::string& path, double timeout_s = 60);
+
+  uint64_t hits() const;
+  uint64_t misses() const;
+
+ private:
+  struct Identity {
+    uint64_t device = 0;
+    uint64_t inode = 0;
+    int64_t size = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+    bool operator==(const Identity&) const = default;
+  };
+  struct Entry {
+    Identity identity;
+    pb::SourceFacts facts;
+    uint64_t last_use = 0;
+  };
+  // False when `path` cannot be stat()ed (ProbeSource then says why).
+  static bool IdentityOf(const std::string& path, Identity* out);
+
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
+  uint64_t uses_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t hits_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t misses_ = 0;                   // GUARDED_BY(mu_)
+};
+
+}  // namespace reelfarm
+
+#endif  // REELFARM_COMMON_PROBE_CACHE_H_
