@@ -150,6 +150,33 @@ def frames_of(path):
     return int(out.split(",")[0])
 
 
+POSTER_SPEC = """version: 1
+name: {name}
+source: {source}
+output_dir: {out}
+deliverables:
+  - {{name: poster, preset: thumbnail-jpg}}
+"""
+
+
+def startup_cost(work, source, workers, reps):
+    """The farm's fixed cost: `reelfarm run` of one poster frame (private
+    Redis, coordinator, workers probing their encoders, submit, verify,
+    manifest, shutdown) against that poster's FFmpeg run directly."""
+    spec = os.path.join(work, "startup.yaml")
+    with open(spec, "w") as f:
+        f.write(POSTER_SPEC.format(name="startup", source=os.path.basename(source),
+                                   out="out-startup"))
+    jobs = plan(spec, 0)["jobs"]
+    farm_t, direct_t = [], []
+    for _ in range(reps):
+        fresh(os.path.join(work, "out-startup"))
+        farm_t.append(reelfarm_run(spec, workers))
+        fresh(os.path.join(work, "out-startup"))
+        direct_t.append(run_jobs_directly(jobs, 1))
+    return {"farm": statistics.median(farm_t), "direct": statistics.median(direct_t)}
+
+
 def compare(work, sources, reps, workers):
     rows = []
     for kind, source in sources.items():
@@ -240,6 +267,17 @@ def free_port():
     return port
 
 
+def wait_for_port(port, timeout_s=10):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
 def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, tag):
     """A farm of n_workers, each in its own CPU-quota cgroup; returns the wall
     time from submit to the end of the delivery."""
@@ -250,10 +288,13 @@ def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, tag):
         procs.append(subprocess.Popen(["redis-server", "--port", str(rp), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no", "--dir", state],
                                       stdout=subprocess.DEVNULL))
+        wait_for_port(rp)  # the coordinator refuses to start without its Redis
         procs.append(subprocess.Popen(
             [os.path.join(BIN, "reelfarm-coordinator"), "--redis", f"redis://127.0.0.1:{rp}",
              "--bind", f"tcp://127.0.0.1:{zp}", "--http", f"127.0.0.1:{hp}", "--metrics", "",
-             "--min-chunk-s", str(min_chunk_s)],
+             "--min-chunk-s", str(min_chunk_s),
+             # The default limits assume a worker of at least a core or two.
+             "--job-timeout-per-media-s", str(round(20 * max(1.0, 2.0 / cores_each)))],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "coordinator.log"), "w")))
         url = f"http://127.0.0.1:{hp}"
         for i in range(n_workers):
@@ -273,7 +314,12 @@ def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, tag):
                 break
             time.sleep(0.1)
         else:
-            raise RuntimeError("cluster workers did not announce themselves")
+            tails = []
+            for name in sorted(os.listdir(state)):
+                if name.endswith(".log"):
+                    with open(os.path.join(state, name), errors="replace") as f:
+                        tails.append(f"--- {name}\n" + "".join(f.readlines()[-5:]))
+            raise RuntimeError("cluster workers did not announce themselves:\n" + "\n".join(tails))
         start = time.monotonic()
         res = subprocess.run([REELFARM, "--coordinator", url, "submit", spec],
                              capture_output=True, text=True, check=True)
@@ -295,6 +341,18 @@ def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, tag):
         shutil.rmtree(state, ignore_errors=True)
 
 
+def with_retry(run_once):
+    """A cluster run again once when its farm did not come up (a free port
+    taken between choosing it and binding it)."""
+    try:
+        return run_once()
+    except RuntimeError as e:
+        if "did not announce" not in str(e):
+            raise
+        log(f"[cluster] the farm did not come up, once more: {str(e)[:1500]}")
+        return run_once()
+
+
 def cluster(work, source, sizes, min_chunk_s):
     groups = Cgroups()
     if not groups.base:
@@ -310,9 +368,11 @@ def cluster(work, source, sizes, min_chunk_s):
             spec_n = write_spec(work, f"cluster-many-{n}", source, out_n)
             fresh(os.path.join(work, out_one))
             fresh(os.path.join(work, out_n))
-            t_one = cluster_run(work, spec_one, 1, cores, groups, min_chunk_s, f"one{n}")
+            t_one = with_retry(lambda: cluster_run(work, spec_one, 1, cores, groups, min_chunk_s,
+                                                   f"one{n}"))
             log(f"[cluster] 1 worker at {cores:.2f} core: {t_one:.1f} s")
-            t_n = cluster_run(work, spec_n, n, cores, groups, min_chunk_s, f"many{n}")
+            t_n = with_retry(lambda: cluster_run(work, spec_n, n, cores, groups, min_chunk_s,
+                                                 f"many{n}"))
             log(f"[cluster] {n} workers at {cores:.2f} core each: {t_n:.1f} s")
             exact = True
             for name in ("master.mov", "web.mp4", "vertical.mp4", "square.mp4",
@@ -343,7 +403,7 @@ def machine():
             f"{ffmpeg.splitlines()[0] if ffmpeg else 'ffmpeg ?'}")
 
 
-def report(args, compare_rows, cluster_result):
+def report(args, compare_rows, startup, cluster_result):
     lines = [f"## Run of {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}", "",
              f"Standard spec (master-prores; web-h264 720; social-h264 9:16 at 1920; social-h264 "
              f"1:1 at 1080; web-h264 720 with burned subtitles) on a {args.seconds} s 1080p25 "
@@ -362,6 +422,12 @@ def report(args, compare_rows, cluster_result):
         f"{[round(x, 1) for x in r['farm_all']]}, direct {[round(x, 1) for x in r['direct_all']]}"
         for r in compare_rows))
     lines.append("")
+    if startup is not None:
+        lines.append(f"Fixed cost of a farm run (one poster frame, median): `reelfarm run` "
+                     f"{startup['farm']:.2f} s, its FFmpeg directly {startup['direct']:.2f} s: "
+                     f"{startup['farm'] - startup['direct']:.2f} s of start-up, verification and "
+                     f"shutdown that every run pays once, whatever its length.")
+        lines.append("")
     if cluster_result is not None:
         if "error" in cluster_result:
             lines.append(f"Virtual cluster: {cluster_result['error']}")
@@ -394,17 +460,19 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
 
-    compare_rows = []
+    compare_rows, startup = [], None
     if not args.skip_compare:
         sources = make_sources(args.work, args.seconds)
         wanted = {k: v for k, v in sources.items() if k in args.sources.split(",")}
         compare_rows = compare(args.work, wanted, args.reps, args.workers)
+        startup = startup_cost(args.work, sources["h264"], args.workers, max(args.reps, 3))
+        log(f"[startup] poster frame: farm {startup['farm']:.2f} s, directly {startup['direct']:.2f} s")
     cluster_result = None
     if not args.skip_cluster:
         src = make_sources(args.work, args.cluster_seconds)["h264"]
         sizes = [int(x) for x in args.cluster_sizes.split(",")]
         cluster_result = cluster(args.work, src, sizes, args.cluster_min_chunk_s)
-    text = report(args, compare_rows, cluster_result)
+    text = report(args, compare_rows, startup, cluster_result)
     with open(args.report, "w") as f:
         f.write(text)
     print(text)

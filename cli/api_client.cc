@@ -64,6 +64,8 @@ std::string ApiClient::url() const { return url_.SchemeHostPort() + url_.prefix;
 
 void ApiClient::set_read_timeout_s(int seconds) { client_->set_read_timeout(seconds, 0); }
 
+void ApiClient::Disconnect() { client_->stop(); }
+
 void ApiClient::set_bearer_token(const std::string& token) {
   client_->set_bearer_token_auth(token.c_str());
 }

@@ -3,9 +3,8 @@
 #define REELFARM_CLI_API_CLIENT_H_
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/status.h"
 
@@ -62,6 +61,9 @@ class ApiClient {
   // Seconds to wait for an answer; submit waits for the coordinator to probe
   // and plan the source.
   void set_read_timeout_s(int seconds);
+  // Closes the kept-alive connection now (a server that is stopping waits
+  // for its open connections; the next request opens a new one).
+  void Disconnect();
   // Sent as "Authorization: Bearer TOKEN" with every request.
   void set_bearer_token(const std::string& token);
 

@@ -1,17 +1,16 @@
 #include "cli/commands.h"
 
-#include "common/curve_auth.h"
-
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cli/embedded_farm.h"
 #include "cli/progress_view.h"
 #include "cli/render.h"
 #include "cli/watch.h"
+#include "common/curve_auth.h"
 #include "common/probe.h"
 #include "common/process_runner.h"
 #include "common/spec.h"
@@ -144,7 +143,8 @@ int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliCont
     return kExitUsage;
   }
   *ctx.out << "Submitted " << JsonString(response->json, "name") << ": "
-           << JsonInt(response->json, "jobs") << (JsonInt(response->json, "jobs") == 1 ? " job" : " jobs");
+           << JsonInt(response->json, "jobs")
+           << (JsonInt(response->json, "jobs") == 1 ? " job" : " jobs");
   int64_t failed_at_plan = JsonInt(response->json, "failed_at_plan");
   if (failed_at_plan > 0) {
     *ctx.out << ", " << failed_at_plan << (failed_at_plan == 1 ? " deliverable" : " deliverables")
@@ -189,18 +189,19 @@ WatchOptions MakeWatchOptions(const CliContext& ctx) {
 int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx) {
   client.set_read_timeout_s(10);
   std::string path = DeliveryPath(id);
-  WatchResult result = WatchDelivery([&] { return client.Get(path); }, MakeWatchOptions(ctx),
-                                     *ctx.out, *ctx.err);
+  WatchResult result =
+      WatchDelivery([&] { return client.Get(path); }, MakeWatchOptions(ctx), *ctx.out, *ctx.err);
   return result.exit_code;
 }
 
 int CancelCommand(ApiClient& client, const std::string& id, const CliContext& ctx) {
-  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/cancel", nlohmann::json::object());
+  StatusOr<ApiResponse> response =
+      client.Post(DeliveryPath(id) + "/cancel", nlohmann::json::object());
   if (!response.ok()) return ReportUnreachable(response.status(), ctx);
   if (response->status != 200) return ReportHttpError(*response, "cannot cancel " + id, ctx);
   *ctx.out << "Cancelled " << id << ": now " << JsonString(response->json, "state") << ", "
-           << JsonInt(response->json, "delivered") << "/"
-           << JsonInt(response->json, "deliverables") << " delivered\n";
+           << JsonInt(response->json, "delivered") << "/" << JsonInt(response->json, "deliverables")
+           << " delivered\n";
   return kExitOk;
 }
 
@@ -233,9 +234,12 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
   farm_options.interrupted = ctx.interrupted;
   EmbeddedFarm farm(farm_options);
   *ctx.err << "Starting a local farm: redis-server, a coordinator and " << options.workers
-           << " worker" << (options.workers == 1 ? "" : "s") << " x " << options.slots
-           << " slot" << (options.slots == 1 ? "" : "s") << "\n";
+           << " worker" << (options.workers == 1 ? "" : "s") << " x " << options.slots << " slot"
+           << (options.slots == 1 ? "" : "s") << "\n";
+  std::optional<ApiClient> client;
   auto finish = [&](int code) {
+    // The coordinator's API waits for open connections when it stops.
+    if (client) client->Disconnect();
     farm.Stop();
     if (options.keep_state && !farm.state_dir().empty()) {
       *ctx.err << "State and logs kept in " << farm.state_dir() << "\n";
@@ -258,7 +262,7 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
     *ctx.err << "error: " << url.status().message() << "\n";
     return finish(kExitUnavailable);
   }
-  ApiClient client(*url);
+  client.emplace(*url);
   // The coordinator plans for the workers it knows: let them all announce
   // themselves first (the encoder probe takes a moment).
   Status announced = farm.WaitForWorkers();
@@ -268,18 +272,22 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
                                                                : kExitUnavailable);
   }
   std::string id;
-  rc = SubmitCommand(client, spec_path, ctx, &id);
+  rc = SubmitCommand(*client, spec_path, ctx, &id);
   if (rc != kExitOk) {
     Status farm_status = farm.CheckChildren();
     if (!farm_status.ok()) *ctx.err << "error: " << farm_status.message() << "\n";
     return finish(rc);
   }
-  client.set_read_timeout_s(10);
+  client->set_read_timeout_s(10);
   std::string path = DeliveryPath(id);
   WatchOptions watch_options = MakeWatchOptions(ctx);
   watch_options.check_farm = [&farm] { return farm.CheckChildren(); };
-  WatchResult result = WatchDelivery([&] { return client.Get(path); }, watch_options, *ctx.out,
-                                     *ctx.err);
+  // A private farm on this machine: polling it is cheap, and every poll
+  // interval is time added to the end of the run.
+  watch_options.poll_interval_s = 0.1;
+  watch_options.max_unreachable_polls = 100;
+  WatchResult result =
+      WatchDelivery([&] { return client->Get(path); }, watch_options, *ctx.out, *ctx.err);
   if ((result.exit_code == kExitOk || result.exit_code == kExitFailed) &&
       JsonString(result.delivery, "manifest").empty()) {
     // The summary names the output folder; name the manifest too.
@@ -347,8 +355,8 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   workers->add_flag("--json", json, "print the API's JSON");
 
   std::string key_prefix;
-  CLI::App* keys = app.add_subcommand(
-      "keys", "make a CURVE key pair: PREFIX.key (secret, 0600) and PREFIX.pub");
+  CLI::App* keys =
+      app.add_subcommand("keys", "make a CURVE key pair: PREFIX.key (secret, 0600) and PREFIX.pub");
   keys->add_option("prefix", key_prefix, "path prefix of the two files")->required();
 
   std::string token;
@@ -393,8 +401,8 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
       *ctx.err << "error: " << written.message() << "\n";
       return kExitUsage;
     }
-    *ctx.out << "secret key: " << key_prefix << ".key\npublic key: " << key_prefix
-             << ".pub\n" << pair->public_key << "\n";
+    *ctx.out << "secret key: " << key_prefix << ".key\npublic key: " << key_prefix << ".pub\n"
+             << pair->public_key << "\n";
     return kExitOk;
   }
   if (run->parsed()) {

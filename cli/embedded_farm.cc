@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -17,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/child_process.h"
@@ -47,9 +47,21 @@ std::string LogTailNote(const std::string& path) {
 
 std::vector<std::string> RedisArgv(const std::string& redis_server, int port,
                                    const std::string& dir) {
-  return {redis_server, "--bind",       "127.0.0.1", "--port",     std::to_string(port),
-          "--dir",      dir,            "--appendonly", "yes",     "--appendfsync",
-          "always",     "--save",       "",          "--daemonize", "no"};
+  return {redis_server,
+          "--bind",
+          "127.0.0.1",
+          "--port",
+          std::to_string(port),
+          "--dir",
+          dir,
+          "--appendonly",
+          "yes",
+          "--appendfsync",
+          "always",
+          "--save",
+          "",
+          "--daemonize",
+          "no"};
 }
 
 std::vector<std::string> CoordinatorArgv(const std::string& binary, const FarmPorts& ports) {
@@ -223,10 +235,10 @@ Status EmbeddedFarm::WaitForRedis(Child& redis) {
     }
     std::this_thread::sleep_for(kPollStep);
   }
-  return Status::Unavailable("redis-server did not answer PING on 127.0.0.1:" +
-                             std::to_string(ports_.redis) + " within " +
-                             std::to_string(static_cast<int>(options_.start_timeout_s)) +
-                             " s (" + last_error + ")" + LogTailNote(redis.log_path));
+  return Status::Unavailable(
+      "redis-server did not answer PING on 127.0.0.1:" + std::to_string(ports_.redis) + " within " +
+      std::to_string(static_cast<int>(options_.start_timeout_s)) + " s (" + last_error + ")" +
+      LogTailNote(redis.log_path));
 }
 
 Status EmbeddedFarm::WaitForCoordinator(Child& coordinator) {
@@ -247,8 +259,7 @@ Status EmbeddedFarm::WaitForCoordinator(Child& coordinator) {
   return Status::Unavailable("the coordinator did not answer GET /healthz with 200 on " +
                              http_url() + " within " +
                              std::to_string(static_cast<int>(options_.start_timeout_s)) +
-                             " s (last: " + last_error + ")" +
-                             LogTailNote(coordinator.log_path));
+                             " s (last: " + last_error + ")" + LogTailNote(coordinator.log_path));
 }
 
 Status EmbeddedFarm::WaitForWorkers() {
@@ -354,8 +365,10 @@ void EmbeddedFarm::StopGroup(const std::vector<Child*>& group) {
 void EmbeddedFarm::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  // Workers first (they stop their FFmpeg children), then the coordinator,
-  // then Redis: the reverse of the start order.
+  // Workers (they stop their FFmpeg children) and the coordinator together,
+  // then Redis, which both write to. Each takes up to a second to stop (its
+  // metrics server's shutdown): one after the other they added seconds to
+  // every run.
   std::vector<Child*> workers, coordinator, redis;
   for (Child& child : children_) {
     if (child.name.rfind("worker", 0) == 0) {
@@ -366,8 +379,8 @@ void EmbeddedFarm::Stop() {
       redis.push_back(&child);
     }
   }
+  workers.insert(workers.end(), coordinator.begin(), coordinator.end());
   StopGroup(workers);
-  StopGroup(coordinator);
   StopGroup(redis);
   if (!state_dir_.empty() && !options_.keep_state) {
     std::error_code ec;

@@ -42,6 +42,7 @@ class MetricsServer {
   MetricsServer() = default;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string knock_host_;  // an IPv4 address the server listens on
 };
 
 }  // namespace reelfarm

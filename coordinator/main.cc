@@ -40,6 +40,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--allowed-root", opts.allowed_roots,
                  "folder sources, subtitles and output_dirs must lie in (repeatable; none: any)");
+  app.add_option("--job-timeout-base-s", opts.planner.timeout_base_s,
+                 "each attempt's wall-clock limit: this many seconds plus --job-timeout-per-media-s "
+                 "per second of media, weighted by the encoder's cost")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--job-timeout-per-media-s", opts.planner.timeout_per_media_s,
+                 "seconds allowed per second of media (raise it for slow or CPU-limited workers)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--min-chunk-s", opts.planner.min_chunk_s,
                  "no time chunk shorter than this many seconds of source")
       ->capture_default_str()

@@ -454,8 +454,14 @@ void SetLimits(const PlanContext& ctx, double media_s, double work_factor, pb::J
 double Cost(const Branch& b, const pb::SourceFacts& source) {
   if (!b.preset->has_video) return 0.001 * source.duration_s();
   if (b.preset->still) return 0.001;
+  // CPU seconds per pixel against libx264's medium preset, measured one
+  // thread each on 1080p25 (bench/RESULTS.md): prores_ks 1.5, dnxhd 0.2.
   const std::string& e = b.args.video_encoder;
-  double weight = e == "libx265" ? 4.0 : e == "libx264" ? 1.0 : 0.35;
+  double weight = e == "libx265"     ? 4.0
+                  : e == "libx264"   ? 1.0
+                  : e == "prores_ks" ? 1.5
+                  : e == "dnxhd"     ? 0.2
+                                     : 0.35;
   return weight * double(b.geometry.width) * b.geometry.height / 1e6 * source.duration_s();
 }
 

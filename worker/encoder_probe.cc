@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
 #include <sstream>
 
 namespace reelfarm {
@@ -52,32 +53,29 @@ std::vector<std::string> EncoderTestArgv(const std::string& ffmpeg, const std::s
 
 EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpeg) {
   EncoderProbeResult result;
+  // Every test runs at once (a worker's start-up waits for the slowest, not
+  // for their sum).
+  auto run_async = [&runner](ProcessOptions o) {
+    return std::async(std::launch::async, [&runner, o = std::move(o)] {
+      StatusOr<ProcessResult> r = runner.Run(o);
+      return r.ok() && r->Succeeded() ? std::optional<std::string>(r->stdout_data)
+                                      : std::optional<std::string>();
+    });
+  };
   // Encoders FFmpeg lists (mov_text is judged by the list: it needs a
   // subtitle input to open).
   ProcessOptions list;
   list.argv = EncoderTestArgv(ffmpeg, "mov_text");
   list.timeout_s = kTestTimeoutS;
-  std::string listing;
-  if (auto r = runner.Run(list); r.ok() && r->Succeeded()) listing = r->stdout_data;
+  auto listing = run_async(std::move(list));
 
-  std::vector<std::pair<std::string, std::future<bool>>> tests;
+  std::vector<std::pair<std::string, std::future<std::optional<std::string>>>> tests;
   for (const auto& enc : CandidateEncoders()) {
     if (enc == "mov_text") continue;
-    tests.emplace_back(enc, std::async(std::launch::async, [&runner, &ffmpeg, enc] {
-                         ProcessOptions o;
-                         o.argv = EncoderTestArgv(ffmpeg, enc);
-                         o.timeout_s = kTestTimeoutS;
-                         auto r = runner.Run(o);
-                         return r.ok() && r->Succeeded();
-                       }));
-  }
-  for (auto& [enc, fut] : tests) {
-    (fut.get() ? result.encoders : result.failed).push_back(enc);
-  }
-  if (listing.find(" mov_text ") != std::string::npos) {
-    result.encoders.push_back("mov_text");
-  } else {
-    result.failed.push_back("mov_text");
+    ProcessOptions o;
+    o.argv = EncoderTestArgv(ffmpeg, enc);
+    o.timeout_s = kTestTimeoutS;
+    tests.emplace_back(enc, run_async(std::move(o)));
   }
 
   // A usable CUDA device (NVDEC decode and CUDA filters need one).
@@ -97,13 +95,25 @@ EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpe
                "null",
                "-"};
   cuda.timeout_s = kTestTimeoutS;
-  if (auto r = runner.Run(cuda); r.ok() && r->Succeeded()) result.gpu = true;
+  auto gpu = run_async(std::move(cuda));
 
   ProcessOptions smi;
   smi.argv = {"nvidia-smi", "--query-gpu=name", "--format=csv,noheader"};
   smi.timeout_s = 10;
-  if (auto r = runner.Run(smi); r.ok() && r->Succeeded()) {
-    std::istringstream lines(r->stdout_data);
+  auto names = run_async(std::move(smi));
+
+  for (auto& [enc, fut] : tests) {
+    (fut.get() ? result.encoders : result.failed).push_back(enc);
+  }
+  std::optional<std::string> listed = listing.get();
+  if (listed && listed->find(" mov_text ") != std::string::npos) {
+    result.encoders.push_back("mov_text");
+  } else {
+    result.failed.push_back("mov_text");
+  }
+  result.gpu = gpu.get().has_value();
+  if (std::optional<std::string> out = names.get()) {
+    std::istringstream lines(*out);
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty()) result.gpu_names.push_back(line);
     }
