@@ -86,10 +86,10 @@ def make_sources(work, seconds):
     return {"h264": h264, "prores": prores}
 
 
-def write_spec(work, name, source, out):
+def write_spec(work, name, source, out, template=STANDARD_SPEC):
     path = os.path.join(work, f"{name}.yaml")
     with open(path, "w") as f:
-        f.write(STANDARD_SPEC.format(name=name, source=os.path.basename(source), out=out))
+        f.write(template.format(name=name, source=os.path.basename(source), out=out))
     return path
 
 
@@ -163,10 +163,7 @@ def startup_cost(work, source, workers, reps):
     """The farm's fixed cost: `reelfarm run` of one poster frame (private
     Redis, coordinator, workers probing their encoders, submit, verify,
     manifest, shutdown) against that poster's FFmpeg run directly."""
-    spec = os.path.join(work, "startup.yaml")
-    with open(spec, "w") as f:
-        f.write(POSTER_SPEC.format(name="startup", source=os.path.basename(source),
-                                   out="out-startup"))
+    spec = write_spec(work, "startup", source, "out-startup", POSTER_SPEC)
     jobs = plan(spec, 0)["jobs"]
     farm_t, direct_t = [], []
     for _ in range(reps):

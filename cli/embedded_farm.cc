@@ -47,21 +47,16 @@ std::string LogTailNote(const std::string& path) {
 
 std::vector<std::string> RedisArgv(const std::string& redis_server, int port,
                                    const std::string& dir) {
+  // clang-format off
   return {redis_server,
-          "--bind",
-          "127.0.0.1",
-          "--port",
-          std::to_string(port),
-          "--dir",
-          dir,
-          "--appendonly",
-          "yes",
-          "--appendfsync",
-          "always",
-          "--save",
-          "",
-          "--daemonize",
-          "no"};
+          "--bind", "127.0.0.1",
+          "--port", std::to_string(port),
+          "--dir", dir,
+          "--appendonly", "yes",
+          "--appendfsync", "always",
+          "--save", "",
+          "--daemonize", "no"};
+  // clang-format on
 }
 
 std::vector<std::string> CoordinatorArgv(const std::string& binary, const FarmPorts& ports) {

@@ -41,13 +41,12 @@ StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string&
     return Status::Unavailable("cannot serve metrics on " + address + ": " + e.what());
   }
   s->exposer_->RegisterCollectable(s->registry_);
-  // Where to knock when stopping: the bound host, loopback for a wildcard.
+  // Where to knock when stopping: the bound host, loopback for a wildcard
+  // or anything that is no IPv4 address.
   std::string host = address.substr(0, address.rfind(':'));
-  in_addr parsed{};
-  s->knock_host_ =
-      host.empty() || host == "0.0.0.0" || inet_pton(AF_INET, host.c_str(), &parsed) != 1
-          ? "127.0.0.1"
-          : host;
+  if (host == "0.0.0.0" || inet_pton(AF_INET, host.c_str(), &s->knock_addr_) != 1) {
+    inet_pton(AF_INET, "127.0.0.1", &s->knock_addr_);
+  }
   return s;
 }
 
@@ -56,15 +55,18 @@ MetricsServer::~MetricsServer() {
   // civetweb's listener looks at its stop flag only when its poll() returns,
   // which it does after two seconds without a connection: knock on the port
   // until the server is gone, or every daemon takes up to 2 s to stop.
-  std::vector<int> ports = exposer_->GetListeningPorts();
+  std::vector<sockaddr_in> doors;
+  for (int port : exposer_->GetListeningPorts()) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    to.sin_addr = knock_addr_;
+    doors.push_back(to);
+  }
   std::atomic<bool> stopped{false};
   std::thread knocker([&] {
     while (!stopped.load()) {
-      for (int port : ports) {
-        sockaddr_in to{};
-        to.sin_family = AF_INET;
-        to.sin_port = htons(static_cast<uint16_t>(port));
-        if (inet_pton(AF_INET, knock_host_.c_str(), &to.sin_addr) != 1) continue;
+      for (const sockaddr_in& to : doors) {
         int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
         (void)::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof(to));

@@ -3,6 +3,7 @@
 #ifndef REELFARM_COMMON_METRICS_H_
 #define REELFARM_COMMON_METRICS_H_
 
+#include <netinet/in.h>
 #include <prometheus/registry.h>
 
 #include <memory>
@@ -42,7 +43,7 @@ class MetricsServer {
   MetricsServer() = default;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::string knock_host_;  // an IPv4 address the server listens on
+  in_addr knock_addr_{};  // an IPv4 address the server listens on
 };
 
 }  // namespace reelfarm

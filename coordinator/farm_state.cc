@@ -398,6 +398,15 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
   return true;
 }
 
+void FarmState::StopAttempt(const JobRecord& job, Effects* fx) {
+  if (job.state != JobState::kRunning) return;
+  auto w = workers_.find(job.worker);
+  if (w != workers_.end()) {
+    fx->messages.push_back({w->second.peer, CancelMessage(job.job.id(), job.token)});
+  }
+  DetachFromWorker(job);
+}
+
 void FarmState::DetachFromWorker(const JobRecord& job) {
   auto w = workers_.find(job.worker);
   if (w != workers_.end()) w->second.running.erase(job.job.id());
@@ -450,13 +459,7 @@ void FarmState::FailJob(JobRecord& job, const std::string& error, const std::str
       auto it = jobs_.find(jid);
       if (it == jobs_.end() || IsTerminal(it->second.state)) continue;
       JobRecord& other = it->second;
-      if (other.state == JobState::kRunning) {
-        auto w = workers_.find(other.worker);
-        if (w != workers_.end()) {
-          fx->messages.push_back({w->second.peer, CancelMessage(jid, other.token)});
-        }
-        DetachFromWorker(other);
-      }
+      StopAttempt(other, fx);
       FailJob(other, "a job it depends on failed: " + job.job.id(), "dependency", fx);
     }
   }
@@ -569,13 +572,7 @@ Status FarmState::Cancel(const std::string& delivery_id, Effects* fx) {
   for (const auto& jid : d.job_ids) {
     JobRecord& job = jobs_[jid];
     if (IsTerminal(job.state)) continue;
-    if (job.state == JobState::kRunning) {
-      auto w = workers_.find(job.worker);
-      if (w != workers_.end()) {
-        fx->messages.push_back({w->second.peer, CancelMessage(jid, job.token)});
-      }
-      DetachFromWorker(job);
-    }
+    StopAttempt(job, fx);
     job.error = "cancelled";
     Emit(FarmEvent::Kind::kCancelled, job, "", fx);
     Finish(job, JobState::kCancelled, fx);

@@ -271,6 +271,9 @@ class FarmState {
   bool HasWhatItNeeds(const WorkerRecord& w, const pb::Job& job) const;
   Duration Backoff(int attempts);
   void DetachFromWorker(const JobRecord& job);
+  // A running attempt of `job` is told to stop (Cancel to its worker) and
+  // detached from it; nothing for a job not running.
+  void StopAttempt(const JobRecord& job, Effects* fx);
 
   FarmOptions options_;
   std::mt19937_64 rng_;
