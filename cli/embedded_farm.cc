@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/child_process.h"
+#include "common/thread_budget.h"
 
 namespace reelfarm::cli {
 
@@ -72,14 +73,18 @@ std::vector<std::string> CoordinatorArgv(const std::string& binary, const FarmPo
 }
 
 std::vector<std::string> WorkerArgv(const std::string& binary, const FarmPorts& ports, int index,
-                                    int slots) {
+                                    const WorkerShapeArgs& shape) {
   std::vector<std::string> argv = {binary,
                                    "--coordinator",
                                    "tcp://127.0.0.1:" + std::to_string(ports.zmq),
-                                   "--slots",
-                                   std::to_string(slots),
+                                   "--cores",
+                                   std::to_string(std::max(1, shape.cores)),
                                    "--name",
                                    "local-" + std::to_string(index + 1)};
+  if (shape.slots > 0) {
+    argv.push_back("--slots");
+    argv.push_back(std::to_string(shape.slots));
+  }
   if (index >= 0 && static_cast<size_t>(index) < ports.worker_metrics.size()) {
     argv.push_back("--metrics");
     argv.push_back("127.0.0.1:" + std::to_string(ports.worker_metrics[index]));
@@ -282,7 +287,7 @@ Status EmbeddedFarm::WaitForWorkers() {
 
 Status EmbeddedFarm::Start() {
   if (options_.workers < 1) return Status::InvalidArgument("--workers must be at least 1");
-  if (options_.slots < 1) return Status::InvalidArgument("--slots must be at least 1");
+  if (options_.slots < 0) return Status::InvalidArgument("--slots must be 0 (auto) or more");
   std::string parent = options_.tmp_dir;
   if (parent.empty()) {
     const char* env = std::getenv("TMPDIR");
@@ -318,9 +323,15 @@ Status EmbeddedFarm::Start() {
   if (!s.ok()) return s;
 
   std::string worker_bin = DaemonPath(options_.bin_dir, "reelfarm-worker");
+  // The workers share this machine: its cores are divided between them, so
+  // their thread budgets add up to it and never oversubscribe it.
+  const int cores = options_.cores > 0 ? options_.cores : UsableCores();
   for (int i = 0; i < options_.workers; ++i) {
     std::string name = "local-" + std::to_string(i + 1);
-    s = Spawn("worker " + name, WorkerArgv(worker_bin, ports_, i, options_.slots),
+    WorkerShapeArgs shape;
+    shape.cores = cores / options_.workers + (i < cores % options_.workers ? 1 : 0);
+    shape.slots = options_.slots;
+    s = Spawn("worker " + name, WorkerArgv(worker_bin, ports_, i, shape),
               state_dir_ + "/worker-" + name + ".log");
     if (!s.ok()) return s;
   }

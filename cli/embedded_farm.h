@@ -17,7 +17,11 @@ namespace reelfarm::cli {
 
 struct EmbeddedFarmOptions {
   int workers = 2;
-  int slots = 1;            // per worker
+  // Cores the workers share, divided evenly (each gets --cores C/workers);
+  // 0 = UsableCores(). Slots per worker; 0 = the worker's default (one per
+  // 4 of its cores).
+  int cores = 0;
+  int slots = 0;
   bool keep_state = false;  // keep the state folder (logs, Redis files) after Stop
   // Folder holding reelfarm-coordinator and reelfarm-worker; when empty or
   // when a binary is not there, it is looked up in PATH.
@@ -50,8 +54,12 @@ struct FarmPorts {
 std::vector<std::string> RedisArgv(const std::string& redis_server, int port,
                                    const std::string& dir);
 std::vector<std::string> CoordinatorArgv(const std::string& binary, const FarmPorts& ports);
+struct WorkerShapeArgs {
+  int cores = 1;  // --cores
+  int slots = 0;  // --slots; 0 leaves the worker's default
+};
 std::vector<std::string> WorkerArgv(const std::string& binary, const FarmPorts& ports, int index,
-                                    int slots);
+                                    const WorkerShapeArgs& shape);
 
 // `bin_dir/name` when that is an executable file, else `name` (PATH lookup).
 std::string DaemonPath(const std::string& bin_dir, const std::string& name);

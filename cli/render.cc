@@ -297,7 +297,8 @@ std::string RenderWorkers(const nlohmann::json& body) {
       body["workers"].empty()) {
     return "No workers.\n";
   }
-  TextTable table({"NAME", "HOST", "STATE", "SLOTS", "RUNNING", "ENCODERS", "GPU"});
+  TextTable table(
+      {"NAME", "HOST", "STATE", "CORES", "SLOTS", "THREADS", "RUNNING", "ENCODERS", "GPU"});
   for (const auto& w : body["workers"]) {
     std::vector<std::string> encoders;
     if (w.contains("encoders") && w["encoders"].is_array()) {
@@ -306,8 +307,13 @@ std::string RenderWorkers(const nlohmann::json& body) {
       }
     }
     bool gpu = w.contains("gpu") && w["gpu"].is_boolean() && w["gpu"].get<bool>();
+    auto number = [&](const char* key) {
+      int64_t v = JsonInt(w, key);
+      return v > 0 ? std::to_string(v) : std::string("-");
+    };
     table.AddRow({JsonString(w, "name"), JsonString(w, "host"), JsonString(w, "state"),
-                  std::to_string(JsonInt(w, "slots")), std::to_string(JsonInt(w, "running")),
+                  number("cores"), number("slots"), number("threads_per_slot"),
+                  std::to_string(JsonInt(w, "running")),
                   encoders.empty() ? "-" : JoinStrings(encoders, ","), gpu ? "yes" : "no"});
   }
   return table.Render();

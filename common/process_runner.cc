@@ -108,7 +108,22 @@ struct ChildPlan {
   int exec_w;
   uint64_t memory_limit_bytes;
   int max_fd;
+  const char* cgroup_procs;  // nullptr = none
 };
+
+// Writes this process's pid to a cgroup.procs file. Async-signal-safe.
+bool JoinCgroup(const char* procs_file) {
+  int fd = ::open(procs_file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char digits[24];
+  int n = 0;
+  for (pid_t pid = ::getpid(); pid > 0 && n < 23; pid /= 10) digits[n++] = char('0' + pid % 10);
+  char text[24];
+  for (int i = 0; i < n; ++i) text[i] = digits[n - 1 - i];
+  bool ok = ::write(fd, text, n) == n;
+  ::close(fd);
+  return ok;
+}
 
 // Runs in the forked child. Async-signal-safe calls only.
 [[noreturn]] void ChildMain(const ChildPlan& p) {
@@ -149,6 +164,7 @@ struct ChildPlan {
     for (int fd = 4; fd <= p.max_fd; ++fd) ::close(fd);
   }
 
+  if (p.cgroup_procs != nullptr && !JoinCgroup(p.cgroup_procs)) ChildFail(exec_fd, errno);
   if (p.memory_limit_bytes > 0) {
     struct rlimit lim;
     lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(p.memory_limit_bytes);
@@ -165,6 +181,30 @@ void AppendTail(std::string* tail, const char* data, size_t n, size_t limit) {
   // Trim lazily (at 2x) so long streams stay O(n).
   if (tail->size() > 2 * limit) tail->erase(0, tail->size() - limit);
 }
+
+// Splits a byte stream into lines for a callback; what follows the last
+// '\n' waits for more data (or Finish).
+class LineSplitter {
+ public:
+  explicit LineSplitter(const std::function<void(std::string_view)>* fn) : fn_(fn) {}
+  void Feed(const char* data, size_t len) {
+    if (*fn_ == nullptr) return;
+    buf_.append(data, len);
+    size_t pos = 0;
+    for (size_t nl; (nl = buf_.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+      (*fn_)(std::string_view(buf_).substr(pos, nl - pos));
+    }
+    buf_.erase(0, pos);
+  }
+  void Finish() {
+    if (*fn_ != nullptr && !buf_.empty()) (*fn_)(buf_);
+    buf_.clear();
+  }
+
+ private:
+  const std::function<void(std::string_view)>* fn_;
+  std::string buf_;
+};
 
 bool SetNonBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -232,9 +272,17 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
     max_fd = static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
   }
-  ChildPlan plan{program.c_str(), argv.data(), envp.data(), ::getpid(), devnull.get(),
-                 out_w.get(),     err_w.get(), exec_w.get(), options.memory_limit_bytes,
-                 max_fd};
+  ChildPlan plan{program.c_str(),
+                 argv.data(),
+                 envp.data(),
+                 ::getpid(),
+                 devnull.get(),
+                 out_w.get(),
+                 err_w.get(),
+                 exec_w.get(),
+                 options.memory_limit_bytes,
+                 max_fd,
+                 options.cgroup_procs_file.empty() ? nullptr : options.cgroup_procs_file.c_str()};
 
   const auto start = std::chrono::steady_clock::now();
   pid_t pid = ::fork();
@@ -268,7 +316,8 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
   SetNonBlocking(err_r.get());
 
   ProcessResult result;
-  std::string line_buf;
+  LineSplitter stdout_lines(&options.on_stdout_line);
+  LineSplitter stderr_lines(&options.on_stderr_line);
   std::string stderr_buf;
   bool killed = false;
   bool exited = false;
@@ -284,12 +333,7 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
       result.stdout_data.append(data, std::min(len, room));
       return;
     }
-    line_buf.append(data, len);
-    size_t pos = 0;
-    for (size_t nl; (nl = line_buf.find('\n', pos)) != std::string::npos; pos = nl + 1) {
-      options.on_stdout_line(std::string_view(line_buf).substr(pos, nl - pos));
-    }
-    line_buf.erase(0, pos);
+    stdout_lines.Feed(data, len);
   };
 
   auto kill_group = [&]() { ::kill(-pid, SIGKILL); };
@@ -323,6 +367,7 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
               handle_stdout(buf, static_cast<size_t>(r));
             } else {
               AppendTail(&stderr_buf, buf, static_cast<size_t>(r), options.stderr_tail_bytes);
+              stderr_lines.Feed(buf, static_cast<size_t>(r));
             }
             if (static_cast<size_t>(r) < sizeof(buf)) break;
             continue;
@@ -370,7 +415,8 @@ StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessOptions& options) {
   } else if (WIFSIGNALED(wstatus)) {
     result.term_signal = WTERMSIG(wstatus);
   }
-  if (options.on_stdout_line && !line_buf.empty()) options.on_stdout_line(line_buf);
+  stdout_lines.Finish();
+  stderr_lines.Finish();
   if (stderr_buf.size() > options.stderr_tail_bytes) {
     stderr_buf.erase(0, stderr_buf.size() - options.stderr_tail_bytes);
   }

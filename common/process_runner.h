@@ -20,6 +20,9 @@ struct ProcessOptions {
   double timeout_s = 0;
   // Address-space limit for the child (RLIMIT_AS); 0 = none.
   uint64_t memory_limit_bytes = 0;
+  // A cgroup's cgroup.procs file the child joins before exec (MemoryCgroup);
+  // empty = none. Failing to join fails the start.
+  std::string cgroup_procs_file;
   // "NAME=value" entries set (or replaced) in the child's environment, which
   // is otherwise the caller's.
   std::vector<std::string> env;
@@ -28,6 +31,10 @@ struct ProcessOptions {
   // Called on the runner's thread for each complete stdout line (no '\n').
   // When unset, stdout is collected into ProcessResult::stdout_data.
   std::function<void(std::string_view line)> on_stdout_line;
+  // Called on the runner's thread for each complete stderr line (no '\n'),
+  // however long the stream: what the tail no longer holds can still be
+  // classified. The tail is kept either way.
+  std::function<void(std::string_view line)> on_stderr_line;
   // Polled about every 50 ms; when it becomes true the child is killed.
   const std::atomic<bool>* cancel = nullptr;
 };

@@ -242,6 +242,8 @@ void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyT
   w.host = hello.host();
   w.version = hello.version();
   w.slots = std::max(1, hello.slots());
+  w.cores = std::max(0, hello.cores());
+  w.threads_per_slot = std::max(0, hello.threads_per_slot());
   w.encoders = std::set<std::string>(hello.encoders().begin(), hello.encoders().end());
   w.gpu = hello.gpu();
   w.gpu_names.assign(hello.gpu_names().begin(), hello.gpu_names().end());
@@ -336,8 +338,16 @@ void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, S
   }
   if (w != workers_.end()) {
     ++w->second.jobs_failed;
-    ++w->second.failure_streak;
+    // Running out of memory says how big the job is, not that the host is
+    // bad: it counts towards no quarantine, yet the job prefers another
+    // worker for its retry.
+    if (!result.out_of_memory()) ++w->second.failure_streak;
     job.failed_on.insert(job.worker);
+  }
+  if (result.out_of_memory() && result.threads() > 1) {
+    // Fewer threads hold fewer frames in flight: halve the budget.
+    job.max_threads = result.threads() / 2;
+    fx->dirty_jobs.insert(job.job.id());
   }
   job.error = result.error();
   job.log_tail = result.log_tail();
@@ -681,6 +691,7 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     a->mutable_job()->ParseFromString(job.payload);
     a->set_token(job.token);
     a->set_attempt(job.attempts);
+    a->set_max_threads(job.max_threads);
     fx->messages.push_back({best->peer, std::move(m)});
   }
 }

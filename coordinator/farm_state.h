@@ -45,6 +45,9 @@ struct JobRecord {
   int attempts = 0;    // attempts started so far
   uint64_t token = 0;  // the current (or last) attempt's fencing token
   std::string worker;  // the current (or last) attempt's worker
+  // At most this many threads for the next attempts (halved after an
+  // attempt ran out of memory); 0 = the worker's budget.
+  int max_threads = 0;
   std::string error;
   std::string log_tail;
   pb::JobResult result;  // the accepted result, when succeeded
@@ -90,6 +93,8 @@ struct WorkerRecord {
   std::string host;
   std::string version;
   int slots = 1;
+  int cores = 0;             // as the worker announced them; 0 = unknown
+  int threads_per_slot = 0;  // each of its FFmpegs' thread budget
   std::set<std::string> encoders;
   bool gpu = false;
   std::vector<std::string> gpu_names;

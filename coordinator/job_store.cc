@@ -85,6 +85,10 @@ std::vector<std::string> JobStore::JobCommand(const JobRecord& j, bool with_payl
                                   "error",    j.error,
                                   "log_tail", j.log_tail,
                                   "result",   j.result.SerializeAsString()};
+  if (j.max_threads > 0) {
+    cmd.push_back("max_threads");
+    cmd.push_back(std::to_string(j.max_threads));
+  }
   if (with_payload) {
     cmd.push_back("job");
     cmd.push_back(j.payload.empty() ? j.job.SerializeAsString() : j.payload);
@@ -184,6 +188,7 @@ Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRe
       j.error = Get(jh, "error");
       j.log_tail = Get(jh, "log_tail");
       j.result.ParseFromString(Get(jh, "result"));
+      j.max_threads = static_cast<int>(ToInt(jh, "max_threads"));
       jobs.push_back(std::move(j));
     }
     out->emplace_back(std::move(d), std::move(jobs));

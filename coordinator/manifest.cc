@@ -177,6 +177,8 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
          {"version", w.version},
          {"state", state},
          {"slots", w.slots},
+         {"cores", w.cores},
+         {"threads_per_slot", w.threads_per_slot},
          {"running", running},
          {"encoders", std::vector<std::string>(w.encoders.begin(), w.encoders.end())},
          {"gpu", w.gpu},

@@ -30,6 +30,8 @@ struct PlannerOptions {
   bool chunking = true;
   // No chunk shorter than this many seconds of source.
   double min_chunk_s = 10;
+  // The cost of one piece of work (Job.cost units).
+  double piece_cost = 4;
 };
 
 struct PlanResult {

@@ -22,6 +22,7 @@
 #include "common/fs_util.h"
 #include "common/probe.h"
 #include "worker/progress_parser.h"
+#include "common/thread_budget.h"
 
 namespace reelfarm {
 namespace {
@@ -30,8 +31,8 @@ namespace fs = std::filesystem;
 
 constexpr size_t kLogTailBytes = 8192;
 
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+double Seconds(SteadyTime since, SteadyTime now) {
+  return std::chrono::duration<double>(now - since).count();
 }
 
 // "30", "2.5": a timeout as people write it.
@@ -297,37 +298,49 @@ bool InsideOutputFolders(const pb::Job& job, const std::string& path) {
 
 }  // namespace
 
-uint64_t MemoryLimitFor(const pb::Job& job, const JobExecutorOptions& options,
-                        unsigned hardware_threads) {
-  uint64_t limit = 0;
-  if (options.job_memory_limits && job.memory_mb() > 0) {
-    uint64_t mb = job.memory_mb() + static_cast<uint64_t>(options.headroom_per_thread_mb) *
-                                        std::max(1u, hardware_threads);
-    limit = mb << 20;
-  }
+uint64_t ResidentLimitFor(const pb::Job& job, const JobExecutorOptions& options,
+                          unsigned threads) {
+  if (!options.job_memory_limits || job.memory_mb() == 0) return 0;
+  const uint64_t per_thread = job.memory_per_thread_mb() > 0
+                                  ? job.memory_per_thread_mb()
+                                  : static_cast<uint64_t>(options.headroom_per_thread_mb);
+  return (job.memory_mb() + per_thread * std::max(1u, threads)) << 20;
+}
+
+uint64_t AddressSpaceSlackMb(unsigned threads) {
+  return 384 + 96 * static_cast<uint64_t>(std::max(1u, threads));
+}
+
+uint64_t MemoryLimitFor(const pb::Job& job, const JobExecutorOptions& options, unsigned threads) {
+  uint64_t limit = ResidentLimitFor(job, options, threads);
+  if (limit > 0) limit += AddressSpaceSlackMb(threads) << 20;
   if (options.memory_limit_bytes > 0 && (limit == 0 || options.memory_limit_bytes < limit)) {
     limit = options.memory_limit_bytes;
   }
   return limit;
 }
 
-namespace {
-
-// FFmpeg's and its encoders' ways of saying an allocation failed.
-bool IsOutOfMemory(const std::string& log) {
-  static const std::regex kOom(R"(Cannot allocate memory|malloc of size [0-9]+ failed)");
-  return std::regex_search(log, kOom);
+int AttemptThreads(const JobExecutorOptions& options, const pb::Assign& assign,
+                   unsigned hardware_threads) {
+  int threads = options.threads > 0 ? options.threads : static_cast<int>(hardware_threads);
+  if (assign.max_threads() > 0) threads = std::min(threads, assign.max_threads());
+  return std::max(1, threads);
 }
 
-}  // namespace
+bool IsOutOfMemoryLine(std::string_view line) {
+  static const std::regex kOom(
+      R"(Cannot allocate memory|malloc of size [0-9]+ failed|[Oo]ut of memory|std::bad_alloc)");
+  return std::regex_search(line.begin(), line.end(), kOom);
+}
 
-JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options)
-    : runner_(runner), options_(std::move(options)) {}
+JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options, const Clock* clock)
+    : runner_(runner), options_(std::move(options)), clock_(clock) {}
 
 // Retry policy (JobResult.retryable):
 //  - could not start FFmpeg, killed by a signal, timed out, non-zero exit:
 //    retryable (host trouble or transient: OOM kill, full disk, a flaky
-//    mount), except when an input is missing or not a regular file (checked
+//    mount; out of memory is retryable too, with fewer threads or on another
+//    worker, and says so in out_of_memory), except when an input is missing or not a regular file (checked
 //    before FFmpeg starts and again after it fails or times out), or a
 //    non-zero exit whose log says the input's data is bad (truncated,
 //    corrupt, not media): no retry can fix those;
@@ -339,14 +352,18 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
                                    const std::atomic<bool>* cancel, const PublishGate& gate) {
   const pb::Job& job = assign.job();
   const uint64_t token = assign.token();
-  const auto started = std::chrono::steady_clock::now();
+  const SteadyTime started = clock_->Now();
+  const int threads = AttemptThreads(options_, assign, std::thread::hardware_concurrency());
+  uint64_t peak_memory = 0;  // once FFmpeg has run under a memory cgroup
   std::vector<std::string> temps;
   auto fail = [&](const std::string& error, bool retryable, const std::string& log = "") {
     for (const auto& t : temps) (void)RemoveIfExists(t);
     pb::JobResult r = Failure(error, retryable, log);
     r.set_job_id(job.id());
     r.set_token(token);
-    r.set_encode_seconds(Seconds(started));
+    r.set_threads(threads);
+    r.set_peak_memory_bytes(peak_memory);
+    r.set_encode_seconds(Seconds(started, clock_->Now()));
     return r;
   };
 
@@ -364,6 +381,11 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   }
   std::vector<std::string> argv(job.argv().begin(), job.argv().end());
   if (!options_.ffmpeg_override.empty()) argv[0] = options_.ffmpeg_override;
+  if (options_.threads > 0 || assign.max_threads() > 0) {
+    std::vector<std::string> outputs;
+    for (const auto& out : job.outputs()) outputs.push_back(out.path());
+    argv = ApplyThreadBudget(argv, outputs, threads);
+  }
   for (const auto& out : job.outputs()) {
     std::string dir = fs::path(out.path()).parent_path().string();
     Status made = CreateDirsDurably(dir);
@@ -395,13 +417,30 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   ProcessOptions popts;
   popts.argv = argv;
   popts.timeout_s = job.timeout_s();
-  popts.memory_limit_bytes =
-      MemoryLimitFor(job, options_, std::thread::hardware_concurrency());
+  popts.memory_limit_bytes = MemoryLimitFor(job, options_, threads);
+  // Memory in use, where the machine lets us limit it: a cgroup of its own.
+  std::unique_ptr<MemoryCgroup> cgroup;
+  if (const uint64_t resident = ResidentLimitFor(job, options_, threads);
+      options_.cgroups != nullptr && resident > 0) {
+    auto made = options_.cgroups->Create(
+        "reelfarm-" + std::to_string(::getpid()) + "-" + std::to_string(token), resident);
+    if (!made.ok()) return fail("cannot limit ffmpeg's memory: " + made.status().message(), true);
+    cgroup = std::move(*made);
+    popts.cgroup_procs_file = cgroup->procs_file();
+  }
   // glibc reserves 64 MiB of address space per malloc arena, up to 8 per
   // core; bounded here so a many-core host stays inside the limit.
   if (popts.memory_limit_bytes > 0) popts.env = {"MALLOC_ARENA_MAX=4"};
   popts.cancel = cancel;
   popts.stderr_tail_bytes = kLogTailBytes;
+  // Out of memory is told from the whole log as it streams: a big job's
+  // first failed allocation is often long gone from the tail by the end.
+  std::string oom_line;
+  popts.on_stderr_line = [&](std::string_view line) {
+    if (oom_line.empty() && IsOutOfMemoryLine(line)) {
+      oom_line = LastMeaningfulLine(std::string(line));
+    }
+  };
   popts.on_stdout_line = [&](std::string_view line) {
     std::optional<ProgressSample> sample = parser.Feed(line);
     if (!sample || !progress) return;
@@ -420,6 +459,12 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   StatusOr<ProcessResult> ran = runner_->Run(popts);
   if (!ran.ok()) return fail(ran.status().message(), true);
   const ProcessResult& pr = *ran;
+  peak_memory = cgroup ? cgroup->PeakBytes() : 0;
+  if (cgroup && cgroup->OomKills() > 0 && oom_line.empty()) {
+    oom_line = "killed by the kernel at its cgroup limit of " +
+               std::to_string(ResidentLimitFor(job, options_, threads) >> 20) + " MiB in use";
+  }
+  cgroup.reset();
   if (pr.cancelled) return fail("cancelled", false, pr.stderr_tail);
   if (pr.timed_out) {
     std::string why = "ffmpeg timed out after " + FormatSeconds(job.timeout_s()) + " s";
@@ -437,11 +482,20 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     if (std::string bad = InputProblem(job); !bad.empty()) {
       return fail(bad + " (" + why + ")", false, pr.stderr_tail);
     }
-    if (popts.memory_limit_bytes > 0 && IsOutOfMemory(pr.stderr_tail)) {
-      // The same limit holds on every host: a retry would fail the same way.
-      return fail("ffmpeg ran out of memory under its limit of " +
-                      std::to_string(popts.memory_limit_bytes >> 20) + " MiB (" + why + ")",
-                  false, pr.stderr_tail);
+    if (!oom_line.empty()) {
+      // Worth another attempt: with fewer threads (less memory) or on a
+      // host with more of it. The first failed allocation is the cause;
+      // what FFmpeg said last is its consequence.
+      std::string limit = popts.memory_limit_bytes > 0
+                              ? " under its limit of " +
+                                    std::to_string(popts.memory_limit_bytes >> 20) + " MiB"
+                              : "";
+      pb::JobResult r = fail("ffmpeg ran out of memory" + limit + " with " +
+                                 std::to_string(threads) + " threads: " + oom_line + " (" + why +
+                                 ")",
+                             true, pr.stderr_tail);
+      r.set_out_of_memory(true);
+      return r;
     }
     if (pr.term_signal == 0 && IsInputDataError(pr.stderr_tail)) {
       std::string source = job.inputs_size() > 0 ? job.inputs(0) : "the input";
@@ -522,7 +576,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     sizes[i] = static_cast<int64_t>(bytes);
   }
   // Fencing: only the current attempt renames, and only inside its grant.
-  std::optional<std::chrono::steady_clock::time_point> publish_until;
+  std::optional<SteadyTime> publish_until;
   if (gate) {
     auto granted = gate();
     // Superseded: final. No answer (the coordinator is down or holding its
@@ -537,7 +591,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   for (int i = 0; i < job.outputs_size(); ++i) {
     if (!publish[i]) continue;
     const auto& out = job.outputs(i);
-    if (publish_until && std::chrono::steady_clock::now() > *publish_until) {
+    if (publish_until && clock_->Now() > *publish_until) {
       return fail("not published: the publish grant for " + out.deliverable() +
                       " expired before the rename (the attempt stalled)",
                   true);
@@ -577,7 +631,9 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     r->set_sha256(sums[i]);
     *r->mutable_media() = probed[i];
   }
-  result.set_encode_seconds(Seconds(started));
+  result.set_threads(threads);
+  result.set_peak_memory_bytes(peak_memory);
+  result.set_encode_seconds(Seconds(started, clock_->Now()));
   return result;
 }
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
+#include "common/memory_cgroup.h"
 #include "common/process_runner.h"
 #include "proto/reelfarm.pb.h"
 
@@ -20,22 +22,52 @@ struct JobExecutorOptions {
   std::string ffprobe = "ffprobe";
   // Replaces argv[0] when non-empty (e.g. a test points it at /bin/false).
   std::string ffmpeg_override;
+  // Threads each FFmpeg may use (ApplyThreadBudget); 0 = FFmpeg's own
+  // choice (one per core of the machine). An attempt's Assign.max_threads
+  // lowers it.
+  int threads = 0;
   // Ceiling on any FFmpeg's address space; 0 = none.
   uint64_t memory_limit_bytes = 0;
   // A job with a memory_mb of its own runs with an address-space limit of
-  // memory_mb + headroom_per_thread_mb x hardware threads (thread stacks),
-  // capped by memory_limit_bytes, and malloc arenas capped so that the
-  // headroom holds on many-core hosts.
+  // memory_mb + T x its memory_per_thread_mb, T being its thread budget (or
+  // the hardware threads without one), capped by memory_limit_bytes, and
+  // malloc arenas capped so that the limit holds on many-core hosts. Jobs
+  // without memory_per_thread_mb get headroom_per_thread_mb a thread.
   int headroom_per_thread_mb = 32;
+  // Where each FFmpeg gets a memory cgroup limiting the memory it has in use
+  // to its job's need (ResidentLimitFor); not owned; nullptr = none (then
+  // the address-space limit alone bounds it).
+  const MemoryCgroupParent* cgroups = nullptr;
   bool job_memory_limits = true;
   // Folders every input and output of a job must lie in, symlinks resolved
   // (defence in depth behind the coordinator's check); empty: any.
   std::vector<std::string> allowed_roots;
 };
 
-// The address-space limit one attempt of `job` runs under (0 = none).
-uint64_t MemoryLimitFor(const pb::Job& job, const JobExecutorOptions& options,
-                        unsigned hardware_threads);
+// The memory in use one attempt of `job` may reach with `threads` threads:
+// memory_mb + threads x memory_per_thread_mb (bytes; 0 = no limit).
+uint64_t ResidentLimitFor(const pb::Job& job, const JobExecutorOptions& options, unsigned threads);
+
+// The address-space limit (RLIMIT_AS) of such an attempt: its resident
+// limit plus what FFmpeg reserves without using (thread stacks, malloc
+// arenas: AddressSpaceSlackMb), capped by memory_limit_bytes (0 = none).
+uint64_t MemoryLimitFor(const pb::Job& job, const JobExecutorOptions& options, unsigned threads);
+
+// MiB of address space an FFmpeg with a budget of `threads` reserves beyond
+// what it uses: 384 + 96 per thread. Measured (docs/memory.md) up to 64
+// threads and 4K: FFmpeg starts about 4 threads per budgeted thread
+// (decoder frame threads, filter and encoder threads), each with an 8 MiB
+// stack, and decoders reserve frame pools they do not touch; the most seen
+// beyond resident was 210 + 80 per thread (MJPEG from a 4K source).
+uint64_t AddressSpaceSlackMb(unsigned threads);
+
+// The thread budget of one attempt: the executor's, lowered by the
+// attempt's max_threads; the hardware threads when neither is set.
+int AttemptThreads(const JobExecutorOptions& options, const pb::Assign& assign,
+                   unsigned hardware_threads);
+
+// Whether a line of FFmpeg's log says that an allocation failed.
+bool IsOutOfMemoryLine(std::string_view line);
 
 // The temporary path an attempt writes instead of `final_path`: a hidden
 // name in the same folder, unique per attempt token.
@@ -57,8 +89,9 @@ class JobExecutor {
   // not rename any more (the coordinator's grant, shorter than the time the
   // coordinator waits before giving the job to another worker), or why not.
   // This fences a stalled, superseded attempt out of the final names.
-  using PublishGate = std::function<StatusOr<std::chrono::steady_clock::time_point>()>;
-  JobExecutor(ProcessRunner* runner, JobExecutorOptions options);  // runner not owned
+  using PublishGate = std::function<StatusOr<SteadyTime>()>;
+  // `runner` and `clock` are not owned and must outlive the executor.
+  JobExecutor(ProcessRunner* runner, JobExecutorOptions options, const Clock* clock);
 
   // Runs the attempt to the end (or until *cancel turns true) and returns
   // its result, ok or not. Never throws. Without a gate it publishes as soon
@@ -69,6 +102,7 @@ class JobExecutor {
  private:
   ProcessRunner* runner_;
   JobExecutorOptions options_;
+  const Clock* clock_;
 };
 
 }  // namespace reelfarm

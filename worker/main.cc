@@ -16,8 +16,18 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", opts.coordinator, "coordinator's ZeroMQ endpoint")
       ->capture_default_str();
   app.add_option("--name", opts.name, "worker name, unique in the farm (default HOST-PID)");
-  app.add_option("--slots", opts.slots, "jobs run at once")->capture_default_str()->check(
-      CLI::Range(1, 256));
+  app.add_option("--cores", opts.cores,
+                 "cores this worker's FFmpegs share (0: the CPUs it may run on, lowered by a "
+                 "cgroup CPU quota)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--slots", opts.slots, "jobs run at once (0: one per 4 cores, at least 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  app.add_option("--threads", opts.executor.threads,
+                 "threads each FFmpeg may use (0: cores / slots)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   app.add_option("--metrics", opts.metrics, "HOST:PORT of the Prometheus endpoint (empty: off)")
       ->capture_default_str();
   app.add_option("--ffmpeg", opts.ffmpeg, "ffmpeg used for the encoder probe")
@@ -31,6 +41,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--job-memory-limits,!--no-job-memory-limits", opts.executor.job_memory_limits,
                "limit each FFmpeg to its job's memory_mb plus per-thread headroom")
+      ->capture_default_str();
+  app.add_option("--memory-cgroup", opts.memory_cgroup,
+                 "auto | off | a cgroup folder: limit each ffmpeg's memory in use with a cgroup "
+                 "of its own (auto: under this worker's cgroup when it may create one)")
       ->capture_default_str();
   app.add_option("--allowed-root", opts.executor.allowed_roots,
                  "folder job inputs and outputs must lie in (repeatable; none: any)");

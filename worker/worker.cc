@@ -8,6 +8,7 @@
 #include "common/daemon_util.h"
 #include "common/curve_auth.h"
 #include "common/metrics.h"
+#include "common/thread_budget.h"
 #include "worker/worker_metrics.h"
 
 namespace reelfarm {
@@ -22,13 +23,17 @@ std::string Hostname() {
 }  // namespace
 
 Worker::Worker(WorkerOptions options, Clock* clock, ProcessRunner* runner)
-    : options_(std::move(options)),
+    : options_(Sanitize(std::move(options))),
       clock_(clock),
-      runner_(runner),
-      executor_(runner, options_.executor) {
-  if (options_.name.empty()) options_.name = Hostname() + "-" + std::to_string(getpid());
-  if (options_.slots < 1) options_.slots = 1;
-  if (options_.liveness < 2) options_.liveness = 2;
+      runner_(runner) {}
+
+WorkerOptions Worker::Sanitize(WorkerOptions o) {
+  if (o.name.empty()) o.name = Hostname() + "-" + std::to_string(getpid());
+  if (o.cores < 1) o.cores = UsableCores();
+  if (o.slots < 1) o.slots = DefaultSlots(o.cores);
+  if (o.executor.threads < 1) o.executor.threads = ThreadsPerSlot(o.cores, o.slots);
+  if (o.liveness < 2) o.liveness = 2;
+  return o;
 }
 
 Worker::~Worker() {
@@ -39,12 +44,29 @@ Worker::~Worker() {
 }
 
 Status Worker::Start() {
+  if (options_.memory_cgroup != "off") {
+    auto parent = MemoryCgroupParent::Open(
+        options_.memory_cgroup == "auto" ? std::string() : options_.memory_cgroup);
+    if (parent.ok()) {
+      cgroups_ = std::move(*parent);
+      options_.executor.cgroups = cgroups_.get();
+      spdlog::info("worker {}: each ffmpeg's memory in use is limited by a cgroup v{} under {}",
+                   options_.name, cgroups_->version(), cgroups_->dir());
+    } else if (options_.memory_cgroup != "auto") {
+      return parent.status();
+    } else {
+      spdlog::info("worker {}: no memory cgroups ({}); address-space limits only", options_.name,
+                   parent.status().message());
+    }
+  }
+  executor_ = std::make_unique<JobExecutor>(runner_, options_.executor, clock_);
   if (options_.encoders_override.empty()) {
     caps_ = ProbeEncoders(*runner_, options_.ffmpeg);
   } else {
     caps_.encoders = options_.encoders_override;
   }
-  spdlog::info("worker {}: {} slots, encoders: {}{}", options_.name, options_.slots,
+  spdlog::info("worker {}: {} cores, {} slots of {} threads, encoders: {}{}", options_.name,
+               options_.cores, options_.slots, options_.executor.threads,
                fmt::join(caps_.encoders, " "), caps_.gpu ? " (GPU)" : "");
   if (!caps_.failed.empty()) {
     spdlog::info("worker {}: encoders that did not open here: {}", options_.name,
@@ -54,8 +76,9 @@ Status Worker::Start() {
     auto m = MetricsServer::Start(options_.metrics, "worker");
     if (!m.ok()) return m.status();
     metrics_ = std::move(m.value());
-    worker_metrics_ = std::make_unique<WorkerMetrics>(metrics_->registry(), options_.name,
-                                                      options_.slots, caps_);
+    worker_metrics_ = std::make_unique<WorkerMetrics>(
+        metrics_->registry(), options_.name,
+        WorkerShape{options_.cores, options_.slots, options_.executor.threads}, caps_);
     if (caps_.gpu) worker_metrics_->StartGpuPoller(runner_, std::chrono::seconds(5));
   }
   if (options_.curve_secret_file.empty() != options_.curve_server_key.empty()) {
@@ -117,6 +140,8 @@ void Worker::SendHello() {
   h->set_name(options_.name);
   h->set_host(Hostname());
   h->set_slots(options_.slots);
+  h->set_cores(options_.cores);
+  h->set_threads_per_slot(options_.executor.threads);
   for (const auto& e : caps_.encoders) h->add_encoders(e);
   h->set_gpu(caps_.gpu);
   for (const auto& g : caps_.gpu_names) h->add_gpu_names(g);
@@ -247,7 +272,7 @@ void Worker::StartAttempt(const pb::Assign& assign) {
     };
     const std::string job_id = assign.job().id();
     const uint64_t token = assign.token();
-    pb::JobResult result = executor_.Execute(
+    pb::JobResult result = executor_->Execute(
         assign, on_progress, cancel,
         [this, job_id, token]() -> StatusOr<std::chrono::steady_clock::time_point> {
           return AwaitPublish(job_id, token);
@@ -255,8 +280,9 @@ void Worker::StartAttempt(const pb::Assign& assign) {
     result.set_job_id(assign.job().id());
     result.set_token(assign.token());
     if (result.ok()) {
-      spdlog::info("worker {}: {} done in {:.1f} s", options_.name, assign.job().id(),
-                   result.encode_seconds());
+      spdlog::info("worker {}: {} done in {:.1f} s with {} threads, peak {} MiB in use",
+                   options_.name, assign.job().id(), result.encode_seconds(), result.threads(),
+                   result.peak_memory_bytes() >> 20);
     } else {
       spdlog::warn("worker {}: {} failed: {}", options_.name, assign.job().id(), result.error());
     }

@@ -38,10 +38,19 @@ class WorkerMetrics;
 struct WorkerOptions {
   std::string coordinator = "tcp://127.0.0.1:8471";
   std::string name;  // default "<hostname>-<pid>"
-  int slots = 1;
+  // Cores the worker's FFmpegs share; 0 = UsableCores() (affinity and CPU
+  // quota). Slots: jobs run at once; 0 = DefaultSlots(cores). Each FFmpeg
+  // gets executor.threads threads; 0 = ThreadsPerSlot(cores, slots).
+  // Sanitized once by the constructor.
+  int cores = 0;
+  int slots = 0;
   std::string metrics = "0.0.0.0:9471";  // empty = off
   std::string ffmpeg = "ffmpeg";
   JobExecutorOptions executor;
+  // Memory cgroups for each FFmpeg (MemoryCgroupParent): "auto" = this
+  // process's own cgroup when it may create children there, else none;
+  // "off"; or a cgroup folder (an error when unusable).
+  std::string memory_cgroup = "auto";
   // Until the coordinator's Welcome says otherwise.
   Duration heartbeat_interval = std::chrono::milliseconds(1000);
   int liveness = 3;
@@ -70,6 +79,9 @@ class Worker {
   void Run(const std::atomic<bool>& stop);
 
  private:
+  // Defaults filled in, nonsense clamped; called once.
+  static WorkerOptions Sanitize(WorkerOptions options);
+
   struct Attempt {
     uint64_t token = 0;
     std::unique_ptr<std::atomic<bool>> cancel;
@@ -101,7 +113,8 @@ class Worker {
   WorkerOptions options_;
   Clock* clock_;
   ProcessRunner* runner_;
-  JobExecutor executor_;
+  std::unique_ptr<MemoryCgroupParent> cgroups_;  // null: no memory cgroups
+  std::unique_ptr<JobExecutor> executor_;         // made by Start()
   EncoderProbeResult caps_;
 
   std::string curve_public_, curve_secret_, curve_server_;  // Z85; empty = off

@@ -71,8 +71,8 @@ const char* AttemptResultLabel(const pb::JobResult& result, bool cancelled) {
   return result.retryable() ? "retryable" : "failed";
 }
 
-WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& worker_name, int slots,
-                             const EncoderProbeResult& caps)
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& worker_name,
+                             const WorkerShape& shape, const EncoderProbeResult& caps)
     : slots_busy_(BuildGauge()
                       .Name("reelfarm_worker_slots_busy")
                       .Help("Job slots running an attempt")
@@ -119,7 +119,19 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& worker_
       .Help("Job slots this worker offers")
       .Register(r)
       .Add({})
-      .Set(slots);
+      .Set(shape.slots);
+  BuildGauge()
+      .Name("reelfarm_worker_cores")
+      .Help("Cores this worker's FFmpegs share (CPU affinity, lowered by a CPU quota)")
+      .Register(r)
+      .Add({})
+      .Set(shape.cores);
+  BuildGauge()
+      .Name("reelfarm_worker_threads_per_slot")
+      .Help("Threads each FFmpeg may use (cores / slots)")
+      .Register(r)
+      .Add({})
+      .Set(shape.threads_per_slot);
   BuildGauge()
       .Name("reelfarm_worker_info")
       .Help("The worker's name as the coordinator knows it; always 1")

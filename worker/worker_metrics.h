@@ -45,12 +45,19 @@ std::vector<GpuUtilization> ParseNvidiaSmiDmon(const std::string& text);
 // cancelled.
 const char* AttemptResultLabel(const pb::JobResult& result, bool cancelled);
 
+// How a worker divides its machine (docs/scaling.md).
+struct WorkerShape {
+  int cores = 1;
+  int slots = 1;
+  int threads_per_slot = 1;
+};
+
 // Thread-safe: attempt threads report progress and results concurrently.
 // The series live in `registry`, which must outlive this object.
 class WorkerMetrics {
  public:
-  WorkerMetrics(prometheus::Registry& registry, const std::string& worker_name, int slots,
-                const EncoderProbeResult& caps);
+  WorkerMetrics(prometheus::Registry& registry, const std::string& worker_name,
+                const WorkerShape& shape, const EncoderProbeResult& caps);
   ~WorkerMetrics();  // stops the GPU poller
 
   void OnAttemptStart(uint64_t token, const std::string& kind);

@@ -117,7 +117,7 @@ class FanOutChunkTest : public ::testing::Test {
   }
   // Runs every job of the plan in order (parts before what joins them).
   void RunPlan(const pb::Plan& plan) {
-    JobExecutor executor(&runner_, JobExecutorOptions());
+    JobExecutor executor(&runner_, JobExecutorOptions(), &clock_);
     uint64_t token = 1;
     for (const auto& job : plan.jobs()) {
       pb::Assign a;
@@ -130,6 +130,7 @@ class FanOutChunkTest : public ::testing::Test {
   }
 
   PosixProcessRunner runner_;
+  RealClock clock_;
   std::string dir_;
   std::string source_;
   pb::SourceFacts facts_;
@@ -198,7 +199,7 @@ TEST_F(FanOutChunkTest, AGroupPublishesTheOutputsThatVerifyAndReportsTheOthers) 
   ASSERT_EQ(assign.job().kind(), "group");
   // b's expectation cannot hold: its file is refused, a's and c's publish.
   assign.mutable_job()->mutable_outputs(1)->mutable_expect()->set_width(1000);
-  JobExecutor executor(&runner_, JobExecutorOptions());
+  JobExecutor executor(&runner_, JobExecutorOptions(), &clock_);
   pb::JobResult r = executor.Execute(assign, nullptr, nullptr);
   EXPECT_FALSE(r.ok());
   EXPECT_FALSE(r.retryable());

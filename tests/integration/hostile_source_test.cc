@@ -464,7 +464,8 @@ TEST_F(HostileSourceTest, FifoSourceCannotHangAWorker) {
   const std::string fifo = d + "/source.mov";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   PosixProcessRunner runner;
-  JobExecutor executor(&runner, JobExecutorOptions{});
+  RealClock clock;
+  JobExecutor executor(&runner, JobExecutorOptions{}, &clock);
 
   // The source the job names is a FIFO: refused before FFmpeg starts, and
   // not retried.

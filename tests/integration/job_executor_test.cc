@@ -141,13 +141,14 @@ class JobExecutorTest : public ::testing::Test {
   pb::JobResult Run(const pb::Assign& a, JobExecutorOptions options = {},
                     const JobExecutor::ProgressFn& progress = nullptr,
                     const std::atomic<bool>* cancel = nullptr) {
-    JobExecutor executor(&runner_, std::move(options));
+    JobExecutor executor(&runner_, std::move(options), &clock_);
     return executor.Execute(a, progress, cancel);
   }
 
   static std::string* source_dir_;
   static std::string* source_;
   PosixProcessRunner runner_;
+  RealClock clock_;
   std::string dir_;
   std::string final_;
 };
@@ -408,7 +409,7 @@ namespace {
 class JobExecutorGateTest : public JobExecutorTest {
  protected:
   pb::JobResult RunGated(const JobExecutor::PublishGate& gate) {
-    JobExecutor executor(&runner_, {});
+    JobExecutor executor(&runner_, {}, &clock_);
     return executor.Execute(Mp4Assign(), nullptr, nullptr, gate);
   }
 };

@@ -1,6 +1,8 @@
 // PosixProcessRunner against real processes.
 #include "common/process_runner.h"
 
+#include "common/memory_cgroup.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -22,6 +25,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // True when `pid` no longer runs (gone, or a zombie nobody reaped yet).
 bool ProcessGone(pid_t pid) {
@@ -298,6 +302,76 @@ TEST(ProcessRunnerTest, ChildDiesWithItsParent) {
   ASSERT_EQ(::waitpid(helper, &status, 0), helper);
   EXPECT_TRUE(EventuallyTrue([&] { return ProcessGone(sleeper); }))
       << "sleep " << sleeper << " outlived its SIGKILLed parent";
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+// ---- stderr lines and memory cgroups (issue 10) ---------------------------
+
+namespace reelfarm {
+namespace {
+
+TEST(ProcessRunnerTest, EveryStderrLineReachesTheCallbackHoweverLongTheLog) {
+  ProcessOptions opts = Sh(
+      "echo 'FIRST malloc failed' >&2; i=0; while [ $i -lt 4000 ]; do "
+      "echo 'noise noise noise noise' >&2; i=$((i+1)); done; printf 'last-no-newline' >&2");
+  opts.stderr_tail_bytes = 100;
+  std::vector<std::string> lines;
+  opts.on_stderr_line = [&](std::string_view line) { lines.emplace_back(line); };
+  ProcessResult r = MustRun(opts);
+  ASSERT_EQ(lines.size(), 4002u);
+  EXPECT_EQ(lines.front(), "FIRST malloc failed");
+  EXPECT_EQ(lines.back(), "last-no-newline");
+  EXPECT_THAT(r.stderr_tail, Not(HasSubstr("FIRST")));  // long gone from the tail
+}
+
+// The cgroup a test may create children in, or a skip with the reason.
+#define REQUIRE_MEMORY_CGROUPS(parent)                                          \
+  auto parent##_or = MemoryCgroupParent::Open("");                              \
+  if (!parent##_or.ok()) GTEST_SKIP() << parent##_or.status().ToString();       \
+  std::unique_ptr<MemoryCgroupParent> parent = std::move(*parent##_or)
+
+TEST(MemoryCgroupTest, AProcessOverItsLimitIsKilledAndTheKillIsCounted) {
+  REQUIRE_MEMORY_CGROUPS(parent);
+  auto cg = parent->Create("reelfarm-test-" + std::to_string(::getpid()) + "-big", 64ull << 20);
+  ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  // 256 MiB written (so really in use) under a 64 MiB limit.
+  ProcessOptions opts;
+  opts.argv = {"python3", "-c", "b = bytearray(b'x' * (256 << 20)); print(len(b))"};
+  opts.timeout_s = 30;
+  opts.cgroup_procs_file = (*cg)->procs_file();
+  ProcessResult r = MustRun(opts);
+  EXPECT_FALSE(r.Succeeded());
+  EXPECT_EQ(r.term_signal, SIGKILL) << r.Describe() << r.stderr_tail;
+  EXPECT_GE((*cg)->OomKills(), 1);
+}
+
+TEST(MemoryCgroupTest, APeakUnderTheLimitIsMeasuredAndTheCgroupRemoved) {
+  REQUIRE_MEMORY_CGROUPS(parent);
+  std::string dir;
+  {
+    auto cg =
+        parent->Create("reelfarm-test-" + std::to_string(::getpid()) + "-small", 512ull << 20);
+    ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+    dir = (*cg)->dir();
+    ProcessOptions opts;
+    opts.argv = {"python3", "-c", "b = bytearray(b'x' * (100 << 20)); print(len(b))"};
+    opts.timeout_s = 30;
+    opts.cgroup_procs_file = (*cg)->procs_file();
+    ProcessResult r = MustRun(opts);
+    EXPECT_TRUE(r.Succeeded()) << r.Describe() << r.stderr_tail;
+    EXPECT_EQ((*cg)->OomKills(), 0);
+    EXPECT_GE((*cg)->PeakBytes(), 100ull << 20);
+    EXPECT_LT((*cg)->PeakBytes(), 512ull << 20);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "removed with its handle";
+}
+
+TEST(MemoryCgroupTest, NamesThatLeaveTheParentAreRefused) {
+  REQUIRE_MEMORY_CGROUPS(parent);
+  EXPECT_FALSE(parent->Create("../escape", 1 << 20).ok());
+  EXPECT_FALSE(parent->Create("", 1 << 20).ok());
 }
 
 }  // namespace

@@ -188,7 +188,8 @@ TEST_F(CliCommandsTest, EnvironmentNamesTheCoordinator) {
   CliRun r = Cli({"workers"});
   unsetenv("REELFARM_COORDINATOR");
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("w1    h     ready  1      0        libx264   yes"), std::string::npos)
+  EXPECT_NE(r.out.find("w1    h     ready  -      1      -        0        libx264   yes"),
+            std::string::npos)
       << r.out;
   r = Cli({"--coordinator", fake.url(), "workers", "--json"});
   EXPECT_EQ(json::parse(r.out)["workers"][0]["name"], "w1");

@@ -178,10 +178,14 @@ TEST(RenderApiTest, Workers) {
   EXPECT_EQ(RenderWorkers(json::object()), "No workers.\n");
   json body = {{"workers",
                 {{{"name", "w1"}, {"host", "render01"}, {"state", "busy"}, {"slots", 2},
-                  {"running", 1}, {"encoders", {"aac", "libx264"}}, {"gpu", false}}}}};
+                  {"cores", 16}, {"threads_per_slot", 8}, {"running", 1},
+                  {"encoders", {"aac", "libx264"}}, {"gpu", false}},
+                 {{"name", "old"}, {"host", "h"}, {"state", "ready"}, {"slots", 1},
+                  {"running", 0}, {"encoders", {"aac"}}, {"gpu", false}}}}};
   EXPECT_EQ(RenderWorkers(body),
-            "NAME  HOST      STATE  SLOTS  RUNNING  ENCODERS     GPU\n"
-            "w1    render01  busy   2      1        aac,libx264  no\n");
+            "NAME  HOST      STATE  CORES  SLOTS  THREADS  RUNNING  ENCODERS     GPU\n"
+            "w1    render01  busy   16     2      8        1        aac,libx264  no\n"
+            "old   h         ready  -      1      -        0        aac          no\n");
 }
 
 }  // namespace

@@ -168,20 +168,57 @@ TEST(CompareMediaTest, AudioOnlyDurationToleranceIsATenth) {
   EXPECT_EQ(CompareMedia(want, got), "duration 1.890 s, expected 2.000 s");
 }
 
-TEST(MemoryLimitTest, JobNeedPlusPerThreadHeadroomCappedByTheWorkersCeiling) {
+TEST(MemoryLimitTest, ResidentNeedGrowsWithTheThreadBudget) {
   pb::Job job;
   JobExecutorOptions options;
   options.headroom_per_thread_mb = 32;
+  EXPECT_EQ(ResidentLimitFor(job, options, 8), 0u) << "no need: no limit";
+  job.set_memory_mb(1000);
+  // Planned before thread budgets: the worker's headroom a thread.
+  EXPECT_EQ(ResidentLimitFor(job, options, 8), uint64_t{1000 + 8 * 32} << 20);
+  EXPECT_EQ(ResidentLimitFor(job, options, 0), uint64_t{1000 + 32} << 20);
+  job.set_memory_per_thread_mb(70);
+  EXPECT_EQ(ResidentLimitFor(job, options, 24), uint64_t{1000 + 24 * 70} << 20);
+  options.job_memory_limits = false;
+  EXPECT_EQ(ResidentLimitFor(job, options, 24), 0u);
+}
+
+TEST(MemoryLimitTest, AddressSpaceIsResidentPlusSlackCappedByTheWorkersCeiling) {
+  pb::Job job;
+  JobExecutorOptions options;
   EXPECT_EQ(MemoryLimitFor(job, options, 8), 0u) << "no need, no ceiling: no limit";
   job.set_memory_mb(1000);
-  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{1000 + 8 * 32} << 20);
-  EXPECT_EQ(MemoryLimitFor(job, options, 0), uint64_t{1000 + 32} << 20);
+  job.set_memory_per_thread_mb(70);
+  const uint64_t at8 = ResidentLimitFor(job, options, 8) + (AddressSpaceSlackMb(8) << 20);
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), at8);
+  // The slack grows with the threads, as measured: 4 threads of 8 MiB
+  // stacks and more a budgeted thread.
+  EXPECT_GE(AddressSpaceSlackMb(64) - AddressSpaceSlackMb(1), 63u * 80);
   options.memory_limit_bytes = uint64_t{1} << 30;
   EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{1} << 30) << "the ceiling wins";
-  options.memory_limit_bytes = uint64_t{4} << 30;
-  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{1000 + 8 * 32} << 20);
+  options.memory_limit_bytes = uint64_t{64} << 30;
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), at8);
   options.job_memory_limits = false;
-  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{4} << 30) << "only the ceiling";
+  EXPECT_EQ(MemoryLimitFor(job, options, 8), uint64_t{64} << 30) << "only the ceiling";
+}
+
+TEST(MemoryLimitTest, AttemptThreadsAreTheBudgetLoweredByTheAttemptsCap) {
+  JobExecutorOptions options;
+  pb::Assign assign;
+  EXPECT_EQ(AttemptThreads(options, assign, 16), 16) << "no budget: the machine's";
+  options.threads = 4;
+  EXPECT_EQ(AttemptThreads(options, assign, 16), 4);
+  assign.set_max_threads(2);
+  EXPECT_EQ(AttemptThreads(options, assign, 16), 2);
+  assign.set_max_threads(8);
+  EXPECT_EQ(AttemptThreads(options, assign, 16), 4) << "a cap never raises the budget";
+}
+
+TEST(MemoryLimitTest, OutOfMemoryLinesAreRecognised) {
+  EXPECT_TRUE(IsOutOfMemoryLine("[libx264 @ 0x55d0] malloc of size 8294400 failed"));
+  EXPECT_TRUE(IsOutOfMemoryLine("Error while filtering: Cannot allocate memory"));
+  EXPECT_TRUE(IsOutOfMemoryLine("x265 [error]: out of memory"));
+  EXPECT_FALSE(IsOutOfMemoryLine("[aac @ 0x5582] 2 frames left in the queue on closing"));
 }
 
 }  // namespace

@@ -729,3 +729,40 @@ TEST_F(FarmStateTest, PlanningSlotsAreFreeSlotsLessTheQueueOrAllSlotsWhenBusy) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST_F(FarmStateTest, OutOfMemoryIsRetriedWithHalfTheThreadsElsewhereAndBlamesNoHost) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a1 = Assigns(Tick());
+  ASSERT_EQ(a1.size(), 1u);
+  EXPECT_EQ(a1[0].max_threads(), 0);  // the worker's own budget
+  Hello("p2", "w2", 1);
+  pb::WorkerMessage m;
+  auto* r = m.mutable_result();
+  r->set_job_id("a.j0");
+  r->set_token(a1[0].token());
+  r->set_ok(false);
+  r->set_retryable(true);
+  r->set_out_of_memory(true);
+  r->set_threads(8);
+  r->set_error("ffmpeg ran out of memory under its limit of 2229 MiB with 8 threads");
+  Effects fx;
+  farm_.OnMessage("p1", m, now_, &fx);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
+  EXPECT_EQ(farm_.FindJob("a.j0")->max_threads, 4);
+  EXPECT_EQ(farm_.workers().at("w1").failure_streak, 0);
+  now_ += milliseconds(1300);  // past the backoff
+  Heartbeat("p1", {});
+  Heartbeat("p2", {});
+  auto a2 = Assigns(Tick());
+  ASSERT_EQ(a2.size(), 1u);
+  EXPECT_EQ(a2[0].max_threads(), 4);
+  EXPECT_EQ(a2[0].attempt(), 2);
+  EXPECT_EQ(farm_.FindJob("a.j0")->worker, "w2");  // not where it ran out
+}
+
+}  // namespace
+}  // namespace reelfarm

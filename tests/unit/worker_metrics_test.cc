@@ -37,7 +37,7 @@ pb::Progress Progress(int64_t frame, double speed, double fps) {
 
 class WorkerMetricsTest : public ::testing::Test {
  protected:
-  WorkerMetricsTest() : metrics_(registry_, "render01", 2, Caps()) {}
+  WorkerMetricsTest() : metrics_(registry_, "render01", WorkerShape{16, 2, 8}, Caps()) {}
   static EncoderProbeResult Caps() {
     EncoderProbeResult c;
     c.encoders = {"aac", "h264_nvenc", "libx264"};
@@ -51,6 +51,8 @@ class WorkerMetricsTest : public ::testing::Test {
 
 TEST_F(WorkerMetricsTest, CapabilitiesAndSlotsAreExposed) {
   EXPECT_EQ(Sample(registry_, "reelfarm_worker_slots"), 2);
+  EXPECT_EQ(Sample(registry_, "reelfarm_worker_cores"), 16);
+  EXPECT_EQ(Sample(registry_, "reelfarm_worker_threads_per_slot"), 8);
   EXPECT_EQ(Sample(registry_, "reelfarm_worker_slots_busy"), 0);
   EXPECT_EQ(Sample(registry_, "reelfarm_worker_info", {{"worker", "render01"}}), 1);
   EXPECT_EQ(Sample(registry_, "reelfarm_worker_encoder_info", {{"encoder", "h264_nvenc"}}), 1);
