@@ -14,7 +14,7 @@
 #include "common/probe.h"
 #include "common/process_runner.h"
 #include "common/spec.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 
 namespace reelfarm::cli {
 

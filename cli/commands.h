@@ -22,7 +22,7 @@
 #include <string>
 
 #include "cli/api_client.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 #include "proto/reelfarm.pb.h"
 
 namespace reelfarm::cli {

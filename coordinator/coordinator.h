@@ -24,7 +24,7 @@
 #include "common/spec.h"
 #include "common/status.h"
 #include "coordinator/farm_state.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 
 namespace httplib {
 class Server;

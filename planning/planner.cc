@@ -15,7 +15,7 @@
 // the graph therefore also feeds [0:v:0] to a nullsink (decoded once, frames
 // shared, no measurable cost). Verified by tests/integration.
 
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 
 #include <algorithm>
 #include <cctype>
