@@ -11,10 +11,10 @@
 #include "cli/render.h"
 #include "cli/watch.h"
 #include "common/curve_auth.h"
-#include "common/probe.h"
 #include "common/process_runner.h"
 #include "common/spec.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
+#include "planning/submission.h"
 
 namespace reelfarm::cli {
 
@@ -65,41 +65,23 @@ bool ReadFile(const std::string& path, std::string* text, std::string* error) {
 
 int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& planner,
                            const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan) {
-  SpecParseResult parsed = ParseSpecFile(spec_path);
-  if (!parsed.errors.empty() || !parsed.spec.has_value()) {
-    *ctx.err << RenderSpecErrors(parsed.errors);
-    return kExitInvalidSpec;
-  }
-  const DeliverySpec& spec = *parsed.spec;
-  std::vector<SpecError> file_errors = CheckSpecFiles(spec);
-  if (!file_errors.empty()) {
-    *ctx.err << RenderSpecErrors(file_errors);
-    return kExitInvalidSpec;
-  }
   PosixProcessRunner runner;
-  StatusOr<pb::SourceFacts> facts = ProbeSource(runner, ffprobe, spec.source);
-  if (!facts.ok()) {
-    Status::Code code = facts.status().code();
-    if (code == Status::Code::kInvalidArgument || code == Status::Code::kNotFound ||
-        code == Status::Code::kFailedPrecondition) {
-      SpecError e;
-      e.file = spec.spec_file;
-      e.line = spec.source_line;
-      e.field = "source";
-      e.message = facts.status().message();
-      *ctx.err << e.ToString() << "\n";
-      return kExitInvalidSpec;
-    }
+  SubmissionOptions options;
+  options.ffprobe = ffprobe;
+  options.planner = planner;
+  Submission submission = SubmissionPipeline(options, &runner, nullptr).RunFile(spec_path);
+  const Status::Code probe = submission.probe_status.code();
+  if (!submission.probe_status.ok() && probe != Status::Code::kInvalidArgument &&
+      probe != Status::Code::kNotFound && probe != Status::Code::kFailedPrecondition) {
     *ctx.err << "error: cannot probe the source with " << ffprobe << ": "
-             << facts.status().message() << "\n";
+             << submission.probe_status.message() << "\n";
     return kExitUnavailable;
   }
-  PlanResult planned = PlanDelivery(spec, *facts, planner);
-  if (!planned.errors.empty()) {
-    *ctx.err << RenderSpecErrors(planned.errors);
+  if (!submission.ok()) {
+    *ctx.err << RenderSpecErrors(submission.errors);
     return kExitInvalidSpec;
   }
-  *plan = std::move(planned.plan);
+  *plan = std::move(submission.plan);
   return kExitOk;
 }
 

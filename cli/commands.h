@@ -22,7 +22,7 @@
 #include <string>
 
 #include "cli/api_client.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 #include "proto/reelfarm.pb.h"
 
 namespace reelfarm::cli {
@@ -50,10 +50,11 @@ struct CliContext {
 // Parses argv with CLI11 and runs the command; returns the exit code.
 int RunCli(int argc, const char* const* argv, const CliContext& ctx);
 
-// What `plan` and `run` check before anything else: ParseSpecFile,
-// CheckSpecFiles, ProbeSource, PlanDelivery. Returns kExitOk with *plan
-// set, kExitInvalidSpec after printing each spec error to ctx.err, or
-// kExitUnavailable when ffprobe could not be run.
+// What `plan` and `run` check before anything else: the submission pipeline
+// the coordinator runs too (planning/submission.h), without allowed folders
+// or a probe cache. Returns kExitOk with *plan set, kExitInvalidSpec after
+// printing each spec error to ctx.err, or kExitUnavailable when ffprobe
+// could not be run.
 int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& planner,
                            const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan);
 

@@ -1,23 +1,53 @@
-// The preset table (docs/spec.md): shared by spec validation and the planner.
+// The preset table (docs/spec.md): one row per preset, data only. Spec
+// validation reads what a preset may carry; the planner reads its FFmpeg
+// arguments, what the output must probe as, its cost and memory class.
 #ifndef REELFARM_COMMON_PRESETS_H_
 #define REELFARM_COMMON_PRESETS_H_
 
+#include <span>
 #include <string>
 #include <vector>
 
 namespace reelfarm {
 
+// Every member has a default (`{}` keeps -Wmissing-field-initializers quiet),
+// so a row of the table names only what it sets.
 struct PresetInfo {
-  std::string name;       // "master-prores"
-  std::string extension;  // ".mov"
-  bool has_video;
-  bool has_audio;
-  bool soft_subtitles;    // the container can carry a mov_text track
-  bool still;             // one frame (thumbnail)
+  // What a deliverable of this preset is (spec validation and the planner).
+  std::string name{};       // "master-prores"
+  std::string extension{};  // ".mov"
+  bool has_video = false;
+  bool has_audio = false;
+  bool soft_subtitles = false;  // the container can carry a mov_text track
+  bool still = false;           // one frame (thumbnail)
+
+  // How the planner makes it.
+  std::string kind{};         // job kind of a single job: "encode", "thumbnail", "audio"
+  std::string muxer{};        // -f
+  std::string format_name{};  // ffprobe's format_name contains this; empty: unchecked
+  std::vector<std::string> video_args{};
+  std::vector<std::string> audio_args{};
+  std::vector<std::string> container_args{};
+  std::string video_encoder{};  // what a worker must have (Job.needs)
+  std::string audio_encoder{};
+  // What the output must probe as, as ffprobe names it.
+  std::string video_codec{};
+  std::string video_profile{};
+  std::string pix_fmt{};
+  std::string audio_codec{};
+  bool stereo = false;  // downmix to two channels
+
+  // CPU seconds per pixel against libx264's medium preset, measured one
+  // thread each on 1080p25 (bench/RESULTS.md); groups and chunks are
+  // balanced on it. Unused for stills and audio (a flat small cost).
+  double cost_weight = 0;
+  // Long-GOP encoder (lookahead, B-frames, references, frame threads): more
+  // frames in flight, so more memory, than an intra-only one.
+  bool long_gop = false;
 };
 
 // Every preset, in documentation order.
-const std::vector<PresetInfo>& Presets();
+std::span<const PresetInfo> Presets();
 // nullptr when unknown.
 const PresetInfo* FindPreset(const std::string& name);
 

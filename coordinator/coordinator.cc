@@ -53,7 +53,20 @@ SubmitOutcome Invalid(const std::vector<SpecError>& errors) { return {422, Error
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner* runner)
-    : options_(std::move(options)), clock_(clock), runner_(runner), farm_(options_.farm) {}
+    : options_(std::move(options)),
+      clock_(clock),
+      runner_(runner),
+      farm_(options_.farm),
+      submission_(SubmissionOptions{.allowed_roots = options_.allowed_roots,
+                                    .ffprobe = options_.ffprobe,
+                                    .planner = options_.planner,
+                                    // The slots free when the spec is planned.
+                                    .free_slots =
+                                        [this] {
+                                          std::lock_guard<std::mutex> lock(mu_);
+                                          return farm_.PlanningSlots();
+                                        }},
+                  runner_, &probe_cache_) {}
 
 Coordinator::~Coordinator() {
   if (http_) http_->stop();
@@ -340,24 +353,9 @@ StatusOr<uint64_t> Coordinator::NextSeqSubmitLocked() {
 
 SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::string& spec_file,
                                   const std::string& base_dir) {
-  SpecParseResult parsed = ParseSpecText(spec_text, spec_file, base_dir);
-  if (!parsed.errors.empty()) return Invalid(parsed.errors);
-  DeliverySpec& spec = *parsed.spec;
-  std::vector<SpecError> root_errors = CheckSpecRoots(spec, options_.allowed_roots);
-  if (!root_errors.empty()) return Invalid(root_errors);
-  std::vector<SpecError> file_errors = CheckSpecFiles(spec);
-  if (!file_errors.empty()) return Invalid(file_errors);
-  auto facts = probe_cache_.Probe(*runner_, options_.ffprobe, spec.source);
-  if (!facts.ok()) {
-    return Invalid({{spec_file, spec.source_line, "source", facts.status().message()}});
-  }
-  PlannerOptions planner = options_.planner;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    planner.free_slots = farm_.PlanningSlots();
-  }
-  PlanResult planned = PlanDelivery(spec, *facts, planner);
-  if (!planned.errors.empty()) return Invalid(planned.errors);
+  Submission planned = submission_.Run(spec_text, spec_file, base_dir);
+  if (!planned.ok()) return Invalid(planned.errors);
+  const DeliverySpec& spec = *planned.spec;
   std::error_code ec;
   std::filesystem::create_directories(spec.output_dir, ec);
   if (ec) {

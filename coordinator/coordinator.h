@@ -24,7 +24,8 @@
 #include "common/spec.h"
 #include "common/status.h"
 #include "coordinator/farm_state.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
+#include "planning/submission.h"
 
 namespace httplib {
 class Server;
@@ -137,6 +138,8 @@ class Coordinator {
   // When the event loop hands freed memory back to the system: a second
   // after the last submission; zero when nothing is due.
   SteadyTime trim_after_{};
+  // Parse, check, probe (probe_cache_), plan: what `reelfarm plan` does too.
+  SubmissionPipeline submission_;
 
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<ZapAuthenticator> zap_;  // before router_: outlives it

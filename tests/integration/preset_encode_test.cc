@@ -16,7 +16,7 @@
 
 #include "common/probe.h"
 #include "common/process_runner.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 #include "tests/support/media_fixtures.h"
 #include "worker/job_executor.h"
 

@@ -1,5 +1,5 @@
 // The planner on hand-made source facts: pure, no FFmpeg.
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // The planner: a pure function from a validated spec and the probed source
 // facts to a job graph. No I/O.
-#ifndef REELFARM_COORDINATOR_PLANNER_H_
-#define REELFARM_COORDINATOR_PLANNER_H_
+#ifndef REELFARM_PLANNING_PLANNER_H_
+#define REELFARM_PLANNING_PLANNER_H_
 
 #include <string>
 #include <vector>
@@ -52,4 +52,4 @@ std::string EscapeFilterPath(const std::string& path);
 
 }  // namespace reelfarm
 
-#endif  // REELFARM_COORDINATOR_PLANNER_H_
+#endif  // REELFARM_PLANNING_PLANNER_H_

@@ -15,7 +15,7 @@
 // the graph therefore also feeds [0:v:0] to a nullsink (decoded once, frames
 // shared, no measurable cost). Verified by tests/integration.
 
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 
 #include <algorithm>
 #include <cctype>
@@ -187,108 +187,12 @@ Geometry PlanGeometry(const DeliverableSpec& d, const pb::SourceFacts& f) {
 // references, frame threads), 32 for intra-only ones and stills, none for
 // audio. Measured VmPeak at 1080p on 2 cores: 1.14 GiB for libx264/libx265,
 // 0.95 GiB for DNxHR, 0.76 GiB for ProRes (docs/reliability.md).
+// `video` is the preset whose picture the process encodes (its long_gop
+// column), nullptr when it encodes none.
 constexpr uint32_t kMemoryBaseMb = 768;
-uint32_t MemoryNeedMb(const std::string& video_encoder, int64_t max_pixels) {
-  const bool long_gop = video_encoder == "libx264" || video_encoder == "libx265" ||
-                        video_encoder.find("nvenc") != std::string::npos;
-  const int64_t frames = video_encoder.empty() ? 0 : long_gop ? 120 : 32;
+uint32_t MemoryNeedMb(const PresetInfo* video, int64_t max_pixels) {
+  const int64_t frames = video == nullptr ? 0 : video->long_gop ? 120 : 32;
   return static_cast<uint32_t>(kMemoryBaseMb + frames * max_pixels * 4 / (1 << 20));
-}
-
-struct PresetArgs {
-  std::string kind;
-  std::string muxer;
-  std::string format_name;  // ffprobe's format_name contains this
-  std::vector<std::string> video_args;
-  std::vector<std::string> audio_args;
-  std::vector<std::string> container_args;
-  std::string video_encoder, audio_encoder;
-  std::string video_codec, video_profile, pix_fmt;  // as ffprobe names them
-  std::string audio_codec;
-  bool stereo = false;  // downmix to two channels
-};
-
-PresetArgs ArgsFor(const std::string& preset) {
-  PresetArgs a;
-  if (preset == "master-prores") {
-    a.kind = "encode";
-    a.muxer = "mov";
-    a.format_name = "mov";
-    a.video_args = {"-c:v",    "prores_ks", "-profile:v", "3",
-                    "-vendor", "apl0",      "-pix_fmt",   "yuv422p10le"};
-    a.audio_args = {"-c:a", "pcm_s24le", "-ar", "48000"};
-    a.video_encoder = "prores_ks";
-    a.audio_encoder = "pcm_s24le";
-    a.video_codec = "prores";
-    a.video_profile = "HQ";
-    a.pix_fmt = "yuv422p10le";
-    a.audio_codec = "pcm_s24le";
-  } else if (preset == "master-dnxhr") {
-    a.kind = "encode";
-    a.muxer = "mxf";
-    a.format_name = "mxf";
-    a.video_args = {"-c:v", "dnxhd", "-profile:v", "dnxhr_hq", "-pix_fmt", "yuv422p"};
-    a.audio_args = {"-c:a", "pcm_s24le", "-ar", "48000"};
-    a.video_encoder = "dnxhd";
-    a.audio_encoder = "pcm_s24le";
-    a.video_codec = "dnxhd";
-    a.video_profile = "DNXHR HQ";
-    a.pix_fmt = "yuv422p";
-    a.audio_codec = "pcm_s24le";
-  } else if (preset == "web-h264" || preset == "social-h264") {
-    a.kind = "encode";
-    a.muxer = "mp4";
-    a.format_name = "mp4";
-    a.video_args = {"-c:v",    "libx264", "-profile:v", "high",
-                    "-preset", "medium",  "-crf",       preset == "web-h264" ? "20" : "21"};
-    if (preset == "social-h264") {
-      for (const char* s : {"-maxrate", "8M", "-bufsize", "16M"}) a.video_args.push_back(s);
-    }
-    for (const char* s : {"-pix_fmt", "yuv420p"}) a.video_args.push_back(s);
-    a.audio_args = {"-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2"};
-    a.container_args = {"-movflags", "+faststart"};
-    a.video_encoder = "libx264";
-    a.audio_encoder = "aac";
-    a.video_codec = "h264";
-    a.video_profile = "High";
-    a.pix_fmt = "yuv420p";
-    a.audio_codec = "aac";
-    a.stereo = true;
-  } else if (preset == "web-hevc") {
-    a.kind = "encode";
-    a.muxer = "mp4";
-    a.format_name = "mp4";
-    a.video_args = {"-c:v",   "libx265", "-preset",  "medium",  "-crf",         "24",
-                    "-tag:v", "hvc1",    "-pix_fmt", "yuv420p", "-x265-params", "log-level=error"};
-    a.audio_args = {"-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2"};
-    a.container_args = {"-movflags", "+faststart"};
-    a.video_encoder = "libx265";
-    a.audio_encoder = "aac";
-    a.video_codec = "hevc";
-    a.video_profile = "Main";
-    a.pix_fmt = "yuv420p";
-    a.audio_codec = "aac";
-    a.stereo = true;
-  } else if (preset == "thumbnail-jpg") {
-    // ffprobe names a .jpg "image2" but the worker's temporary name
-    // "jpeg_pipe": the format is left unchecked, the codec is.
-    a.kind = "thumbnail";
-    a.muxer = "image2";
-    a.format_name = "";
-    a.video_args = {"-frames:v", "1", "-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj420p"};
-    a.container_args = {"-update", "1"};
-    a.video_encoder = "mjpeg";
-    a.video_codec = "mjpeg";
-    a.pix_fmt = "yuvj420p";
-  } else if (preset == "audio-wav") {
-    a.kind = "audio";
-    a.muxer = "wav";
-    a.format_name = "wav";
-    a.audio_args = {"-c:a", "pcm_s24le", "-ar", "48000"};
-    a.audio_encoder = "pcm_s24le";
-    a.audio_codec = "pcm_s24le";
-  }
-  return a;
 }
 
 // Frame rates MXF (SMPTE) knows; others need -strict unofficial.
@@ -314,7 +218,6 @@ void Append(std::vector<std::string>* argv, const std::vector<std::string>& item
 struct Branch {
   const DeliverableSpec* d = nullptr;
   const PresetInfo* preset = nullptr;
-  PresetArgs args;
   Geometry geometry;
   bool with_audio = false;
   bool burn = false;
@@ -375,18 +278,18 @@ void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string
                       std::vector<std::string>* argv) {
   Append(argv, {"-map_metadata", "-1", "-map_chapters", "-1"});
   if (b.preset->has_video) {
-    Append(argv, b.args.video_args);
+    Append(argv, b.preset->video_args);
     if (!b.preset->still) Append(argv, {"-fps_mode", "cfr", "-r", FpsArg(ctx.source)});
   } else {
     argv->push_back("-vn");
   }
-  if (b.with_audio) Append(argv, b.args.audio_args);
+  if (b.with_audio) Append(argv, b.preset->audio_args);
   if (b.soft) Append(argv, {"-c:s", "mov_text"});
-  if (b.args.muxer == "mxf" && !MxfKnowsRate(ctx.source.fps_num(), ctx.source.fps_den())) {
+  if (b.preset->muxer == "mxf" && !MxfKnowsRate(ctx.source.fps_num(), ctx.source.fps_den())) {
     Append(argv, {"-strict", "unofficial"});
   }
-  Append(argv, b.args.container_args);
-  Append(argv, {"-f", b.args.muxer, path});
+  Append(argv, b.preset->container_args);
+  Append(argv, {"-f", b.preset->muxer, path});
 }
 
 // The deliverable's final output and what verification expects of it.
@@ -397,15 +300,15 @@ pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
   out.set_path(b.final_path);
   out.set_relative_path(b.relative);
   pb::MediaInfo* expect = out.mutable_expect();
-  expect->set_format_name(b.args.format_name);
+  expect->set_format_name(b.preset->format_name);
   expect->set_rotation(0);
   if (b.preset->has_video) {
     expect->set_has_video(true);
-    expect->set_video_codec(b.args.video_codec);
+    expect->set_video_codec(b.preset->video_codec);
     expect->set_width(b.geometry.width);
     expect->set_height(b.geometry.height);
-    expect->set_pix_fmt(b.args.pix_fmt);
-    expect->set_video_profile(b.args.video_profile);
+    expect->set_pix_fmt(b.preset->pix_fmt);
+    expect->set_video_profile(b.preset->video_profile);
     if (!b.preset->still) {
       expect->set_fps_num(source.fps_num());
       expect->set_fps_den(source.fps_den());
@@ -414,8 +317,8 @@ pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
   if (!b.preset->still) expect->set_duration_s(source.duration_s());
   if (b.with_audio) {
     expect->set_has_audio(true);
-    expect->set_audio_codec(b.args.audio_codec);
-    expect->set_audio_channels(b.args.stereo ? 2 : source.audio_channels());
+    expect->set_audio_codec(b.preset->audio_codec);
+    expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
     expect->set_audio_sample_rate(48000);
   }
   if (b.soft) {
@@ -432,8 +335,9 @@ void AddNeeds(const Branch& b, bool video, bool audio, pb::Job* job) {
     }
     job->mutable_needs()->add_encoders(encoder);
   };
-  if (video && !b.args.video_encoder.empty() && b.preset->has_video) add(b.args.video_encoder);
-  if (audio && b.with_audio) add(b.args.audio_encoder);
+  if (video && !b.preset->video_encoder.empty() && b.preset->has_video)
+    add(b.preset->video_encoder);
+  if (audio && b.with_audio) add(b.preset->audio_encoder);
   if (b.soft) add("mov_text");
   job->mutable_needs()->set_gpu(false);
 }
@@ -454,15 +358,10 @@ void SetLimits(const PlanContext& ctx, double media_s, double work_factor, pb::J
 double Cost(const Branch& b, const pb::SourceFacts& source) {
   if (!b.preset->has_video) return 0.001 * source.duration_s();
   if (b.preset->still) return 0.001;
-  // CPU seconds per pixel against libx264's medium preset, measured one
-  // thread each on 1080p25 (bench/RESULTS.md): prores_ks 1.5, dnxhd 0.2.
-  const std::string& e = b.args.video_encoder;
-  double weight = e == "libx265"     ? 4.0
-                  : e == "libx264"   ? 1.0
-                  : e == "prores_ks" ? 1.5
-                  : e == "dnxhd"     ? 0.2
-                                     : 0.35;
-  return weight * double(b.geometry.width) * b.geometry.height / 1e6 * source.duration_s();
+  // The preset's cost_weight: CPU seconds per pixel against libx264's
+  // medium preset (common/presets.cc).
+  return b.preset->cost_weight * double(b.geometry.width) * b.geometry.height / 1e6 *
+         source.duration_s();
 }
 
 // One FFmpeg process, one deliverable.
@@ -470,7 +369,7 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   const pb::SourceFacts& source = ctx.source;
   const double fps = FrameRate(source);
   pb::Job job;
-  job.set_kind(b.args.kind);
+  job.set_kind(b.preset->kind);
   job.add_inputs(ctx.spec.source);
   if (!b.subtitle_path.empty()) job.add_inputs(b.subtitle_path);
 
@@ -498,8 +397,7 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   AddNeeds(b, true, true, &job);
   double media_s = b.preset->still ? (fps > 0 ? 1.0 / fps : 0.04) : source.duration_s();
   SetLimits(ctx, media_s, 1, &job);
-  job.set_memory_mb(
-      MemoryNeedMb(b.preset->has_video ? b.args.video_encoder : "", MaxPixels(b, source)));
+  job.set_memory_mb(MemoryNeedMb(b.preset->has_video ? b.preset : nullptr, MaxPixels(b, source)));
   return job;
 }
 
@@ -533,7 +431,7 @@ pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& c
     AppendOutputArgs(b, ctx, b.final_path, &argv);
     *job.add_outputs() = OutputFor(b, source);
     AddNeeds(b, true, true, &job);
-    memory += MemoryNeedMb(b.args.video_encoder, MaxPixels(b, source)) - kMemoryBaseMb;
+    memory += MemoryNeedMb(b.preset, MaxPixels(b, source)) - kMemoryBaseMb;
     pb::Job member = SingleJob(b, ctx);
     *job.add_members() = std::move(member);
   }
@@ -592,7 +490,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
     Append(&argv, {"-filter_complex", graph, "-map", "[v]", "-an", "-map_metadata", "-1",
                    "-map_chapters", "-1"});
-    Append(&argv, b.args.video_args);
+    Append(&argv, b.preset->video_args);
     Append(&argv, {"-fps_mode", "cfr", "-r", FpsArg(source)});
     if (!last) Append(&argv, {"-frames:v", std::to_string(count)});
     Append(&argv, {"-f", "mov", path});
@@ -606,10 +504,10 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     out->set_intermediate(true);
     pb::MediaInfo* expect = out->mutable_expect();
     expect->set_has_video(true);
-    expect->set_video_codec(b.args.video_codec);
+    expect->set_video_codec(b.preset->video_codec);
     expect->set_width(b.geometry.width);
     expect->set_height(b.geometry.height);
-    expect->set_pix_fmt(b.args.pix_fmt);
+    expect->set_pix_fmt(b.preset->pix_fmt);
     expect->set_fps_num(source.fps_num());
     expect->set_fps_den(source.fps_den());
     if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
@@ -618,7 +516,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
         last ? source.duration_s() - double(first) * source.fps_den() / source.fps_num()
              : double(count) * source.fps_den() / source.fps_num();
     SetLimits(ctx, media_s, 1, &job);
-    job.set_memory_mb(MemoryNeedMb(b.args.video_encoder, MaxPixels(b, source)));
+    job.set_memory_mb(MemoryNeedMb(b.preset, MaxPixels(b, source)));
     part_ids.push_back(job.id());
     assemble.add_remove_after(path);
     jobs.push_back(std::move(job));
@@ -633,7 +531,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     std::vector<std::string> argv = CommandPrefix(ctx, false);
     AppendSourceInput(ctx, "", &argv);
     Append(&argv, {"-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1"});
-    Append(&argv, b.args.audio_args);
+    Append(&argv, b.preset->audio_args);
     Append(&argv, {"-f", "mov", audio_path});
     for (auto& a : argv) job.add_argv(a);
     pb::JobOutput* out = job.add_outputs();
@@ -644,13 +542,13 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     out->set_intermediate(true);
     pb::MediaInfo* expect = out->mutable_expect();
     expect->set_has_audio(true);
-    expect->set_audio_codec(b.args.audio_codec);
-    expect->set_audio_channels(b.args.stereo ? 2 : source.audio_channels());
+    expect->set_audio_codec(b.preset->audio_codec);
+    expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
     expect->set_audio_sample_rate(48000);
     expect->set_duration_s(source.duration_s());
     AddNeeds(b, false, true, &job);
     SetLimits(ctx, source.duration_s(), 0.1, &job);
-    job.set_memory_mb(MemoryNeedMb("", 0));
+    job.set_memory_mb(MemoryNeedMb(nullptr, 0));
     part_ids.push_back(job.id());
     assemble.add_remove_after(audio_path);
     jobs.push_back(std::move(job));
@@ -675,19 +573,19 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   Append(&argv, {"-map", "0:v:0"});
   if (b.with_audio) Append(&argv, {"-map", "1:a:0"});
   Append(&argv, {"-map_metadata", "-1", "-map_chapters", "-1", "-c", "copy"});
-  for (size_t k = 0; k + 1 < b.args.video_args.size(); ++k) {
-    if (b.args.video_args[k] == "-tag:v") Append(&argv, {"-tag:v", b.args.video_args[k + 1]});
+  for (size_t k = 0; k + 1 < b.preset->video_args.size(); ++k) {
+    if (b.preset->video_args[k] == "-tag:v") Append(&argv, {"-tag:v", b.preset->video_args[k + 1]});
   }
-  if (b.args.muxer == "mxf" && !MxfKnowsRate(source.fps_num(), source.fps_den())) {
+  if (b.preset->muxer == "mxf" && !MxfKnowsRate(source.fps_num(), source.fps_den())) {
     Append(&argv, {"-strict", "unofficial"});
   }
-  Append(&argv, b.args.container_args);
-  Append(&argv, {"-f", b.args.muxer, b.final_path});
+  Append(&argv, b.preset->container_args);
+  Append(&argv, {"-f", b.preset->muxer, b.final_path});
   for (auto& a : argv) assemble.add_argv(a);
   *assemble.add_outputs() = OutputFor(b, source);
   AddNeeds(b, false, false, &assemble);
   SetLimits(ctx, source.duration_s(), 0.05, &assemble);
-  assemble.set_memory_mb(MemoryNeedMb("", 0));
+  assemble.set_memory_mb(MemoryNeedMb(nullptr, 0));
   jobs.push_back(std::move(assemble));
   return jobs;
 }
@@ -878,7 +776,6 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     Branch b;
     b.d = &d;
     b.preset = preset;
-    b.args = ArgsFor(d.preset);
     if (preset->has_video) {
       b.geometry = PlanGeometry(d, source);
       if (d.preset == "master-dnxhr" &&
