@@ -3,11 +3,12 @@
 
 Measures, interleaved, the median of --reps repetitions of:
   naive     one FFmpeg per deliverable, run directly, one after another, with
-            exactly the argv the farm plans for ungrouped jobs
-            (`reelfarm plan --json --slots 0`);
+            exactly the argv the farm plans for whole deliverables
+            (`reelfarm plan --json --piece-cost 0`);
   farm      `reelfarm run` of the same spec (private Redis, coordinator,
-            --workers local workers; the coordinator plans for their slots);
-  direct    the farm's own plan (`reelfarm plan --json --slots W`) run
+            --workers local workers sharing the machine's cores; the plan is
+            cut by cost, --piece-cost);
+  direct    the farm's own plan (`reelfarm plan --json --piece-cost P`) run
             directly with the same parallelism: the farm's overhead is
             farm / direct - 1;
 for the standard spec on a 1080p25 H.264 source with noise, and again on a
@@ -93,8 +94,8 @@ def write_spec(work, name, source, out, template=STANDARD_SPEC):
     return path
 
 
-def plan(spec, slots, extra=()):
-    res = subprocess.run([REELFARM, "plan", "--json", "--slots", str(slots), *extra, spec],
+def plan(spec, piece_cost, extra=()):
+    res = subprocess.run([REELFARM, "plan", "--json", "--piece-cost", str(piece_cost), *extra, spec],
                          check=True, capture_output=True, text=True)
     return json.loads(res.stdout)
 
@@ -174,14 +175,14 @@ def startup_cost(work, source, workers, reps):
     return {"farm": statistics.median(farm_t), "direct": statistics.median(direct_t)}
 
 
-def compare(work, sources, reps, workers):
+def compare(work, sources, reps, workers, piece_cost):
     rows = []
     for kind, source in sources.items():
         naive_t, farm_t, direct_t = [], [], []
         spec_naive = write_spec(work, f"naive-{kind}", source, f"out-naive-{kind}")
         spec_farm = write_spec(work, f"farm-{kind}", source, f"out-farm-{kind}")
         naive_plan = plan(spec_naive, 0)
-        farm_plan = plan(spec_farm, workers)
+        farm_plan = plan(spec_farm, piece_cost)
         kinds = sorted({j["kind"] for j in farm_plan["jobs"]})
         for rep in range(reps):
             fresh(os.path.join(work, f"out-naive-{kind}"))
@@ -189,7 +190,7 @@ def compare(work, sources, reps, workers):
             naive_t.append(t)
             log(f"[{kind} rep {rep + 1}] naive {t:.1f} s")
             fresh(os.path.join(work, f"out-farm-{kind}"))
-            t = reelfarm_run(spec_farm, workers)
+            t = reelfarm_run(spec_farm, workers, ("--piece-cost", str(piece_cost)))
             farm_t.append(t)
             log(f"[{kind} rep {rep + 1}] farm {t:.1f} s")
             fresh(os.path.join(work, f"out-farm-{kind}"))
@@ -275,7 +276,7 @@ def wait_for_port(port, timeout_s=10):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
-def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, tag):
+def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, piece_cost, tag):
     """A farm of n_workers, each in its own CPU-quota cgroup; returns the wall
     time from submit to the end of the delivery."""
     state = tempfile.mkdtemp(prefix=f"cluster-{tag}-", dir=work)
@@ -289,7 +290,7 @@ def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, tag):
         procs.append(subprocess.Popen(
             [os.path.join(BIN, "reelfarm-coordinator"), "--redis", f"redis://127.0.0.1:{rp}",
              "--bind", f"tcp://127.0.0.1:{zp}", "--http", f"127.0.0.1:{hp}", "--metrics", "",
-             "--min-chunk-s", str(min_chunk_s),
+             "--min-chunk-s", str(min_chunk_s), "--piece-cost", str(piece_cost),
              # The default limits assume a worker of at least a core or two.
              "--job-timeout-per-media-s", str(round(20 * max(1.0, 2.0 / cores_each)))],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "coordinator.log"), "w")))
@@ -350,7 +351,7 @@ def with_retry(run_once):
         return run_once()
 
 
-def cluster(work, source, sizes, min_chunk_s):
+def cluster(work, source, sizes, min_chunk_s, piece_cost):
     groups = Cgroups()
     if not groups.base:
         return {"error": f"this machine does not allow CPU cgroups ({groups.why}); "
@@ -366,10 +367,10 @@ def cluster(work, source, sizes, min_chunk_s):
             fresh(os.path.join(work, out_one))
             fresh(os.path.join(work, out_n))
             t_one = with_retry(lambda: cluster_run(work, spec_one, 1, cores, groups, min_chunk_s,
-                                                   f"one{n}"))
+                                                   piece_cost, f"one{n}"))
             log(f"[cluster] 1 worker at {cores:.2f} core: {t_one:.1f} s")
             t_n = with_retry(lambda: cluster_run(work, spec_n, n, cores, groups, min_chunk_s,
-                                                 f"many{n}"))
+                                                 piece_cost, f"many{n}"))
             log(f"[cluster] {n} workers at {cores:.2f} core each: {t_n:.1f} s")
             exact = True
             for name in ("master.mov", "web.mp4", "vertical.mp4", "square.mp4",
@@ -430,7 +431,8 @@ def report(args, compare_rows, startup, cluster_result):
             lines.append(f"Virtual cluster: {cluster_result['error']}")
         else:
             lines += [f"Virtual cluster ({cluster_result['cgroup']}), {args.cluster_seconds} s "
-                      f"source, chunks of at least {args.cluster_min_chunk_s} s:", "",
+                      f"source, pieces of cost {args.cluster_piece_cost}, chunks of at least "
+                      f"{args.cluster_min_chunk_s} s:", "",
                       "| N | CPU per worker | 1 worker (s) | N workers (s) | speed-up | "
                       "frame-exact |", "|---|---|---|---|---|---|"]
             for r in cluster_result["rows"]:
@@ -449,7 +451,9 @@ def main():
     ap.add_argument("--sources", default="h264,prores", help="h264,prores")
     ap.add_argument("--cluster-sizes", default="1,2,4,8")
     ap.add_argument("--cluster-seconds", type=int, default=30)
-    ap.add_argument("--cluster-min-chunk-s", type=float, default=5)
+    ap.add_argument("--cluster-min-chunk-s", type=float, default=1)
+    ap.add_argument("--piece-cost", type=float, default=4, help="farm's --piece-cost (default 4)")
+    ap.add_argument("--cluster-piece-cost", type=float, default=2)
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-cluster", action="store_true")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "reelfarm-bench"))
@@ -461,14 +465,15 @@ def main():
     if not args.skip_compare:
         sources = make_sources(args.work, args.seconds)
         wanted = {k: v for k, v in sources.items() if k in args.sources.split(",")}
-        compare_rows = compare(args.work, wanted, args.reps, args.workers)
+        compare_rows = compare(args.work, wanted, args.reps, args.workers, args.piece_cost)
         startup = startup_cost(args.work, sources["h264"], args.workers, max(args.reps, 3))
         log(f"[startup] poster frame: farm {startup['farm']:.2f} s, directly {startup['direct']:.2f} s")
     cluster_result = None
     if not args.skip_cluster:
         src = make_sources(args.work, args.cluster_seconds)["h264"]
         sizes = [int(x) for x in args.cluster_sizes.split(",")]
-        cluster_result = cluster(args.work, src, sizes, args.cluster_min_chunk_s)
+        cluster_result = cluster(args.work, src, sizes, args.cluster_min_chunk_s,
+                                 args.cluster_piece_cost)
     text = report(args, compare_rows, startup, cluster_result)
     with open(args.report, "w") as f:
         f.write(text)

@@ -197,18 +197,18 @@ int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx) {
 
 int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
                const CliContext& ctx) {
-  if (options.workers < 1 || options.slots < 1) {
-    *ctx.err << "error: --workers and --slots must be at least 1\n";
+  if (options.workers < 1 || options.slots < 0 || options.cores < 0) {
+    *ctx.err << "error: --workers must be at least 1, --slots and --cores 0 (auto) or more\n";
     return kExitUsage;
   }
   pb::Plan plan;
   PlannerOptions planner;
-  planner.free_slots = options.workers * options.slots;
   int rc = ValidateAndPlanLocally(spec_path, planner, options.ffprobe, ctx, &plan);
   if (rc != kExitOk) return rc;
 
   EmbeddedFarmOptions farm_options;
   farm_options.workers = options.workers;
+  farm_options.cores = options.cores;
   farm_options.slots = options.slots;
   farm_options.keep_state = options.keep_state;
   farm_options.coordinator_args = options.coordinator_args;
@@ -216,8 +216,11 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
   farm_options.interrupted = ctx.interrupted;
   EmbeddedFarm farm(farm_options);
   *ctx.err << "Starting a local farm: redis-server, a coordinator and " << options.workers
-           << " worker" << (options.workers == 1 ? "" : "s") << " x " << options.slots << " slot"
-           << (options.slots == 1 ? "" : "s") << "\n";
+           << " worker" << (options.workers == 1 ? "" : "s");
+  if (options.slots > 0) {
+    *ctx.err << " x " << options.slots << " slot" << (options.slots == 1 ? "" : "s");
+  }
+  *ctx.err << "\n";
   std::optional<ApiClient> client;
   auto finish = [&](int code) {
     // The coordinator's API waits for open connections when it stops.
@@ -302,20 +305,20 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   plan->add_flag("--json", plan_options.json, "print the plan as JSON");
   plan->add_option("--ffmpeg", plan_options.planner.ffmpeg, "ffmpeg program in the jobs' argv")
       ->capture_default_str();
-  plan->add_option("--slots", plan_options.planner.free_slots,
-                   "free worker slots to plan for: fewer than deliverables groups them "
-                   "(decode once), more splits the costliest in time chunks; 0: one job each")
+  plan->add_option("--piece-cost", plan_options.planner.piece_cost,
+                   "cost of one piece of work: costlier pictures are cut into time chunks of "
+                   "about this cost, cheaper ones grouped up to it (0: one job per deliverable)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 10000));
+      ->check(CLI::NonNegativeNumber);
   plan->add_option("--min-chunk-s", plan_options.planner.min_chunk_s,
                    "no time chunk shorter than this many seconds of source")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   plan->add_flag("--fan-out,!--no-fan-out", plan_options.planner.fan_out,
-                 "group deliverables that share a decode")
+                 "group cheap deliverables that share a decode")
       ->capture_default_str();
   plan->add_flag("--chunks,!--no-chunks", plan_options.planner.chunking,
-                 "split deliverables into time chunks when slots are spare")
+                 "cut costly deliverables into time chunks")
       ->capture_default_str();
   plan->add_option("--ffprobe", plan_options.ffprobe, "ffprobe program for the source")
       ->capture_default_str();
@@ -352,20 +355,29 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   run->add_option("--workers", run_options.workers, "local workers")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  run->add_option("--slots", run_options.slots, "job slots per worker")
+  run->add_option("--cores", run_options.cores,
+                  "cores the local workers share, divided evenly (0: this machine's)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(0, 4096));
+  run->add_option("--slots", run_options.slots,
+                  "job slots per worker (0: one per 4 of its cores, at least 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
   run->add_flag("--keep-state", run_options.keep_state,
                 "keep the state folder (Redis data, logs) afterwards");
-  double run_min_chunk_s = 0;
+  double run_min_chunk_s = 0, run_piece_cost = -1;
   bool run_fan_out = true, run_chunks = true;
+  run->add_option("--piece-cost", run_piece_cost,
+                  "cost of one piece of work (default 4, about 2 s of 1080p x264; 0: one job per "
+                  "deliverable)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--min-chunk-s", run_min_chunk_s,
-                  "no time chunk shorter than this many seconds of source (default 10)")
+                  "no time chunk shorter than this many seconds of source (default 2)")
       ->check(CLI::PositiveNumber);
-  run->add_flag("--fan-out,!--no-fan-out", run_fan_out, "group deliverables that share a decode")
+  run->add_flag("--fan-out,!--no-fan-out", run_fan_out,
+                "group cheap deliverables that share a decode")
       ->capture_default_str();
-  run->add_flag("--chunks,!--no-chunks", run_chunks,
-                "split deliverables into time chunks when slots are spare")
+  run->add_flag("--chunks,!--no-chunks", run_chunks, "cut costly deliverables into time chunks")
       ->capture_default_str();
 
   try {
@@ -391,6 +403,10 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
     if (run_min_chunk_s > 0) {
       run_options.coordinator_args.push_back("--min-chunk-s");
       run_options.coordinator_args.push_back(std::to_string(run_min_chunk_s));
+    }
+    if (run_piece_cost >= 0) {
+      run_options.coordinator_args.push_back("--piece-cost");
+      run_options.coordinator_args.push_back(std::to_string(run_piece_cost));
     }
     if (!run_fan_out) run_options.coordinator_args.push_back("--no-fan-out");
     if (!run_chunks) run_options.coordinator_args.push_back("--no-chunks");

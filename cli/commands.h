@@ -61,13 +61,8 @@ int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& p
 struct PlanCommandOptions {
   bool json = false;
   std::string ffprobe = "ffprobe";
-  // Planned as for a farm with planner.free_slots free slots (default: what
-  // `reelfarm run` starts, 2 workers x 1 slot).
-  PlannerOptions planner = [] {
-    PlannerOptions o;
-    o.free_slots = 2;
-    return o;
-  }();
+  // The coordinator's defaults: the same spec gives the same plan there.
+  PlannerOptions planner;
 };
 int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
                 const CliContext& ctx);
@@ -84,7 +79,8 @@ int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx);
 
 struct RunCommandOptions {
   int workers = 2;
-  int slots = 1;
+  int cores = 0;  // shared by the workers; 0 = this machine's (UsableCores)
+  int slots = 0;  // per worker; 0 = one per 4 of its cores
   bool keep_state = false;
   std::string ffprobe = "ffprobe";  // for the local validation
   // Extra reelfarm-coordinator arguments (--no-fan-out, --min-chunk-s ...).

@@ -23,6 +23,7 @@ std::span<const PresetInfo> Presets() {
           .pix_fmt = "yuv422p10le",
           .audio_codec = "pcm_s24le",
           .cost_weight = 1.5,
+          .thread_mb_per_mpx = 16,
       },
       {
           .name = "master-dnxhr",
@@ -41,6 +42,7 @@ std::span<const PresetInfo> Presets() {
           .pix_fmt = "yuv422p",
           .audio_codec = "pcm_s24le",
           .cost_weight = 0.2,
+          .thread_mb_per_mpx = 56,
       },
       {
           .name = "web-h264",
@@ -64,6 +66,7 @@ std::span<const PresetInfo> Presets() {
           .stereo = true,
           .cost_weight = 1.0,
           .long_gop = true,
+          .thread_mb_per_mpx = 24,
       },
       {
           .name = "web-hevc",
@@ -87,6 +90,7 @@ std::span<const PresetInfo> Presets() {
           .stereo = true,
           .cost_weight = 4.0,
           .long_gop = true,
+          .thread_mb_per_mpx = 24,
       },
       {
           .name = "social-h264",
@@ -110,6 +114,7 @@ std::span<const PresetInfo> Presets() {
           .stereo = true,
           .cost_weight = 1.0,
           .long_gop = true,
+          .thread_mb_per_mpx = 24,
       },
       {
           // ffprobe names a .jpg "image2" but the worker's temporary name
@@ -126,6 +131,7 @@ std::span<const PresetInfo> Presets() {
           .video_encoder = "mjpeg",
           .video_codec = "mjpeg",
           .pix_fmt = "yuvj420p",
+          .thread_mb_per_mpx = 8,
       },
       {
           .name = "audio-wav",

@@ -44,6 +44,11 @@ struct PresetInfo {
   // Long-GOP encoder (lookahead, B-frames, references, frame threads): more
   // frames in flight, so more memory, than an intra-only one.
   bool long_gop = false;
+  // MiB of memory in use that one more thread of budget adds to its
+  // encoder, per megapixel of the largest frame: measured from 1 to 64
+  // threads, 480p to 4K (docs/memory.md: x264 16, x265 ~18, ProRes 9-13,
+  // DNxHR 38-42, MJPEG 5), with margin.
+  double thread_mb_per_mpx = 0;
 };
 
 // Every preset, in documentation order.

@@ -126,7 +126,11 @@ std::vector<std::string> ApplyThreadBudget(const std::vector<std::string>& argv,
       if (x265 && ValueOf(argv, segment, i, "-x265-params") == i) {
         out.insert(out.end(), {"-x265-params", "pools=" + t});
       }
-      if (ValueOf(argv, segment, i, "-threads") == i) out.insert(out.end(), {"-threads", t});
+      if (ValueOf(argv, segment, i, "-threads") == i) {
+        // libx265 takes -threads as its frame threads and refuses more than
+        // 16 (FFmpeg 5.1); its pool has the whole budget.
+        out.insert(out.end(), {"-threads", x265 ? std::to_string(std::min(16, threads)) : t});
+      }
       out.push_back(a);
       segment = i + 1;
       continue;

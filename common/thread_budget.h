@@ -29,7 +29,8 @@ int ThreadsPerSlot(int cores, int slots);
 //  - `-threads T` right before every output path in `outputs` (encoder
 //    threads; libx264, prores_ks and dnxhd take theirs from it);
 //  - for an output encoded with libx265, `pools=T` in its -x265-params
-//    (x265 sizes its own thread pool from the machine otherwise).
+//    (x265 sizes its own thread pool from the machine otherwise), and at
+//    most 16 for its -threads (its frame threads: x265 refuses more).
 // Options the argv already sets for threads are left as they are and the
 // budget is not added a second time there. REQUIRES: threads >= 1.
 std::vector<std::string> ApplyThreadBudget(const std::vector<std::string>& argv,

@@ -59,13 +59,7 @@ Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner
       farm_(options_.farm),
       submission_(SubmissionOptions{.allowed_roots = options_.allowed_roots,
                                     .ffprobe = options_.ffprobe,
-                                    .planner = options_.planner,
-                                    // The slots free when the spec is planned.
-                                    .free_slots =
-                                        [this] {
-                                          std::lock_guard<std::mutex> lock(mu_);
-                                          return farm_.PlanningSlots();
-                                        }},
+                                    .planner = options_.planner},
                   runner_, &probe_cache_) {}
 
 Coordinator::~Coordinator() {
@@ -398,6 +392,15 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     job.set_id(id);
     for (auto& member : *job.mutable_members()) member.set_id(d.id + "." + member.id());
   }
+  // Within the delivery the costliest pieces go first (longest processing
+  // time first): the cheap ones then fill the slots that free up at the end.
+  std::vector<int> order(d.plan.jobs_size());
+  for (int k = 0; k < d.plan.jobs_size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return d.plan.jobs(a).cost() > d.plan.jobs(b).cost();
+  });
+  std::vector<uint64_t> rank(order.size());
+  for (size_t r = 0; r < order.size(); ++r) rank[order[r]] = r;
   std::vector<JobRecord> jobs;
   uint64_t n = 0;
   for (auto& job : *d.plan.mutable_jobs()) {
@@ -405,7 +408,7 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     JobRecord j;
     j.delivery_id = d.id;
     j.priority = d.priority;
-    j.seq = d.seq * 100000 + n++;
+    j.seq = d.seq * 100000 + rank[n++];
     j.state = job.depends_on_size() > 0 ? JobState::kWaiting : JobState::kQueued;
     d.job_ids.push_back(job.id());
     j.job = std::move(job);

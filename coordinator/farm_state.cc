@@ -488,17 +488,6 @@ void FarmState::ReleaseDependents(const JobRecord& job, SteadyTime now, Effects*
   }
 }
 
-int FarmState::PlanningSlots() const {
-  int free = 0, total = 0;
-  for (const auto& [name, w] : workers_) {
-    if (w.lost || w.quarantined) continue;
-    total += w.slots;
-    free += std::max(0, w.slots - static_cast<int>(w.running.size()));
-  }
-  free -= static_cast<int>(queue_.size());
-  return free > 0 ? free : total;
-}
-
 double FarmState::Progress(const JobRecord& j) const {
   if (IsTerminal(j.state)) return 1;
   if (j.state == JobState::kRunning) return j.progress;

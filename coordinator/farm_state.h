@@ -232,11 +232,6 @@ class FarmState {
   // 0..1 for one job; a job waiting on parts shows theirs.
   double Progress(const JobRecord& j) const;
   size_t queued_jobs() const { return queue_.size(); }
-  // The slots a new delivery can expect (PlannerOptions::free_slots): free
-  // slots of connected workers in rotation, less the jobs already queued;
-  // when that leaves none, all their slots (the work spreads as they free
-  // up); 0 with no worker at all.
-  int PlanningSlots() const;
   uint64_t last_token() const { return last_token_; }
   const FarmOptions& options() const { return options_; }
 

@@ -49,15 +49,21 @@ int main(int argc, char** argv) {
                  "seconds allowed per second of media (raise it for slow or CPU-limited workers)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--piece-cost", opts.planner.piece_cost,
+                 "cost of one piece of work: costlier pictures are cut into time chunks of about "
+                 "this cost, cheaper ones grouped up to it (4: about 2 s of 1080p x264; 0: one "
+                 "job per deliverable)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--min-chunk-s", opts.planner.min_chunk_s,
                  "no time chunk shorter than this many seconds of source")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--fan-out,!--no-fan-out", opts.planner.fan_out,
-               "group deliverables that share a decode when slots are fewer")
+               "group cheap deliverables that share a decode")
       ->capture_default_str();
   app.add_flag("--chunks,!--no-chunks", opts.planner.chunking,
-               "split deliverables into time chunks when slots are spare")
+               "cut costly deliverables into time chunks")
       ->capture_default_str();
   // Testing only, so not in --help: see CoordinatorOptions.
   app.add_option("--fault-kill-before-sending-assignment", opts.fault_kill_before_assignment)

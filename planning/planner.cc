@@ -195,6 +195,16 @@ uint32_t MemoryNeedMb(const PresetInfo* video, int64_t max_pixels) {
   return static_cast<uint32_t>(kMemoryBaseMb + frames * max_pixels * 4 / (1 << 20));
 }
 
+// MiB one more thread of budget adds to an FFmpeg encoding `video` (nullptr:
+// no picture) at `max_pixels`: 8 for the thread itself, the decoder's frame
+// threads (6 per megapixel of the largest frame) and the encoder's
+// (thread_mb_per_mpx). Measured 1 to 64 threads, 480p to 4K (docs/memory.md).
+uint32_t MemoryPerThreadMb(const PresetInfo* video, int64_t max_pixels) {
+  const double mpx = double(max_pixels) / 1e6;
+  const double encoder = video == nullptr ? 0 : video->thread_mb_per_mpx;
+  return static_cast<uint32_t>(std::ceil(8 + (video == nullptr ? 0 : 6 + encoder) * mpx));
+}
+
 // Frame rates MXF (SMPTE) knows; others need -strict unofficial.
 bool MxfKnowsRate(int num, int den) {
   static constexpr int kRates[][2] = {{24000, 1001}, {24, 1}, {25, 1},  {30000, 1001}, {30, 1},
@@ -397,7 +407,10 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   AddNeeds(b, true, true, &job);
   double media_s = b.preset->still ? (fps > 0 ? 1.0 / fps : 0.04) : source.duration_s();
   SetLimits(ctx, media_s, 1, &job);
-  job.set_memory_mb(MemoryNeedMb(b.preset->has_video ? b.preset : nullptr, MaxPixels(b, source)));
+  const PresetInfo* video = b.preset->has_video ? b.preset : nullptr;
+  job.set_memory_mb(MemoryNeedMb(video, MaxPixels(b, source)));
+  job.set_memory_per_thread_mb(MemoryPerThreadMb(video, MaxPixels(b, source)));
+  job.set_cost(Cost(b, source));
   return job;
 }
 
@@ -424,6 +437,8 @@ pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& c
   if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
   Append(&argv, {"-filter_complex", graph});
   uint64_t memory = 0;
+  uint64_t per_thread = 0;
+  double cost = 0;
   for (size_t k = 0; k < members.size(); ++k) {
     const Branch& b = *members[k];
     Append(&argv, {"-map", "[v" + std::to_string(k) + "]"});
@@ -432,12 +447,16 @@ pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& c
     *job.add_outputs() = OutputFor(b, source);
     AddNeeds(b, true, true, &job);
     memory += MemoryNeedMb(b.preset, MaxPixels(b, source)) - kMemoryBaseMb;
+    per_thread += MemoryPerThreadMb(b.preset, MaxPixels(b, source));
+    cost += Cost(b, source);
     pb::Job member = SingleJob(b, ctx);
     *job.add_members() = std::move(member);
   }
   for (auto& a : argv) job.add_argv(a);
   SetLimits(ctx, source.duration_s(), static_cast<double>(members.size()), &job);
   job.set_memory_mb(static_cast<uint32_t>(kMemoryBaseMb + memory));
+  job.set_memory_per_thread_mb(static_cast<uint32_t>(per_thread));
+  job.set_cost(cost);
   return job;
 }
 
@@ -517,6 +536,8 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
              : double(count) * source.fps_den() / source.fps_num();
     SetLimits(ctx, media_s, 1, &job);
     job.set_memory_mb(MemoryNeedMb(b.preset, MaxPixels(b, source)));
+    job.set_memory_per_thread_mb(MemoryPerThreadMb(b.preset, MaxPixels(b, source)));
+    job.set_cost(Cost(b, source) * media_s / std::max(source.duration_s(), 1e-6));
     part_ids.push_back(job.id());
     assemble.add_remove_after(path);
     jobs.push_back(std::move(job));
@@ -549,6 +570,8 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     AddNeeds(b, false, true, &job);
     SetLimits(ctx, source.duration_s(), 0.1, &job);
     job.set_memory_mb(MemoryNeedMb(nullptr, 0));
+    job.set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
+    job.set_cost(0.001 * source.duration_s());
     part_ids.push_back(job.id());
     assemble.add_remove_after(audio_path);
     jobs.push_back(std::move(job));
@@ -586,15 +609,23 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   AddNeeds(b, false, false, &assemble);
   SetLimits(ctx, source.duration_s(), 0.05, &assemble);
   assemble.set_memory_mb(MemoryNeedMb(nullptr, 0));
+  assemble.set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
+  assemble.set_cost(0.001 * source.duration_s());
   jobs.push_back(std::move(assemble));
   return jobs;
 }
 
-// Decides how the deliverables become jobs, from the free worker slots:
-// fewer slots than deliverables -> group those that share a decode into as
-// many groups as there are slots for them (balanced by cost); more slots
-// than deliverables -> split the costliest into time chunks to use the
-// spare slots; unknown (0) -> one job per deliverable.
+// Decides how the deliverables become jobs from their cost alone, never
+// from the workers connected at submit: a delivery's shape is the same
+// whoever is there, and the dispatcher spreads its pieces over whoever is,
+// an idle slot taking the next piece (docs/architecture.md):
+//  - a moving picture that costs more than one piece is cut into time
+//    chunks of about piece_cost each (frame-exact; none shorter than
+//    min_chunk_s; never for VFR sources or soft subtitles);
+//  - cheap moving pictures (under half a piece each) that can share a
+//    decode are grouped into decode-once jobs of at most one piece (first
+//    fit, costliest first): many cheap outputs decode the source once;
+//  - everything else (stills, audio, soft subtitles) is one job each.
 std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanContext& ctx) {
   const PlannerOptions& o = ctx.options;
   const pb::SourceFacts& source = ctx.source;
@@ -602,56 +633,46 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
   std::vector<int> group_of(n, -1);  // index into groups
   std::vector<std::vector<int>> groups;
   std::vector<int> chunks(n, 1);
+  std::vector<double> cost(n);
+  for (int i = 0; i < n; ++i) cost[i] = Cost(branches[i], source);
 
   auto moving = [&](const Branch& b) { return b.preset->has_video && !b.preset->still; };
-  if (o.free_slots > 0 && o.free_slots < n && o.fan_out) {
-    std::vector<int> eligible;
+  const double piece = o.piece_cost;
+  const bool can_chunk = o.chunking && piece > 0 && o.min_chunk_s > 0 &&
+                         !source.variable_frame_rate() && source.fps_num() > 0 &&
+                         source.fps_den() > 0;
+  if (can_chunk) {
+    const int by_length = static_cast<int>(std::floor(source.duration_s() / o.min_chunk_s));
     for (int i = 0; i < n; ++i) {
-      if (moving(branches[i]) && !branches[i].soft) eligible.push_back(i);
+      if (!moving(branches[i]) || branches[i].soft) continue;
+      const int by_cost = static_cast<int>(std::lround(cost[i] / piece));
+      chunks[i] = std::clamp(by_cost, 1, std::max(1, by_length));
     }
-    // Slots left for groups: soft-subtitled pictures take one each; stills
-    // and audio are cheap enough to slip in between.
-    int others = 0;
-    for (int i = 0; i < n; ++i) others += moving(branches[i]) && branches[i].soft ? 1 : 0;
-    const int count = std::clamp(o.free_slots - others, 1, static_cast<int>(eligible.size()));
-    if (eligible.size() >= 2 && count < static_cast<int>(eligible.size())) {
-      // Longest processing time first onto the least loaded group.
-      std::stable_sort(eligible.begin(), eligible.end(), [&](int a, int b) {
-        return Cost(branches[a], source) > Cost(branches[b], source);
-      });
-      groups.resize(count);
-      std::vector<double> load(count, 0);
-      for (int i : eligible) {
-        int g = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-        groups[g].push_back(i);
-        load[g] += Cost(branches[i], source);
-      }
-      for (int g = 0; g < count; ++g) {
-        std::sort(groups[g].begin(), groups[g].end());
-        if (groups[g].size() >= 2) {
-          for (int i : groups[g]) group_of[i] = g;
-        }
+  }
+  if (o.fan_out && piece > 0) {
+    std::vector<int> cheap;
+    for (int i = 0; i < n; ++i) {
+      if (moving(branches[i]) && !branches[i].soft && chunks[i] == 1 && cost[i] < piece / 2) {
+        cheap.push_back(i);
       }
     }
-  } else if (o.free_slots > n && o.chunking && o.min_chunk_s > 0 && !source.variable_frame_rate() &&
-             source.fps_num() > 0 && source.fps_den() > 0) {
-    int spare = o.free_slots - n;
-    auto can_split = [&](int i) {
-      const Branch& b = branches[i];
-      return moving(b) && !b.soft && source.duration_s() / (chunks[i] + 1) >= o.min_chunk_s;
-    };
-    while (spare > 0) {
-      int best = -1;
-      for (int i = 0; i < n; ++i) {
-        if (!can_split(i)) continue;
-        if (best < 0 ||
-            Cost(branches[i], source) / chunks[i] > Cost(branches[best], source) / chunks[best]) {
-          best = i;
-        }
+    std::stable_sort(cheap.begin(), cheap.end(), [&](int a, int b) { return cost[a] > cost[b]; });
+    std::vector<double> load;
+    for (int i : cheap) {
+      size_t g = 0;
+      while (g < groups.size() && load[g] + cost[i] > piece) ++g;
+      if (g == groups.size()) {
+        groups.emplace_back();
+        load.push_back(0);
       }
-      if (best < 0) break;
-      ++chunks[best];
-      --spare;
+      groups[g].push_back(i);
+      load[g] += cost[i];
+    }
+    for (size_t g = 0; g < groups.size(); ++g) {
+      std::sort(groups[g].begin(), groups[g].end());
+      if (groups[g].size() >= 2) {
+        for (int i : groups[g]) group_of[i] = static_cast<int>(g);
+      }
     }
   }
 

@@ -21,17 +21,18 @@ struct PlannerOptions {
   // Wall-clock limit of an attempt: base + factor x media seconds.
   double timeout_base_s = 120;
   double timeout_per_media_s = 20;
-  // Free worker slots when the plan is made (the coordinator counts them at
-  // submit; `reelfarm plan --slots`). 0 = unknown: one job per deliverable.
-  // Fewer slots than deliverables: deliverables that share a decode are
-  // grouped (fan_out); more: the costliest are split in time (chunking).
-  int free_slots = 0;
+  // The shape of a plan comes from cost alone, never from the workers
+  // connected when it is made (docs/scaling.md): a moving picture costing
+  // more than `piece_cost` is cut into time chunks of about that cost
+  // (chunking), cheap ones that share a decode are grouped into decode-once
+  // jobs of up to that cost (fan_out). Cost units (Job.cost): megapixels x
+  // seconds x the encoder's weight; 4 is about 2 s of 1080p through libx264
+  // medium. 0 = one job per deliverable.
+  double piece_cost = 4;
   bool fan_out = true;
   bool chunking = true;
   // No chunk shorter than this many seconds of source.
-  double min_chunk_s = 10;
-  // The cost of one piece of work (Job.cost units).
-  double piece_cost = 4;
+  double min_chunk_s = 2;
 };
 
 struct PlanResult {

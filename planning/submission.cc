@@ -40,9 +40,7 @@ Submission SubmissionPipeline::Check(SpecParseResult parsed) const {
     return out;
   }
 
-  PlannerOptions planner = options_.planner;
-  if (options_.free_slots) planner.free_slots = options_.free_slots();
-  PlanResult planned = PlanDelivery(spec, *facts, planner);
+  PlanResult planned = PlanDelivery(spec, *facts, options_.planner);
   if (!planned.errors.empty()) {
     out.errors = std::move(planned.errors);
     return out;

@@ -25,10 +25,6 @@ struct SubmissionOptions {
   std::vector<std::string> allowed_roots;
   std::string ffprobe = "ffprobe";
   PlannerOptions planner;
-  // When set, called once the source is probed, right before planning; its
-  // answer replaces planner.free_slots (the coordinator counts the farm's
-  // free slots at that moment).
-  std::function<int()> free_slots;
 };
 
 struct Submission {

@@ -140,13 +140,13 @@ TEST_F(FanOutChunkTest, ChunkedEncodeIsFrameExactAgainstTheWholeEncode) {
   for (const std::string preset : {"web-h264", "master-prores"}) {
     SCOPED_TRACE(preset);
     PlannerOptions whole_options;
-    whole_options.free_slots = 1;
+    whole_options.piece_cost = 0;  // one job
     pb::Plan whole =
         PlanDelivery(Spec("whole-" + preset, {Deliverable("film", preset)}), facts_, whole_options)
             .plan;
     PlannerOptions chunk_options;
-    chunk_options.free_slots = 4;
-    chunk_options.min_chunk_s = 2;  // 6 s in 3 chunks of 50 frames
+    chunk_options.piece_cost = 0.01;  // tiny pieces ...
+    chunk_options.min_chunk_s = 2;    // ... but none under 2 s: 3 chunks of 50 frames
     pb::Plan chunked = PlanDelivery(Spec("chunked-" + preset, {Deliverable("film", preset)}),
                                     facts_, chunk_options)
                            .plan;
@@ -186,7 +186,7 @@ TEST_F(FanOutChunkTest, ChunkedEncodeIsFrameExactAgainstTheWholeEncode) {
 
 TEST_F(FanOutChunkTest, AGroupPublishesTheOutputsThatVerifyAndReportsTheOthers) {
   PlannerOptions options;
-  options.free_slots = 1;
+  options.piece_cost = 1000;  // every picture is cheap: one decode-once group
   pb::Plan plan = PlanDelivery(Spec("group", {Deliverable("a", "web-h264", 180),
                                               Deliverable("b", "web-h264", 120),
                                               Deliverable("c", "master-prores", 90)}),
@@ -231,7 +231,8 @@ TEST_F(FanOutChunkTest, ReelfarmRunGroupsOnOneWorkerAndChunksOnSeveral) {
       << "version: 1\nname: chunked\nsource: source.mov\noutput_dir: chunked\ndeliverables:\n"
          "  - {name: film, preset: web-h264}\n";
   CliRun chunked =
-      RunCli({"run", "--workers", "3", "--min-chunk-s", "2", dir_ + "/chunk.yaml"});
+      RunCli({"run", "--workers", "3", "--piece-cost", "0.01", "--min-chunk-s", "2",
+              dir_ + "/chunk.yaml"});
   ASSERT_EQ(chunked.rc, 0) << chunked.err;
   std::ifstream cm(dir_ + "/chunked/manifest.json");
   manifest = nlohmann::json::parse(cm);

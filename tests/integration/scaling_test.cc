@@ -10,7 +10,7 @@
 
 #include "common/probe.h"
 #include "common/process_runner.h"
-#include "coordinator/planner.h"
+#include "planning/planner.h"
 #include "tests/support/delivery_checks.h"
 #include "tests/support/local_farm.h"
 #include "tests/support/media_fixtures.h"

@@ -715,18 +715,6 @@ TEST_F(FarmStateTest, AGroupThatKeepsFailingIsSplitInsteadOfFailed) {
   EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("g")).total, 3);
 }
 
-TEST_F(FarmStateTest, PlanningSlotsAreFreeSlotsLessTheQueueOrAllSlotsWhenBusy) {
-  EXPECT_EQ(farm_.PlanningSlots(), 0) << "no workers";
-  Hello("p1", "w1", 2);
-  Hello("p2", "w2", 3);
-  EXPECT_EQ(farm_.PlanningSlots(), 5);
-  Submit("a", 4);
-  Tick();
-  EXPECT_EQ(farm_.PlanningSlots(), 1);
-  Submit("b", 4);
-  EXPECT_EQ(farm_.PlanningSlots(), 5) << "a busy farm: plan for all its slots";
-}
-
 }  // namespace
 }  // namespace reelfarm
 

@@ -83,8 +83,16 @@ std::string ValueAfter(const std::vector<std::string>& argv, const std::string& 
 }
 
 // Plans one deliverable and returns its only job (fails the test otherwise).
+// One job per deliverable (piece_cost 0): what the tests of argv, geometry
+// and expectations look at; the shape tests below set their own.
+PlanResult PlanWhole(const DeliverySpec& spec, const pb::SourceFacts& facts) {
+  PlannerOptions whole;
+  whole.piece_cost = 0;
+  return PlanDelivery(spec, facts, whole);
+}
+
 pb::Job PlanOne(const DeliverableSpec& d, const pb::SourceFacts& facts = HdFacts()) {
-  PlanResult r = PlanDelivery(Spec({d}), facts);
+  PlanResult r = PlanWhole(Spec({d}), facts);
   EXPECT_TRUE(r.errors.empty());
   EXPECT_EQ(r.plan.failures_size(), 0)
       << (r.plan.failures_size() ? r.plan.failures(0).reason() : "");
@@ -112,6 +120,7 @@ TEST(PlannerTest, PlanCarriesSpecAndJobMetadata) {
   options.ffmpeg = "/usr/bin/ffmpeg";
   options.timeout_base_s = 30;
   options.timeout_per_media_s = 4;
+  options.piece_cost = 0;
   PlanResult r =
       PlanDelivery(Spec({Deliverable("master", "master-prores"), Deliverable("web", "web-h264")}),
                    HdFacts(), options);
@@ -149,7 +158,7 @@ TEST(PlannerTest, EveryInputIsFileOnlyAndPinned) {
   DeliverableSpec soft = Deliverable("soft", "web-h264");
   soft.subtitles = SubtitleChoice{"en", "soft"};
   PlanResult r =
-      PlanDelivery(Spec({Deliverable("m", "master-prores"), Deliverable("t", "thumbnail-jpg"),
+      PlanWhole(Spec({Deliverable("m", "master-prores"), Deliverable("t", "thumbnail-jpg"),
                          Deliverable("a", "audio-wav"), soft}),
                    HdFacts());
   ASSERT_EQ(r.plan.jobs_size(), 4);
@@ -179,7 +188,7 @@ TEST(PlannerTest, MemoryNeedGrowsWithFrameSizeAndLongGopEncoders) {
     f.set_height(height);
     f.set_display_width(width);
     f.set_display_height(height);
-    PlanResult r = PlanDelivery(Spec({Deliverable("d", preset)}), f);
+    PlanResult r = PlanWhole(Spec({Deliverable("d", preset)}), f);
     EXPECT_TRUE(r.errors.empty());
     return r.plan.jobs_size() == 1 ? r.plan.jobs(0).memory_mb() : 0u;
   };
@@ -251,7 +260,7 @@ TEST(PlannerTest, MasterDnxhrTooSmallIsAPlannedFailure) {
   f.set_rotation(90);
   f.set_display_width(180);
   f.set_display_height(320);
-  PlanResult r = PlanDelivery(Spec({Deliverable("master", "master-dnxhr")}), f);
+  PlanResult r = PlanWhole(Spec({Deliverable("master", "master-dnxhr")}), f);
   ASSERT_TRUE(r.errors.empty());
   EXPECT_EQ(r.plan.jobs_size(), 0);
   ASSERT_EQ(r.plan.failures_size(), 1);
@@ -328,7 +337,7 @@ TEST(PlannerTest, ThumbnailBeyondTheSourceIsASpecError) {
   DeliverableSpec d = Deliverable("poster", "thumbnail-jpg");
   d.at_s = 12;
   d.field_lines["at"] = 14;
-  PlanResult r = PlanDelivery(Spec({ok, d}), HdFacts());
+  PlanResult r = PlanWhole(Spec({ok, d}), HdFacts());
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].file, "launch.yaml");
   EXPECT_EQ(r.errors[0].line, 14);
@@ -516,7 +525,7 @@ TEST(PlannerTest, BurnedSubtitlesComeLastWithEscapedPath) {
   d.height = 720;
   d.subtitles = SubtitleChoice{"en", "burn"};
   spec.deliverables = {d};
-  PlanResult r = PlanDelivery(spec, HdFacts());
+  PlanResult r = PlanWhole(spec, HdFacts());
   ASSERT_EQ(r.plan.jobs_size(), 1);
   const pb::Job& job = r.plan.jobs(0);
   EXPECT_EQ(Graph(job), "[0:v:0]scale=1280:720,setsar=1,subtitles=filename=" +
@@ -545,7 +554,7 @@ TEST(PlannerTest, SoftSubtitlesAreAMovTextTrack) {
 TEST(PlannerTest, SoftSubtitlesOnMxfArePlannedFailures) {
   DeliverableSpec d = Deliverable("master", "master-dnxhr");
   d.subtitles = SubtitleChoice{"en", "soft"};
-  PlanResult r = PlanDelivery(Spec({d}), HdFacts());
+  PlanResult r = PlanWhole(Spec({d}), HdFacts());
   EXPECT_EQ(r.plan.jobs_size(), 0);
   ASSERT_EQ(r.plan.failures_size(), 1);
   EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("soft"));
@@ -556,7 +565,7 @@ TEST(PlannerTest, SourceWithoutAudio) {
   f.set_has_audio(false);
   f.clear_audio_codec();
   f.clear_audio_channels();
-  PlanResult r = PlanDelivery(Spec({Deliverable("web", "web-h264"), Deliverable("mix", "audio-wav"),
+  PlanResult r = PlanWhole(Spec({Deliverable("web", "web-h264"), Deliverable("mix", "audio-wav"),
                                     Deliverable("master", "master-prores")}),
                               f);
   ASSERT_TRUE(r.errors.empty());
@@ -584,7 +593,7 @@ TEST(PlannerTest, SourceWithoutVideo) {
   f.clear_width();
   f.clear_height();
   PlanResult r =
-      PlanDelivery(Spec({Deliverable("web", "web-h264"), Deliverable("poster", "thumbnail-jpg"),
+      PlanWhole(Spec({Deliverable("web", "web-h264"), Deliverable("poster", "thumbnail-jpg"),
                          Deliverable("mix", "audio-wav")}),
                    f);
   ASSERT_EQ(r.plan.jobs_size(), 1);
@@ -613,9 +622,10 @@ TEST(PlannerTest, VariableFrameRateBecomesConstant) {
 namespace reelfarm {
 namespace {
 
-PlannerOptions Slots(int free_slots, double min_chunk_s = 10) {
+// Plans cut in pieces of `piece_cost`, no chunk under `min_chunk_s`.
+PlannerOptions Pieces(double piece_cost, double min_chunk_s = 10) {
   PlannerOptions o;
-  o.free_slots = free_slots;
+  o.piece_cost = piece_cost;
   o.min_chunk_s = min_chunk_s;
   return o;
 }
@@ -639,10 +649,17 @@ int Count(const std::vector<std::string>& argv, const std::string& item) {
   return static_cast<int>(std::count(argv.begin(), argv.end(), item));
 }
 
-TEST(PlannerFanOutTest, OneFreeSlotGroupsEveryPictureIntoOneDecode) {
+int CountKind(const pb::Plan& plan, const std::string& kind) {
+  int n = 0;
+  for (const auto& job : plan.jobs()) n += job.kind() == kind;
+  return n;
+}
+
+TEST(PlannerFanOutTest, CheapPicturesUnderOnePieceShareOneDecode) {
   std::vector<DeliverableSpec> ds = FourPictures();
   ds.push_back(Deliverable("poster", "thumbnail-jpg"));
-  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(1));
+  // A piece larger than the whole delivery: every picture is cheap.
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Pieces(1000));
   ASSERT_TRUE(r.errors.empty());
   ASSERT_EQ(r.plan.jobs_size(), 2);
   const pb::Job& group = r.plan.jobs(0);
@@ -660,8 +677,8 @@ TEST(PlannerFanOutTest, OneFreeSlotGroupsEveryPictureIntoOneDecode) {
   EXPECT_LT(IndexOf(argv, "prores_ks"), IndexOf(argv, "/out/launch-film/master.mov"));
   EXPECT_LT(IndexOf(argv, "/out/launch-film/master.mov"), IndexOf(argv, "libx264"));
   EXPECT_EQ(Count(argv, "0:a:0"), 4) << "audio decoded once, encoded per output";
-  // Its members are exactly the jobs one free slot per deliverable gives.
-  PlanResult spread = PlanDelivery(Spec(ds), HdFacts(), Slots(0));
+  // Its members are exactly the jobs of one job per deliverable.
+  PlanResult spread = PlanDelivery(Spec(ds), HdFacts(), Pieces(0));
   ASSERT_EQ(group.members_size(), 4);
   for (int k = 0; k < 4; ++k) {
     EXPECT_EQ(group.members(k).id(), "j0m" + std::to_string(k));
@@ -670,41 +687,64 @@ TEST(PlannerFanOutTest, OneFreeSlotGroupsEveryPictureIntoOneDecode) {
   EXPECT_EQ(r.plan.jobs(1).kind(), "thumbnail");
   EXPECT_EQ(r.plan.jobs(1).id(), "j1");
   EXPECT_GT(group.memory_mb(), spread.plan.jobs(1).memory_mb());
+  EXPECT_GT(group.memory_per_thread_mb(), spread.plan.jobs(0).memory_per_thread_mb());
   EXPECT_GT(group.timeout_s(), spread.plan.jobs(1).timeout_s());
+  double members_cost = 0;
+  for (int k = 0; k < 4; ++k) members_cost += spread.plan.jobs(k).cost();
+  EXPECT_NEAR(group.cost(), members_cost, 1e-9);
 }
 
-TEST(PlannerFanOutTest, AsManySlotsAsDeliverablesSpreadsThem) {
-  PlanResult spread = PlanDelivery(Spec(FourPictures()), HdFacts(), Slots(4));
-  PlanResult unknown = PlanDelivery(Spec(FourPictures()), HdFacts(), Slots(0));
+TEST(PlannerFanOutTest, PieceCostZeroIsOneJobPerDeliverable) {
+  PlanResult spread = PlanDelivery(Spec(FourPictures()), HdFacts(), Pieces(0));
   ASSERT_EQ(spread.plan.jobs_size(), 4);
   for (int k = 0; k < 4; ++k) {
     EXPECT_EQ(spread.plan.jobs(k).members_size(), 0);
-    EXPECT_EQ(Argv(spread.plan.jobs(k)), Argv(unknown.plan.jobs(k)));
+    EXPECT_EQ(spread.plan.jobs(k).kind(), "encode");
   }
 }
 
-TEST(PlannerFanOutTest, TwoSlotsBalanceTheGroupsByCost) {
-  // HEVC at 1080p costs more than the three H.264 outputs together.
-  std::vector<DeliverableSpec> ds = {Deliverable("hevc", "web-hevc"), Sized("a", "web-h264", 720),
-                                     Sized("b", "web-h264", 540), Sized("c", "web-h264", 360)};
-  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(2));
-  ASSERT_EQ(r.plan.jobs_size(), 2);
-  EXPECT_EQ(r.plan.jobs(0).kind(), "encode");
-  EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "hevc");
-  EXPECT_EQ(r.plan.jobs(1).kind(), "group");
-  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 3);
+TEST(PlannerFanOutTest, CheapPicturesArePackedUpToOnePieceCostlyOnesAreCut) {
+  // At 10 s of 1080p: HEVC 1080p costs 83 (cut), the 360p/270p/180p H.264
+  // outputs 2.3, 1.3 and 0.6: under half a piece of 5 each, packed
+  // costliest first into pieces of at most 5.
+  std::vector<DeliverableSpec> ds = {Deliverable("hevc", "web-hevc"), Sized("a", "web-h264", 360),
+                                     Sized("b", "web-h264", 270), Sized("c", "web-h264", 180),
+                                     Sized("d", "web-h264", 360)};
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Pieces(5, 2));
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_EQ(CountKind(r.plan, "chunk"), 5) << "83 / 5 = 17 pieces, but none under 2 s of 10 s";
+  ASSERT_EQ(CountKind(r.plan, "group"), 2);
+  std::vector<std::vector<std::string>> groups;
+  for (const auto& job : r.plan.jobs()) {
+    if (job.kind() != "group") continue;
+    std::vector<std::string> names;
+    for (const auto& out : job.outputs()) names.push_back(out.deliverable());
+    groups.push_back(names);
+    EXPECT_LE(job.cost(), 5.0);
+  }
+  // a (2.3) and d (2.3) fill the first piece (4.6: no room for b's 1.3 or
+  // c's 0.6), b and c the second.
+  EXPECT_THAT(groups, ElementsAre(ElementsAre("a", "d"), ElementsAre("b", "c")));
 }
 
-TEST(PlannerFanOutTest, ThumbnailsAndAudioDoNotTakeASlotFromTheGroups) {
-  std::vector<DeliverableSpec> ds = {Deliverable("hevc", "web-hevc"), Sized("a", "web-h264", 720),
-                                     Sized("b", "web-h264", 360),
-                                     Deliverable("poster", "thumbnail-jpg"),
-                                     Deliverable("mix", "audio-wav")};
-  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(2));
-  ASSERT_EQ(r.plan.jobs_size(), 4) << "hevc alone, a+b grouped, poster, mix";
-  EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "hevc");
-  EXPECT_EQ(r.plan.jobs(1).kind(), "group");
-  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 2);
+TEST(PlannerFanOutTest, TheShapeDependsOnCostAloneNeverOnWhoIsConnected) {
+  // The same spec and source always give the same jobs: nothing in the
+  // planner's options says how many workers there are.
+  PlanResult a = PlanDelivery(Spec(FourPictures()), HdFacts());
+  PlanResult b = PlanDelivery(Spec(FourPictures()), HdFacts());
+  EXPECT_EQ(a.plan.SerializeAsString(), b.plan.SerializeAsString());
+  // With the defaults (pieces of 4, chunks of at least 2 s), 10 s of 1080p:
+  // ProRes 31 -> 5 chunks, web 720p 9.2 -> 2, vertical 20.7 -> 5, square
+  // 11.7 -> 3; each with its audio and assemble jobs.
+  EXPECT_EQ(CountKind(a.plan, "chunk"), 15);
+  EXPECT_EQ(CountKind(a.plan, "audio"), 4);
+  EXPECT_EQ(CountKind(a.plan, "assemble"), 4);
+  for (const auto& job : a.plan.jobs()) {
+    if (job.kind() == "chunk") {
+      EXPECT_GT(job.cost(), 3.0) << job.id();
+      EXPECT_LT(job.cost(), 6.5) << job.id();
+    }
+  }
 }
 
 TEST(PlannerFanOutTest, SoftSubtitlesStillsAndAudioStayOnTheirOwn) {
@@ -713,18 +753,35 @@ TEST(PlannerFanOutTest, SoftSubtitlesStillsAndAudioStayOnTheirOwn) {
   std::vector<DeliverableSpec> ds = {soft, Sized("a", "web-h264", 720), Sized("b", "web-h264", 360),
                                      Deliverable("poster", "thumbnail-jpg"),
                                      Deliverable("mix", "audio-wav")};
-  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Slots(1));
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Pieces(1000));
   ASSERT_EQ(r.plan.jobs_size(), 4);
   EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "soft");
+  EXPECT_EQ(r.plan.jobs(0).kind(), "encode");
   EXPECT_EQ(r.plan.jobs(1).kind(), "group");
   EXPECT_EQ(r.plan.jobs(1).outputs_size(), 2);
+}
+
+TEST(PlannerMemoryTest, PerThreadNeedGrowsWithFrameSizeAndEncoder) {
+  PlanResult r = PlanDelivery(Spec({Deliverable("master", "master-prores"),
+                                    Deliverable("dnx", "master-dnxhr"), Deliverable("web", "web-h264"),
+                                    Sized("small", "web-h264", 360), Deliverable("mix", "audio-wav")}),
+                              HdFacts(), Pieces(0));
+  ASSERT_EQ(r.plan.jobs_size(), 5);
+  const auto per_thread = [&](int k) { return r.plan.jobs(k).memory_per_thread_mb(); };
+  EXPECT_GT(per_thread(1), per_thread(2)) << "DNxHR holds most per thread (measured)";
+  EXPECT_GT(per_thread(2), per_thread(0)) << "x264 more than ProRes";
+  EXPECT_EQ(per_thread(3), per_thread(2)) << "the largest frame is the 1080p source's";
+  EXPECT_EQ(per_thread(4), 8u) << "audio: the thread alone";
+  // 1080p x264: 8 + (6 + 24) x 2.07 MiB a thread.
+  EXPECT_EQ(per_thread(2), 71u);
 }
 
 TEST(PlannerChunkTest, SpareSlotsSplitTheDeliverableIntoFrameExactChunks) {
   pb::SourceFacts f = HdFacts();
   f.set_duration_s(60);
   f.set_frame_count(1500);
-  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(4));
+  // 60 s of 720p x264 cost 55: pieces of 14 make 4 chunks.
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Pieces(14));
   ASSERT_TRUE(r.errors.empty());
   // 4 chunks, the audio, the assemble job.
   ASSERT_EQ(r.plan.jobs_size(), 6);
@@ -772,7 +829,7 @@ TEST(PlannerChunkTest, SpareSlotsSplitTheDeliverableIntoFrameExactChunks) {
   EXPECT_FALSE(assemble.outputs(0).intermediate());
   EXPECT_EQ(assemble.outputs(0).path(), "/out/launch-film/web.mp4");
   // The final file is expected exactly as an unchunked encode's.
-  PlanResult whole = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(1));
+  PlanResult whole = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Pieces(0));
   EXPECT_EQ(assemble.outputs(0).SerializeAsString(), whole.plan.jobs(0).outputs(0).SerializeAsString());
   EXPECT_EQ(assemble.remove_after_size(), 6) << "4 chunks, the audio, the list";
 }
@@ -783,8 +840,9 @@ TEST(PlannerChunkTest, FrameTimesOfFractionalRatesRoundDownToTheMicrosecond) {
   f.set_fps_den(1001);
   f.set_duration_s(30.03);
   f.set_frame_count(720);
-  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(4));
-  // 720 frames in 3 chunks of >= 10 s: frames 240 and 480.
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Pieces(4));
+  // 720 frames in 3 chunks of >= 10 s (cost alone would make 7): frames 240
+  // and 480.
   ASSERT_EQ(r.plan.jobs(1).kind(), "chunk");
   EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(1)), "-ss"), "10.010000");
   EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(2)), "-ss"), "20.020000");
@@ -795,16 +853,16 @@ TEST(PlannerChunkTest, NoChunkShorterThanTheMinimumAndNoneForStillsOrVfr) {
   pb::SourceFacts f = HdFacts();
   f.set_duration_s(25);
   f.set_frame_count(625);
-  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(8));
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Pieces(1));
   int chunks = 0;
   for (const auto& job : r.plan.jobs()) chunks += job.kind() == "chunk";
   EXPECT_EQ(chunks, 2);
-  r = PlanDelivery(Spec({Deliverable("poster", "thumbnail-jpg")}), f, Slots(8));
+  r = PlanDelivery(Spec({Deliverable("poster", "thumbnail-jpg")}), f, Pieces(1));
   EXPECT_EQ(r.plan.jobs_size(), 1);
   f.set_variable_frame_rate(true);
-  r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Slots(8));
+  r = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Pieces(1));
   EXPECT_EQ(r.plan.jobs_size(), 1) << "VFR sources are not cut";
-  PlannerOptions off = Slots(8);
+  PlannerOptions off = Pieces(1);
   off.chunking = false;
   f.set_variable_frame_rate(false);
   EXPECT_EQ(PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, off).plan.jobs_size(), 1);

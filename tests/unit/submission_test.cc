@@ -65,21 +65,14 @@ deliverables:
     preset: thumbnail-jpg
 )";
 
-TEST_F(SubmissionTest, AValidSpecIsProbedOnceAndPlannedWithTheSlotsFreeAtPlanning) {
+TEST_F(SubmissionTest, AValidSpecIsProbedOnceAndPlannedByCost) {
   SubmissionOptions options;
-  options.planner.free_slots = 8;  // replaced by the callback
-  int asked = 0;
-  options.free_slots = [&] {
-    ++asked;
-    return 1;
-  };
   Submission s = Run(kSpec, options);
   ASSERT_TRUE(s.ok()) << s.errors.front().ToString();
   ASSERT_TRUE(s.spec.has_value());
   EXPECT_EQ(s.spec->name, "film");
   EXPECT_TRUE(s.probe_status.ok());
-  EXPECT_EQ(asked, 1);
-  // One slot: the two moving pictures share a decode; the poster is alone.
+  // Two cheap moving pictures share a decode; the poster is alone.
   ASSERT_EQ(s.plan.jobs_size(), 2);
   EXPECT_EQ(s.plan.jobs(0).kind(), "group");
   EXPECT_EQ(s.plan.source().width(), 320);

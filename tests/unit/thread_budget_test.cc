@@ -19,6 +19,10 @@ std::string ValueAfter(const Argv& argv, const std::string& option, int n = 0) {
   return "";
 }
 
+size_t IndexOfOutput(const Argv& argv, const std::string& path) {
+  return static_cast<size_t>(std::find(argv.begin(), argv.end(), path) - argv.begin());
+}
+
 int Count(const Argv& argv, const std::string& item) {
   return static_cast<int>(std::count(argv.begin(), argv.end(), item));
 }
@@ -78,6 +82,11 @@ TEST(ThreadBudgetTest, X265GetsItsPoolSizedToo) {
   EXPECT_EQ(ValueAfter(out, "-x265-params", 1), "pools=4");  // added where none was given
   EXPECT_EQ(Count(out, "-x265-params"), 2);                    // none for the x264 output
   EXPECT_EQ(Count(out, "-threads"), 4);
+  // x265 refuses more than 16 frame threads; its pool takes the budget.
+  Argv wide = ApplyThreadBudget(argv, {"/out/a.mp4", "/out/b.mp4", "/out/c.mp4"}, 24);
+  EXPECT_EQ(ValueAfter(wide, "-x265-params", 0), "log-level=error:pools=24");
+  EXPECT_EQ(wide[IndexOfOutput(wide, "/out/a.mp4") - 1], "16");
+  EXPECT_EQ(wide[IndexOfOutput(wide, "/out/c.mp4") - 1], "24");
 }
 
 TEST(ThreadBudgetTest, ThreadOptionsTheJobSetsAreKept) {
