@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/probe.h"
 #include "common/redis_client.h"
+#include "common/secure.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/job_store.h"
 #include "coordinator/manifest.h"
@@ -50,10 +51,19 @@ nlohmann::json ErrorsJson(const std::vector<SpecError>& errors) {
 
 SubmitOutcome Invalid(const std::vector<SpecError>& errors) { return {422, ErrorsJson(errors)}; }
 
+// Attempt keys are secrets: from the CSPRNG, never the farm's seeded generator.
+CoordinatorOptions WithSecureAttemptKeys(CoordinatorOptions options) {
+  options.farm.random_bytes = [](size_t n) { return SecureRandomBytes(n); };
+  return options;
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner* runner)
-    : options_(std::move(options)), clock_(clock), runner_(runner), farm_(options_.farm) {}
+    : options_(WithSecureAttemptKeys(std::move(options))),
+      clock_(clock),
+      runner_(runner),
+      farm_(options_.farm) {}
 
 Coordinator::~Coordinator() {
   if (http_) http_->stop();
@@ -173,6 +183,11 @@ void Coordinator::ApplyLocked(Effects fx) {
     pending_.finished_deliveries.push_back(id);
   }
   if (coord_metrics_) coord_metrics_->OnStaleResults(fx.stale_results);
+  for (const auto& f : fx.forged) {
+    spdlog::warn("refused a forged {} from connection {}{} about {}: {}", f.kind, HexBytes(f.peer),
+                 f.peer_key.empty() ? "" : " (key " + f.peer_key + ")", f.job_id, f.why);
+    if (coord_metrics_) coord_metrics_->OnForged(f.kind);
+  }
 
   if (!pending_.quarantine_changes.empty()) {
     Status s = store_->SaveQuarantine(pending_.quarantine_changes);
@@ -322,7 +337,10 @@ void Coordinator::RunOnceLocked() {
       spdlog::warn("dropping a malformed worker message ({} bytes)", frames[1].size());
       continue;
     }
-    farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx);
+    // With CURVE, the ZAP handler's User-Id: the peer's authenticated key.
+    const char* user_id = zmq_msg_gets(frames[1].handle(), "User-Id");
+    farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx,
+                    user_id != nullptr ? std::string(user_id) : std::string());
   }
   farm_.Tick(clock_->Now(), &fx);
   ApplyLocked(std::move(fx));
