@@ -18,6 +18,7 @@
 #include "common/redis_client.h"
 #include "common/secure.h"
 #include "coordinator/coordinator_metrics.h"
+#include "coordinator/http_guard.h"
 #include "coordinator/job_store.h"
 #include "coordinator/manifest.h"
 
@@ -136,6 +137,10 @@ Status Coordinator::Start() {
   }
   router_->set(zmq::sockopt::router_mandatory, 1);
   router_->set(zmq::sockopt::linger, 0);
+  // A peer announcing a larger frame is disconnected before it is read.
+  if (options_.max_message_bytes > 0) {
+    router_->set(zmq::sockopt::maxmsgsize, options_.max_message_bytes);
+  }
   try {
     router_->bind(options_.bind);
   } catch (const zmq::error_t& e) {
@@ -507,14 +512,15 @@ bool Coordinator::Healthy() {
 }
 
 void Coordinator::StartHttp() {
-  http_ = std::make_unique<httplib::Server>();
+  http_ = std::make_unique<GuardedHttpServer>(options_.http_limits);
   // A reply is written as headers, then body: with Nagle's algorithm the body
   // of a kept-alive connection waits for the client's delayed ACK (40 ms).
   http_->set_tcp_nodelay(true);
   if (!options_.api_token.empty()) {
     const std::string expected = "Bearer " + options_.api_token;
-    http_->set_pre_routing_handler([expected](const httplib::Request& req, httplib::Response& res) {
-      if (req.path.rfind("/api/", 0) != 0 || req.get_header_value("Authorization") == expected) {
+    http_->SetPreRoutingHandler([expected](const httplib::Request& req, httplib::Response& res) {
+      if (req.path.rfind("/api/", 0) != 0 ||
+          ConstantTimeEquals(req.get_header_value("Authorization"), expected)) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       res.status = 401;
@@ -534,6 +540,15 @@ void Coordinator::StartHttp() {
                     !body["spec"].is_string()) {
                   json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
                   return;
+                }
+                // Optional strings: present with another type is the client's
+                // mistake (400), not ours (json::value() would throw: 500).
+                for (const char* field : {"spec_file", "base_dir"}) {
+                  if (body.contains(field) && !body[field].is_string()) {
+                    json_reply(res, 400,
+                               {{"error", std::string("'") + field + "' must be a string"}});
+                    return;
+                  }
                 }
                 std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
                 std::string base_dir = body.value("base_dir", std::string());

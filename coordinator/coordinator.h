@@ -24,11 +24,9 @@
 #include "common/spec.h"
 #include "common/status.h"
 #include "coordinator/farm_state.h"
+#include "coordinator/http_guard.h"
 #include "coordinator/planner.h"
 
-namespace httplib {
-class Server;
-}
 namespace zmq {
 class context_t;
 class socket_t;
@@ -45,7 +43,13 @@ class ZapAuthenticator;
 struct CoordinatorOptions {
   std::string redis_url = "redis://127.0.0.1:6379";
   std::string bind = "tcp://0.0.0.0:8471";  // ZeroMQ ROUTER for workers
+  // ZMQ_MAXMSGSIZE of the ROUTER: a worker connection sending a larger
+  // frame is dropped before the frame is read. <= 0: no limit.
+  int64_t max_message_bytes = 1 << 20;
   std::string http = "0.0.0.0:8470";        // HTTP/JSON API
+  // Bounds on API clients: threads, per-request time, header and body sizes,
+  // connections per client address (coordinator/http_guard.h).
+  HttpLimits http_limits;
   std::string metrics = "0.0.0.0:9470";     // Prometheus; empty = off
   std::string ffprobe = "ffprobe";
   // CURVE: the coordinator's secret key file and the allow-list of worker
@@ -156,7 +160,7 @@ class Coordinator {
   bool manifest_stop_ = false;               // guarded by manifest_mu_
   std::thread manifest_thread_;
 
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<GuardedHttpServer> http_;
   std::thread http_thread_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<CoordinatorMetrics> coord_metrics_;
