@@ -194,11 +194,32 @@ void Coordinator::ApplyLocked(Effects fx) {
     if (coord_metrics_) coord_metrics_->OnForged(f.kind);
   }
 
+  // Redis refuses: the messages wait with their records, except assignments,
+  // which are taken back (their jobs queued again, the attempts uncounted),
+  // and nothing is assigned until Redis takes writes again. A Redis outage
+  // delays work; it does not use up attempts of jobs that never started.
+  auto hold = [this](const char* what, const Status& s) {
+    Effects undo;
+    int taken_back = 0;
+    for (auto it = pending_.messages.begin(); it != pending_.messages.end();) {
+      if (it->message.has_assign()) {
+        farm_.Unassign(it->message.assign().job().id(), it->message.assign().token(), &undo);
+        it = pending_.messages.erase(it);
+        ++taken_back;
+      } else {
+        ++it;
+      }
+    }
+    pending_.dirty_jobs.merge(undo.dirty_jobs);
+    if (!farm_.dispatch_paused()) spdlog::warn("pausing assignments until Redis takes writes");
+    farm_.set_dispatch_paused(true);
+    spdlog::warn("cannot persist {}, holding {} messages ({} assignments taken back): {}", what,
+                 pending_.messages.size(), taken_back, s.ToString());
+  };
   if (!pending_.quarantine_changes.empty()) {
     Status s = store_->SaveQuarantine(pending_.quarantine_changes);
     if (!s.ok()) {
-      spdlog::warn("cannot persist quarantine, holding {} messages: {}", pending_.messages.size(),
-                   s.ToString());
+      hold("quarantine", s);
       return;
     }
     pending_.quarantine_changes.clear();
@@ -214,13 +235,16 @@ void Coordinator::ApplyLocked(Effects fx) {
     }
     Status s = store_->Save(ds, js, pending_.rewritten_jobs);
     if (!s.ok()) {
-      spdlog::warn("cannot persist state, holding {} messages: {}", pending_.messages.size(),
-                   s.ToString());
+      hold("state", s);
       return;
     }
     pending_.dirty_jobs.clear();
     pending_.rewritten_jobs.clear();
     pending_.dirty_deliveries.clear();
+  }
+  if (farm_.dispatch_paused()) {
+    farm_.set_dispatch_paused(false);
+    spdlog::info("Redis takes writes again: assigning");
   }
   // Manifests after their records are durable.
   for (const auto& id : pending_.finished_deliveries) QueueManifestLocked(id);

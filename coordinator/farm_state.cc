@@ -847,7 +847,21 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
       fx->messages.push_back({w.peer, std::move(m)});
     }
   }
-  Dispatch(now, fx);
+  if (!dispatch_paused_) Dispatch(now, fx);
+}
+
+void FarmState::Unassign(const std::string& job_id, uint64_t token, Effects* fx) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || !IsCurrentAttempt(it->second, token)) return;
+  JobRecord& job = it->second;
+  DetachFromWorker(job);
+  running_.erase(job_id);
+  job.attempts = std::max(0, job.attempts - 1);
+  job.attempt_key.clear();
+  job.progress = job.fps = job.speed = 0;
+  job.state = JobState::kQueued;  // queued_at kept: it has waited all along
+  queue_.insert({-job.priority, job.seq, job_id});
+  fx->dirty_jobs.insert(job_id);
 }
 
 }  // namespace reelfarm

@@ -235,8 +235,18 @@ class FarmState {
   void OnMessage(const std::string& peer, const pb::WorkerMessage& msg, SteadyTime now, Effects* fx,
                  const std::string& peer_key = "");
 
-  // Expires workers and leases, sends heartbeats, dispatches queued jobs.
+  // Expires workers and leases, sends heartbeats, dispatches queued jobs
+  // (unless dispatch is paused).
   void Tick(SteadyTime now, Effects* fx);
+
+  // The assignment of attempt `token` of `job_id` was never sent (the daemon
+  // could not persist it): the job goes back to the queue in its old place
+  // and the attempt does not count. Nothing when that attempt is not current.
+  void Unassign(const std::string& job_id, uint64_t token, Effects* fx);
+  // While paused, Tick assigns nothing (the daemon cannot persist
+  // assignments; work waits instead of using up attempts).
+  void set_dispatch_paused(bool paused) { dispatch_paused_ = paused; }
+  bool dispatch_paused() const { return dispatch_paused_; }
 
   // Puts a worker out of rotation (also for one not connected yet, e.g.
   // reloaded from Redis at start), or back into it.
@@ -340,6 +350,7 @@ class FarmState {
   std::set<QueueKey> queue_;
   uint64_t last_token_ = 0;
   SteadyTime last_heartbeat_{};
+  bool dispatch_paused_ = false;
 };
 
 }  // namespace reelfarm

@@ -301,5 +301,42 @@ TEST_F(FarmSecurityTest, AForgedClaimInAHelloIsCancelledForTheSenderOnly) {
   EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
 }
 
+// Issue 12 item 6: an assignment the daemon could not persist (Redis refused
+// writes) is never sent; it must not use up an attempt.
+TEST_F(FarmSecurityTest, AnAssignmentNeverSentIsTakenBackAndTheOutageUsesNoAttempts) {
+  Submit("a", 1);
+  Send("p1", HelloMsg("w1"));
+  auto a = Tick();
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(farm_.FindJob("a.j0")->attempts, 1);
+  // Persisting failed: the daemon takes the assignment back and pauses.
+  Effects undo;
+  farm_.Unassign("a.j0", a[0].token(), &undo);
+  farm_.set_dispatch_paused(true);
+  EXPECT_TRUE(undo.dirty_jobs.count("a.j0"));
+  EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
+  EXPECT_EQ(farm_.FindJob("a.j0")->attempts, 0);
+  EXPECT_TRUE(farm_.workers().at("w1").running.empty()) << "its slot is free again";
+  // A 40 s outage: the worker heartbeats, nothing is assigned, no lease
+  // lapses, no attempt is used.
+  for (int i = 0; i < 40; ++i) {
+    now_ += milliseconds(1000);
+    Send("p1", HeartbeatMsg({}));
+    EXPECT_TRUE(Tick().empty());
+  }
+  EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
+  EXPECT_EQ(farm_.FindJob("a.j0")->attempts, 0);
+  // Redis is back.
+  farm_.set_dispatch_paused(false);
+  auto again = Tick();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt(), 1);
+  EXPECT_NE(again[0].attempt_key(), a[0].attempt_key());
+  // A late Unassign of the old attempt changes nothing.
+  Effects late;
+  farm_.Unassign("a.j0", a[0].token(), &late);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+}
+
 }  // namespace
 }  // namespace reelfarm
