@@ -366,6 +366,13 @@ void Coordinator::RunOnceLocked() {
       spdlog::warn("dropping a malformed worker message ({} bytes)", frames[1].size());
       continue;
     }
+    if (options_.fault_kill_on_result > 0 && msg.has_result() &&
+        ++results_received_ == options_.fault_kill_on_result) {
+      spdlog::warn("fault injection: killing the coordinator on receiving result {} of job {}",
+                   results_received_, msg.result().job_id());
+      spdlog::default_logger()->flush();
+      raise(SIGKILL);
+    }
     // With CURVE, the ZAP handler's User-Id: the peer's authenticated key.
     const char* user_id = zmq_msg_gets(frames[1].handle(), "User-Id");
     farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx,

@@ -67,6 +67,9 @@ struct CoordinatorOptions {
   // when > 0, the process SIGKILLs itself right after the N-th assignment
   // has been persisted to Redis and before it is sent to its worker.
   int fault_kill_before_assignment = 0;
+  // (--fault-kill-on-result): when > 0, SIGKILLs itself on receiving the
+  // N-th result, before recording it.
+  int fault_kill_on_result = 0;
 };
 
 struct SubmitOutcome {
@@ -138,6 +141,7 @@ class Coordinator {
   ProbeCache probe_cache_;         // sources probed once per identity, not per submission
   Effects pending_;                // not yet persisted (Redis was down)
   int assignments_persisted_ = 0;  // for fault_kill_before_assignment
+  int results_received_ = 0;       // for fault_kill_on_result
   // When the event loop hands freed memory back to the system: a second
   // after the last submission; zero when nothing is due.
   SteadyTime trim_after_{};

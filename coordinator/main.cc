@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   // Testing only, so not in --help: see CoordinatorOptions.
   app.add_option("--fault-kill-before-sending-assignment", opts.fault_kill_before_assignment)
       ->group("");
+  app.add_option("--fault-kill-on-result", opts.fault_kill_on_result)->group("");
   app.add_option("--curve-secret", opts.curve_secret_file,
                  "CURVE secret key file of the coordinator (reelfarm keys); needs --curve-allow");
   app.add_option("--curve-allow", opts.curve_allow_file,

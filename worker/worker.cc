@@ -109,6 +109,20 @@ std::vector<pb::JobRef> Worker::RunningRefs() {
     r.set_attempt_key(a.key);
     refs.push_back(r);
   }
+  // Finished attempts whose result is not acknowledged yet are still ours:
+  // a coordinator that restarted meanwhile keeps them for us (instead of
+  // handing them on) until the result, resent after its Welcome, lands.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, result] : unacked_) {
+    bool listed = false;
+    for (const auto& r : refs) listed |= r.job_id() == key.first && r.token() == key.second;
+    if (listed) continue;
+    pb::JobRef r;
+    r.set_job_id(key.first);
+    r.set_token(key.second);
+    r.set_attempt_key(result.attempt_key());
+    refs.push_back(r);
+  }
   return refs;
 }
 

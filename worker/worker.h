@@ -98,6 +98,8 @@ class Worker {
   void StartAttempt(const pb::Assign& assign);
   void ReapFinished();
   void Push(pb::WorkerMessage m);  // from any thread
+  // Attempts running, and finished ones whose result is not acknowledged:
+  // what Hello and Heartbeat claim.
   std::vector<pb::JobRef> RunningRefs();
 
   WorkerOptions options_;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/redis_client.h"
 #include "tests/support/delivery_checks.h"
@@ -78,6 +79,44 @@ TEST(E2eOutage, RedisRefusingWritesDelaysQueuedWorkWithoutUsingAttempts) {
   auto d = farm.Delivery(*id);
   EXPECT_EQ(d.value("state", ""), "delivered") << d.dump(2);
   EXPECT_EQ(MaxAttempts(d), 1);
+  ExpectPublishedExactlyOnce(farm.dir() + "/out", d);
+}
+
+TEST(E2eOutage, AResultFinishedAcrossACoordinatorRestartIsKeptNotRunAgain) {
+  LocalFarmOptions opts;
+  opts.workers = 1;
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.StartRedis().ok());
+  // The coordinator dies on receiving the first result, before recording
+  // it: Redis still says the job runs; the worker has published its output
+  // and holds the unacknowledged result.
+  ASSERT_TRUE(farm.StartCoordinator({"--fault-kill-on-result", "1"}).ok());
+  ASSERT_TRUE(farm.StartWorker(0).ok());
+  MakeTestSource(farm.dir(), "320x180", 2);
+  std::string spec = farm.dir() + "/spec.yaml";
+  std::ofstream(spec) << "version: 1\nname: restart\nsource: source.mov\noutput_dir: out\n"
+                         "deliverables:\n  - {name: web, preset: web-h264, height: 120}\n";
+  auto id = farm.Submit(spec);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("coordinator"); }, 60))
+      << farm.LogTail("coordinator") << farm.LogTail("worker-0");
+  ASSERT_TRUE(fs::exists(farm.dir() + "/out/web.mp4")) << "published before the result was sent";
+
+  ASSERT_TRUE(farm.StartCoordinator().ok()) << farm.LogTail("coordinator");
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 60))
+      << farm.LogTail("coordinator");
+  auto d = farm.Delivery(*id);
+  EXPECT_EQ(d.value("state", ""), "delivered");
+  EXPECT_EQ(d["items"][0].value("attempts", 0), 1)
+      << "the finished result was accepted, not thrown away and run again";
+  std::stringstream log;
+  log << std::ifstream(farm.dir() + "/worker-0.log").rdbuf();
+  size_t runs = 0;
+  for (size_t at = log.str().find("running restart-"); at != std::string::npos;
+       at = log.str().find("running restart-", at + 1)) {
+    ++runs;
+  }
+  EXPECT_EQ(runs, 1u) << log.str();
   ExpectPublishedExactlyOnce(farm.dir() + "/out", d);
 }
 
