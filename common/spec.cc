@@ -998,6 +998,16 @@ SpecParseResult ParseSpecText(const std::string& text, const std::string& file_n
     fs::path abs = fs::absolute(base, ec);
     if (!ec) base = abs;
   }
+  if (static_cast<off_t>(text.size()) > kMaxSpecBytes) {
+    // The API's body limit keeps a POSTed spec near this; a spec file is
+    // read with the same bound.
+    SpecParseResult result;
+    result.errors.push_back(SpecError{file_name, 0, "",
+                                      "the spec is too large (" + std::to_string(text.size()) +
+                                          " bytes; at most " + std::to_string(kMaxSpecBytes) +
+                                          ")"});
+    return result;
+  }
   Validator v(file_name, base.lexically_normal());
   return v.Run(text);
 }

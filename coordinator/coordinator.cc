@@ -16,7 +16,9 @@
 #include "common/metrics.h"
 #include "common/probe.h"
 #include "common/redis_client.h"
+#include "common/secure.h"
 #include "coordinator/coordinator_metrics.h"
+#include "coordinator/http_guard.h"
 #include "coordinator/job_store.h"
 #include "coordinator/manifest.h"
 
@@ -50,10 +52,16 @@ nlohmann::json ErrorsJson(const std::vector<SpecError>& errors) {
 
 SubmitOutcome Invalid(const std::vector<SpecError>& errors) { return {422, ErrorsJson(errors)}; }
 
+// Attempt keys are secrets: from the CSPRNG, never the farm's seeded generator.
+CoordinatorOptions WithSecureAttemptKeys(CoordinatorOptions options) {
+  options.farm.random_bytes = [](size_t n) { return SecureRandomBytes(n); };
+  return options;
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner* runner)
-    : options_(std::move(options)),
+    : options_(WithSecureAttemptKeys(std::move(options))),
       clock_(clock),
       runner_(runner),
       farm_(options_.farm),
@@ -133,6 +141,10 @@ Status Coordinator::Start() {
   }
   router_->set(zmq::sockopt::router_mandatory, 1);
   router_->set(zmq::sockopt::linger, 0);
+  // A peer announcing a larger frame is disconnected before it is read.
+  if (options_.max_message_bytes > 0) {
+    router_->set(zmq::sockopt::maxmsgsize, options_.max_message_bytes);
+  }
   try {
     router_->bind(options_.bind);
   } catch (const zmq::error_t& e) {
@@ -180,12 +192,38 @@ void Coordinator::ApplyLocked(Effects fx) {
     pending_.finished_deliveries.push_back(id);
   }
   if (coord_metrics_) coord_metrics_->OnStaleResults(fx.stale_results);
+  for (const auto& f : fx.forged) {
+    spdlog::warn("refused a forged {} from connection {}{} about {}: {}", f.kind, HexBytes(f.peer),
+                 f.peer_key.empty() ? "" : " (key " + f.peer_key + ")", f.job_id, f.why);
+    if (coord_metrics_) coord_metrics_->OnForged(f.kind);
+  }
 
+  // Redis refuses: the messages wait with their records, except assignments,
+  // which are taken back (their jobs queued again, the attempts uncounted),
+  // and nothing is assigned until Redis takes writes again. A Redis outage
+  // delays work; it does not use up attempts of jobs that never started.
+  auto hold = [this](const char* what, const Status& s) {
+    Effects undo;
+    int taken_back = 0;
+    for (auto it = pending_.messages.begin(); it != pending_.messages.end();) {
+      if (it->message.has_assign()) {
+        farm_.Unassign(it->message.assign().job().id(), it->message.assign().token(), &undo);
+        it = pending_.messages.erase(it);
+        ++taken_back;
+      } else {
+        ++it;
+      }
+    }
+    pending_.dirty_jobs.merge(undo.dirty_jobs);
+    if (!farm_.dispatch_paused()) spdlog::warn("pausing assignments until Redis takes writes");
+    farm_.set_dispatch_paused(true);
+    spdlog::warn("cannot persist {}, holding {} messages ({} assignments taken back): {}", what,
+                 pending_.messages.size(), taken_back, s.ToString());
+  };
   if (!pending_.quarantine_changes.empty()) {
     Status s = store_->SaveQuarantine(pending_.quarantine_changes);
     if (!s.ok()) {
-      spdlog::warn("cannot persist quarantine, holding {} messages: {}", pending_.messages.size(),
-                   s.ToString());
+      hold("quarantine", s);
       return;
     }
     pending_.quarantine_changes.clear();
@@ -201,13 +239,16 @@ void Coordinator::ApplyLocked(Effects fx) {
     }
     Status s = store_->Save(ds, js, pending_.rewritten_jobs);
     if (!s.ok()) {
-      spdlog::warn("cannot persist state, holding {} messages: {}", pending_.messages.size(),
-                   s.ToString());
+      hold("state", s);
       return;
     }
     pending_.dirty_jobs.clear();
     pending_.rewritten_jobs.clear();
     pending_.dirty_deliveries.clear();
+  }
+  if (farm_.dispatch_paused()) {
+    farm_.set_dispatch_paused(false);
+    spdlog::info("Redis takes writes again: assigning");
   }
   // Manifests after their records are durable.
   for (const auto& id : pending_.finished_deliveries) QueueManifestLocked(id);
@@ -329,7 +370,17 @@ void Coordinator::RunOnceLocked() {
       spdlog::warn("dropping a malformed worker message ({} bytes)", frames[1].size());
       continue;
     }
-    farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx);
+    if (options_.fault_kill_on_result > 0 && msg.has_result() &&
+        ++results_received_ == options_.fault_kill_on_result) {
+      spdlog::warn("fault injection: killing the coordinator on receiving result {} of job {}",
+                   results_received_, msg.result().job_id());
+      spdlog::default_logger()->flush();
+      raise(SIGKILL);
+    }
+    // With CURVE, the ZAP handler's User-Id: the peer's authenticated key.
+    const char* user_id = zmq_msg_gets(frames[1].handle(), "User-Id");
+    farm_.OnMessage(frames[0].to_string(), msg, clock_->Now(), &fx,
+                    user_id != nullptr ? std::string(user_id) : std::string());
   }
   farm_.Tick(clock_->Now(), &fx);
   ApplyLocked(std::move(fx));
@@ -490,14 +541,15 @@ bool Coordinator::Healthy() {
 }
 
 void Coordinator::StartHttp() {
-  http_ = std::make_unique<httplib::Server>();
+  http_ = std::make_unique<GuardedHttpServer>(options_.http_limits);
   // A reply is written as headers, then body: with Nagle's algorithm the body
   // of a kept-alive connection waits for the client's delayed ACK (40 ms).
   http_->set_tcp_nodelay(true);
   if (!options_.api_token.empty()) {
     const std::string expected = "Bearer " + options_.api_token;
-    http_->set_pre_routing_handler([expected](const httplib::Request& req, httplib::Response& res) {
-      if (req.path.rfind("/api/", 0) != 0 || req.get_header_value("Authorization") == expected) {
+    http_->SetPreRoutingHandler([expected](const httplib::Request& req, httplib::Response& res) {
+      if (req.path.rfind("/api/", 0) != 0 ||
+          ConstantTimeEquals(req.get_header_value("Authorization"), expected)) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       res.status = 401;
@@ -517,6 +569,15 @@ void Coordinator::StartHttp() {
                     !body["spec"].is_string()) {
                   json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
                   return;
+                }
+                // Optional strings: present with another type is the client's
+                // mistake (400), not ours (json::value() would throw: 500).
+                for (const char* field : {"spec_file", "base_dir"}) {
+                  if (body.contains(field) && !body[field].is_string()) {
+                    json_reply(res, 400,
+                               {{"error", std::string("'") + field + "' must be a string"}});
+                    return;
+                  }
                 }
                 std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
                 std::string base_dir = body.value("base_dir", std::string());

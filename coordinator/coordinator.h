@@ -24,12 +24,10 @@
 #include "common/spec.h"
 #include "common/status.h"
 #include "coordinator/farm_state.h"
+#include "coordinator/http_guard.h"
 #include "planning/planner.h"
 #include "planning/submission.h"
 
-namespace httplib {
-class Server;
-}
 namespace zmq {
 class context_t;
 class socket_t;
@@ -46,7 +44,13 @@ class ZapAuthenticator;
 struct CoordinatorOptions {
   std::string redis_url = "redis://127.0.0.1:6379";
   std::string bind = "tcp://0.0.0.0:8471";  // ZeroMQ ROUTER for workers
+  // ZMQ_MAXMSGSIZE of the ROUTER: a worker connection sending a larger
+  // frame is dropped before the frame is read. <= 0: no limit.
+  int64_t max_message_bytes = 1 << 20;
   std::string http = "0.0.0.0:8470";        // HTTP/JSON API
+  // Bounds on API clients: threads, per-request time, header and body sizes,
+  // connections per client address (coordinator/http_guard.h).
+  HttpLimits http_limits;
   std::string metrics = "0.0.0.0:9470";     // Prometheus; empty = off
   std::string ffprobe = "ffprobe";
   // CURVE: the coordinator's secret key file and the allow-list of worker
@@ -64,6 +68,9 @@ struct CoordinatorOptions {
   // when > 0, the process SIGKILLs itself right after the N-th assignment
   // has been persisted to Redis and before it is sent to its worker.
   int fault_kill_before_assignment = 0;
+  // (--fault-kill-on-result): when > 0, SIGKILLs itself on receiving the
+  // N-th result, before recording it.
+  int fault_kill_on_result = 0;
 };
 
 struct SubmitOutcome {
@@ -135,6 +142,7 @@ class Coordinator {
   ProbeCache probe_cache_;         // sources probed once per identity, not per submission
   Effects pending_;                // not yet persisted (Redis was down)
   int assignments_persisted_ = 0;  // for fault_kill_before_assignment
+  int results_received_ = 0;       // for fault_kill_on_result
   // When the event loop hands freed memory back to the system: a second
   // after the last submission; zero when nothing is due.
   SteadyTime trim_after_{};
@@ -159,7 +167,7 @@ class Coordinator {
   bool manifest_stop_ = false;               // guarded by manifest_mu_
   std::thread manifest_thread_;
 
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<GuardedHttpServer> http_;
   std::thread http_thread_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<CoordinatorMetrics> coord_metrics_;

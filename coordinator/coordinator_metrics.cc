@@ -82,6 +82,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                  .Help("Results refused because their attempt was superseded")
                  .Register(r)
                  .Add({})),
+      forged_(BuildCounter()
+                  .Name("reelfarm_forged_messages_total")
+                  .Help("Worker messages refused because they claimed an attempt or a worker name "
+                        "their connection does not hold, by message kind")
+                  .Register(r)),
       delivery_finished_(BuildCounter()
                              .Name("reelfarm_deliveries_finished_total")
                              .Help("Deliveries whose every job is terminal, by final state")
@@ -176,6 +181,10 @@ void CoordinatorMetrics::OnSubmitted(const pb::Plan& plan) {
 
 void CoordinatorMetrics::OnStaleResults(int n) {
   if (n > 0) stale_.Increment(n);
+}
+
+void CoordinatorMetrics::OnForged(const std::string& kind) {
+  forged_.Add({{"kind", kind}}).Increment();
 }
 
 void CoordinatorMetrics::Observe(const FarmEvent& e, const FarmState& farm) {

@@ -45,6 +45,8 @@ class CoordinatorMetrics {
   // A delivery was accepted; its plan failures count as failed deliverables.
   void OnSubmitted(const pb::Plan& plan);
   void OnStaleResults(int n);
+  // A worker message refused as forged (FarmEvent's ForgedMessage::kind).
+  void OnForged(const std::string& kind);
   // Counters and histograms for one event; `farm` is read for the job's
   // outputs (one deliverable each).
   void Observe(const FarmEvent& event, const FarmState& farm);
@@ -56,6 +58,7 @@ class CoordinatorMetrics {
  private:
   prometheus::Counter& submitted_;
   prometheus::Counter& stale_;
+  prometheus::Family<prometheus::Counter>& forged_;
   prometheus::Family<prometheus::Counter>& delivery_finished_;
   prometheus::Family<prometheus::Counter>& jobs_completed_;
   prometheus::Family<prometheus::Counter>& deliverables_completed_;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/secure.h"
+
 namespace reelfarm {
 namespace {
 
@@ -75,8 +77,46 @@ void FarmOptions::Sanitize() {
   if (retry_cap < retry_base) retry_cap = retry_base;
 }
 
-FarmState::FarmState(FarmOptions options) : options_(options), rng_(options.seed) {
+FarmState::FarmState(FarmOptions options)
+    : options_(options), rng_(options.seed), key_rng_(options.seed ^ 0x6b6579735f726e67ull) {
   options_.Sanitize();
+}
+
+std::string FarmState::NewAttemptKey() {
+  constexpr size_t kKeyBytes = 16;
+  if (options_.random_bytes) {
+    std::string key = options_.random_bytes(kKeyBytes);
+    if (key.size() == kKeyBytes) return key;
+  }
+  std::string key(kKeyBytes, '\0');
+  for (size_t i = 0; i < kKeyBytes; i += 8) {
+    uint64_t r = key_rng_();
+    for (size_t b = 0; b < 8; ++b) key[i + b] = static_cast<char>(r >> (8 * b));
+  }
+  return key;
+}
+
+bool FarmState::IsCurrentAttempt(const JobRecord& job, uint64_t token) const {
+  return job.state == JobState::kRunning && job.token == token;
+}
+
+bool FarmState::KeyMatches(const JobRecord& job, const std::string& key) const {
+  return !job.attempt_key.empty() && ConstantTimeEquals(job.attempt_key, key);
+}
+
+bool FarmState::Authentic(const JobRecord* job, uint64_t token, const std::string& key,
+                          const WorkerRecord* w, const std::string& kind, const std::string& peer,
+                          const std::string& peer_key, Effects* fx) const {
+  if (job == nullptr || !IsCurrentAttempt(*job, token)) return false;  // stale, not forged
+  bool key_ok = KeyMatches(*job, key);
+  if (key_ok && w != nullptr && job->worker == w->name) return true;
+  // A worker that holds the key but speaks from a new connection is the
+  // attempt's own worker before its Hello: refused, not forged.
+  if (key_ok && w == nullptr) return false;
+  fx->forged.push_back(
+      {kind, peer, peer_key, job->job.id(),
+       key_ok ? "the attempt belongs to worker " + job->worker : "its attempt key is wrong"});
+  return false;
 }
 
 void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs, SteadyTime now,
@@ -159,12 +199,13 @@ WorkerRecord* FarmState::WorkerForPeer(const std::string& peer) {
 }
 
 void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg, SteadyTime now,
-                          Effects* fx) {
+                          Effects* fx, const std::string& peer_key) {
   if (msg.has_hello()) {
-    OnHello(peer, msg.hello(), now, fx);
+    OnHello(peer, peer_key, msg.hello(), now, fx);
     return;
   }
   WorkerRecord* w = WorkerForPeer(peer);
+  const WorkerRecord* known = w;  // also when given up: its stale results are acknowledged
   if (w != nullptr) {
     w->last_seen = now;
     if (w->lost) {
@@ -174,10 +215,25 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
     }
   }
   if (msg.has_result()) {
-    // A result is judged by its token alone, whoever sends it.
-    OnResult(peer, msg.result(), now, fx);
+    // Only from the attempt's worker, with its key. From a connection that
+    // has not introduced itself it is not acknowledged: a worker resends it
+    // after its Hello (a coordinator restart), anyone else gets nothing.
+    OnResult(peer, peer_key, known, msg.result(), now, fx);
   }
   if (w == nullptr) {
+    if (msg.has_progress() || msg.has_publish_request()) {
+      // Only to count a forgery of the current attempt.
+      const std::string& jid =
+          msg.has_progress() ? msg.progress().job_id() : msg.publish_request().job_id();
+      auto it = jobs_.find(jid);
+      if (msg.has_progress()) {
+        Authentic(it == jobs_.end() ? nullptr : &it->second, msg.progress().token(),
+                  msg.progress().attempt_key(), nullptr, "progress", peer, peer_key, fx);
+      } else {
+        Authentic(it == jobs_.end() ? nullptr : &it->second, msg.publish_request().token(),
+                  msg.publish_request().attempt_key(), nullptr, "publish", peer, peer_key, fx);
+      }
+    }
     pb::CoordinatorMessage m;
     m.set_reconnect(true);
     fx->messages.push_back({peer, std::move(m)});
@@ -186,9 +242,9 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
   if (msg.has_heartbeat()) {
     for (const auto& ref : msg.heartbeat().running()) {
       auto it = jobs_.find(ref.job_id());
-      if (it != jobs_.end() && it->second.state == JobState::kRunning &&
-          it->second.token == ref.token() && it->second.worker == w->name) {
-        it->second.lease_until = now + options_.expiry();
+      JobRecord* job = it == jobs_.end() ? nullptr : &it->second;
+      if (Authentic(job, ref.token(), ref.attempt_key(), w, "heartbeat", peer, peer_key, fx)) {
+        job->lease_until = now + options_.expiry();
       } else {
         fx->messages.push_back({peer, CancelMessage(ref.job_id(), ref.token())});
       }
@@ -196,21 +252,21 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
   } else if (msg.has_progress()) {
     const auto& p = msg.progress();
     auto it = jobs_.find(p.job_id());
-    if (it != jobs_.end() && it->second.state == JobState::kRunning &&
-        it->second.token == p.token()) {
-      it->second.progress = std::clamp(p.fraction(), 0.0, 1.0);
-      it->second.fps = p.fps();
-      it->second.speed = p.speed();
-      it->second.lease_until = now + options_.expiry();
+    JobRecord* job = it == jobs_.end() ? nullptr : &it->second;
+    if (Authentic(job, p.token(), p.attempt_key(), w, "progress", peer, peer_key, fx)) {
+      job->progress = std::clamp(p.fraction(), 0.0, 1.0);
+      job->fps = p.fps();
+      job->speed = p.speed();
+      job->lease_until = now + options_.expiry();
     }
   } else if (msg.has_publish_request()) {
     const auto& ref = msg.publish_request();
     auto it = jobs_.find(ref.job_id());
-    if (it != jobs_.end() && it->second.state == JobState::kRunning &&
-        it->second.token == ref.token() && it->second.worker == w->name) {
+    JobRecord* job = it == jobs_.end() ? nullptr : &it->second;
+    if (Authentic(job, ref.token(), ref.attempt_key(), w, "publish", peer, peer_key, fx)) {
       // Renew the lease for a full expiry and grant half of it: the window
       // closes on the worker before the job can be handed to anyone else.
-      it->second.lease_until = now + options_.expiry();
+      job->lease_until = now + options_.expiry();
       pb::CoordinatorMessage m;
       auto* g = m.mutable_publish_grant();
       g->set_job_id(ref.job_id());
@@ -233,12 +289,50 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
   }
 }
 
-void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyTime now,
-                        Effects* fx) {
+std::string FarmState::HelloRefusal(const WorkerRecord& old, const std::string& peer_key,
+                                    const pb::Hello& hello, SteadyTime now) const {
+  if (!old.key.empty() || !peer_key.empty()) {
+    // CURVE: the authenticated key says who it is.
+    if (old.key.empty() || ConstantTimeEquals(old.key, peer_key)) return "";
+    return "the name " + old.name + " is bound to another CURVE key";
+  }
+  // Without CURVE a name proves nothing: the name's live connection keeps it
+  // unless it has gone quiet or the Hello holds one of its attempts' keys.
+  if (old.lost || now - old.last_seen > options_.expiry()) return "";
+  for (const auto& ref : hello.running()) {
+    auto it = jobs_.find(ref.job_id());
+    if (it != jobs_.end() && it->second.worker == old.name &&
+        IsCurrentAttempt(it->second, ref.token()) && KeyMatches(it->second, ref.attempt_key())) {
+      return "";
+    }
+  }
+  return "the name " + old.name + " is in use by another live connection";
+}
+
+void FarmState::OnHello(const std::string& peer, const std::string& peer_key,
+                        const pb::Hello& hello, SteadyTime now, Effects* fx) {
+  std::string refusal;
+  if (hello.name().empty()) {
+    refusal = "a worker needs a name";
+  } else if (auto old = workers_.find(hello.name());
+             old != workers_.end() && !old->second.peer.empty() && old->second.peer != peer) {
+    refusal = HelloRefusal(old->second, peer_key, hello, now);
+  } else if (old != workers_.end() && !old->second.key.empty() &&
+             !ConstantTimeEquals(old->second.key, peer_key)) {
+    refusal = "the name " + hello.name() + " is bound to another CURVE key";
+  }
+  if (!refusal.empty()) {
+    fx->forged.push_back({"hello", peer, peer_key, hello.name(), refusal});
+    pb::CoordinatorMessage m;
+    m.set_hello_refused(refusal);
+    fx->messages.push_back({peer, std::move(m)});
+    return;
+  }
   WorkerRecord& w = workers_[hello.name()];
   if (!w.peer.empty() && w.peer != peer) peer_to_worker_.erase(w.peer);
   w.name = hello.name();
   w.peer = peer;
+  if (!peer_key.empty()) w.key = peer_key;
   w.host = hello.host();
   w.version = hello.version();
   w.slots = std::max(1, hello.slots());
@@ -260,8 +354,10 @@ void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyT
   std::set<std::string> claimed;
   for (const auto& ref : hello.running()) {
     auto it = jobs_.find(ref.job_id());
-    if (it != jobs_.end() && it->second.state == JobState::kRunning &&
-        it->second.token == ref.token()) {
+    if (it != jobs_.end() && IsCurrentAttempt(it->second, ref.token()) &&
+        KeyMatches(it->second, ref.attempt_key())) {
+      // The key proves it runs this attempt (also under another name: it
+      // was renamed, or Redis named its worker wrongly).
       JobRecord& job = it->second;
       if (job.worker != w.name) {
         DetachFromWorker(job);
@@ -272,7 +368,13 @@ void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyT
       w.running.insert(job.job.id());
       claimed.insert(job.job.id());
     } else {
-      *wm->add_cancel() = ref;
+      if (it != jobs_.end() && IsCurrentAttempt(it->second, ref.token())) {
+        fx->forged.push_back({"hello", peer, peer_key, ref.job_id(), "its attempt key is wrong"});
+      }
+      pb::JobRef cancel;
+      cancel.set_job_id(ref.job_id());
+      cancel.set_token(ref.token());
+      *wm->add_cancel() = std::move(cancel);
     }
   }
   // Attempts we think it runs but it no longer knows of (it restarted) are
@@ -287,14 +389,26 @@ void FarmState::OnHello(const std::string& peer, const pb::Hello& hello, SteadyT
   fx->messages.push_back({peer, std::move(welcome)});
 }
 
-void FarmState::OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now,
+void FarmState::OnResult(const std::string& peer, const std::string& peer_key,
+                         const WorkerRecord* w_from, const pb::JobResult& result, SteadyTime now,
                          Effects* fx) {
+  auto it = jobs_.find(result.job_id());
+  JobRecord* current = it == jobs_.end() ? nullptr : &it->second;
+  if (current != nullptr && IsCurrentAttempt(*current, result.token())) {
+    // Neither acknowledged nor recorded unless it speaks for the attempt: a
+    // forgery must not end (or cancel) the real one.
+    if (!Authentic(current, result.token(), result.attempt_key(), w_from, "result", peer, peer_key,
+                   fx)) {
+      return;
+    }
+  } else if (w_from == nullptr) {
+    return;  // stale or unknown, from a connection that has not said hello
+  }
   pb::CoordinatorMessage ack;
   ack.mutable_result_ack()->set_job_id(result.job_id());
   ack.mutable_result_ack()->set_token(result.token());
   fx->messages.push_back({peer, std::move(ack)});
 
-  auto it = jobs_.find(result.job_id());
   if (it == jobs_.end() || it->second.state != JobState::kRunning ||
       it->second.token != result.token()) {
     bool duplicate =
@@ -666,6 +780,7 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     job.state = JobState::kRunning;
     job.attempts += 1;
     job.token = ++last_token_;
+    job.attempt_key = NewAttemptKey();
     job.worker = best->name;
     job.lease_until = now + options_.expiry();
     job.started_at = now;
@@ -681,6 +796,7 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     a->set_token(job.token);
     a->set_attempt(job.attempts);
     a->set_max_threads(job.max_threads);
+    a->set_attempt_key(job.attempt_key);
     fx->messages.push_back({best->peer, std::move(m)});
   }
 }
@@ -731,7 +847,21 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
       fx->messages.push_back({w.peer, std::move(m)});
     }
   }
-  Dispatch(now, fx);
+  if (!dispatch_paused_) Dispatch(now, fx);
+}
+
+void FarmState::Unassign(const std::string& job_id, uint64_t token, Effects* fx) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || !IsCurrentAttempt(it->second, token)) return;
+  JobRecord& job = it->second;
+  DetachFromWorker(job);
+  running_.erase(job_id);
+  job.attempts = std::max(0, job.attempts - 1);
+  job.attempt_key.clear();
+  job.progress = job.fps = job.speed = 0;
+  job.state = JobState::kQueued;  // queued_at kept: it has waited all along
+  queue_.insert({-job.priority, job.seq, job_id});
+  fx->dirty_jobs.insert(job_id);
 }
 
 }  // namespace reelfarm

@@ -1,5 +1,6 @@
 // The coordinator's job and worker state machine. Pure: no I/O, no clock of
-// its own (every call takes `now`), no randomness but a seeded generator.
+// its own (every call takes `now`), no randomness but a seeded generator and
+// the attempt-key source it is given (FarmOptions::random_bytes).
 // It consumes worker messages and time, and returns Effects: messages to send
 // and records to persist. The daemon (coordinator.cc) persists the dirty
 // records to Redis *before* it sends the messages, so Redis always holds at
@@ -8,6 +9,7 @@
 #define REELFARM_COORDINATOR_FARM_STATE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -44,6 +46,10 @@ struct JobRecord {
   JobState state = JobState::kQueued;
   int attempts = 0;    // attempts started so far
   uint64_t token = 0;  // the current (or last) attempt's fencing token
+  // The current (or last) attempt's secret (16 random bytes, Assign's
+  // attempt_key): messages about the attempt must carry it. Empty: none yet
+  // (a record from before keys existed matches nothing).
+  std::string attempt_key;
   std::string worker;  // the current (or last) attempt's worker
   // At most this many threads for the next attempts (halved after an
   // attempt ran out of memory); 0 = the worker's budget.
@@ -90,6 +96,10 @@ struct DeliveryRecord {
 struct WorkerRecord {
   std::string name;
   std::string peer;  // ZeroMQ routing id of its current connection
+  // With CURVE: the authenticated public key (Z85) the name is bound to
+  // while this record lives; a Hello under this name from another key is
+  // refused. Empty without CURVE.
+  std::string key;
   std::string host;
   std::string version;
   int slots = 1;
@@ -127,6 +137,10 @@ struct FarmOptions {
   // How long a lost worker stays listed.
   Duration lost_retention = std::chrono::minutes(10);
   uint64_t seed = 1;
+  // Where attempt keys come from: n random bytes. The daemon gives a CSPRNG
+  // (SecureRandomBytes); empty, keys come from a generator seeded with
+  // `seed` (tests: reproducible, and predictable, so never in a daemon).
+  std::function<std::string(size_t)> random_bytes;
   // REQUIRES: called once before use; clamps nonsense to defaults.
   void Sanitize();
   Duration expiry() const { return heartbeat_interval * liveness; }
@@ -166,6 +180,18 @@ struct FarmEvent {
   Duration run_time{};
 };
 
+// A message refused because it claimed an attempt or a name its sender does
+// not hold: the current attempt's token without its key, or from another
+// connection than the attempt's worker; a Hello for a name another live
+// connection (or, with CURVE, another key) holds.
+struct ForgedMessage {
+  std::string kind;      // hello | result | progress | publish | heartbeat (a bounded label)
+  std::string peer;      // the sender's routing id (bytes)
+  std::string peer_key;  // its CURVE key, "" without CURVE
+  std::string job_id;    // the attempt's job, or the name for a Hello
+  std::string why;
+};
+
 struct Effects {
   std::vector<Outgoing> messages;
   std::set<std::string> dirty_jobs;
@@ -178,6 +204,7 @@ struct Effects {
   // the daemon persists these.
   std::map<std::string, std::string> quarantine_changes;
   int stale_results = 0;  // results refused because their attempt was superseded
+  std::vector<ForgedMessage> forged;  // refused: the daemon logs and counts them
   std::vector<FarmEvent> events;
 };
 
@@ -204,12 +231,27 @@ class FarmState {
   void AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs, SteadyTime now,
                    Effects* fx);
 
-  // A message from the peer with ZeroMQ routing id `peer`.
-  void OnMessage(const std::string& peer, const pb::WorkerMessage& msg, SteadyTime now,
-                 Effects* fx);
+  // A message from the peer with ZeroMQ routing id `peer` and, with CURVE,
+  // the public key (Z85) the connection authenticated with. Only a worker's
+  // own connection speaks for it: everything but a Hello from a connection
+  // that has not introduced itself is answered with `reconnect`, and a
+  // message about an attempt counts only from the attempt's worker and with
+  // the attempt's key.
+  void OnMessage(const std::string& peer, const pb::WorkerMessage& msg, SteadyTime now, Effects* fx,
+                 const std::string& peer_key = "");
 
-  // Expires workers and leases, sends heartbeats, dispatches queued jobs.
+  // Expires workers and leases, sends heartbeats, dispatches queued jobs
+  // (unless dispatch is paused).
   void Tick(SteadyTime now, Effects* fx);
+
+  // The assignment of attempt `token` of `job_id` was never sent (the daemon
+  // could not persist it): the job goes back to the queue in its old place
+  // and the attempt does not count. Nothing when that attempt is not current.
+  void Unassign(const std::string& job_id, uint64_t token, Effects* fx);
+  // While paused, Tick assigns nothing (the daemon cannot persist
+  // assignments; work waits instead of using up attempts).
+  void set_dispatch_paused(bool paused) { dispatch_paused_ = paused; }
+  bool dispatch_paused() const { return dispatch_paused_; }
 
   // Puts a worker out of rotation (also for one not connected yet, e.g.
   // reloaded from Redis at start), or back into it.
@@ -238,8 +280,27 @@ class FarmState {
  private:
   using QueueKey = std::tuple<int, uint64_t, std::string>;  // (-priority, seq, id)
 
-  void OnHello(const std::string& peer, const pb::Hello& hello, SteadyTime now, Effects* fx);
-  void OnResult(const std::string& peer, const pb::JobResult& result, SteadyTime now, Effects* fx);
+  void OnHello(const std::string& peer, const std::string& peer_key, const pb::Hello& hello,
+               SteadyTime now, Effects* fx);
+  // Why a Hello for a name `old` holds, from another connection, is refused;
+  // "" when it is the same worker (a CURVE key match, `old` gone quiet, or
+  // the Hello proves it holds old's running attempts).
+  std::string HelloRefusal(const WorkerRecord& old, const std::string& peer_key,
+                           const pb::Hello& hello, SteadyTime now) const;
+  // `w` (null: an unknown connection) sent this result.
+  void OnResult(const std::string& peer, const std::string& peer_key, const WorkerRecord* w,
+                const pb::JobResult& result, SteadyTime now, Effects* fx);
+  // The job's attempt `token` is running and `key` is its attempt key
+  // (compared in constant time).
+  bool IsCurrentAttempt(const JobRecord& job, uint64_t token) const;
+  bool KeyMatches(const JobRecord& job, const std::string& key) const;
+  // The message about (job, token, key) from worker `w`: whether it speaks
+  // for the running attempt. When it names the current attempt but not with
+  // its key or not from its worker, records it as forged.
+  bool Authentic(const JobRecord* job, uint64_t token, const std::string& key,
+                 const WorkerRecord* w, const std::string& kind, const std::string& peer,
+                 const std::string& peer_key, Effects* fx) const;
+  std::string NewAttemptKey();
   WorkerRecord* WorkerForPeer(const std::string& peer);
   void Enqueue(JobRecord& job, SteadyTime now, Effects* fx);
   // Ends the running attempt of `job` (not terminal yet) without a result:
@@ -277,6 +338,7 @@ class FarmState {
 
   FarmOptions options_;
   std::mt19937_64 rng_;
+  std::mt19937_64 key_rng_;  // attempt keys when options_.random_bytes is empty
   std::map<std::string, DeliveryRecord> deliveries_;
   std::unordered_map<std::string, JobRecord> jobs_;
   // Jobs in state kRunning (their leases are checked every tick).
@@ -288,6 +350,7 @@ class FarmState {
   std::set<QueueKey> queue_;
   uint64_t last_token_ = 0;
   SteadyTime last_heartbeat_{};
+  bool dispatch_paused_ = false;
 };
 
 }  // namespace reelfarm

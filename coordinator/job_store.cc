@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "common/secure.h"
+
 namespace reelfarm {
 namespace {
 
@@ -74,17 +76,18 @@ std::vector<std::string> JobStore::DeliveryCommand(const DeliveryRecord& d) cons
 }
 
 std::vector<std::string> JobStore::JobCommand(const JobRecord& j, bool with_payload) const {
-  std::vector<std::string> cmd = {"HSET",     prefix_ + "j:" + j.job.id(),
-                                  "delivery", j.delivery_id,
-                                  "priority", std::to_string(j.priority),
-                                  "seq",      std::to_string(j.seq),
-                                  "state",    JobStateName(j.state),
-                                  "attempts", std::to_string(j.attempts),
-                                  "token",    std::to_string(j.token),
-                                  "worker",   j.worker,
-                                  "error",    j.error,
-                                  "log_tail", j.log_tail,
-                                  "result",   j.result.SerializeAsString()};
+  std::vector<std::string> cmd = {"HSET",        prefix_ + "j:" + j.job.id(),
+                                  "delivery",    j.delivery_id,
+                                  "priority",    std::to_string(j.priority),
+                                  "seq",         std::to_string(j.seq),
+                                  "state",       JobStateName(j.state),
+                                  "attempts",    std::to_string(j.attempts),
+                                  "token",       std::to_string(j.token),
+                                  "attempt_key", HexBytes(j.attempt_key),
+                                  "worker",      j.worker,
+                                  "error",       j.error,
+                                  "log_tail",    j.log_tail,
+                                  "result",      j.result.SerializeAsString()};
   if (j.max_threads > 0) {
     cmd.push_back("max_threads");
     cmd.push_back(std::to_string(j.max_threads));
@@ -184,6 +187,7 @@ Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRe
       }
       j.attempts = static_cast<int>(ToInt(jh, "attempts"));
       j.token = static_cast<uint64_t>(ToInt(jh, "token"));
+      j.attempt_key = UnhexBytes(Get(jh, "attempt_key"));
       j.worker = Get(jh, "worker");
       j.error = Get(jh, "error");
       j.log_tail = Get(jh, "log_tail");

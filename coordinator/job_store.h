@@ -9,7 +9,8 @@
 //                      plan(pb, without its jobs) job_ids (one per line)
 //   rf:quarantine      HASH worker name -> why it is out of rotation
 //   rf:j:<job id>      HASH job: job(pb) delivery priority seq state attempts
-//                      token worker error log_tail result(pb)
+//                      token attempt_key(hex) worker error log_tail
+//                      result(pb)
 // A delivery and all its jobs are written in one MULTI/EXEC.
 #ifndef REELFARM_COORDINATOR_JOB_STORE_H_
 #define REELFARM_COORDINATOR_JOB_STORE_H_

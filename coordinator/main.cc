@@ -25,6 +25,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--bind", opts.bind, "ZeroMQ endpoint workers connect to")->capture_default_str();
   app.add_option("--http", opts.http, "HOST:PORT of the HTTP/JSON API")->capture_default_str();
+  double http_request_timeout_s = 10;
+  app.add_option("--http-threads", opts.http_limits.threads,
+                 "API connections served at once (more wait their turn)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--http-request-timeout-s", http_request_timeout_s,
+                 "an API request (headers and body) must arrive within this many seconds of its "
+                 "first byte, or the connection is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--http-max-body-bytes", opts.http_limits.max_body_bytes,
+                 "largest API request body; a larger declared one is answered 413 unread")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  app.add_option("--http-max-connections-per-client", opts.http_limits.max_connections_per_client,
+                 "API connections one client address may hold open (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--max-message-bytes", opts.max_message_bytes,
+                 "largest ZeroMQ frame a worker may send; a connection sending a larger one is "
+                 "dropped before it is read (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   app.add_option("--metrics", opts.metrics, "HOST:PORT of the Prometheus endpoint (empty: off)")
       ->capture_default_str();
   app.add_option("--ffprobe", opts.ffprobe, "ffprobe used to probe sources")->capture_default_str();
@@ -68,6 +91,7 @@ int main(int argc, char** argv) {
   // Testing only, so not in --help: see CoordinatorOptions.
   app.add_option("--fault-kill-before-sending-assignment", opts.fault_kill_before_assignment)
       ->group("");
+  app.add_option("--fault-kill-on-result", opts.fault_kill_on_result)->group("");
   app.add_option("--curve-secret", opts.curve_secret_file,
                  "CURVE secret key file of the coordinator (reelfarm keys); needs --curve-allow");
   app.add_option("--curve-allow", opts.curve_allow_file,
@@ -84,6 +108,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  opts.http_limits.request_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(http_request_timeout_s * 1000));
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     std::getline(in, opts.api_token);

@@ -615,6 +615,12 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   return jobs;
 }
 
+// At most this many outputs in one decode-once job: FFmpeg 5.1 runs a
+// process's encoders one after another per frame, so beyond a handful the
+// decode saved is small against one long serial job (and a failure splits
+// all of them).
+constexpr size_t kMaxGroupOutputs = 8;
+
 // Decides how the deliverables become jobs from their cost alone, never
 // from the workers connected at submit: a delivery's shape is the same
 // whoever is there, and the dispatcher spreads its pieces over whoever is,
@@ -623,8 +629,9 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
 //    chunks of about piece_cost each (frame-exact; none shorter than
 //    min_chunk_s; never for VFR sources or soft subtitles);
 //  - cheap moving pictures (under half a piece each) that can share a
-//    decode are grouped into decode-once jobs of at most one piece (first
-//    fit, costliest first): many cheap outputs decode the source once;
+//    decode are grouped into decode-once jobs of at most one piece and
+//    kMaxGroupOutputs outputs (first fit, costliest first): many cheap
+//    outputs decode the source once;
 //  - everything else (stills, audio, soft subtitles) is one job each.
 std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanContext& ctx) {
   const PlannerOptions& o = ctx.options;
@@ -660,7 +667,10 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
     std::vector<double> load;
     for (int i : cheap) {
       size_t g = 0;
-      while (g < groups.size() && load[g] + cost[i] > piece) ++g;
+      while (g < groups.size() &&
+             (load[g] + cost[i] > piece || groups[g].size() >= kMaxGroupOutputs)) {
+        ++g;
+      }
       if (g == groups.size()) {
         groups.emplace_back();
         load.push_back(0);

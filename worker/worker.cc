@@ -129,6 +129,21 @@ std::vector<pb::JobRef> Worker::RunningRefs() {
     pb::JobRef r;
     r.set_job_id(id);
     r.set_token(a.token);
+    r.set_attempt_key(a.key);
+    refs.push_back(r);
+  }
+  // Finished attempts whose result is not acknowledged yet are still ours:
+  // a coordinator that restarted meanwhile keeps them for us (instead of
+  // handing them on) until the result, resent after its Welcome, lands.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, result] : unacked_) {
+    bool listed = false;
+    for (const auto& r : refs) listed |= r.job_id() == key.first && r.token() == key.second;
+    if (listed) continue;
+    pb::JobRef r;
+    r.set_job_id(key.first);
+    r.set_token(key.second);
+    r.set_attempt_key(result.attempt_key());
     refs.push_back(r);
   }
   return refs;
@@ -158,13 +173,15 @@ void Worker::Push(pb::WorkerMessage m) {
   outbox_.push_back(std::move(m));
 }
 
-StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t token) {
+StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t token,
+                                          const std::string& attempt_key) {
   std::unique_lock<std::mutex> lock(mu_);
   auto key = std::make_pair(job_id, token);
   publish_waits_[key] = PublishWait{};
   pb::WorkerMessage ask;
   ask.mutable_publish_request()->set_job_id(job_id);
   ask.mutable_publish_request()->set_token(token);
+  ask.mutable_publish_request()->set_attempt_key(attempt_key);
   outbox_.push_back(std::move(ask));
   auto limit = std::chrono::steady_clock::now() + 2 * options_.heartbeat_interval * options_.liveness;
   bool answered = publish_cv_.wait_until(lock, limit, [&] { return publish_waits_[key].answered; });
@@ -190,6 +207,7 @@ void Worker::AnswerPublish(const std::string& job_id, uint64_t token, bool grant
 void Worker::Handle(const pb::CoordinatorMessage& m) {
   if (m.has_welcome()) {
     welcomed_ = true;
+    hello_refused_logged_ = false;
     backoff_ = Duration::zero();
     const auto& w = m.welcome();
     if (w.heartbeat_interval_ms() > 0) {
@@ -232,6 +250,15 @@ void Worker::Handle(const pb::CoordinatorMessage& m) {
     unacked_.erase({m.result_ack().job_id(), m.result_ack().token()});
   } else if (m.has_reconnect()) {
     SendHello();
+  } else if (m.has_hello_refused()) {
+    // Another live connection holds this name (or, with CURVE, another key
+    // does). The coordinator's `reconnect` answers to our heartbeats bring
+    // the Hello again; once the other connection has gone quiet it is taken.
+    if (!hello_refused_logged_) {
+      spdlog::warn("worker {}: the coordinator refused its hello: {}", options_.name,
+                   m.hello_refused());
+      hello_refused_logged_ = true;
+    }
   }
 }
 
@@ -252,6 +279,7 @@ void Worker::StartAttempt(const pb::Assign& assign) {
                assign.job().outputs_size() > 0 ? assign.job().outputs(0).relative_path() : "");
   Attempt& a = attempts_[id];
   a.token = assign.token();
+  a.key = assign.attempt_key();
   a.cancel = std::make_unique<std::atomic<bool>>(false);
   a.done = std::make_unique<std::atomic<bool>>(false);
   std::atomic<bool>* cancel = a.cancel.get();
@@ -268,17 +296,20 @@ void Worker::StartAttempt(const pb::Assign& assign) {
       last_sent = now;
       pb::WorkerMessage m;
       *m.mutable_progress() = p;
+      m.mutable_progress()->set_attempt_key(assign.attempt_key());
       Push(std::move(m));
     };
     const std::string job_id = assign.job().id();
     const uint64_t token = assign.token();
+    const std::string key = assign.attempt_key();
     pb::JobResult result = executor_->Execute(
         assign, on_progress, cancel,
-        [this, job_id, token]() -> StatusOr<std::chrono::steady_clock::time_point> {
-          return AwaitPublish(job_id, token);
+        [this, job_id, token, key]() -> StatusOr<std::chrono::steady_clock::time_point> {
+          return AwaitPublish(job_id, token, key);
         });
     result.set_job_id(assign.job().id());
     result.set_token(assign.token());
+    result.set_attempt_key(key);
     if (result.ok()) {
       spdlog::info("worker {}: {} done in {:.1f} s with {} threads, peak {} MiB in use",
                    options_.name, assign.job().id(), result.encode_seconds(), result.threads(),

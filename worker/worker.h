@@ -84,6 +84,7 @@ class Worker {
 
   struct Attempt {
     uint64_t token = 0;
+    std::string key;  // Assign.attempt_key: echoed in every message about it
     std::unique_ptr<std::atomic<bool>> cancel;
     std::unique_ptr<std::atomic<bool>> done;
     bool cancelled_by_coordinator = false;
@@ -99,7 +100,8 @@ class Worker {
 
   // Blocks the attempt's thread until the coordinator grants or refuses the
   // publish of (job, token), or an expiry passes without an answer.
-  StatusOr<SteadyTime> AwaitPublish(const std::string& job_id, uint64_t token);
+  StatusOr<SteadyTime> AwaitPublish(const std::string& job_id, uint64_t token,
+                                    const std::string& attempt_key);
   void AnswerPublish(const std::string& job_id, uint64_t token, bool granted, int valid_ms);
   void Connect();
   void Send(const pb::WorkerMessage& m);
@@ -108,6 +110,8 @@ class Worker {
   void StartAttempt(const pb::Assign& assign);
   void ReapFinished();
   void Push(pb::WorkerMessage m);  // from any thread
+  // Attempts running, and finished ones whose result is not acknowledged:
+  // what Hello and Heartbeat claim.
   std::vector<pb::JobRef> RunningRefs();
 
   WorkerOptions options_;
@@ -125,6 +129,7 @@ class Worker {
   SteadyTime last_resend_{};
   Duration backoff_{};
   bool welcomed_ = false;
+  bool hello_refused_logged_ = false;  // one warning per refused streak
 
   std::mutex mu_;  // guards outbox_, unacked_ and publish_waits_
   std::condition_variable publish_cv_;

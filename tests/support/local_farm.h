@@ -69,6 +69,9 @@ class LocalFarm {
 
   const std::string& dir() const { return dir_; }
   int redis_port() const { return redis_port_; }
+  int http_port() const { return http_port_; }
+  // The coordinator's ZeroMQ endpoint (what workers connect to).
+  std::string zmq_endpoint() const { return "tcp://127.0.0.1:" + std::to_string(zmq_port_); }
   std::string api_url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
   int metrics_port() const { return metrics_port_; }
   // 0 unless options.worker_metrics.

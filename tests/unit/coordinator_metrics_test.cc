@@ -94,6 +94,7 @@ class CoordinatorMetricsTest : public ::testing::Test {
     pb::WorkerMessage m;
     m.mutable_result()->set_job_id(job);
     m.mutable_result()->set_token(j->token);
+    m.mutable_result()->set_attempt_key(j->attempt_key);
     m.mutable_result()->set_ok(ok);
     m.mutable_result()->set_retryable(retryable);
     Run([&](Effects* fx) { farm_.OnMessage(peer, m, now_, fx); });

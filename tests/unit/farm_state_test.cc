@@ -47,9 +47,17 @@ class FarmStateTest : public ::testing::Test {
     farm_.AddDelivery(d, jobs, now_, &fx);
   }
 
+  // The attempt key a worker running (job, token) holds: the job's current
+  // key when `token` is its current attempt (what the real worker echoes).
+  std::string KeyOf(const std::string& job, uint64_t token) {
+    const JobRecord* j = farm_.FindJob(job);
+    return j != nullptr && j->token == token ? j->attempt_key : std::string();
+  }
+
   Effects Hello(const std::string& peer, const std::string& name, int slots,
                 std::vector<std::string> encoders = {"libx264", "aac"},
-                std::vector<std::pair<std::string, uint64_t>> running = {}) {
+                std::vector<std::pair<std::string, uint64_t>> running = {},
+                const std::string& peer_key = "") {
     pb::WorkerMessage m;
     auto* h = m.mutable_hello();
     h->set_name(name);
@@ -59,9 +67,10 @@ class FarmStateTest : public ::testing::Test {
       auto* r = h->add_running();
       r->set_job_id(id);
       r->set_token(token);
+      r->set_attempt_key(KeyOf(id, token));
     }
     Effects fx;
-    farm_.OnMessage(peer, m, now_, &fx);
+    farm_.OnMessage(peer, m, now_, &fx, peer_key);
     return fx;
   }
 
@@ -73,6 +82,7 @@ class FarmStateTest : public ::testing::Test {
       auto* r = m.mutable_heartbeat()->add_running();
       r->set_job_id(id);
       r->set_token(token);
+      r->set_attempt_key(KeyOf(id, token));
     }
     Effects fx;
     farm_.OnMessage(peer, m, now_, &fx);
@@ -85,6 +95,7 @@ class FarmStateTest : public ::testing::Test {
     auto* r = m.mutable_result();
     r->set_job_id(job);
     r->set_token(token);
+    r->set_attempt_key(KeyOf(job, token));
     r->set_ok(ok);
     r->set_retryable(retryable);
     r->set_error(error);
@@ -316,6 +327,7 @@ TEST_F(FarmStateTest, ReloadedRunningJobIsAdoptedByItsWorkersHello) {
   j.state = JobState::kRunning;
   j.worker = "w1";
   j.token = 7;
+  j.attempt_key = "0123456789abcdef";
   j.attempts = 1;
   Effects fx;
   farm_.AddDelivery(d, {j}, now_, &fx);
@@ -360,11 +372,22 @@ TEST_F(FarmStateTest, ReloadedRunningJobNobodyClaimsIsRequeuedAfterOneExpiry) {
   EXPECT_EQ(a[0].attempt(), 2);
 }
 
-TEST_F(FarmStateTest, RestartedWorkerLosesItsOldAttemptsAtOnce) {
+TEST_F(FarmStateTest, RestartedWorkerLosesItsOldAttemptsAtOnceWhenItsOldConnectionIsQuiet) {
   Submit("a", 1);
   Hello("p1", "w1", 1);
   auto a = Assigns(Tick());
-  // Same name, new connection, running nothing.
+  // Same name, new connection, running nothing: while the old connection
+  // still speaks this is no proof of anything (issue 12: a forged hello).
+  now_ += milliseconds(1000);
+  Heartbeat("p1", {{"a.j0", a[0].token()}});
+  Effects early = Hello("p2", "w1", 1);
+  ASSERT_EQ(early.messages.size(), 1u);
+  EXPECT_TRUE(early.messages[0].message.has_hello_refused());
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+  // The old connection has been quiet for an expiry (the process died): the
+  // restarted worker is admitted and its old attempts are lost at once,
+  // before the reaper's tick.
+  now_ += milliseconds(3100);
   Hello("p2", "w1", 1);
   EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
   auto again = Assigns(Tick(), "p2");
@@ -529,6 +552,7 @@ TEST_F(FarmStateTest, PublishIsGrantedToTheCurrentAttemptOnlyAndInsideItsLease) 
   pb::WorkerMessage ask;
   ask.mutable_publish_request()->set_job_id("a.j0");
   ask.mutable_publish_request()->set_token(first[0].token());
+  ask.mutable_publish_request()->set_attempt_key(first[0].attempt_key());
   now_ += milliseconds(2500);  // within the lease
   Effects granted;
   farm_.OnMessage("p1", ask, now_, &granted);
@@ -657,6 +681,7 @@ TEST_F(FarmStateTest, AGroupThatPublishedSomeOutputsRunsOnlyTheOthersOnTheirOwn)
   auto* r = m.mutable_result();
   r->set_job_id("g.j0");
   r->set_token(token);
+  r->set_attempt_key(Assigns(fx)[0].attempt_key());
   r->set_ok(false);
   r->set_retryable(false);
   r->set_error("verification failed for d0: width 10, expected 20");
@@ -732,6 +757,7 @@ TEST_F(FarmStateTest, OutOfMemoryIsRetriedWithHalfTheThreadsElsewhereAndBlamesNo
   auto* r = m.mutable_result();
   r->set_job_id("a.j0");
   r->set_token(a1[0].token());
+  r->set_attempt_key(a1[0].attempt_key());
   r->set_ok(false);
   r->set_retryable(true);
   r->set_out_of_memory(true);

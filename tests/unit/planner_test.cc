@@ -694,6 +694,16 @@ TEST(PlannerFanOutTest, CheapPicturesUnderOnePieceShareOneDecode) {
   EXPECT_NEAR(group.cost(), members_cost, 1e-9);
 }
 
+TEST(PlannerFanOutTest, AGroupHoldsAtMostEightOutputs) {
+  std::vector<DeliverableSpec> ds;
+  for (int i = 0; i < 20; ++i) ds.push_back(Sized("p" + std::to_string(i), "web-h264", 90));
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 3);
+  EXPECT_EQ(r.plan.jobs(0).outputs_size(), 8);
+  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 8);
+  EXPECT_EQ(r.plan.jobs(2).outputs_size(), 4);
+}
+
 TEST(PlannerFanOutTest, PieceCostZeroIsOneJobPerDeliverable) {
   PlanResult spread = PlanDelivery(Spec(FourPictures()), HdFacts(), Pieces(0));
   ASSERT_EQ(spread.plan.jobs_size(), 4);
