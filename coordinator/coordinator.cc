@@ -266,20 +266,34 @@ void Coordinator::ApplyLocked(Effects fx) {
       }
     }
   }
+  Effects gone;  // peers whose connection is gone, learnt by sending to them
   if (router_) {
+    std::set<std::string> gone_peers;
     for (auto& out : pending_.messages) {
+      if (gone_peers.count(out.peer)) continue;
       std::string payload = out.message.SerializeAsString();
       try {
         (void)router_->send(zmq::buffer(out.peer),
                             zmq::send_flags::sndmore | zmq::send_flags::dontwait);
         (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
-        // The peer is gone (ROUTER_MANDATORY): its heartbeats will lapse.
+        // The peer is gone (ROUTER_MANDATORY): an assignment it never got
+        // does not count, and its worker is lost now rather than after an
+        // expiry (its restarted process may take the name at once).
         spdlog::debug("cannot send to a worker: {}", e.what());
+        gone_peers.insert(out.peer);
+        if (out.message.has_assign()) {
+          farm_.Unassign(out.message.assign().job().id(), out.message.assign().token(), &gone);
+        }
       }
     }
+    for (const auto& peer : gone_peers) farm_.PeerGone(peer, clock_->Now(), &gone);
   }
   pending_.messages.clear();
+  if (!gone.dirty_jobs.empty() || !gone.events.empty()) {
+    ApplyLocked(std::move(gone));  // each peer is lost once: this ends
+    return;
+  }
   if (coord_metrics_) coord_metrics_->MaybeUpdateGauges(farm_, clock_->Now());
 }
 
