@@ -90,6 +90,9 @@ Status Coordinator::Start() {
   submit_store_ = std::make_unique<JobStore>(submit_redis_.get());
   Status ping = redis_->Ping();
   if (!ping.ok()) return ping;
+  auto epoch = store_->EnsureEpoch(HexBytes(SecureRandomBytes(16)));
+  if (!epoch.ok()) return epoch.status();
+  redis_epoch_ = *epoch;
   manifest_thread_ = std::thread([this] { ManifestLoop(); });
 
   std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
@@ -267,20 +270,34 @@ void Coordinator::ApplyLocked(Effects fx) {
       }
     }
   }
+  Effects gone;  // peers whose connection is gone, learnt by sending to them
   if (router_) {
+    std::set<std::string> gone_peers;
     for (auto& out : pending_.messages) {
+      if (gone_peers.count(out.peer)) continue;
       std::string payload = out.message.SerializeAsString();
       try {
         (void)router_->send(zmq::buffer(out.peer),
                             zmq::send_flags::sndmore | zmq::send_flags::dontwait);
         (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
-        // The peer is gone (ROUTER_MANDATORY): its heartbeats will lapse.
+        // The peer is gone (ROUTER_MANDATORY): an assignment it never got
+        // does not count, and its worker is lost now rather than after an
+        // expiry (its restarted process may take the name at once).
         spdlog::debug("cannot send to a worker: {}", e.what());
+        gone_peers.insert(out.peer);
+        if (out.message.has_assign()) {
+          farm_.Unassign(out.message.assign().job().id(), out.message.assign().token(), &gone);
+        }
       }
     }
+    for (const auto& peer : gone_peers) farm_.PeerGone(peer, clock_->Now(), &gone);
   }
   pending_.messages.clear();
+  if (!gone.dirty_jobs.empty() || !gone.events.empty()) {
+    ApplyLocked(std::move(gone));  // each peer is lost once: this ends
+    return;
+  }
   if (coord_metrics_) coord_metrics_->MaybeUpdateGauges(farm_, clock_->Now());
 }
 
@@ -423,8 +440,39 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
       }
     }
   }
+  CheckEpochSubmitLocked();
   auto seq = NextSeqSubmitLocked();
   if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
+  // An id already used (Redis' sequence went backwards: it lost its data)
+  // is never given again: the sequence jumps past every one this
+  // coordinator knows.
+  for (int tries = 0;; ++tries) {
+    const std::string candidate = spec.name + "-" + std::to_string(*seq);
+    uint64_t known_max = 0;
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      known = farm_.FindDelivery(candidate) != nullptr;
+      if (known) {
+        for (const auto& [other_id, other] : farm_.deliveries()) {
+          known_max = std::max(known_max, other.seq);
+        }
+      }
+    }
+    auto in_redis = known ? StatusOr<bool>(true) : submit_store_->DeliveryExists(candidate);
+    if (!in_redis.ok())
+      return {503, {{"error", "redis unavailable: " + in_redis.status().message()}}};
+    if (!*in_redis) break;
+    NoteRedisDataLost("delivery id " + candidate + " was handed out again");
+    if (tries == 3) return {503, {{"error", "no unused delivery id: redis lost its data"}}};
+    const uint64_t past = std::max(known_max, *seq);
+    auto last = submit_store_->ReserveSeqs(
+        past + kSeqBlock > seq_last_ ? past + kSeqBlock - seq_last_ : kSeqBlock);
+    if (!last.ok()) return {503, {{"error", "redis unavailable: " + last.status().message()}}};
+    seq_last_ = *last;
+    seq_next_ = *last - kSeqBlock + 1;
+    seq = seq_next_++;
+  }
 
   DeliveryRecord d;
   d.id = spec.name + "-" + std::to_string(*seq);
@@ -469,6 +517,10 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   // Stored once, in the job records (the delivery keeps their ids).
   d.plan.clear_jobs();
   Status s = submit_store_->SaveNewDelivery(d, jobs);
+  if (!s.ok() && s.code() == Status::Code::kFailedPrecondition) {
+    NoteRedisDataLost(s.message());
+    return {503, {{"error", s.message() + ": redis lost its data? try again"}}};
+  }
   if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
 
   nlohmann::json body = {{"id", d.id},
@@ -537,7 +589,35 @@ Status Coordinator::ReleaseWorker(const std::string& name) {
 
 bool Coordinator::Healthy() {
   std::lock_guard<std::mutex> lock(mu_);
-  return redis_->Ping().ok();
+  if (!redis_->Ping().ok()) return false;
+  auto epoch = store_->ReadEpoch();
+  if (epoch.ok() && *epoch != redis_epoch_) {
+    NoteRedisDataLost(epoch->empty() ? "rf:epoch is gone" : "rf:epoch changed");
+  }
+  return !redis_data_lost_.load();
+}
+
+std::string Coordinator::HealthProblem() {
+  return redis_data_lost_.load()
+             ? "redis lost its data since this coordinator started (rf:epoch changed): delivery "
+               "records may be missing; ids are not reused; restart the coordinator once Redis "
+               "is sound"
+             : "";
+}
+
+void Coordinator::NoteRedisDataLost(const std::string& why) {
+  if (redis_data_lost_.exchange(true)) return;
+  spdlog::error("redis lost its data since this coordinator started ({}): {}", why,
+                "records it held may be gone; delivery ids will not be reused");
+  // Lock order: callers hold mu_ or submit_mu_; the metric is thread-safe.
+  if (coord_metrics_) coord_metrics_->SetRedisDataLost(true);
+}
+
+void Coordinator::CheckEpochSubmitLocked() {
+  auto epoch = submit_store_->ReadEpoch();
+  if (epoch.ok() && *epoch != redis_epoch_) {
+    NoteRedisDataLost(epoch->empty() ? "rf:epoch is gone" : "rf:epoch changed");
+  }
 }
 
 void Coordinator::StartHttp() {
@@ -616,7 +696,9 @@ void Coordinator::StartHttp() {
               });
   http_->Get("/healthz", [this, json_reply](const httplib::Request&, httplib::Response& res) {
     bool ok = Healthy();
-    json_reply(res, ok ? 200 : 503, {{"ok", ok}});
+    nlohmann::json body = {{"ok", ok}};
+    if (std::string problem = HealthProblem(); !problem.empty()) body["error"] = problem;
+    json_reply(res, ok ? 200 : 503, body);
   });
 
   std::string host;

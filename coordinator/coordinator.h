@@ -100,6 +100,9 @@ class Coordinator {
   // Puts a quarantined worker back into rotation. NotFound when it is not.
   Status ReleaseWorker(const std::string& name);
   bool Healthy();
+  // Why the coordinator is unhealthy beyond Redis being unreachable: "" or
+  // that Redis lost its data.
+  std::string HealthProblem();
 
  private:
   // REQUIRES: mu_ held. Persists what fx dirtied (and anything still pending
@@ -122,6 +125,11 @@ class Coordinator {
   void ManifestLoop();
   void Wake();
   void StartHttp();
+  // Redis' rf:epoch is no longer the one seen at start: say so (once in the
+  // log; the metric and /healthz from then on).
+  void NoteRedisDataLost(const std::string& why);
+  // REQUIRES: submit_mu_ held. Checks rf:epoch over the submit connection.
+  void CheckEpochSubmitLocked();
 
   CoordinatorOptions options_;
   Clock* clock_;
@@ -139,6 +147,8 @@ class Coordinator {
   std::unique_ptr<JobStore> submit_store_;     // guarded by submit_mu_
   uint64_t seq_next_ = 0;                      // guarded by submit_mu_
   uint64_t seq_last_ = 0;                      // guarded by submit_mu_
+  std::string redis_epoch_;                    // rf:epoch at start; set once
+  std::atomic<bool> redis_data_lost_{false};
   ProbeCache probe_cache_;         // sources probed once per identity, not per submission
   Effects pending_;                // not yet persisted (Redis was down)
   int assignments_persisted_ = 0;  // for fault_kill_before_assignment

@@ -87,6 +87,12 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                   .Help("Worker messages refused because they claimed an attempt or a worker name "
                         "their connection does not hold, by message kind")
                   .Register(r)),
+      redis_data_lost_(prometheus::BuildGauge()
+                           .Name("reelfarm_redis_data_lost")
+                           .Help("1 when Redis lost (or replaced) its data since the coordinator "
+                                 "started (its rf:epoch changed); restart the coordinator")
+                           .Register(r)
+                           .Add({})),
       delivery_finished_(BuildCounter()
                              .Name("reelfarm_deliveries_finished_total")
                              .Help("Deliveries whose every job is terminal, by final state")

@@ -47,6 +47,8 @@ class CoordinatorMetrics {
   void OnStaleResults(int n);
   // A worker message refused as forged (FarmEvent's ForgedMessage::kind).
   void OnForged(const std::string& kind);
+  // Redis lost (or replaced) its data since this coordinator started.
+  void SetRedisDataLost(bool lost) { redis_data_lost_.Set(lost ? 1 : 0); }
   // Counters and histograms for one event; `farm` is read for the job's
   // outputs (one deliverable each).
   void Observe(const FarmEvent& event, const FarmState& farm);
@@ -59,6 +61,7 @@ class CoordinatorMetrics {
   prometheus::Counter& submitted_;
   prometheus::Counter& stale_;
   prometheus::Family<prometheus::Counter>& forged_;
+  prometheus::Gauge& redis_data_lost_;
   prometheus::Family<prometheus::Counter>& delivery_finished_;
   prometheus::Family<prometheus::Counter>& jobs_completed_;
   prometheus::Family<prometheus::Counter>& deliverables_completed_;

@@ -850,6 +850,21 @@ void FarmState::Tick(SteadyTime now, Effects* fx) {
   if (!dispatch_paused_) Dispatch(now, fx);
 }
 
+void FarmState::PeerGone(const std::string& peer, SteadyTime now, Effects* fx) {
+  WorkerRecord* w = WorkerForPeer(peer);
+  if (w == nullptr || w->lost) return;
+  w->lost = true;
+  w->lost_at = now;
+  for (const auto& jid : std::set<std::string>(w->running)) {
+    auto it = jobs_.find(jid);
+    if (it != jobs_.end() && it->second.state == JobState::kRunning) {
+      LoseAttempt(it->second, "the connection of worker " + w->name + " closed", "worker_lost", now,
+                  fx);
+    }
+  }
+  w->running.clear();
+}
+
 void FarmState::Unassign(const std::string& job_id, uint64_t token, Effects* fx) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || !IsCurrentAttempt(it->second, token)) return;

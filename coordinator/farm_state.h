@@ -251,6 +251,12 @@ class FarmState {
   // While paused, Tick assigns nothing (the daemon cannot persist
   // assignments; work waits instead of using up attempts).
   void set_dispatch_paused(bool paused) { dispatch_paused_ = paused; }
+  // Sending to `peer` failed: its connection is gone (ROUTER_MANDATORY; the
+  // process died or the socket was replaced). Its worker is lost now, its
+  // attempts handed on, and the name is free for the worker's new
+  // connection. Call Unassign first for an assignment that could not be
+  // sent.
+  void PeerGone(const std::string& peer, SteadyTime now, Effects* fx);
   bool dispatch_paused() const { return dispatch_paused_; }
 
   // Puts a worker out of rotation (also for one not connected yet, e.g.

@@ -99,7 +99,39 @@ std::vector<std::string> JobStore::JobCommand(const JobRecord& j, bool with_payl
   return cmd;
 }
 
+StatusOr<std::string> JobStore::EnsureEpoch(const std::string& proposed) {
+  auto set = redis_->Command({"SET", prefix_ + "epoch", proposed, "NX"});
+  if (!set.ok()) return set.status();
+  if (set->type == RedisReply::Type::kError) return Status::Unavailable("SET epoch: " + set->str);
+  return ReadEpoch();
+}
+
+StatusOr<std::string> JobStore::ReadEpoch() {
+  auto r = redis_->Command({"GET", prefix_ + "epoch"});
+  if (!r.ok()) return r.status();
+  if (r->type == RedisReply::Type::kError) return Status::Unavailable("GET epoch: " + r->str);
+  return r->type == RedisReply::Type::kString ? r->str : std::string();
+}
+
+StatusOr<bool> JobStore::DeliveryExists(const std::string& id) {
+  auto r = redis_->Command({"EXISTS", prefix_ + "d:" + id});
+  if (!r.ok()) return r.status();
+  if (r->type != RedisReply::Type::kInteger) return Status::Unavailable("EXISTS: " + r->str);
+  return r->integer != 0;
+}
+
 Status JobStore::SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobRecord>& jobs) {
+  // An id is never reused: were Redis' sequence to go backwards (it lost its
+  // data), an existing delivery would be overwritten.
+  const std::string key = prefix_ + "d:" + d.id;
+  auto watched = redis_->Command({"WATCH", key});
+  if (!watched.ok()) return watched.status();
+  auto exists = DeliveryExists(d.id);
+  if (!exists.ok() || *exists) {
+    (void)redis_->Command({"UNWATCH"});
+    if (!exists.ok()) return exists.status();
+    return Status::FailedPrecondition("delivery id " + d.id + " already exists in redis");
+  }
   std::vector<std::vector<std::string>> cmds;
   cmds.push_back(DeliveryCommand(d));
   for (const auto& j : jobs) cmds.push_back(JobCommand(j, true));

@@ -34,7 +34,16 @@ class JobStore {
   // Reserves `n` sequence numbers at once: returns the last of them (the
   // block is last-n+1 .. last). Numbers of a block never used are skipped.
   StatusOr<uint64_t> ReserveSeqs(uint64_t n);
+  // The id of this Redis' data (rf:epoch): set by the first coordinator
+  // (SET NX with `proposed`), then kept. Returns the stored one.
+  StatusOr<std::string> EnsureEpoch(const std::string& proposed);
+  // The stored epoch; "" when there is none (Redis lost its data).
+  StatusOr<std::string> ReadEpoch();
+  // Whether rf:d:<id> exists.
+  StatusOr<bool> DeliveryExists(const std::string& id);
   // Stores each job's payload (the job itself when it is not packed yet).
+  // Never overwrites: FailedPrecondition when the delivery id exists
+  // (checked under WATCH, so atomically with the write).
   Status SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobRecord>& jobs);
   // Writes the named records in one transaction: a job's state always, its
   // payload only when its id is in `rewritten` (it is immutable otherwise).

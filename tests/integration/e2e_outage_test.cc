@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/redis_client.h"
+#include "coordinator/job_store.h"
 #include "tests/support/delivery_checks.h"
 #include "tests/support/local_farm.h"
 #include "tests/support/media_fixtures.h"
@@ -118,6 +120,62 @@ TEST(E2eOutage, AResultFinishedAcrossACoordinatorRestartIsKeptNotRunAgain) {
   }
   EXPECT_EQ(runs, 1u) << log.str();
   ExpectPublishedExactlyOnce(farm.dir() + "/out", d);
+}
+
+TEST(E2eOutage, RedisLosingItsDataIsDetectedAndDeliveryIdsAreNotReused) {
+  LocalFarmOptions opts;
+  opts.workers = 0;  // the deliveries wait in the queue
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
+  MakeTestSource(farm.dir(), "320x180", 2);
+  auto spec_into = [&](const std::string& out) {
+    std::string spec = farm.dir() + "/spec-" + out + ".yaml";
+    std::ofstream(spec) << "version: 1\nname: epoch\nsource: source.mov\noutput_dir: " << out
+                        << "\ndeliverables:\n  - {name: poster, preset: thumbnail-jpg}\n";
+    return spec;
+  };
+  auto first = farm.Submit(spec_into("out1"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(farm.Get("/healthz").value("ok", false), true);
+
+  // Redis loses everything (a restart without persistence, a failover to
+  // an empty replica): its sequence starts again at 1.
+  RedisEndpoint ep;
+  ep.port = farm.redis_port();
+  RedisClient admin(ep);
+  ASSERT_TRUE(admin.Command({"FLUSHALL"}).ok());
+
+  // The coordinator reserves ids 64 at a time: the 65th submission after
+  // the loss takes a new block from Redis' restarted sequence (1..64).
+  std::set<std::string> ids = {*first};
+  std::string second;
+  for (int i = 2; i <= 66; ++i) {
+    auto id = farm.Submit(spec_into("out" + std::to_string(i)));
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    EXPECT_TRUE(ids.insert(*id).second) << *id << " was handed out again";
+    second = *id;
+  }
+  EXPECT_EQ(farm.Delivery(*first).value("output_dir", ""), farm.dir() + "/out1")
+      << "the earlier delivery is not overwritten";
+  // Said in the log, /healthz and the metrics.
+  auto health = farm.Get("/healthz");
+  EXPECT_EQ(health.value("ok", true), false) << health.dump();
+  EXPECT_NE(health.value("error", "").find("redis lost its data"), std::string::npos);
+  std::stringstream log;
+  log << std::ifstream(farm.dir() + "/coordinator.log").rdbuf();
+  EXPECT_NE(log.str().find("redis lost its data"), std::string::npos);
+  std::string metrics;
+  RunArgv({"curl", "-s", "http://127.0.0.1:" + std::to_string(farm.metrics_port()) + "/metrics"},
+          &metrics);
+  EXPECT_NE(metrics.find("\nreelfarm_redis_data_lost 1"), std::string::npos);
+
+  // Redis itself refuses to store a delivery over an existing id.
+  JobStore store(&admin);
+  DeliveryRecord d;
+  d.id = second;
+  d.name = "epoch";
+  Status again = store.SaveNewDelivery(d, {});
+  EXPECT_EQ(again.code(), Status::Code::kFailedPrecondition) << again.ToString();
 }
 
 }  // namespace

@@ -338,5 +338,22 @@ TEST_F(FarmSecurityTest, AnAssignmentNeverSentIsTakenBackAndTheOutageUsesNoAttem
   EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
 }
 
+TEST_F(FarmSecurityTest, AConnectionFoundGoneFreesTheNameAndHandsItsAttemptsOnAtOnce) {
+  Submit("a", 1);
+  Send("p1", HelloMsg("w1"));
+  auto a = Tick();
+  ASSERT_EQ(a.size(), 1u);
+  // The worker process died; its restarted self is refused while the old
+  // connection counts as live ...
+  EXPECT_EQ(Count(Send("p2", HelloMsg("w1")), &pb::CoordinatorMessage::has_hello_refused), 1);
+  // ... until sending to it fails (a heartbeat, ROUTER_MANDATORY).
+  Effects gone;
+  farm_.PeerGone("p1", now_, &gone);
+  EXPECT_TRUE(farm_.workers().at("w1").lost);
+  EXPECT_EQ(StateOf("a.j0"), JobState::kQueued) << "its running attempt is handed on at once";
+  EXPECT_EQ(Count(Send("p2", HelloMsg("w1")), &pb::CoordinatorMessage::has_welcome, "p2"), 1)
+      << "the restarted worker takes its name without waiting for an expiry";
+}
+
 }  // namespace
 }  // namespace reelfarm
