@@ -679,6 +679,7 @@ class FakeWorkerPool {
   struct Attempt {
     pb::Job job;
     uint64_t token = 0;
+    std::string key;  // Assign.attempt_key, echoed as reelfarm-worker does
   };
   struct Unacked {
     pb::WorkerMessage message;  // holds the result
@@ -714,6 +715,7 @@ class FakeWorkerPool {
       auto* r = h->add_running();
       r->set_job_id(id);
       r->set_token(a.token);
+      r->set_attempt_key(a.key);
     }
     Send(c, m);
   }
@@ -725,6 +727,7 @@ class FakeWorkerPool {
       auto* r = m.mutable_heartbeat()->add_running();
       r->set_job_id(id);
       r->set_token(a.token);
+      r->set_attempt_key(a.key);
     }
     Send(c, m);
   }
@@ -735,6 +738,7 @@ class FakeWorkerPool {
     auto* r = m.mutable_result();
     r->set_job_id(a.job.id());
     r->set_token(a.token);
+    r->set_attempt_key(a.key);
     r->set_ok(true);
     r->set_encode_seconds(0.001);
     char sha[65];
@@ -781,9 +785,11 @@ class FakeWorkerPool {
       Attempt& at = c.running[a.job().id()];
       at.job = a.job();
       at.token = a.token();
+      at.key = a.attempt_key();
       pb::WorkerMessage ask;
       ask.mutable_publish_request()->set_job_id(a.job().id());
       ask.mutable_publish_request()->set_token(a.token());
+      ask.mutable_publish_request()->set_attempt_key(a.attempt_key());
       Send(c, ask);
     } else if (m.has_publish_grant()) {
       const auto& g = m.publish_grant();
