@@ -460,10 +460,9 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   if (!ran.ok()) return fail(ran.status().message(), true);
   const ProcessResult& pr = *ran;
   peak_memory = cgroup ? cgroup->PeakBytes() : 0;
-  if (cgroup && cgroup->OomKills() > 0 && oom_line.empty()) {
-    oom_line = "killed by the kernel at its cgroup limit of " +
-               std::to_string(ResidentLimitFor(job, options_, threads) >> 20) + " MiB in use";
-  }
+  // Killed by the kernel at its cgroup's limit: that is the cause, whatever
+  // the log says.
+  const bool cgroup_oom = cgroup && cgroup->OomKills() > 0;
   cgroup.reset();
   if (pr.cancelled) return fail("cancelled", false, pr.stderr_tail);
   if (pr.timed_out) {
@@ -482,18 +481,23 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     if (std::string bad = InputProblem(job); !bad.empty()) {
       return fail(bad + " (" + why + ")", false, pr.stderr_tail);
     }
-    if (!oom_line.empty()) {
+    if (cgroup_oom || !oom_line.empty()) {
       // Worth another attempt: with fewer threads (less memory) or on a
       // host with more of it. The first failed allocation is the cause;
       // what FFmpeg said last is its consequence.
-      std::string limit = popts.memory_limit_bytes > 0
-                              ? " under its limit of " +
-                                    std::to_string(popts.memory_limit_bytes >> 20) + " MiB"
-                              : "";
-      pb::JobResult r = fail("ffmpeg ran out of memory" + limit + " with " +
-                                 std::to_string(threads) + " threads: " + oom_line + " (" + why +
-                                 ")",
-                             true, pr.stderr_tail);
+      const std::string with = " with " + std::to_string(threads) + " threads";
+      std::string error =
+          cgroup_oom
+              ? "ffmpeg ran out of memory: killed at its cgroup limit of " +
+                    std::to_string(ResidentLimitFor(job, options_, threads) >> 20) +
+                    " MiB in use" + with
+              : "ffmpeg ran out of memory" +
+                    (popts.memory_limit_bytes > 0
+                         ? " under its limit of " +
+                               std::to_string(popts.memory_limit_bytes >> 20) + " MiB"
+                         : std::string()) +
+                    with + ": " + oom_line;
+      pb::JobResult r = fail(error + " (" + why + ")", true, pr.stderr_tail);
       r.set_out_of_memory(true);
       return r;
     }

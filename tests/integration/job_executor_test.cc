@@ -1,6 +1,8 @@
 // JobExecutor with real FFmpeg and ffprobe on a tiny generated source.
 #include "worker/job_executor.h"
 
+#include "common/memory_cgroup.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -303,25 +305,52 @@ TEST_F(JobExecutorTest, ArgvMustNameEachOutput) {
   EXPECT_THAT(r.error(), HasSubstr("does not name its output"));
 }
 
-TEST_F(JobExecutorTest, JobMemoryLimitStopsAnEncodeThatNeedsMoreAndSaysSo) {
+TEST_F(JobExecutorTest, MemoryLimitStopsAnEncodeThatNeedsMoreAndSaysSoRetryably) {
   pb::Assign a = Mp4Assign();
-  // Enough to load FFmpeg, too little for the encoder's frames.
-  a.mutable_job()->set_memory_mb(300);
+  // The worker's ceiling: enough to load FFmpeg, too little for the
+  // encoder's frames.
   JobExecutorOptions options;
-  options.headroom_per_thread_mb = 0;
+  options.memory_limit_bytes = uint64_t{300} << 20;
   pb::JobResult r = Run(a, options);
   EXPECT_FALSE(r.ok());
-  EXPECT_FALSE(r.retryable()) << "the same limit holds on every host";
+  EXPECT_TRUE(r.retryable()) << "fewer threads or another host may fit";
+  EXPECT_TRUE(r.out_of_memory());
   EXPECT_THAT(r.error(), HasSubstr("ran out of memory under its limit of 300 MiB"));
   EXPECT_THAT(FilesLeft(), IsEmpty());
   // The same job within its planned need publishes.
+  options.memory_limit_bytes = 0;
   a.mutable_job()->set_memory_mb(1100);
   EXPECT_TRUE(Run(a, options).ok());
   // Turned off, the job's own need is not enforced.
-  a.mutable_job()->set_memory_mb(300);
+  a.mutable_job()->set_memory_mb(40);
   options.job_memory_limits = false;
   fs::remove_all(dir_ + "/web");
   EXPECT_TRUE(Run(a, options).ok());
+}
+
+TEST_F(JobExecutorTest, MemoryInUseOverTheJobsNeedIsKilledByItsCgroupAndRetryable) {
+  auto parent = MemoryCgroupParent::Open("");
+  if (!parent.ok()) GTEST_SKIP() << parent.status().ToString();
+  pb::Assign a = Mp4Assign();
+  a.mutable_job()->set_memory_mb(40);  // far below what x264 holds
+  a.mutable_job()->set_memory_per_thread_mb(8);
+  JobExecutorOptions options;
+  options.threads = 1;
+  options.cgroups = parent->get();
+  pb::JobResult r = Run(a, options);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.retryable());
+  EXPECT_TRUE(r.out_of_memory()) << r.error();
+  EXPECT_THAT(r.error(), HasSubstr("cgroup limit of 48 MiB"));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+  // Within its need it publishes, and the peak in use is reported.
+  a.mutable_job()->set_memory_mb(1100);
+  r = Run(a, options);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_GT(r.peak_memory_bytes(), uint64_t{10} << 20);
+  EXPECT_LT(r.peak_memory_bytes(), uint64_t{1108} << 20);
+  std::cout << "[ figures ] 320x180 x264, 1 thread: peak " << (r.peak_memory_bytes() >> 20)
+            << " MiB in use\n";
 }
 
 TEST_F(JobExecutorTest, InputsAndOutputsOutsideTheAllowedRootsAreRefused) {
