@@ -61,10 +61,12 @@ def run(argv, **kw):
     return subprocess.run(argv, check=True, **kw)
 
 
-def make_sources(work, seconds):
-    """The standard source (1080p25, noise, stereo) and its ProRes 422 HQ twin."""
-    h264 = os.path.join(work, f"source-h264-{seconds}s.mov")
-    prores = os.path.join(work, f"source-prores-{seconds}s.mov")
+def make_sources(work, seconds, gop=50):
+    """The standard source (1080p25, noise, stereo, a key frame every `gop`
+    frames: 2 s, as camera and mezzanine H.264 files have at most) and its
+    ProRes 422 HQ twin (every frame a key frame)."""
+    h264 = os.path.join(work, f"source-h264-{seconds}s-g{gop}.mov")
+    prores = os.path.join(work, f"source-prores-{seconds}s-g{gop}.mov")
     if not os.path.exists(h264):
         log(f"generating {h264}")
         run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
@@ -73,7 +75,8 @@ def make_sources(work, seconds):
              "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
              "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}",
              "-filter_complex", "[1:a][2:a]amerge=inputs=2[a]", "-map", "0:v", "-map", "[a]",
-             "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p",
+             "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", str(gop),
+             "-pix_fmt", "yuv420p",
              "-c:a", "aac", "-b:a", "192k", h264])
     if not os.path.exists(prores):
         log(f"generating {prores}")
@@ -451,6 +454,8 @@ def main():
     ap.add_argument("--sources", default="h264,prores", help="h264,prores")
     ap.add_argument("--cluster-sizes", default="1,2,4,8")
     ap.add_argument("--cluster-seconds", type=int, default=30)
+    ap.add_argument("--gop", type=int, default=50,
+                    help="key frame interval of the H.264 source in frames (default 50: 2 s)")
     ap.add_argument("--cluster-min-chunk-s", type=float, default=1)
     ap.add_argument("--piece-cost", type=float, default=4, help="farm's --piece-cost (default 4)")
     ap.add_argument("--cluster-piece-cost", type=float, default=2)
@@ -463,14 +468,14 @@ def main():
 
     compare_rows, startup = [], None
     if not args.skip_compare:
-        sources = make_sources(args.work, args.seconds)
+        sources = make_sources(args.work, args.seconds, args.gop)
         wanted = {k: v for k, v in sources.items() if k in args.sources.split(",")}
         compare_rows = compare(args.work, wanted, args.reps, args.workers, args.piece_cost)
         startup = startup_cost(args.work, sources["h264"], args.workers, max(args.reps, 3))
         log(f"[startup] poster frame: farm {startup['farm']:.2f} s, directly {startup['direct']:.2f} s")
     cluster_result = None
     if not args.skip_cluster:
-        src = make_sources(args.work, args.cluster_seconds)["h264"]
+        src = make_sources(args.work, args.cluster_seconds, args.gop)["h264"]
         sizes = [int(x) for x in args.cluster_sizes.split(",")]
         cluster_result = cluster(args.work, src, sizes, args.cluster_min_chunk_s,
                                  args.cluster_piece_cost)

@@ -162,7 +162,8 @@ TEST(Scaling, WorkersJoiningAfterTheSubmitShareTheDelivery) {
   opts.workers = 8;
   opts.extra_worker_args = {"--cores", "1", "--encoders", "libx264,libx265,aac,mjpeg"};
   // Small pieces of a small source: about 20 chunks.
-  opts.extra_coordinator_args = {"--piece-cost", "0.2", "--min-chunk-s", "0.5"};
+  opts.piece_cost = 0.2;
+  opts.extra_coordinator_args = {"--min-chunk-s", "0.5"};
   LocalFarm farm(opts);
   ASSERT_TRUE(farm.StartRedis().ok());
   ASSERT_TRUE(farm.StartCoordinator().ok()) << farm.LogTail("coordinator");

@@ -99,7 +99,8 @@ Status LocalFarm::StartCoordinator(const std::vector<std::string>& once) {
       "--http", "127.0.0.1:" + std::to_string(http_port_),
       "--metrics", "127.0.0.1:" + std::to_string(metrics_port_),
       "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
-      "--liveness", std::to_string(options_.liveness)};
+      "--liveness", std::to_string(options_.liveness),
+      "--piece-cost", std::to_string(options_.piece_cost)};
   for (const auto& a : options_.extra_coordinator_args) argv.push_back(a);
   for (const auto& a : once) argv.push_back(a);
   Status s = Spawn("coordinator", argv);

@@ -22,6 +22,10 @@ struct LocalFarmOptions {
   int slots = 1;
   int heartbeat_ms = 250;  // fast expiry: liveness x heartbeat
   int liveness = 3;
+  // The coordinator's --piece-cost. 0 (here): one job per deliverable, so a
+  // fault test can watch a deliverable's own job run; tests of the
+  // planner's pieces set it.
+  double piece_cost = 0;
   std::vector<std::string> extra_worker_args;
   std::vector<std::string> extra_coordinator_args;
   // Extra arguments for one worker only (by index), after the shared ones.
