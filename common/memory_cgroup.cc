@@ -52,9 +52,9 @@ std::string OwnCgroupPath(const std::string& controller) {
     if (a == std::string::npos || b == std::string::npos) continue;
     std::string controllers = line.substr(a + 1, b - a - 1);
     std::string path = line.substr(b + 1);
-    if (controller.empty() ? controllers.empty() && line.substr(0, a) == "0"
-                           : ("," + controllers + ",").find("," + controller + ",") !=
-                                 std::string::npos) {
+    if (controller.empty()
+            ? controllers.empty() && line.substr(0, a) == "0"
+            : ("," + controllers + ",").find("," + controller + ",") != std::string::npos) {
       return path;
     }
   }
@@ -101,9 +101,8 @@ uint64_t MemoryCgroup::PeakBytes() const {
 }
 
 int MemoryCgroup::OomKills() const {
-  return static_cast<int>(
-      version_ == 2 ? KeyedValue(dir_ + "/memory.events", "oom_kill")
-                    : KeyedValue(dir_ + "/memory.oom_control", "oom_kill"));
+  return static_cast<int>(version_ == 2 ? KeyedValue(dir_ + "/memory.events", "oom_kill")
+                                        : KeyedValue(dir_ + "/memory.oom_control", "oom_kill"));
 }
 
 StatusOr<std::unique_ptr<MemoryCgroupParent>> MemoryCgroupParent::Open(const std::string& dir) {
@@ -140,8 +139,7 @@ StatusOr<std::unique_ptr<MemoryCgroupParent>> MemoryCgroupParent::Open(const std
                                (parent.empty() ? std::string() : " in " + parent));
   }
   if (::access(parent.c_str(), W_OK) != 0) {
-    return Status::Unavailable("cannot create cgroups in " + parent + ": " +
-                               std::strerror(errno));
+    return Status::Unavailable("cannot create cgroups in " + parent + ": " + std::strerror(errno));
   }
   if (version == 2) {
     std::string subtree;
@@ -154,7 +152,8 @@ StatusOr<std::unique_ptr<MemoryCgroupParent>> MemoryCgroupParent::Open(const std
         std::error_code ec;
         fs::create_directory(self, ec);
         Status moved = WriteValue(self + "/cgroup.procs", std::to_string(::getpid()));
-        if (!moved.ok()) return Status::Unavailable("cannot leave " + parent + ": " + moved.message());
+        if (!moved.ok())
+          return Status::Unavailable("cannot leave " + parent + ": " + moved.message());
       }
       Status on = WriteValue(parent + "/cgroup.subtree_control", "+memory");
       if (!on.ok()) return Status::Unavailable(on.message());
@@ -179,7 +178,8 @@ StatusOr<std::unique_ptr<MemoryCgroup>> MemoryCgroupParent::Create(const std::st
   Status s;
   if (version_ == 2) {
     s = WriteValue(dir + "/memory.max", limit);
-    if (s.ok() && fs::exists(dir + "/memory.swap.max")) s = WriteValue(dir + "/memory.swap.max", "0");
+    if (s.ok() && fs::exists(dir + "/memory.swap.max"))
+      s = WriteValue(dir + "/memory.swap.max", "0");
   } else {
     s = WriteValue(dir + "/memory.limit_in_bytes", limit);
     if (s.ok() && fs::exists(dir + "/memory.memsw.limit_in_bytes")) {

@@ -12,17 +12,17 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <thread>
 #include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "common/fs_util.h"
 #include "common/probe.h"
-#include "worker/progress_parser.h"
 #include "common/thread_budget.h"
+#include "worker/progress_parser.h"
 
 namespace reelfarm {
 namespace {
@@ -298,8 +298,7 @@ bool InsideOutputFolders(const pb::Job& job, const std::string& path) {
 
 }  // namespace
 
-uint64_t ResidentLimitFor(const pb::Job& job, const JobExecutorOptions& options,
-                          unsigned threads) {
+uint64_t ResidentLimitFor(const pb::Job& job, const JobExecutorOptions& options, unsigned threads) {
   if (!options.job_memory_limits || job.memory_mb() == 0) return 0;
   const uint64_t per_thread = job.memory_per_thread_mb() > 0
                                   ? job.memory_per_thread_mb()
@@ -340,10 +339,9 @@ JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options, cons
 //  - could not start FFmpeg, killed by a signal, timed out, non-zero exit:
 //    retryable (host trouble or transient: OOM kill, full disk, a flaky
 //    mount; out of memory is retryable too, with fewer threads or on another
-//    worker, and says so in out_of_memory), except when an input is missing or not a regular file (checked
-//    before FFmpeg starts and again after it fails or times out), or a
-//    non-zero exit whose log says the input's data is bad (truncated,
-//    corrupt, not media): no retry can fix those;
+//    worker, and says so in out_of_memory), except when an input is missing or not a regular file
+//    (checked before FFmpeg starts and again after it fails or times out), or a non-zero exit whose
+//    log says the input's data is bad (truncated, corrupt, not media): no retry can fix those;
 //  - FFmpeg succeeded but reported concealed decoding errors (damaged
 //    source), verification mismatch, an output ffprobe cannot read: not
 //    retryable (the same command makes the same file);
@@ -487,16 +485,15 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
       // what FFmpeg said last is its consequence.
       const std::string with = " with " + std::to_string(threads) + " threads";
       std::string error =
-          cgroup_oom
-              ? "ffmpeg ran out of memory: killed at its cgroup limit of " +
-                    std::to_string(ResidentLimitFor(job, options_, threads) >> 20) +
-                    " MiB in use" + with
-              : "ffmpeg ran out of memory" +
-                    (popts.memory_limit_bytes > 0
-                         ? " under its limit of " +
-                               std::to_string(popts.memory_limit_bytes >> 20) + " MiB"
-                         : std::string()) +
-                    with + ": " + oom_line;
+          cgroup_oom ? "ffmpeg ran out of memory: killed at its cgroup limit of " +
+                           std::to_string(ResidentLimitFor(job, options_, threads) >> 20) +
+                           " MiB in use" + with
+                     : "ffmpeg ran out of memory" +
+                           (popts.memory_limit_bytes > 0
+                                ? " under its limit of " +
+                                      std::to_string(popts.memory_limit_bytes >> 20) + " MiB"
+                                : std::string()) +
+                           with + ": " + oom_line;
       pb::JobResult r = fail(error + " (" + why + ")", true, pr.stderr_tail);
       r.set_out_of_memory(true);
       return r;
@@ -544,8 +541,9 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
       probed[i] = *std::move(info);
     }
     if (why.empty()) continue;
-    if (!group) return fail("verification failed for " + out.deliverable() + ": " + why, host,
-                            pr.stderr_tail);
+    if (!group)
+      return fail("verification failed for " + out.deliverable() + ": " + why, host,
+                  pr.stderr_tail);
     publish[i] = false;
     (void)RemoveIfExists(temps[i]);
     if (refused.empty()) {

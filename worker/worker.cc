@@ -5,8 +5,8 @@
 
 #include <zmq.hpp>
 
-#include "common/daemon_util.h"
 #include "common/curve_auth.h"
+#include "common/daemon_util.h"
 #include "common/metrics.h"
 #include "common/thread_budget.h"
 #include "worker/worker_metrics.h"
@@ -23,9 +23,7 @@ std::string Hostname() {
 }  // namespace
 
 Worker::Worker(WorkerOptions options, Clock* clock, ProcessRunner* runner)
-    : options_(Sanitize(std::move(options))),
-      clock_(clock),
-      runner_(runner) {}
+    : options_(Sanitize(std::move(options))), clock_(clock), runner_(runner) {}
 
 WorkerOptions Worker::Sanitize(WorkerOptions o) {
   if (o.name.empty()) o.name = Hostname() + "-" + std::to_string(getpid());
@@ -183,7 +181,8 @@ StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t to
   ask.mutable_publish_request()->set_token(token);
   ask.mutable_publish_request()->set_attempt_key(attempt_key);
   outbox_.push_back(std::move(ask));
-  auto limit = std::chrono::steady_clock::now() + 2 * options_.heartbeat_interval * options_.liveness;
+  auto limit =
+      std::chrono::steady_clock::now() + 2 * options_.heartbeat_interval * options_.liveness;
   bool answered = publish_cv_.wait_until(lock, limit, [&] { return publish_waits_[key].answered; });
   PublishWait w = publish_waits_[key];
   publish_waits_.erase(key);
@@ -192,8 +191,7 @@ StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t to
   return w.deadline;
 }
 
-void Worker::AnswerPublish(const std::string& job_id, uint64_t token, bool granted,
-                           int valid_ms) {
+void Worker::AnswerPublish(const std::string& job_id, uint64_t token, bool granted, int valid_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = publish_waits_.find({job_id, token});
   if (it == publish_waits_.end()) return;

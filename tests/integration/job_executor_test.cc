@@ -1,8 +1,6 @@
 // JobExecutor with real FFmpeg and ffprobe on a tiny generated source.
 #include "worker/job_executor.h"
 
-#include "common/memory_cgroup.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/memory_cgroup.h"
 #include "common/probe.h"
 #include "common/process_runner.h"
 #include "tests/support/media_fixtures.h"

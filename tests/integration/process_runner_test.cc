@@ -1,8 +1,6 @@
 // PosixProcessRunner against real processes.
 #include "common/process_runner.h"
 
-#include "common/memory_cgroup.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -18,6 +16,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "common/memory_cgroup.h"
 
 namespace reelfarm {
 namespace {
@@ -313,9 +313,9 @@ namespace reelfarm {
 namespace {
 
 TEST(ProcessRunnerTest, EveryStderrLineReachesTheCallbackHoweverLongTheLog) {
-  ProcessOptions opts = Sh(
-      "echo 'FIRST malloc failed' >&2; i=0; while [ $i -lt 4000 ]; do "
-      "echo 'noise noise noise noise' >&2; i=$((i+1)); done; printf 'last-no-newline' >&2");
+  ProcessOptions opts =
+      Sh("echo 'FIRST malloc failed' >&2; i=0; while [ $i -lt 4000 ]; do "
+         "echo 'noise noise noise noise' >&2; i=$((i+1)); done; printf 'last-no-newline' >&2");
   opts.stderr_tail_bytes = 100;
   std::vector<std::string> lines;
   opts.on_stderr_line = [&](std::string_view line) { lines.emplace_back(line); };
@@ -327,9 +327,9 @@ TEST(ProcessRunnerTest, EveryStderrLineReachesTheCallbackHoweverLongTheLog) {
 }
 
 // The cgroup a test may create children in, or a skip with the reason.
-#define REQUIRE_MEMORY_CGROUPS(parent)                                          \
-  auto parent##_or = MemoryCgroupParent::Open("");                              \
-  if (!parent##_or.ok()) GTEST_SKIP() << parent##_or.status().ToString();       \
+#define REQUIRE_MEMORY_CGROUPS(parent)                                    \
+  auto parent##_or = MemoryCgroupParent::Open("");                        \
+  if (!parent##_or.ok()) GTEST_SKIP() << parent##_or.status().ToString(); \
   std::unique_ptr<MemoryCgroupParent> parent = std::move(*parent##_or)
 
 TEST(MemoryCgroupTest, AProcessOverItsLimitIsKilledAndTheKillIsCounted) {

@@ -42,10 +42,31 @@ TEST(ThreadBudgetTest, SlotsDefaultToOnePerFourCoresAndShareTheCores) {
 TEST(ThreadBudgetTest, UsableCoresIsAtLeastOne) { EXPECT_GE(UsableCores(), 1); }
 
 TEST(ThreadBudgetTest, EveryDecoderFilterAndEncoderGetsTheBudget) {
-  const Argv argv = {"ffmpeg", "-hide_banner", "-protocol_whitelist", "file", "-f", "mov",
-                     "-i", "/in/src.mov", "-protocol_whitelist", "file", "-f", "srt", "-i",
-                     "/in/en.srt", "-filter_complex", "[0:v:0]scale=1280:720[v]", "-map", "[v]",
-                     "-c:v", "libx264", "-preset", "medium", "-f", "mp4", "/out/web.mp4"};
+  const Argv argv = {"ffmpeg",
+                     "-hide_banner",
+                     "-protocol_whitelist",
+                     "file",
+                     "-f",
+                     "mov",
+                     "-i",
+                     "/in/src.mov",
+                     "-protocol_whitelist",
+                     "file",
+                     "-f",
+                     "srt",
+                     "-i",
+                     "/in/en.srt",
+                     "-filter_complex",
+                     "[0:v:0]scale=1280:720[v]",
+                     "-map",
+                     "[v]",
+                     "-c:v",
+                     "libx264",
+                     "-preset",
+                     "medium",
+                     "-f",
+                     "mp4",
+                     "/out/web.mp4"};
   Argv out = ApplyThreadBudget(argv, {"/out/web.mp4"}, 6);
   ASSERT_EQ(out[0], "ffmpeg");
   EXPECT_EQ(ValueAfter(out, "-filter_threads"), "6");
@@ -73,14 +94,19 @@ TEST(ThreadBudgetTest, EveryDecoderFilterAndEncoderGetsTheBudget) {
 }
 
 TEST(ThreadBudgetTest, X265GetsItsPoolSizedToo) {
-  const Argv argv = {"ffmpeg", "-i", "/in/src.mov", "-map", "[v0]", "-c:v", "libx265",
-                     "-x265-params", "log-level=error", "-f", "mp4", "/out/a.mp4",
-                     "-map", "[v1]", "-c:v", "libx265", "-f", "mp4", "/out/b.mp4",
-                     "-map", "[v2]", "-c:v", "libx264", "-f", "mp4", "/out/c.mp4"};
+  const Argv argv = {"ffmpeg",     "-i",           "/in/src.mov",
+                     "-map",       "[v0]",         "-c:v",
+                     "libx265",    "-x265-params", "log-level=error",
+                     "-f",         "mp4",          "/out/a.mp4",
+                     "-map",       "[v1]",         "-c:v",
+                     "libx265",    "-f",           "mp4",
+                     "/out/b.mp4", "-map",         "[v2]",
+                     "-c:v",       "libx264",      "-f",
+                     "mp4",        "/out/c.mp4"};
   Argv out = ApplyThreadBudget(argv, {"/out/a.mp4", "/out/b.mp4", "/out/c.mp4"}, 4);
   EXPECT_EQ(ValueAfter(out, "-x265-params", 0), "log-level=error:pools=4");
   EXPECT_EQ(ValueAfter(out, "-x265-params", 1), "pools=4");  // added where none was given
-  EXPECT_EQ(Count(out, "-x265-params"), 2);                    // none for the x264 output
+  EXPECT_EQ(Count(out, "-x265-params"), 2);                  // none for the x264 output
   EXPECT_EQ(Count(out, "-threads"), 4);
   // x265 refuses more than 16 frame threads; its pool takes the budget.
   Argv wide = ApplyThreadBudget(argv, {"/out/a.mp4", "/out/b.mp4", "/out/c.mp4"}, 24);
@@ -90,8 +116,9 @@ TEST(ThreadBudgetTest, X265GetsItsPoolSizedToo) {
 }
 
 TEST(ThreadBudgetTest, ThreadOptionsTheJobSetsAreKept) {
-  const Argv argv = {"ffmpeg", "-filter_threads", "2", "-threads", "1", "-i", "/in/a.mov",
-                     "-c:v", "prores_ks", "-threads", "3", "-f", "mov", "/out/a.mov"};
+  const Argv argv = {
+      "ffmpeg", "-filter_threads", "2",        "-threads", "1",  "-i",  "/in/a.mov",
+      "-c:v",   "prores_ks",       "-threads", "3",        "-f", "mov", "/out/a.mov"};
   Argv out = ApplyThreadBudget(argv, {"/out/a.mov"}, 8);
   EXPECT_EQ(ValueAfter(out, "-filter_threads"), "2");
   EXPECT_EQ(ValueAfter(out, "-filter_complex_threads"), "8");
