@@ -96,6 +96,25 @@ Status Worker::Start() {
   return Status::OK();
 }
 
+WorkerSessionOptions Worker::SessionOptions() const {
+  WorkerSessionOptions o;
+  o.name = options_.name;
+  o.host = Hostname();
+  o.slots = options_.slots;
+  o.cores = options_.cores;
+  o.threads_per_slot = options_.executor.threads;
+  o.encoders = caps_.encoders;
+  o.gpu = caps_.gpu;
+  o.gpu_names = caps_.gpu_names;
+  o.version = REELFARM_VERSION;
+  o.heartbeat_interval = options_.heartbeat_interval;
+  o.liveness = options_.liveness;
+  o.reconnect_min = options_.reconnect_min;
+  o.reconnect_max = options_.reconnect_max;
+  o.result_resend = options_.result_resend;
+  return o;
+}
+
 void Worker::Connect() {
   if (dealer_) dealer_->close();
   dealer_ = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::dealer);
@@ -106,9 +125,6 @@ void Worker::Connect() {
     dealer_->set(zmq::sockopt::curve_secretkey, curve_secret_);
   }
   dealer_->connect(options_.coordinator);
-  welcomed_ = false;
-  last_recv_ = clock_->Now();
-  SendHello();
 }
 
 void Worker::Send(const pb::WorkerMessage& m) {
@@ -120,55 +136,58 @@ void Worker::Send(const pb::WorkerMessage& m) {
   }
 }
 
-std::vector<pb::JobRef> Worker::RunningRefs() {
-  std::vector<pb::JobRef> refs;
-  for (const auto& [id, a] : attempts_) {
-    if (a.done->load() || a.cancelled_by_coordinator) continue;
-    pb::JobRef r;
-    r.set_job_id(id);
-    r.set_token(a.token);
-    r.set_attempt_key(a.key);
-    refs.push_back(r);
+void Worker::Apply(const SessionEffects& fx) {
+  if (fx.reconnect_in > Duration::zero()) {
+    spdlog::warn("worker {}: coordinator silent, reconnecting in {} ms", options_.name,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(fx.reconnect_in).count());
   }
-  // Finished attempts whose result is not acknowledged yet are still ours:
-  // a coordinator that restarted meanwhile keeps them for us (instead of
-  // handing them on) until the result, resent after its Welcome, lands.
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [key, result] : unacked_) {
-    bool listed = false;
-    for (const auto& r : refs) listed |= r.job_id() == key.first && r.token() == key.second;
-    if (listed) continue;
-    pb::JobRef r;
-    r.set_job_id(key.first);
-    r.set_token(key.second);
-    r.set_attempt_key(result.attempt_key());
-    refs.push_back(r);
+  if (fx.reconnect) Connect();
+  if (fx.welcomed) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      expiry_ = session_->heartbeat_interval() * session_->liveness();
+    }
+    spdlog::info("worker {}: connected to {}", options_.name, options_.coordinator);
   }
-  return refs;
-}
-
-void Worker::SendHello() {
-  pb::WorkerMessage m;
-  auto* h = m.mutable_hello();
-  h->set_name(options_.name);
-  h->set_host(Hostname());
-  h->set_slots(options_.slots);
-  h->set_cores(options_.cores);
-  h->set_threads_per_slot(options_.executor.threads);
-  for (const auto& e : caps_.encoders) h->add_encoders(e);
-  h->set_gpu(caps_.gpu);
-  for (const auto& g : caps_.gpu_names) h->add_gpu_names(g);
-  h->set_version(REELFARM_VERSION);
-  for (auto& r : RunningRefs()) *h->add_running() = r;
-  Send(m);
+  if (!fx.hello_refused.empty()) {
+    spdlog::warn("worker {}: the coordinator refused its hello: {}", options_.name,
+                 fx.hello_refused);
+  }
+  for (const auto& a : fx.publish_answers) {
+    AnswerPublish(a.job_id, a.token, a.granted, a.valid_ms);
+  }
+  for (const auto& c : fx.cancel) {
+    auto it = attempts_.find(c.job_id);
+    if (it == attempts_.end() || it->second.token != c.token) continue;
+    LogFields log_fields({{"delivery", DeliveryOfJob(c.job_id)}, {"job", c.job_id}});
+    spdlog::info("worker {}: cancelling {} (attempt {})", options_.name, c.job_id, c.token);
+    it->second.cancel->store(true);
+  }
+  for (const auto& a : fx.start) StartAttempt(a);
+  for (const auto& m : fx.send) Send(m);
 }
 
 void Worker::Push(pb::WorkerMessage m) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (m.has_result()) {
-    unacked_[{m.result().job_id(), m.result().token()}] = m.result();
-  }
   outbox_.push_back(std::move(m));
+}
+
+void Worker::DrainOutbox() {
+  std::deque<pb::WorkerMessage> in;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in.swap(outbox_);
+  }
+  for (const auto& m : in) {
+    if (m.has_progress()) {
+      Apply(session_->OnProgress(m.progress()));
+    } else if (m.has_result()) {
+      Apply(session_->OnAttemptFinished(m.result()));
+    } else if (m.has_publish_request()) {
+      const auto& r = m.publish_request();
+      Apply(session_->OnPublishRequested(r.job_id(), r.token(), r.attempt_key()));
+    }
+  }
 }
 
 StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t token,
@@ -181,8 +200,7 @@ StatusOr<SteadyTime> Worker::AwaitPublish(const std::string& job_id, uint64_t to
   ask.mutable_publish_request()->set_token(token);
   ask.mutable_publish_request()->set_attempt_key(attempt_key);
   outbox_.push_back(std::move(ask));
-  auto limit =
-      std::chrono::steady_clock::now() + 2 * options_.heartbeat_interval * options_.liveness;
+  auto limit = std::chrono::steady_clock::now() + 2 * expiry_;
   bool answered = publish_cv_.wait_until(lock, limit, [&] { return publish_waits_[key].answered; });
   PublishWait w = publish_waits_[key];
   publish_waits_.erase(key);
@@ -202,72 +220,15 @@ void Worker::AnswerPublish(const std::string& job_id, uint64_t token, bool grant
   publish_cv_.notify_all();
 }
 
-void Worker::Handle(const pb::CoordinatorMessage& m) {
-  if (m.has_welcome()) {
-    welcomed_ = true;
-    hello_refused_logged_ = false;
-    backoff_ = Duration::zero();
-    const auto& w = m.welcome();
-    if (w.heartbeat_interval_ms() > 0) {
-      options_.heartbeat_interval = std::chrono::milliseconds(w.heartbeat_interval_ms());
-    }
-    if (w.liveness() >= 2) options_.liveness = w.liveness();
-    for (const auto& ref : w.cancel()) {
-      AnswerPublish(ref.job_id(), ref.token(), false, 0);
-      auto it = attempts_.find(ref.job_id());
-      if (it != attempts_.end() && it->second.token == ref.token()) {
-        it->second.cancelled_by_coordinator = true;
-        it->second.cancel->store(true);
-      }
-    }
-    // Results the coordinator may not have recorded yet.
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [key, r] : unacked_) {
-      pb::WorkerMessage out;
-      *out.mutable_result() = r;
-      outbox_.push_back(std::move(out));
-    }
-    spdlog::info("worker {}: connected to {}", options_.name, options_.coordinator);
-  } else if (m.has_assign()) {
-    StartAttempt(m.assign());
-  } else if (m.has_publish_grant()) {
-    const auto& g = m.publish_grant();
-    AnswerPublish(g.job_id(), g.token(), true, g.valid_ms());
-  } else if (m.has_cancel()) {
-    AnswerPublish(m.cancel().job_id(), m.cancel().token(), false, 0);
-    auto it = attempts_.find(m.cancel().job_id());
-    if (it != attempts_.end() && it->second.token == m.cancel().token()) {
-      LogFields log_fields({{"delivery", DeliveryOfJob(it->first)}, {"job", it->first}});
-      spdlog::info("worker {}: cancelling {} (attempt {})", options_.name, m.cancel().job_id(),
-                   m.cancel().token());
-      it->second.cancelled_by_coordinator = true;
-      it->second.cancel->store(true);
-    }
-  } else if (m.has_result_ack()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    unacked_.erase({m.result_ack().job_id(), m.result_ack().token()});
-  } else if (m.has_reconnect()) {
-    SendHello();
-  } else if (m.has_hello_refused()) {
-    // Another live connection holds this name (or, with CURVE, another key
-    // does). The coordinator's `reconnect` answers to our heartbeats bring
-    // the Hello again; once the other connection has gone quiet it is taken.
-    if (!hello_refused_logged_) {
-      spdlog::warn("worker {}: the coordinator refused its hello: {}", options_.name,
-                   m.hello_refused());
-      hello_refused_logged_ = true;
-    }
-  }
-}
-
 void Worker::StartAttempt(const pb::Assign& assign) {
   const std::string id = assign.job().id();
   auto existing = attempts_.find(id);
   if (existing != attempts_.end()) {
-    if (existing->second.token == assign.token()) return;  // duplicate
-    // A newer attempt of a job we still run: the old one is superseded.
-    existing->second.cancelled_by_coordinator = true;
+    // The thread of an older attempt of this job (superseded, and told to
+    // stop by the session's cancel): it must be gone before the new starts.
     existing->second.cancel->store(true);
+    // Also when its publish request has not reached the session yet.
+    AnswerPublish(id, existing->second.token, false, 0);
     if (existing->second.thread.joinable()) existing->second.thread.join();
     attempts_.erase(existing);
   }
@@ -277,7 +238,6 @@ void Worker::StartAttempt(const pb::Assign& assign) {
                assign.job().outputs_size() > 0 ? assign.job().outputs(0).relative_path() : "");
   Attempt& a = attempts_[id];
   a.token = assign.token();
-  a.key = assign.attempt_key();
   a.cancel = std::make_unique<std::atomic<bool>>(false);
   a.done = std::make_unique<std::atomic<bool>>(false);
   std::atomic<bool>* cancel = a.cancel.get();
@@ -330,22 +290,7 @@ void Worker::ReapFinished() {
   for (auto it = attempts_.begin(); it != attempts_.end();) {
     if (it->second.done->load()) {
       if (it->second.thread.joinable()) it->second.thread.join();
-      bool drop_result = it->second.cancelled_by_coordinator;
-      uint64_t token = it->second.token;
-      std::string id = it->first;
       it = attempts_.erase(it);
-      if (drop_result) {
-        // Cancelled attempts report nothing.
-        std::lock_guard<std::mutex> lock(mu_);
-        unacked_.erase({id, token});
-        for (auto o = outbox_.begin(); o != outbox_.end();) {
-          if (o->has_result() && o->result().job_id() == id && o->result().token() == token) {
-            o = outbox_.erase(o);
-          } else {
-            ++o;
-          }
-        }
-      }
     } else {
       ++it;
     }
@@ -353,8 +298,12 @@ void Worker::ReapFinished() {
 }
 
 void Worker::Run(const std::atomic<bool>& stop) {
-  Connect();
-  SteadyTime reconnect_at{};
+  session_ = std::make_unique<WorkerSession>(SessionOptions());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    expiry_ = session_->heartbeat_interval() * session_->liveness();
+  }
+  Apply(session_->Start(clock_->Now()));
   while (!stop.load()) {
     zmq::pollitem_t items[] = {{dealer_->handle(), 0, ZMQ_POLLIN, 0}};
     try {
@@ -367,62 +316,32 @@ void Worker::Run(const std::atomic<bool>& stop) {
     if (items[0].revents & ZMQ_POLLIN) {
       zmq::message_t frame;
       while (dealer_->recv(frame, zmq::recv_flags::dontwait)) {
-        last_recv_ = now;
         pb::CoordinatorMessage m;
-        if (m.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) Handle(m);
+        // A frame that does not parse still shows the coordinator is alive.
+        if (!m.ParseFromArray(frame.data(), static_cast<int>(frame.size()))) m.Clear();
+        Apply(session_->OnMessage(m, now));
       }
     }
+    // Threads that ended have pushed their results before: DrainOutbox
+    // hands those to the session.
     ReapFinished();
-    {
-      std::deque<pb::WorkerMessage> out;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        out.swap(outbox_);
-      }
-      for (const auto& m : out) Send(m);
-    }
-    if (now - last_heartbeat_ >= options_.heartbeat_interval) {
-      last_heartbeat_ = now;
-      pb::WorkerMessage hb;
-      for (auto& r : RunningRefs()) *hb.mutable_heartbeat()->add_running() = r;
-      hb.mutable_heartbeat();
-      Send(hb);
-    }
-    if (now - last_resend_ >= options_.result_resend) {
-      last_resend_ = now;
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [key, r] : unacked_) {
-        pb::WorkerMessage out;
-        *out.mutable_result() = r;
-        outbox_.push_back(std::move(out));
-      }
-    }
-    // The coordinator went quiet: reconnect with backoff (Paranoid Pirate).
-    if (now - last_recv_ > options_.heartbeat_interval * options_.liveness) {
-      if (reconnect_at == SteadyTime{}) {
-        backoff_ = backoff_ == Duration::zero() ? options_.reconnect_min
-                                                : std::min(backoff_ * 2, options_.reconnect_max);
-        reconnect_at = now + backoff_;
-        spdlog::warn("worker {}: coordinator silent, reconnecting in {} ms", options_.name,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(backoff_).count());
-      } else if (now >= reconnect_at) {
-        reconnect_at = SteadyTime{};
-        Connect();
-      }
-    }
+    DrainOutbox();
+    Apply(session_->Tick(now));
   }
   // Shutting down: stop attempts, tell the coordinator.
-  for (auto& [id, a] : attempts_) {
-    a.cancelled_by_coordinator = true;
-    a.cancel->store(true);
+  SessionEffects bye = session_->Stop();
+  {
+    // Publish requests are refused, also those the session has not seen.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, w] : publish_waits_) w.answered = true;
+    publish_cv_.notify_all();
   }
+  for (auto& [id, a] : attempts_) a.cancel->store(true);
   for (auto& [id, a] : attempts_) {
     if (a.thread.joinable()) a.thread.join();
   }
   attempts_.clear();
-  pb::WorkerMessage bye;
-  bye.set_goodbye(true);
-  Send(bye);
+  for (const auto& m : bye.send) Send(m);
   // Give the goodbye a moment to leave before the socket closes.
   dealer_->set(zmq::sockopt::linger, 200);
   dealer_->close();

@@ -4,8 +4,12 @@
 // acknowledged, and reconnects with backoff when the coordinator goes quiet
 // (the Paranoid Pirate pattern).
 //
-// Threads: Run()'s loop owns the socket; attempt threads only push to the
-// outbox under mu_.
+// The session's logic (what to send when, the attempts held, results until
+// acknowledged, the reconnect) is WorkerSession's; this is the glue: the
+// socket, the attempt threads and the clock.
+//
+// Threads: Run()'s loop owns the socket and the session; attempt threads
+// only push to the outbox under mu_, and wait there for publish answers.
 #ifndef REELFARM_WORKER_WORKER_H_
 #define REELFARM_WORKER_WORKER_H_
 
@@ -24,6 +28,7 @@
 #include "proto/reelfarm.pb.h"
 #include "worker/encoder_probe.h"
 #include "worker/job_executor.h"
+#include "worker/worker_session.h"
 
 namespace zmq {
 class context_t;
@@ -82,12 +87,12 @@ class Worker {
   // Defaults filled in, nonsense clamped; called once.
   static WorkerOptions Sanitize(WorkerOptions options);
 
+  // An attempt's thread. Which attempts the worker holds, and what becomes
+  // of their results, is the session's; this is only the thread.
   struct Attempt {
     uint64_t token = 0;
-    std::string key;  // Assign.attempt_key: echoed in every message about it
     std::unique_ptr<std::atomic<bool>> cancel;
     std::unique_ptr<std::atomic<bool>> done;
-    bool cancelled_by_coordinator = false;
     std::thread thread;
   };
 
@@ -103,39 +108,37 @@ class Worker {
   StatusOr<SteadyTime> AwaitPublish(const std::string& job_id, uint64_t token,
                                     const std::string& attempt_key);
   void AnswerPublish(const std::string& job_id, uint64_t token, bool granted, int valid_ms);
+  WorkerSessionOptions SessionOptions() const;
+  // Closes the socket (when open) and opens a new one.
   void Connect();
   void Send(const pb::WorkerMessage& m);
-  void SendHello();
-  void Handle(const pb::CoordinatorMessage& m);
+  // Carries out what the session asks for.
+  void Apply(const SessionEffects& fx);
   void StartAttempt(const pb::Assign& assign);
   void ReapFinished();
+  // Hands what the attempt threads pushed to the session.
+  void DrainOutbox();
   void Push(pb::WorkerMessage m);  // from any thread
-  // Attempts running, and finished ones whose result is not acknowledged:
-  // what Hello and Heartbeat claim.
-  std::vector<pb::JobRef> RunningRefs();
 
   WorkerOptions options_;
   Clock* clock_;
   ProcessRunner* runner_;
   std::unique_ptr<MemoryCgroupParent> cgroups_;  // null: no memory cgroups
-  std::unique_ptr<JobExecutor> executor_;         // made by Start()
+  std::unique_ptr<JobExecutor> executor_;        // made by Start()
   EncoderProbeResult caps_;
 
   std::string curve_public_, curve_secret_, curve_server_;  // Z85; empty = off
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<zmq::socket_t> dealer_;
-  SteadyTime last_recv_{};
-  SteadyTime last_heartbeat_{};
-  SteadyTime last_resend_{};
-  Duration backoff_{};
-  bool welcomed_ = false;
-  bool hello_refused_logged_ = false;  // one warning per refused streak
+  std::unique_ptr<WorkerSession> session_;  // made by Run(); its thread only
 
-  std::mutex mu_;  // guards outbox_, unacked_ and publish_waits_
+  std::mutex mu_;  // guards outbox_, publish_waits_ and expiry_
   std::condition_variable publish_cv_;
   std::map<std::pair<std::string, uint64_t>, PublishWait> publish_waits_;
+  // From the attempt threads: progress, results and publish requests.
   std::deque<pb::WorkerMessage> outbox_;
-  std::map<std::pair<std::string, uint64_t>, pb::JobResult> unacked_;
+  // heartbeat interval x liveness, as the last Welcome set them.
+  Duration expiry_{};
 
   std::map<std::string, Attempt> attempts_;  // by job id; Run()'s thread only
   std::unique_ptr<MetricsServer> metrics_;
