@@ -11,32 +11,12 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/fake_probe_runner.h"
+
 namespace reelfarm {
 namespace {
 
-// Answers every run with the ffprobe JSON of a 2 s 320x180 H.264 mov (or a
-// failure) and counts the runs.
-class CountingRunner final : public ProcessRunner {
- public:
-  StatusOr<ProcessResult> Run(const ProcessOptions& options) override {
-    ++runs;
-    last_argv = options.argv;
-    ProcessResult r;
-    r.exit_code = fail ? 1 : 0;
-    r.stdout_data = fail ? "" : R"({
-      "streams": [{"index": 0, "codec_name": "h264", "codec_type": "video", "width": 320,
-                   "height": 180, "sample_aspect_ratio": "1:1", "pix_fmt": "yuv420p",
-                   "r_frame_rate": "25/1", "avg_frame_rate": "25/1", "duration": "2.0",
-                   "nb_frames": "50", "disposition": {"default": 1, "attached_pic": 0}}],
-      "format": {"filename": "x", "nb_streams": 1, "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
-                 "duration": "2.0", "size": "1000", "bit_rate": "4000"}})";
-    r.stderr_tail = fail ? "Invalid data found when processing input" : "";
-    return r;
-  }
-  int runs = 0;
-  bool fail = false;
-  std::vector<std::string> last_argv;
-};
+using testing::FakeProbeRunner;
 
 class ProbeCacheTest : public ::testing::Test {
  protected:
@@ -56,7 +36,7 @@ class ProbeCacheTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  CountingRunner runner_;
+  FakeProbeRunner runner_;
   ProbeCache cache_{2};
 };
 
