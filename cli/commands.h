@@ -32,6 +32,8 @@ inline constexpr int kExitUsage = 1;
 inline constexpr int kExitInvalidSpec = 2;
 inline constexpr int kExitFailed = 3;
 inline constexpr int kExitUnavailable = 4;
+// Every deliverable finished, but the manifest could not be written.
+inline constexpr int kExitManifestNotWritten = 5;
 inline constexpr int kExitInterrupted = 130;
 
 // Where a command writes and what it knows about its surroundings.

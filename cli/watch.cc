@@ -17,8 +17,8 @@ void SleepInterruptibly(double seconds, const std::atomic<bool>* interrupted) {
   while (std::chrono::steady_clock::now() < end) {
     if (interrupted != nullptr && interrupted->load()) return;
     auto left = end - std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        left, std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
   }
 }
 
@@ -108,6 +108,17 @@ WatchResult WatchDelivery(const std::function<StatusOr<ApiResponse>()>& fetch,
       out << "\n" << RenderSummary(result.delivery);
       out.flush();
       result.exit_code = ExitCodeForDelivery(result.delivery);
+      return result;
+    }
+    const int manifest_failures =
+        static_cast<int>(JsonNumber(result.delivery, "manifest_failures"));
+    if (manifest_failures > 0 && manifest_failures >= options.manifest_failures_to_give_up) {
+      out << "\n";
+      out.flush();
+      err << "error: every deliverable is finished, but the manifest cannot be written ("
+          << manifest_failures << " tries): " << JsonString(result.delivery, "manifest_error")
+          << "\nThe coordinator keeps trying; fix the folder and watch again.\n";
+      result.exit_code = 5;
       return result;
     }
   }

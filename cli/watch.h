@@ -4,9 +4,8 @@
 
 #include <atomic>
 #include <functional>
-#include <ostream>
-
 #include <nlohmann/json.hpp>
+#include <ostream>
 
 #include "cli/api_client.h"
 #include "common/status.h"
@@ -28,12 +27,16 @@ struct WatchOptions {
   // Waits between polls; the default sleeps in short steps and returns
   // early when interrupted. Tests pass a no-op.
   std::function<void(double seconds)> sleep;
+  // Every deliverable finished but this many writes of the manifest failed
+  // in a row (a read-only or full folder): the error is printed and the
+  // watch ends with exit 5. The coordinator goes on retrying.
+  int manifest_failures_to_give_up = 3;
 };
 
 struct WatchResult {
   // 0 all delivered, 3 one or more failed or cancelled, 4 unreachable (or a
-  // farm process died), 1 unknown delivery or unexpected answer, 130
-  // interrupted.
+  // farm process died), 5 finished but the manifest cannot be written, 1
+  // unknown delivery or unexpected answer, 130 interrupted.
   int exit_code = 4;
   nlohmann::json delivery;  // the last delivery seen (null if none)
 };

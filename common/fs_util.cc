@@ -1,5 +1,6 @@
 #include "common/fs_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 namespace reelfarm {
 namespace {
@@ -107,13 +110,136 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
   return s;
 }
 
+StatusOr<OpenedDir> OpenedDir::Open(const std::string& dir, const std::vector<std::string>& roots) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open " + dir, errno);
+  // What was opened, whatever the path names by now.
+  std::error_code ec;
+  std::string real =
+      std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd), ec).string();
+  if (ec || real.empty() || real[0] != '/') {
+    close(fd);
+    return Status::IOError("cannot tell where " + dir + " is" +
+                           (ec ? ": " + ec.message() : std::string()));
+  }
+  if (!PathInsideRoots(real, roots)) {
+    close(fd);
+    return Status::InvalidArgument(dir + " is now " + real + ", outside every allowed root");
+  }
+  return OpenedDir(fd, std::move(real));
+}
+
+OpenedDir::OpenedDir(OpenedDir&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), real_path_(std::move(other.real_path_)) {}
+
+OpenedDir& OpenedDir::operator=(OpenedDir&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    real_path_ = std::move(other.real_path_);
+  }
+  return *this;
+}
+
+OpenedDir::~OpenedDir() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Status OpenedDir::WriteFileAtomically(const std::string& name, const std::string& content) const {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return Status::InvalidArgument("not a plain file name: " + name);
+  }
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = "." + name + "." + std::to_string(::getpid()) + "." +
+                          std::to_string(counter.fetch_add(1)) + ".tmp";
+  const std::string where = real_path_ + "/";
+  int fd = openat(fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("cannot create " + where + tmp, errno);
+  size_t done = 0;
+  int err = 0;
+  while (done < content.size() && err == 0) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno != EINTR) err = errno;
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  if (err == 0 && fsync(fd) != 0) err = errno;
+  close(fd);
+  if (err == 0 && renameat(fd_, tmp.c_str(), fd_, name.c_str()) != 0) err = errno;
+  if (err != 0) {
+    unlinkat(fd_, tmp.c_str(), 0);
+    return ErrnoStatus("cannot write " + where + name, err);
+  }
+  if (fsync(fd_) != 0) return ErrnoStatus("fsync " + real_path_, errno);
+  return Status::OK();
+}
+
+namespace {
+
+// Removes `name` in the folder `dirfd`, depth first, following no symlink.
+Status RemoveTreeAt(int dirfd, const std::string& name, const std::string& shown, int depth) {
+  if (unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return Status::OK();
+  if (errno != EISDIR && errno != EPERM) return ErrnoStatus("cannot remove " + shown, errno);
+  if (depth > 64) return Status::IOError("cannot remove " + shown + ": too deep");
+  int fd = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open " + shown, errno);
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    int err = errno;
+    close(fd);
+    return ErrnoStatus("cannot list " + shown, err);
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  Status s;
+  for (const auto& n : names) {
+    s = RemoveTreeAt(fd, n, shown + "/" + n, depth + 1);
+    if (!s.ok()) break;
+  }
+  closedir(d);  // closes fd
+  if (!s.ok()) return s;
+  if (unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoStatus("cannot remove " + shown, errno);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status OpenedDir::RemoveTree(const std::string& name) const {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return Status::InvalidArgument("not a plain file name: " + name);
+  }
+  return RemoveTreeAt(fd_, name, real_path_ + "/" + name, 0);
+}
+
+std::vector<std::string> MissingDirs(const std::string& dir) {
+  std::vector<std::string> missing;
+  std::error_code ec;
+  for (std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+       !p.empty() && p != p.root_path() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+    if (p.filename().empty()) continue;  // a trailing '/'
+    missing.push_back(p.string());
+  }
+  return missing;
+}
+
+void RemoveEmptyDirs(const std::vector<std::string>& dirs) {
+  for (const auto& d : dirs) {
+    if (rmdir(d.c_str()) != 0) return;  // not empty (or gone): the ones above stay too
+  }
+}
+
 bool PathInsideRoots(const std::string& path, const std::vector<std::string>& roots) {
   if (roots.empty()) return true;
   std::error_code ec;
   std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path), ec);
   if (ec) return false;
   for (const auto& root : roots) {
-    std::filesystem::path r = std::filesystem::weakly_canonical(std::filesystem::absolute(root), ec);
+    std::filesystem::path r =
+        std::filesystem::weakly_canonical(std::filesystem::absolute(root), ec);
     if (ec) continue;
     auto [ri, pi] = std::mismatch(r.begin(), r.end(), p.begin(), p.end());
     // A trailing separator leaves an empty last element in r.

@@ -33,6 +33,44 @@ Status CreateDirsDurably(const std::string& dir);
 // renames it over `path` and fsyncs the folder.
 Status WriteFileAtomically(const std::string& path, const std::string& content);
 
+// A folder opened once and then used only through its descriptor: files are
+// written and removed relative to it (openat/renameat/unlinkat, O_NOFOLLOW),
+// so replacing its path, or a folder above it, with a symlink afterwards
+// changes nothing that is written. Movable, not copyable.
+class OpenedDir {
+ public:
+  // Opens `dir` (symlinks on the way are followed, as a user's path may hold
+  // them) and checks that the folder actually opened lies inside `roots`
+  // (none: anywhere). InvalidArgument when it does not, IOError when it
+  // cannot be opened.
+  static StatusOr<OpenedDir> Open(const std::string& dir, const std::vector<std::string>& roots);
+  OpenedDir(OpenedDir&& other) noexcept;
+  OpenedDir& operator=(OpenedDir&& other) noexcept;
+  ~OpenedDir();
+
+  // The folder's real path when it was opened (for messages).
+  const std::string& real_path() const { return real_path_; }
+  // Writes `content` to a hidden temporary file in the folder, fsyncs it,
+  // renames it over `name` (a plain name, no '/') and fsyncs the folder. A
+  // symlink at `name` is replaced, never followed.
+  Status WriteFileAtomically(const std::string& name, const std::string& content) const;
+  // Removes the file or folder tree `name` (a plain name) inside the folder,
+  // following no symlink; missing is OK.
+  Status RemoveTree(const std::string& name) const;
+
+ private:
+  OpenedDir(int fd, std::string real_path) : fd_(fd), real_path_(std::move(real_path)) {}
+  int fd_ = -1;
+  std::string real_path_;
+};
+
+// Folders of `dir` that do not exist yet, deepest first (what
+// CreateDirsDurably would create), so a caller can take them back.
+std::vector<std::string> MissingDirs(const std::string& dir);
+
+// Removes each of `dirs` (deepest first) if it is empty; others stay.
+void RemoveEmptyDirs(const std::vector<std::string>& dirs);
+
 // Whether `path`, with every symlink in its existing part resolved, lies in
 // (or is) one of `roots` (also resolved). An empty `roots` allows anything.
 bool PathInsideRoots(const std::string& path, const std::vector<std::string>& roots);

@@ -305,7 +305,10 @@ void Coordinator::QueueManifestLocked(const std::string& delivery_id) {
   DeliveryRecord* d = farm_.MutableDelivery(delivery_id);
   if (d == nullptr) return;
   d->manifest_pending = true;
-  ManifestTask task{delivery_id, d->output_dir, BuildManifest(farm_, *d).dump(2) + "\n"};
+  ManifestTask task;
+  task.delivery_id = delivery_id;
+  task.output_dir = d->output_dir;
+  task.content = BuildManifest(farm_, *d).dump(2) + "\n";
   {
     std::lock_guard<std::mutex> lock(manifest_mu_);
     manifest_queue_.push_back(std::move(task));
@@ -313,32 +316,83 @@ void Coordinator::QueueManifestLocked(const std::string& delivery_id) {
   manifest_cv_.notify_one();
 }
 
+Status Coordinator::WriteManifest(const ManifestTask& task) {
+  // The folder is opened once and checked where it really is: a path swapped
+  // for a symlink since submission is refused, not written through.
+  auto dir = OpenedDir::Open(task.output_dir, options_.allowed_roots);
+  if (!dir.ok()) return dir.status();
+  // The parts of chunked deliverables are joined or useless now.
+  Status parts = dir->RemoveTree(kPartsFolder);
+  if (!parts.ok()) spdlog::warn("delivery {}: {}", task.delivery_id, parts.ToString());
+  return dir->WriteFileAtomically("manifest.json", task.content);
+}
+
 void Coordinator::ManifestLoop() {
   for (;;) {
     ManifestTask task;
+    bool stopping = false;
     {
       std::unique_lock<std::mutex> lock(manifest_mu_);
-      manifest_cv_.wait(lock, [this] { return manifest_stop_ || !manifest_queue_.empty(); });
-      if (manifest_queue_.empty()) return;  // stopping, and nothing left to write
-      task = std::move(manifest_queue_.front());
-      manifest_queue_.pop_front();
+      for (;;) {
+        stopping = manifest_stop_;
+        if (manifest_queue_.empty()) {
+          if (stopping) return;
+          manifest_cv_.wait(lock);
+          continue;
+        }
+        auto due = std::min_element(manifest_queue_.begin(), manifest_queue_.end(),
+                                    [](const ManifestTask& a, const ManifestTask& b) {
+                                      return a.not_before < b.not_before;
+                                    });
+        // Stopping: each task once more, due or not; a restart finds the
+        // manifests still missing and tries again.
+        if (stopping || due->not_before <= clock_->Now()) {
+          task = std::move(*due);
+          manifest_queue_.erase(due);
+          break;
+        }
+        manifest_cv_.wait_for(lock, due->not_before - clock_->Now());
+      }
     }
-    // The parts of chunked deliverables are joined or useless now.
-    std::error_code ec;
-    std::filesystem::remove_all(task.output_dir + "/" + kPartsFolder, ec);
-    std::string path = task.output_dir + "/manifest.json";
-    Status s = WriteFileAtomically(path, task.content);
+    Status s = WriteManifest(task);
     std::lock_guard<std::mutex> lock(mu_);
     LogFields log_fields({{"delivery", task.delivery_id}});
     DeliveryRecord* d = farm_.MutableDelivery(task.delivery_id);
-    if (d != nullptr) d->manifest_pending = false;
-    if (!s.ok()) {
-      spdlog::error("delivery {}: cannot write manifest: {}", task.delivery_id, s.ToString());
-    } else if (d != nullptr) {
-      DeliveryCounts c = farm_.Counts(*d);
-      spdlog::info("delivery {} finished: {} ({} delivered, {} failed); manifest {}",
-                   task.delivery_id, c.state, c.delivered, c.failed, path);
+    if (s.ok()) {
+      if (d != nullptr) {
+        d->manifest_pending = false;
+        d->manifest_error.clear();
+        d->manifest_failures = 0;
+        if (coord_metrics_ && task.failures > 0) coord_metrics_->UpdateGauges(farm_, clock_->Now());
+        DeliveryCounts c = farm_.Counts(*d);
+        spdlog::info("delivery {} finished: {} ({} delivered, {} failed); manifest {}",
+                     task.delivery_id, c.state, c.delivered, c.failed,
+                     task.output_dir + "/manifest.json");
+      }
+      continue;
     }
+    ++task.failures;
+    auto backoff = options_.manifest_retry_initial;
+    for (int i = 1; i < task.failures && backoff < options_.manifest_retry_max; ++i) backoff *= 2;
+    backoff = std::min(backoff, options_.manifest_retry_max);
+    if (d != nullptr) {
+      d->manifest_error = s.ToString();
+      d->manifest_failures = task.failures;
+    }
+    if (coord_metrics_) {
+      coord_metrics_->OnManifestWriteFailed();
+      coord_metrics_->UpdateGauges(farm_, clock_->Now());
+    }
+    if (stopping) {
+      spdlog::error("delivery {}: cannot write its manifest: {}; tried again at the next start",
+                    task.delivery_id, s.ToString());
+      continue;
+    }
+    spdlog::error("delivery {}: cannot write its manifest (try {}): {}; trying again in {} ms",
+                  task.delivery_id, task.failures, s.ToString(), backoff.count());
+    task.not_before = clock_->Now() + backoff;
+    std::lock_guard<std::mutex> qlock(manifest_mu_);
+    manifest_queue_.push_back(std::move(task));
   }
 }
 
@@ -418,6 +472,18 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   Submission planned = submission_.Run(spec_text, spec_file, base_dir);
   if (!planned.ok()) return Invalid(planned.errors);
   const DeliverySpec& spec = *planned.spec;
+  // Submissions are persisted one at a time, on their own Redis connection,
+  // without holding mu_: the event loop goes on while Redis syncs them.
+  std::lock_guard<std::mutex> submit_lock(submit_mu_);
+  // Folders made for a delivery that is then refused (Redis full or down,
+  // the folder in use) are taken back: a refused submission leaves nothing.
+  struct MadeDirs {
+    std::vector<std::string> dirs;  // deepest first
+    bool keep = false;
+    ~MadeDirs() {
+      if (!keep) RemoveEmptyDirs(dirs);
+    }
+  } made{MissingDirs(spec.output_dir)};
   std::error_code ec;
   std::filesystem::create_directories(spec.output_dir, ec);
   if (ec) {
@@ -425,9 +491,6 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
         {{spec_file, 0, "output_dir", "cannot create " + spec.output_dir + ": " + ec.message()}});
   }
 
-  // Submissions are persisted one at a time, on their own Redis connection,
-  // without holding mu_: the event loop goes on while Redis syncs them.
-  std::lock_guard<std::mutex> submit_lock(submit_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Two unfinished deliveries writing the same files would fence each
@@ -495,9 +558,8 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   // time first): the cheap ones then fill the slots that free up at the end.
   std::vector<int> order(d.plan.jobs_size());
   for (int k = 0; k < d.plan.jobs_size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return d.plan.jobs(a).cost() > d.plan.jobs(b).cost();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return d.plan.jobs(a).cost() > d.plan.jobs(b).cost(); });
   std::vector<uint64_t> rank(order.size());
   for (size_t r = 0; r < order.size(); ++r) rank[order[r]] = r;
   std::vector<JobRecord> jobs;
@@ -522,6 +584,7 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     return {503, {{"error", s.message() + ": redis lost its data? try again"}}};
   }
   if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
+  made.keep = true;
 
   nlohmann::json body = {{"id", d.id},
                          {"name", d.name},
@@ -563,7 +626,7 @@ StatusOr<nlohmann::json> Coordinator::ShowDelivery(const std::string& id) {
 StatusOr<nlohmann::json> Coordinator::CancelDelivery(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   Effects fx;
-  Status s = farm_.Cancel(id, &fx);
+  Status s = farm_.Cancel(id, clock_->Now(), &fx);
   if (!s.ok()) return s;
   ApplyLocked(std::move(fx));
   LogFields log_fields({{"delivery", id}});
@@ -587,22 +650,25 @@ Status Coordinator::ReleaseWorker(const std::string& name) {
   return Status::OK();
 }
 
-bool Coordinator::Healthy() {
+Coordinator::Health Coordinator::CheckHealth() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!redis_->Ping().ok()) return false;
+  Status ping = redis_->Ping();
+  if (!ping.ok()) return {false, "redis unavailable: " + ping.message()};
   auto epoch = store_->ReadEpoch();
   if (epoch.ok() && *epoch != redis_epoch_) {
     NoteRedisDataLost(epoch->empty() ? "rf:epoch is gone" : "rf:epoch changed");
   }
-  return !redis_data_lost_.load();
-}
-
-std::string Coordinator::HealthProblem() {
-  return redis_data_lost_.load()
-             ? "redis lost its data since this coordinator started (rf:epoch changed): delivery "
-               "records may be missing; ids are not reused; restart the coordinator once Redis "
-               "is sound"
-             : "";
+  if (redis_data_lost_.load()) {
+    return {false,
+            "redis lost its data since this coordinator started (rf:epoch changed): delivery "
+            "records may be missing; ids are not reused; restart the coordinator once Redis "
+            "is sound"};
+  }
+  // Redis answers PING but may refuse every write (out of memory, too few
+  // replicas): then nothing can be submitted or assigned.
+  Status write = store_->ProbeWrite(clock_->WallMillis());
+  if (!write.ok()) return {false, write.message()};
+  return {};
 }
 
 void Coordinator::NoteRedisDataLost(const std::string& why) {
@@ -642,32 +708,31 @@ void Coordinator::StartHttp() {
     res.status = status;
     res.set_content(body.dump(2) + "\n", "application/json");
   };
-  http_->Post("/api/v1/deliveries",
-              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
-                nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-                if (body.is_discarded() || !body.is_object() || !body.contains("spec") ||
-                    !body["spec"].is_string()) {
-                  json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
-                  return;
-                }
-                // Optional strings: present with another type is the client's
-                // mistake (400), not ours (json::value() would throw: 500).
-                for (const char* field : {"spec_file", "base_dir"}) {
-                  if (body.contains(field) && !body[field].is_string()) {
-                    json_reply(res, 400,
-                               {{"error", std::string("'") + field + "' must be a string"}});
-                    return;
-                  }
-                }
-                std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
-                std::string base_dir = body.value("base_dir", std::string());
-                if (base_dir.empty() || base_dir[0] != '/') {
-                  json_reply(res, 400, {{"error", "base_dir must be an absolute folder"}});
-                  return;
-                }
-                SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir);
-                json_reply(res, out.http_status, out.body);
-              });
+  http_->Post("/api/v1/deliveries", [this, json_reply](const httplib::Request& req,
+                                                       httplib::Response& res) {
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("spec") ||
+        !body["spec"].is_string()) {
+      json_reply(res, 400, {{"error", "body must be JSON with a string field 'spec'"}});
+      return;
+    }
+    // Optional strings: present with another type is the client's
+    // mistake (400), not ours (json::value() would throw: 500).
+    for (const char* field : {"spec_file", "base_dir"}) {
+      if (body.contains(field) && !body[field].is_string()) {
+        json_reply(res, 400, {{"error", std::string("'") + field + "' must be a string"}});
+        return;
+      }
+    }
+    std::string spec_file = body.value("spec_file", std::string("spec.yaml"));
+    std::string base_dir = body.value("base_dir", std::string());
+    if (base_dir.empty() || base_dir[0] != '/') {
+      json_reply(res, 400, {{"error", "base_dir must be an absolute folder"}});
+      return;
+    }
+    SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir);
+    json_reply(res, out.http_status, out.body);
+  });
   http_->Get("/api/v1/deliveries",
              [this, json_reply](const httplib::Request&, httplib::Response& res) {
                json_reply(res, 200, ListDeliveries());
@@ -695,10 +760,10 @@ void Coordinator::StartHttp() {
                 json_reply(res, 200, {{"released", std::string(req.matches[1])}});
               });
   http_->Get("/healthz", [this, json_reply](const httplib::Request&, httplib::Response& res) {
-    bool ok = Healthy();
-    nlohmann::json body = {{"ok", ok}};
-    if (std::string problem = HealthProblem(); !problem.empty()) body["error"] = problem;
-    json_reply(res, ok ? 200 : 503, body);
+    Health health = CheckHealth();
+    nlohmann::json body = {{"ok", health.ok}};
+    if (!health.ok) body["error"] = health.error;
+    json_reply(res, health.ok ? 200 : 503, body);
   });
 
   std::string host;

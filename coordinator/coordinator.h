@@ -47,11 +47,11 @@ struct CoordinatorOptions {
   // ZMQ_MAXMSGSIZE of the ROUTER: a worker connection sending a larger
   // frame is dropped before the frame is read. <= 0: no limit.
   int64_t max_message_bytes = 1 << 20;
-  std::string http = "0.0.0.0:8470";        // HTTP/JSON API
+  std::string http = "0.0.0.0:8470";  // HTTP/JSON API
   // Bounds on API clients: threads, per-request time, header and body sizes,
   // connections per client address (coordinator/http_guard.h).
   HttpLimits http_limits;
-  std::string metrics = "0.0.0.0:9470";     // Prometheus; empty = off
+  std::string metrics = "0.0.0.0:9470";  // Prometheus; empty = off
   std::string ffprobe = "ffprobe";
   // CURVE: the coordinator's secret key file and the allow-list of worker
   // public keys. Both or neither; with them, unlisted workers are refused.
@@ -64,6 +64,11 @@ struct CoordinatorOptions {
   std::vector<std::string> allowed_roots;
   FarmOptions farm;
   PlannerOptions planner;
+  // A manifest that cannot be written (a read-only or full folder) is tried
+  // again after manifest_retry_initial, doubling up to manifest_retry_max,
+  // for as long as the coordinator runs (and again after a restart).
+  std::chrono::milliseconds manifest_retry_initial{1000};
+  std::chrono::milliseconds manifest_retry_max{60000};
   // Fault injection for tests only (--fault-kill-before-sending-assignment):
   // when > 0, the process SIGKILLs itself right after the N-th assignment
   // has been persisted to Redis and before it is sent to its worker.
@@ -99,12 +104,16 @@ class Coordinator {
   nlohmann::json ListWorkers();
   // Puts a quarantined worker back into rotation. NotFound when it is not.
   Status ReleaseWorker(const std::string& name);
-  bool Healthy();
-  // Why the coordinator is unhealthy beyond Redis being unreachable: "" or
-  // that Redis lost its data.
-  std::string HealthProblem();
+  // /healthz: whether Redis answers and takes writes, and has not lost its
+  // data since the start; `error` says what is wrong.
+  struct Health {
+    bool ok = true;
+    std::string error;
+  };
+  Health CheckHealth();
 
  private:
+  struct ManifestTask;
   // REQUIRES: mu_ held. Persists what fx dirtied (and anything still pending
   // from a failed attempt), then sends fx's messages; on a Redis failure the
   // messages wait with the records.
@@ -119,10 +128,14 @@ class Coordinator {
   // it to the manifest thread; the API shows the delivery running until it
   // is written.
   void QueueManifestLocked(const std::string& delivery_id);
-  // The manifest thread: removes the delivery's parts folder and writes its
-  // manifest (temp file, fsync, rename, fsync of the folder) off the event
-  // loop. Drains the queue before it returns.
+  // The manifest thread: opens the delivery's folder once, re-checks that
+  // it lies inside the allowed roots, removes its parts folder and writes its
+  // manifest relative to it (temp file, fsync, rename, fsync of the folder),
+  // off the event loop. A failed write is shown in the API and retried with
+  // backoff (manifest_retry_*); when stopping, what is due is tried once.
   void ManifestLoop();
+  // One try at a task; OK or why not.
+  Status WriteManifest(const ManifestTask& task);
   void Wake();
   void StartHttp();
   // Redis' rf:epoch is no longer the one seen at start: say so (once in the
@@ -169,6 +182,8 @@ class Coordinator {
     std::string delivery_id;
     std::string output_dir;
     std::string content;
+    int failures = 0;         // tries that failed so far
+    SteadyTime not_before{};  // the next try, after a failure
   };
   // Lock order: mu_, then manifest_mu_.
   std::mutex manifest_mu_;

@@ -46,6 +46,7 @@ FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now) {
   }
   Duration oldest{};
   for (const auto& [id, d] : farm.deliveries()) {
+    if (d.manifest_failures > 0) ++g.manifests_failing;
     if (d.finished) continue;
     ++g.deliveries_active;
     for (const auto& jid : d.job_ids) {
@@ -93,6 +94,16 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                                  "started (its rf:epoch changed); restart the coordinator")
                            .Register(r)
                            .Add({})),
+      manifest_failures_(BuildCounter()
+                             .Name("reelfarm_manifest_write_failures_total")
+                             .Help("Failed writes of delivery manifests (each is retried)")
+                             .Register(r)
+                             .Add({})),
+      manifests_failing_(BuildGauge()
+                             .Name("reelfarm_manifests_failing")
+                             .Help("Finished deliveries whose manifest could not be written yet")
+                             .Register(r)
+                             .Add({})),
       delivery_finished_(BuildCounter()
                              .Name("reelfarm_deliveries_finished_total")
                              .Help("Deliveries whose every job is terminal, by final state")
@@ -250,6 +261,7 @@ void CoordinatorMetrics::UpdateGauges(const FarmState& farm, SteadyTime now) {
   last_gauges_ = now;
   FarmGauges g = ComputeFarmGauges(farm, now);
   deliveries_active_.Set(g.deliveries_active);
+  manifests_failing_.Set(g.manifests_failing);
   jobs_waiting_.Set(g.jobs_waiting);
   jobs_queued_.Set(g.jobs_queued);
   jobs_running_.Set(g.jobs_running);

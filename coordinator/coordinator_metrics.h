@@ -23,6 +23,7 @@ namespace reelfarm {
 // A snapshot of what the gauges show. Pure function of the farm and `now`.
 struct FarmGauges {
   int deliveries_active = 0;  // submitted, not finished
+  int manifests_failing = 0;  // finished, their manifest's last write failed
   int jobs_waiting = 0;       // on dependencies
   int jobs_queued = 0;
   int jobs_running = 0;
@@ -47,6 +48,8 @@ class CoordinatorMetrics {
   void OnStaleResults(int n);
   // A worker message refused as forged (FarmEvent's ForgedMessage::kind).
   void OnForged(const std::string& kind);
+  // A write of a delivery's manifest failed (it is retried).
+  void OnManifestWriteFailed() { manifest_failures_.Increment(); }
   // Redis lost (or replaced) its data since this coordinator started.
   void SetRedisDataLost(bool lost) { redis_data_lost_.Set(lost ? 1 : 0); }
   // Counters and histograms for one event; `farm` is read for the job's
@@ -62,6 +65,8 @@ class CoordinatorMetrics {
   prometheus::Counter& stale_;
   prometheus::Family<prometheus::Counter>& forged_;
   prometheus::Gauge& redis_data_lost_;
+  prometheus::Counter& manifest_failures_;
+  prometheus::Gauge& manifests_failing_;
   prometheus::Family<prometheus::Counter>& delivery_finished_;
   prometheus::Family<prometheus::Counter>& jobs_completed_;
   prometheus::Family<prometheus::Counter>& deliverables_completed_;

@@ -267,6 +267,7 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
       // Renew the lease for a full expiry and grant half of it: the window
       // closes on the worker before the job can be handed to anyone else.
       job->lease_until = now + options_.expiry();
+      job->publishing_until = job->lease_until;
       pb::CoordinatorMessage m;
       auto* g = m.mutable_publish_grant();
       g->set_job_id(ref.job_id());
@@ -466,6 +467,25 @@ void FarmState::OnResult(const std::string& peer, const std::string& peer_key,
   job.error = result.error();
   job.log_tail = result.log_tail();
   job.progress = 0;
+  job.publishing_until = {};
+  if (result.outputs_size() > 0) {
+    // Some outputs reached their final names before it failed (a rename or
+    // the folder's fsync failed part-way): they are kept and listed, never
+    // renamed over by a rerun. A group runs its other outputs again on their
+    // own; anything else fails with what it published recorded.
+    if (SplitGroup(job, result, result.error(), now, fx)) return;
+    job.result = result;
+    FailJob(job, result.error(), "not_retryable", fx);
+    return;
+  }
+  if (deliveries_[job.delivery_id].cancelled) {
+    // A cancel left it to publish; it did not: nothing to run again.
+    job.error = "cancelled (" + result.error() + ")";
+    Emit(FarmEvent::Kind::kCancelled, job, "", fx);
+    Finish(job, JobState::kCancelled, fx);
+    CheckDelivery(job.delivery_id, fx);
+    return;
+  }
   if (result.retryable() && job.attempts < options_.max_attempts) {
     job.not_before = now + Backoff(job.attempts);
     Emit(FarmEvent::Kind::kRetry, job, "retryable", fx, {}, now - job.started_at);
@@ -506,6 +526,11 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
     rec.state = JobState::kWaiting;
     JobRecord& added = AddJob(d, std::move(rec));
     fx->rewritten_jobs.insert(member.id());
+    if (d.cancelled) {  // nothing more runs for a cancelled delivery
+      added.error = "cancelled";
+      Finish(added, JobState::kCancelled, fx);
+      continue;
+    }
     Emit(FarmEvent::Kind::kRetry, added, "split", fx);
     Enqueue(added, now, fx);
     ++rerun;
@@ -549,6 +574,15 @@ void FarmState::LoseAttempt(JobRecord& job, const std::string& reason, const std
   DetachFromWorker(job);
   job.progress = 0;
   job.error = reason;
+  job.publishing_until = {};
+  if (deliveries_[job.delivery_id].cancelled) {
+    // Left running by a cancel while it published, then lost.
+    job.error = "cancelled (" + reason + ")";
+    Emit(FarmEvent::Kind::kCancelled, job, "", fx);
+    Finish(job, JobState::kCancelled, fx);
+    CheckDelivery(job.delivery_id, fx);
+    return;
+  }
   if (job.attempts < options_.max_attempts) {
     job.not_before = now;  // a host's failure, not the job's: no backoff
     Emit(FarmEvent::Kind::kRedispatch, job, code, fx, {}, now - job.started_at);
@@ -569,6 +603,7 @@ void FarmState::Finish(JobRecord& job, JobState state, Effects* fx) {
     }
   }
   job.state = state;
+  job.publishing_until = {};
   fx->dirty_jobs.insert(job.job.id());
 }
 
@@ -584,7 +619,8 @@ void FarmState::FailJob(JobRecord& job, const std::string& error, const std::str
       if (it == jobs_.end() || IsTerminal(it->second.state)) continue;
       JobRecord& other = it->second;
       StopAttempt(other, fx);
-      FailJob(other, "a job it depends on failed: " + job.job.id(), "dependency", fx);
+      FailJob(other, "a job it depends on failed: " + job.job.id() + ": " + error, "dependency",
+              fx);
     }
   }
   CheckDelivery(job.delivery_id, fx);
@@ -675,7 +711,7 @@ void FarmState::CheckDelivery(const std::string& delivery_id, Effects* fx) {
   fx->dirty_deliveries.insert(delivery_id);
 }
 
-Status FarmState::Cancel(const std::string& delivery_id, Effects* fx) {
+Status FarmState::Cancel(const std::string& delivery_id, SteadyTime now, Effects* fx) {
   auto it = deliveries_.find(delivery_id);
   if (it == deliveries_.end()) return Status::NotFound("no delivery " + delivery_id);
   DeliveryRecord& d = it->second;
@@ -685,6 +721,9 @@ Status FarmState::Cancel(const std::string& delivery_id, Effects* fx) {
   for (const auto& jid : d.job_ids) {
     JobRecord& job = jobs_[jid];
     if (IsTerminal(job.state)) continue;
+    // Renaming its files into place: a cancel now could not stop it, only
+    // leave published files unlisted. It finishes; OnResult records it.
+    if (job.state == JobState::kRunning && now < job.publishing_until) continue;
     StopAttempt(job, fx);
     job.error = "cancelled";
     Emit(FarmEvent::Kind::kCancelled, job, "", fx);

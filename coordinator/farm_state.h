@@ -63,6 +63,10 @@ struct JobRecord {
   SteadyTime not_before{};   // retry backoff
   SteadyTime queued_at{};    // when it last entered the queue
   SteadyTime started_at{};   // when its current attempt was assigned
+  // Until when the running attempt may be renaming its outputs into place
+  // (its publish grant, with the lease's margin); a cancel leaves such an
+  // attempt to finish, so what it publishes is listed.
+  SteadyTime publishing_until{};
   double progress = 0;
   double fps = 0;
   double speed = 0;
@@ -91,6 +95,10 @@ struct DeliveryRecord {
   // In memory only.
   int unfinished_jobs = 0;        // jobs not yet terminal
   bool manifest_pending = false;  // finished, its manifest not written yet
+  // The last failed write of its manifest ("" when none) and how many in a
+  // row failed; the coordinator retries with backoff.
+  std::string manifest_error;
+  int manifest_failures = 0;
 };
 
 struct WorkerRecord {
@@ -203,7 +211,7 @@ struct Effects {
   // Workers whose quarantine started (name -> reason) or ended ("" reason):
   // the daemon persists these.
   std::map<std::string, std::string> quarantine_changes;
-  int stale_results = 0;  // results refused because their attempt was superseded
+  int stale_results = 0;              // results refused because their attempt was superseded
   std::vector<ForgedMessage> forged;  // refused: the daemon logs and counts them
   std::vector<FarmEvent> events;
 };
@@ -265,7 +273,10 @@ class FarmState {
   Status Release(const std::string& worker, Effects* fx);
 
   // Cancels every unfinished job of a delivery. NotFound for an unknown id.
-  Status Cancel(const std::string& delivery_id, Effects* fx);
+  // An attempt granted leave to publish (and still within it at `now`) may
+  // be renaming its files into place: it is left to finish, and what it
+  // publishes is recorded and listed; the delivery finishes after it.
+  Status Cancel(const std::string& delivery_id, SteadyTime now, Effects* fx);
 
   const DeliveryRecord* FindDelivery(const std::string& id) const;
   // For the daemon's bookkeeping (finished_ms, manifest_pending); the

@@ -113,6 +113,14 @@ StatusOr<std::string> JobStore::ReadEpoch() {
   return r->type == RedisReply::Type::kString ? r->str : std::string();
 }
 
+Status JobStore::ProbeWrite(int64_t now_ms) {
+  auto r = redis_->Command({"SET", prefix_ + "healthz", std::to_string(now_ms), "PX", "60000"});
+  if (!r.ok()) return r.status();
+  if (r->type == RedisReply::Type::kError)
+    return Status::Unavailable("redis refuses writes: " + r->str);
+  return Status::OK();
+}
+
 StatusOr<bool> JobStore::DeliveryExists(const std::string& id) {
   auto r = redis_->Command({"EXISTS", prefix_ + "d:" + id});
   if (!r.ok()) return r.status();

@@ -39,6 +39,10 @@ class JobStore {
   StatusOr<std::string> EnsureEpoch(const std::string& proposed);
   // The stored epoch; "" when there is none (Redis lost its data).
   StatusOr<std::string> ReadEpoch();
+  // A write Redis must accept for the coordinator to work (SET rf:healthz
+  // with an expiry): an error when Redis refuses writes (out of memory,
+  // too few replicas, a failed background save) though it answers PING.
+  Status ProbeWrite(int64_t now_ms);
   // Whether rf:d:<id> exists.
   StatusOr<bool> DeliveryExists(const std::string& id);
   // Stores each job's payload (the job itself when it is not packed yet).

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
 
 #include "common/clock.h"
@@ -63,9 +64,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--allowed-root", opts.allowed_roots,
                  "folder sources, subtitles and output_dirs must lie in (repeatable; none: any)");
-  app.add_option("--job-timeout-base-s", opts.planner.timeout_base_s,
-                 "each attempt's wall-clock limit: this many seconds plus --job-timeout-per-media-s "
-                 "per second of media, weighted by the encoder's cost")
+  app.add_option(
+         "--job-timeout-base-s", opts.planner.timeout_base_s,
+         "each attempt's wall-clock limit: this many seconds plus --job-timeout-per-media-s "
+         "per second of media, weighted by the encoder's cost")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--job-timeout-per-media-s", opts.planner.timeout_per_media_s,
@@ -88,6 +90,16 @@ int main(int argc, char** argv) {
   app.add_flag("--chunks,!--no-chunks", opts.planner.chunking,
                "cut costly deliverables into time chunks")
       ->capture_default_str();
+  int64_t manifest_retry_ms = opts.manifest_retry_initial.count();
+  int64_t manifest_retry_max_ms = opts.manifest_retry_max.count();
+  app.add_option("--manifest-retry-ms", manifest_retry_ms,
+                 "a manifest that cannot be written is tried again after this long, doubling")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
+  app.add_option("--manifest-retry-max-ms", manifest_retry_max_ms,
+                 "the longest wait between tries of a manifest")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}));
   // Testing only, so not in --help: see CoordinatorOptions.
   app.add_option("--fault-kill-before-sending-assignment", opts.fault_kill_before_assignment)
       ->group("");
@@ -108,6 +120,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  opts.manifest_retry_initial = std::chrono::milliseconds(manifest_retry_ms);
+  opts.manifest_retry_max =
+      std::chrono::milliseconds(std::max(manifest_retry_ms, manifest_retry_max_ms));
   opts.http_limits.request_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(http_request_timeout_s * 1000));
   if (!token_file.empty()) {

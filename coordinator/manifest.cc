@@ -68,7 +68,9 @@ void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
       item["fps"] = j.fps;
       item["speed"] = j.speed;
     }
-    if (j.state == JobState::kSucceeded && res != nullptr) {
+    // Failed jobs list what they published before failing (a rename or
+    // fsync that failed part-way): the file is there, with this hash.
+    if ((j.state == JobState::kSucceeded || j.state == JobState::kFailed) && res != nullptr) {
       item["bytes"] = res->bytes();
       item["sha256"] = res->sha256();
       item["encode_seconds"] = j.result.encode_seconds();
@@ -135,20 +137,27 @@ nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& 
   DeliveryCounts c = farm.Counts(d);
   // A delivery is done when its manifest is published, not before.
   if (d.manifest_pending) c.state = "running";
-  return {{"id", d.id},
-          {"name", d.name},
-          {"state", c.state},
-          {"priority", d.priority},
-          {"output_dir", d.output_dir},
-          {"created_ms", d.created_ms},
-          {"finished_ms", d.finished_ms},
-          {"deliverables", c.total},
-          {"delivered", c.delivered},
-          {"failed", c.failed},
-          {"cancelled", c.cancelled},
-          {"running", c.running},
-          {"queued", c.queued},
-          {"progress", c.progress}};
+  nlohmann::json out = {{"id", d.id},
+                        {"name", d.name},
+                        {"state", c.state},
+                        {"priority", d.priority},
+                        {"output_dir", d.output_dir},
+                        {"created_ms", d.created_ms},
+                        {"finished_ms", d.finished_ms},
+                        {"deliverables", c.total},
+                        {"delivered", c.delivered},
+                        {"failed", c.failed},
+                        {"cancelled", c.cancelled},
+                        {"running", c.running},
+                        {"queued", c.queued},
+                        {"progress", c.progress}};
+  // Every deliverable is finished but the manifest could not be written:
+  // why, and how many tries failed (the coordinator goes on trying).
+  if (!d.manifest_error.empty()) {
+    out["manifest_error"] = d.manifest_error;
+    out["manifest_failures"] = d.manifest_failures;
+  }
+  return out;
 }
 
 nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d) {

@@ -143,17 +143,33 @@ Geometry PlanGeometry(const DeliverableSpec& d, const pb::SourceFacts& f) {
   int shape_w = dw, shape_h = dh;  // the picture's shape in display space
 
   if (d.aspect_num > 0 && d.aspect_den > 0) {
-    if (!cur_is_display) {
+    if (!cur_is_display) {  // square pixels first: the crop is in display space
       g.filters.push_back("scale=" + std::to_string(dw) + ":" + std::to_string(dh));
-      cur_w = dw;
-      cur_h = dh;
-      cur_is_display = true;
+    }
+    // The output size is the request's alone: its height by the aspect,
+    // rounded to even once. Without a height, the largest window of that
+    // aspect at the picture's own resolution: its full height (or width),
+    // the other side rounded to even once. The crop window takes that exact
+    // shape from the display frame; its own rounding to whole even pixels is
+    // absorbed by the final scale (a fraction of a pixel of shape), never by
+    // the output size.
+    const double aspect = double(d.aspect_num) / d.aspect_den;
+    int out_w = 0, out_h = 0;
+    if (d.height > 0) {
+      out_h = RoundEven(d.height);
+      out_w = RoundEven(out_h * aspect);
+    } else if (int64_t(dw) * d.aspect_den > int64_t(dh) * d.aspect_num) {
+      out_h = dh;
+      out_w = RoundEven(dh * aspect);
+    } else {
+      out_w = dw;
+      out_h = RoundEven(dw / aspect);
     }
     int cw = dw, ch = dh;
-    if (int64_t(dw) * d.aspect_den > int64_t(dh) * d.aspect_num) {
-      cw = std::min(RoundEven(double(dh) * d.aspect_num / d.aspect_den), dw);
+    if (int64_t(dw) * out_h > int64_t(dh) * out_w) {
+      cw = std::clamp(RoundEven(double(dh) * out_w / out_h), 2, dw);
     } else {
-      ch = std::min(RoundEven(double(dw) * d.aspect_den / d.aspect_num), dh);
+      ch = std::clamp(RoundEven(double(dw) * out_h / out_w), 2, dh);
     }
     double fx = std::clamp(d.focus_x, 0.0, 1.0), fy = std::clamp(d.focus_y, 0.0, 1.0);
     // Even offsets keep 4:2:0 chroma aligned, so the crop is exactly this.
@@ -163,8 +179,13 @@ Geometry PlanGeometry(const DeliverableSpec& d, const pb::SourceFacts& f) {
       g.filters.push_back("crop=" + std::to_string(cw) + ":" + std::to_string(ch) + ":" +
                           std::to_string(x) + ":" + std::to_string(y));
     }
-    cur_w = shape_w = cw;
-    cur_h = shape_h = ch;
+    if (cw != out_w || ch != out_h) {
+      g.filters.push_back("scale=" + std::to_string(out_w) + ":" + std::to_string(out_h));
+    }
+    g.filters.push_back("setsar=1");
+    g.width = out_w;
+    g.height = out_h;
+    return g;
   }
 
   int out_w = shape_w, out_h = shape_h;
@@ -294,7 +315,14 @@ void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string
     argv->push_back("-vn");
   }
   if (b.with_audio) Append(argv, b.preset->audio_args);
-  if (b.soft) Append(argv, {"-c:s", "mov_text"});
+  if (b.soft) {
+    // Copied (already mov_text), every cue ended by the end of the source
+    // and none starting after it: a cue past the end would make the file
+    // longer than its picture.
+    const std::string end = FormatDouble(ctx.source.duration_s(), 6);
+    Append(argv, {"-c:s", "copy", "-bsf:s",
+                  "setts=duration=min(DURATION\\,max(1\\," + end + "/TB-PTS))", "-t", end});
+  }
   if (b.preset->muxer == "mxf" && !MxfKnowsRate(ctx.source.fps_num(), ctx.source.fps_den())) {
     Append(argv, {"-strict", "unofficial"});
   }
@@ -374,22 +402,61 @@ double Cost(const Branch& b, const pb::SourceFacts& source) {
          source.duration_s();
 }
 
-// One FFmpeg process, one deliverable.
+// Where a soft-subtitle deliverable's track is made (a part).
+std::string SubtitleTrackPath(const Branch& b, const PlanContext& ctx) {
+  return JoinPath(JoinPath(JoinPath(ctx.spec.output_dir, kPartsFolder), b.d->name),
+                  "subtitles.mp4");
+}
+
+// The subtitle file made into a mov_text track (a part) for a soft-subtitle
+// deliverable, which copies it in and clips it to the source's length:
+// FFmpeg 5.1 cannot clip cue durations while encoding subtitles (a bit-stream
+// filter there drops every duration), only while copying them.
+pb::Job SubtitleTrackJob(const Branch& b, const PlanContext& ctx) {
+  pb::Job job;
+  job.set_kind("subtitles");
+  job.add_inputs(b.subtitle_path);
+  std::vector<std::string> argv = CommandPrefix(ctx, false);
+  Append(&argv, {"-protocol_whitelist", "file"});
+  std::string demuxer = SubtitleDemuxer(b.subtitle_path);
+  if (!demuxer.empty()) Append(&argv, {"-f", demuxer});
+  const std::string path = SubtitleTrackPath(b, ctx);
+  Append(&argv, {"-i", b.subtitle_path, "-map", "0:s:0", "-c:s", "mov_text", "-map_metadata", "-1",
+                 "-f", "mp4", path});
+  for (auto& a : argv) job.add_argv(a);
+  pb::JobOutput* out = job.add_outputs();
+  out->set_deliverable(b.d->name);
+  out->set_preset(b.d->preset);
+  out->set_path(path);
+  out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), "subtitles.mp4"));
+  out->set_intermediate(true);
+  out->mutable_expect()->set_has_subtitle(true);
+  out->mutable_expect()->set_subtitle_codec("mov_text");
+  job.mutable_needs()->add_encoders("mov_text");
+  SetLimits(ctx, 1, 0.1, &job);
+  job.set_memory_mb(MemoryNeedMb(nullptr, 0));
+  job.set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
+  job.set_cost(0.001);
+  return job;
+}
+
+// One FFmpeg process, one deliverable. A soft-subtitle deliverable reads its
+// track from SubtitleTrackJob's part (the caller sets the dependency).
 pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   const pb::SourceFacts& source = ctx.source;
   const double fps = FrameRate(source);
   pb::Job job;
   job.set_kind(b.preset->kind);
   job.add_inputs(ctx.spec.source);
-  if (!b.subtitle_path.empty()) job.add_inputs(b.subtitle_path);
+  if (b.burn) job.add_inputs(b.subtitle_path);
 
   std::vector<std::string> argv = CommandPrefix(ctx, b.preset->has_video);
   AppendSourceInput(ctx, b.preset->still ? FormatDouble(b.seek_s, 3) : "", &argv);
   if (b.soft) {
-    Append(&argv, {"-protocol_whitelist", "file"});
-    std::string demuxer = SubtitleDemuxer(b.subtitle_path);
-    if (!demuxer.empty()) Append(&argv, {"-f", demuxer});
-    Append(&argv, {"-i", b.subtitle_path});
+    const std::string track = SubtitleTrackPath(b, ctx);
+    job.add_inputs(track);
+    job.add_remove_after(track);
+    Append(&argv, {"-protocol_whitelist", "file", "-f", "mp4", "-i", track});
   }
   if (b.preset->has_video) {
     std::vector<std::string> chain =
@@ -705,8 +772,15 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
     } else if (chunks[i] > 1) {
       for (auto& job : ChunkedJobs(b, chunks[i], ctx, next_id)) jobs.push_back(std::move(job));
     } else {
+      std::string track_id;
+      if (b.soft) {
+        pb::Job track = SubtitleTrackJob(b, ctx);
+        track.set_id(track_id = next_id());
+        jobs.push_back(std::move(track));
+      }
       pb::Job job = SingleJob(b, ctx);
       job.set_id(next_id());
+      if (!track_id.empty()) job.add_depends_on(track_id);
       jobs.push_back(std::move(job));
     }
   }

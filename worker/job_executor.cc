@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -77,14 +78,27 @@ std::string LastMeaningfulLine(const std::string& log) {
 // A missing source or one replaced by a FIFO/device is the job's problem, not
 // the host's: no retry can fix it. stat() does not open, so a FIFO cannot
 // block here.
+// How an error names the job's input `i`: its first is the source; a
+// subtitle file says so; other inputs (parts) are inputs.
+std::string InputName(const pb::Job& job, int i) {
+  const std::string& path = job.inputs(i);
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* sub : {".srt", ".ass", ".ssa", ".vtt"}) {
+    if (ext == sub) return "subtitle file " + path;
+  }
+  return (i == 0 ? "source " : "input ") + path;
+}
+
 std::string InputProblem(const pb::Job& job) {
-  for (const auto& input : job.inputs()) {
+  for (int i = 0; i < job.inputs_size(); ++i) {
     std::error_code ec;
-    fs::file_status st = fs::status(input, ec);
-    if (st.type() == fs::file_type::not_found) return "source " + input + " is missing";
+    fs::file_status st = fs::status(job.inputs(i), ec);
+    if (st.type() == fs::file_type::not_found) return InputName(job, i) + " is missing";
     if (ec) continue;  // unknown (e.g. a flaky mount): let FFmpeg try
     if (st.type() != fs::file_type::regular) {
-      return "source " + input + " is not a regular file (a FIFO, device or folder)";
+      return InputName(job, i) + " is not a regular file (a FIFO, device or folder)";
     }
   }
   return "";
@@ -105,6 +119,32 @@ bool IsInputDataError(const std::string& log) {
       R"(Disk quota exceeded|Stale file handle)",
       std::regex::icase);
   return std::regex_search(log, kInputData) && !std::regex_search(log, kHost);
+}
+
+// The input FFmpeg's log blames: the one whose path begins an error line
+// ("PATH: Invalid data found...") or that the subtitles filter could not
+// open, longest paths first (a path may contain another); the source when
+// none is named.
+std::string FailingInput(const pb::Job& job, const std::string& log) {
+  if (job.inputs_size() == 0) return "the input";
+  std::vector<int> order(job.inputs_size());
+  for (int i = 0; i < job.inputs_size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return job.inputs(a).size() > job.inputs(b).size(); });
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    for (int i : order) {
+      const std::string& path = job.inputs(i);
+      if (path.empty()) continue;
+      // A demuxer's error, or the subtitles filter's (burned subtitles).
+      if (line.rfind(path + ": ", 0) == 0 ||
+          line.find("Unable to open " + path) != std::string::npos) {
+        return InputName(job, i);
+      }
+    }
+  }
+  return InputName(job, 0);
 }
 
 // The first line of a log in which FFmpeg reports damaged input that it
@@ -499,8 +539,8 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
       return r;
     }
     if (pr.term_signal == 0 && IsInputDataError(pr.stderr_tail)) {
-      std::string source = job.inputs_size() > 0 ? job.inputs(0) : "the input";
-      return fail("source " + source + " cannot be decoded (" + why + ")", false, pr.stderr_tail);
+      return fail(FailingInput(job, pr.stderr_tail) + " cannot be decoded (" + why + ")", false,
+                  pr.stderr_tail);
     }
     return fail(why, true, pr.stderr_tail);
   }
@@ -589,25 +629,51 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     }
     publish_until = *granted;
   }
+  // Renames, each re-checking the cancel and the grant. One that fails
+  // part-way leaves the earlier outputs at their final names: the result
+  // reports exactly those (never retried as a whole, which would rename
+  // over them) and why the rest were not published.
   std::set<std::string> dirs;
+  std::vector<std::string> renamed;
+  std::string publish_error;
+  bool publish_retryable = true;
   for (int i = 0; i < job.outputs_size(); ++i) {
     if (!publish[i]) continue;
     const auto& out = job.outputs(i);
-    if (publish_until && clock_->Now() > *publish_until) {
-      return fail("not published: the publish grant for " + out.deliverable() +
-                      " expired before the rename (the attempt stalled)",
-                  true);
+    if (cancel != nullptr && cancel->load()) {
+      publish_error = "cancelled before " + out.deliverable() + " was published";
+      publish_retryable = false;
+    } else if (publish_until && clock_->Now() > *publish_until) {
+      publish_error = "not published: the publish grant for " + out.deliverable() +
+                      " expired before the rename (the attempt stalled)";
+    } else if (std::rename(temps[i].c_str(), out.path().c_str()) != 0) {
+      publish_error = "cannot publish " + out.deliverable() + ": rename to " + out.path() + ": " +
+                      std::strerror(errno);
     }
-    if (std::rename(temps[i].c_str(), out.path().c_str()) != 0) {
-      return fail("cannot publish " + out.deliverable() + ": rename to " + out.path() + ": " +
-                      std::strerror(errno),
-                  true);
+    if (!publish_error.empty()) {
+      for (int k = i; k < job.outputs_size(); ++k) {
+        if (publish[k]) (void)RemoveIfExists(temps[k]);
+        publish[k] = false;
+      }
+      break;
     }
+    renamed.push_back(out.deliverable());
     dirs.insert(fs::path(out.path()).parent_path().string());
   }
   for (const auto& dir : dirs) {
     Status synced = FsyncDir(dir);
-    if (!synced.ok()) return fail("cannot publish: " + synced.message(), true);
+    if (!synced.ok() && publish_error.empty()) {
+      publish_error = "cannot publish: " + synced.message() +
+                      " (the renamed outputs may not survive a crash of this host)";
+    }
+  }
+  if (!publish_error.empty() && renamed.empty()) {
+    return fail(publish_error, publish_retryable);
+  }
+  if (!publish_error.empty()) {
+    std::string names;
+    for (const auto& n : renamed) names += (names.empty() ? "" : ", ") + n;
+    refused = publish_error + " (published: " + names + ")";
   }
   // The parts this job joined are no longer needed.
   for (const auto& path : job.remove_after()) {
@@ -620,7 +686,8 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   result.set_ok(refused.empty());
   if (!refused.empty()) {
     result.set_retryable(false);
-    result.set_error(refused + " (the group's other outputs are published)");
+    result.set_error(publish_error.empty() ? refused + " (the group's other outputs are published)"
+                                           : refused);
   }
   result.set_log_tail(pr.stderr_tail);
   for (int i = 0; i < job.outputs_size(); ++i) {

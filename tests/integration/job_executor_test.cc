@@ -221,6 +221,38 @@ TEST_F(JobExecutorTest, PublishesSeveralOutputsOfOneProcess) {
   EXPECT_EQ(FilesLeft().size(), 2u);
 }
 
+// Issue 12, item 14: what reached its final name is reported, not hidden.
+TEST_F(JobExecutorTest, ARenameFailingPartWayReportsExactlyWhatWasPublished) {
+  pb::Assign a = Mp4Assign();
+  std::string wav = dir_ + "/audio/mix.wav";
+  for (const auto& s :
+       std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f", "wav", wav}) {
+    a.mutable_job()->add_argv(s);
+  }
+  pb::JobOutput* out = a.mutable_job()->add_outputs();
+  out->set_deliverable("audio");
+  out->set_path(wav);
+  out->mutable_expect()->set_format_name("wav");
+  out->mutable_expect()->set_has_audio(true);
+  out->mutable_expect()->set_audio_codec("pcm_s24le");
+  out->mutable_expect()->set_duration_s(1.0);
+  // A non-empty folder at the second output's final name: its rename fails
+  // after the first output's succeeded.
+  fs::create_directories(wav);
+  std::ofstream(wav + "/in-the-way") << "x";
+
+  pb::JobResult r = Run(a);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable()) << "a rerun would rename over the published output";
+  EXPECT_THAT(r.error(), HasSubstr("cannot publish audio: rename to " + wav));
+  EXPECT_THAT(r.error(), HasSubstr("(published: web)"));
+  ASSERT_EQ(r.outputs_size(), 1);
+  EXPECT_EQ(r.outputs(0).deliverable(), "web");
+  EXPECT_EQ(r.outputs(0).sha256(), Sha256File(final_).value());
+  EXPECT_THAT(FilesLeft(), ::testing::UnorderedElementsAre(final_, wav + "/in-the-way"))
+      << "no temporary left behind";
+}
+
 TEST_F(JobExecutorTest, AStaleTemporaryOfTheAttemptIsReplaced) {
   fs::create_directories(fs::path(final_).parent_path());
   std::ofstream(TempPathFor(final_, kToken)) << "junk from a crashed run";
@@ -466,6 +498,21 @@ TEST_F(JobExecutorGateTest, ExpiredGrantPublishesNothing) {
   EXPECT_FALSE(r.ok());
   EXPECT_THAT(r.error(), HasSubstr("expired"));
   EXPECT_FALSE(fs::exists(final_));
+  EXPECT_THAT(FilesLeft(), IsEmpty());
+}
+
+TEST_F(JobExecutorGateTest, ACancelArrivingWithTheGrantPublishesNothing) {
+  std::atomic<bool> cancel{false};
+  JobExecutor executor(&runner_, {}, &clock_);
+  pb::JobResult r = executor.Execute(
+      Mp4Assign(), nullptr, &cancel, [&]() -> StatusOr<std::chrono::steady_clock::time_point> {
+        cancel = true;  // the cancel arrives just after the grant
+        return std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      });
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable());
+  EXPECT_THAT(r.error(), HasSubstr("cancelled before web was published"));
+  EXPECT_EQ(r.outputs_size(), 0);
   EXPECT_THAT(FilesLeft(), IsEmpty());
 }
 

@@ -281,12 +281,24 @@ TEST_P(PresetEncodeTest, OutputMatchesThePlan) {
   PlanResult plan = PlanDelivery(SpecFor(c, source, out_dir), *facts, options);
   ASSERT_TRUE(plan.errors.empty()) << plan.errors[0].ToString();
   ASSERT_EQ(plan.plan.failures_size(), 0) << plan.plan.failures(0).reason();
-  ASSERT_EQ(plan.plan.jobs_size(), 1);
-  const pb::Job& job = plan.plan.jobs(0);
+  // One job, or (soft subtitles) the subtitle track's part, then the job
+  // that copies it in.
+  ASSERT_EQ(plan.plan.jobs_size(), c.subtitles == "soft" ? 2 : 1);
+  for (int k = 0; k + 1 < plan.plan.jobs_size(); ++k) {
+    const pb::Job& part = plan.plan.jobs(k);
+    ASSERT_TRUE(part.outputs(0).intermediate());
+    fs::create_directories(fs::path(part.outputs(0).path()).parent_path());
+    pb::MediaInfo part_media;
+    ASSERT_EQ(RunJob(part, &part_media), "");
+    EXPECT_EQ(CompareMedia(part.outputs(0).expect(), part_media), "");
+  }
+  const pb::Job& job = plan.plan.jobs(plan.plan.jobs_size() - 1);
 
   pb::MediaInfo media;
   std::string error = RunJob(job, &media);
   ASSERT_EQ(error, "");
+  for (const auto& path : job.remove_after()) fs::remove(path);
+  fs::remove_all(out_dir + "/" + kPartsFolder);
   const pb::MediaInfo& expect = job.outputs(0).expect();
   EXPECT_EQ(Mismatches(expect, media), "") << "argv: " << ::testing::PrintToString(job.argv());
   // And the worker's own verification accepts it.
@@ -335,6 +347,79 @@ INSTANTIATE_TEST_SUITE_P(
                       C("wav_plain", "audio-wav", SourceKind::kPlain),
                       C("wav_surround", "audio-wav", SourceKind::kSurround51)),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+// Issue 18: social crops come out at exactly the size asked for, from any
+// source: height x aspect rounded to even once, square pixels.
+TEST(ExactCropSizeTest, EveryAspectAndHeightFromEverySourceShape) {
+  const std::string dir = MediaEnv::Get().dir() + "/crop-sizes";
+  fs::create_directories(dir);
+  struct Source {
+    std::string name;
+    std::string path;
+  };
+  // Four frames each: the size is the point, not the length.
+  auto make = [&](const std::string& name, const std::string& size, const std::string& vf,
+                  const std::string& pix_fmt) {
+    std::string path = dir + "/" + name + ".mov";
+    EXPECT_EQ(RunArgv({"ffmpeg",    "-hide_banner",
+                       "-nostdin",  "-y",
+                       "-loglevel", "error",
+                       "-f",        "lavfi",
+                       "-i",        "testsrc2=s=" + size + ":r=25:d=0.16",
+                       "-vf",       vf,
+                       "-c:v",      "libx264",
+                       "-preset",   "ultrafast",
+                       "-pix_fmt",  pix_fmt,
+                       "-f",        "mov",
+                       path}),
+              0)
+        << name;
+    return Source{name, path};
+  };
+  std::vector<Source> sources = {
+      make("720p", "1280x720", "setsar=1", "yuv420p"),
+      // testsrc2 draws even sizes only; 4:4:4 keeps an odd one.
+      make("odd", "1918x1080", "scale=1917:1079,setsar=1", "yuv444p"),
+      make("pal-anamorphic", "720x576", "setsar=64/45", "yuv420p"),
+      make("uhd", "3840x2160", "setsar=1", "yuv420p"),
+      {"phone-rotated", MediaEnv::Get().Source(SourceKind::kRotated)},
+  };
+  struct Ask {
+    int num, den, height, want_w;
+  };
+  const std::vector<Ask> asks = {{9, 16, 1920, 1080}, {1, 1, 1080, 1080}, {4, 5, 1350, 1080},
+                                 {9, 16, 650, 366},   {1, 1, 486, 486},   {4, 5, 250, 200}};
+  for (const Source& src : sources) {
+    ASSERT_FALSE(src.path.empty());
+    StatusOr<pb::SourceFacts> facts = Probe(src.path);
+    ASSERT_TRUE(facts.ok()) << src.name << ": " << facts.status().ToString();
+    for (const Ask& ask : asks) {
+      const std::string name = src.name + "-" + std::to_string(ask.num) + "x" +
+                               std::to_string(ask.den) + "-" + std::to_string(ask.height);
+      SCOPED_TRACE(name);
+      Case c = C(name, "social-h264", SourceKind::kPlain).H(ask.height).Crop(ask.num, ask.den);
+      const std::string out_dir = dir + "/out-" + name;
+      fs::create_directories(out_dir);
+      PlanResult plan = PlanDelivery(SpecFor(c, src.path, out_dir), *facts, PlannerOptions());
+      ASSERT_TRUE(plan.errors.empty()) << plan.errors[0].ToString();
+      ASSERT_EQ(plan.plan.jobs_size(), 1);
+      const pb::Job& job = plan.plan.jobs(0);
+      EXPECT_EQ(job.outputs(0).expect().width(), ask.want_w);
+      EXPECT_EQ(job.outputs(0).expect().height(), ask.height);
+      pb::MediaInfo media;
+      ASSERT_EQ(RunJob(job, &media), "") << ::testing::PrintToString(job.argv());
+      EXPECT_EQ(media.width(), ask.want_w) << ::testing::PrintToString(job.argv());
+      EXPECT_EQ(media.height(), ask.height);
+      EXPECT_EQ(CompareMedia(job.outputs(0).expect(), media), "");
+      std::string sar;
+      RunArgv({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+               "stream=sample_aspect_ratio", "-of", "csv=p=0", job.outputs(0).path()},
+              &sar);
+      EXPECT_TRUE(sar == "1:1\n" || sar == "N/A\n" || sar.empty()) << "square pixels, got " << sar;
+      fs::remove_all(out_dir);
+    }
+  }
+}
 
 TEST(SourceKindsTest, ProbeAsDescribed) {
   struct Want {

@@ -1,9 +1,9 @@
-#include "cli/watch.h"
-
 #include <gtest/gtest.h>
 
 #include <deque>
 #include <sstream>
+
+#include "cli/watch.h"
 
 namespace reelfarm::cli {
 namespace {
@@ -28,8 +28,14 @@ json Delivery(const std::string& state, const std::string& item_state) {
           {"progress", 0.5},
           {"output_dir", "/out"},
           {"items",
-           {{{"name", "web"}, {"state", item_state}, {"progress", 0.5}, {"attempts", 1},
-             {"worker", "w1"}, {"path", "web.mp4"}, {"bytes", 10}, {"sha256", "abc"},
+           {{{"name", "web"},
+             {"state", item_state},
+             {"progress", 0.5},
+             {"attempts", 1},
+             {"worker", "w1"},
+             {"path", "web.mp4"},
+             {"bytes", 10},
+             {"sha256", "abc"},
              {"error", item_state == "failed" ? "boom" : ""}}}}};
 }
 
@@ -58,10 +64,9 @@ WatchResult Watch(Script& script, WatchOptions options, std::string* out, std::s
 
 TEST(WatchTest, FollowsUntilDeliveredAndExitsZero) {
   Script script;
-  script.answers = {Answer(200, Delivery("queued", "queued")),
-                    Answer(200, Delivery("running", "running")),
-                    Answer(200, Delivery("running", "running")),
-                    Answer(200, Delivery("delivered", "delivered"))};
+  script.answers = {
+      Answer(200, Delivery("queued", "queued")), Answer(200, Delivery("running", "running")),
+      Answer(200, Delivery("running", "running")), Answer(200, Delivery("delivered", "delivered"))};
   std::string out, err;
   WatchResult r = Watch(script, WatchOptions(), &out, &err);
   EXPECT_EQ(r.exit_code, 0);
@@ -69,8 +74,7 @@ TEST(WatchTest, FollowsUntilDeliveredAndExitsZero) {
   EXPECT_EQ(script.sleeps, 3);  // between polls, not before the first
   EXPECT_EQ(r.delivery["state"], "delivered");
   // Plain lines: one per change, then the summary.
-  EXPECT_NE(out.find("web: queued\nweb: running on w1\nweb: delivered web.mp4"),
-            std::string::npos)
+  EXPECT_NE(out.find("web: queued\nweb: running on w1\nweb: delivered web.mp4"), std::string::npos)
       << out;
   EXPECT_NE(out.find("Output folder: /out"), std::string::npos) << out;
   EXPECT_EQ(err, "");
@@ -82,6 +86,29 @@ TEST(WatchTest, FailedDeliveryExitsThree) {
   std::string out, err;
   EXPECT_EQ(Watch(script, WatchOptions(), &out, &err).exit_code, 3);
   EXPECT_NE(out.find("boom"), std::string::npos);
+}
+
+TEST(WatchTest, AManifestThatCannotBeWrittenEndsTheWatchWithFive) {
+  auto failing = [](int failures) {
+    json d = Delivery("running", "delivered");
+    d["delivered"] = 1;
+    d["manifest_error"] = "cannot write /out/manifest.json: Read-only file system";
+    d["manifest_failures"] = failures;
+    return d;
+  };
+  Script script;
+  // A first failed try is ridden out (the coordinator retries at once);
+  // the third in a row ends the watch.
+  script.answers = {Answer(200, failing(1)), Answer(200, failing(2)), Answer(200, failing(3)),
+                    Answer(200, Delivery("delivered", "delivered"))};
+  std::string out, err;
+  WatchResult r = Watch(script, WatchOptions(), &out, &err);
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_EQ(script.polls, 3);
+  EXPECT_NE(err.find("the manifest cannot be written (3 tries): cannot write /out/manifest.json"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(out.find("Manifest:"), std::string::npos) << "no manifest is advertised: " << out;
 }
 
 TEST(WatchTest, CancelledDeliveryExitsThree) {

@@ -238,7 +238,7 @@ TEST_F(CoordinatorMetricsTest, CancelAndPlanFailuresCountAsDeliverables) {
             1);
 
   Submit("film-4", {"web-h264", "web-h264"});
-  Run([&](Effects* fx) { ASSERT_TRUE(farm_.Cancel("film-4", fx).ok()); });
+  Run([&](Effects* fx) { ASSERT_TRUE(farm_.Cancel("film-4", SteadyTime{}, fx).ok()); });
   EXPECT_EQ(Sample(registry_, "reelfarm_jobs_completed_total",
                    {{"preset", "web-h264"}, {"result", "cancelled"}}),
             2);

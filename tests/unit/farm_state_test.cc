@@ -416,7 +416,7 @@ TEST_F(FarmStateTest, CancelStopsRunningAttemptsAndFinishesTheDelivery) {
   Hello("p1", "w1", 1);
   auto a = Assigns(Tick());
   Effects fx;
-  ASSERT_TRUE(farm_.Cancel("a", &fx).ok());
+  ASSERT_TRUE(farm_.Cancel("a", now_, &fx).ok());
   bool cancel_sent = false;
   for (const auto& m : fx.messages) {
     if (m.peer == "p1" && m.message.has_cancel() && m.message.cancel().token() == a[0].token()) {
@@ -429,7 +429,7 @@ TEST_F(FarmStateTest, CancelStopsRunningAttemptsAndFinishesTheDelivery) {
   EXPECT_EQ(fx.finished_deliveries.size(), 1u);
   EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "cancelled");
   EXPECT_TRUE(Assigns(Tick()).empty());
-  EXPECT_FALSE(farm_.Cancel("nope", &fx).ok());
+  EXPECT_FALSE(farm_.Cancel("nope", now_, &fx).ok());
 }
 
 TEST_F(FarmStateTest, DependentJobWaitsForItsDependency) {
@@ -776,6 +776,115 @@ TEST_F(FarmStateTest, OutOfMemoryIsRetriedWithHalfTheThreadsElsewhereAndBlamesNo
   EXPECT_EQ(a2[0].max_threads(), 4);
   EXPECT_EQ(a2[0].attempt(), 2);
   EXPECT_EQ(farm_.FindJob("a.j0")->worker, "w2");  // not where it ran out
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// Issue 12, item 14: a cancel cannot take back a publish it granted.
+TEST_F(FarmStateTest, ACancelAfterThePublishGrantLetsTheAttemptFinishAndListsWhatItPublished) {
+  Submit("a", 2);
+  Hello("p1", "w1", 2);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 2u);
+  // a.j0 is granted leave to publish; a.j1 is still encoding.
+  pb::WorkerMessage ask;
+  ask.mutable_publish_request()->set_job_id(a[0].job().id());
+  ask.mutable_publish_request()->set_token(a[0].token());
+  ask.mutable_publish_request()->set_attempt_key(a[0].attempt_key());
+  Effects granted;
+  farm_.OnMessage("p1", ask, now_, &granted);
+  ASSERT_TRUE(granted.messages.at(0).message.has_publish_grant());
+
+  now_ += milliseconds(100);
+  Effects fx;
+  ASSERT_TRUE(farm_.Cancel("a", now_, &fx).ok());
+  int cancels = 0;
+  for (const auto& m : fx.messages) {
+    if (m.message.has_cancel()) {
+      ++cancels;
+      EXPECT_EQ(m.message.cancel().job_id(), a[1].job().id()) << "only the one still encoding";
+    }
+  }
+  EXPECT_EQ(cancels, 1);
+  EXPECT_EQ(StateOf(a[0].job().id()), JobState::kRunning);
+  EXPECT_EQ(StateOf(a[1].job().id()), JobState::kCancelled);
+  EXPECT_TRUE(fx.finished_deliveries.empty()) << "not finished while a file may be renamed";
+
+  // Its result arrives: recorded, listed, and then the delivery finishes.
+  Effects done = Result("p1", a[0].job().id(), a[0].token(), true);
+  EXPECT_EQ(StateOf(a[0].job().id()), JobState::kSucceeded);
+  ASSERT_EQ(done.finished_deliveries.size(), 1u);
+  DeliveryCounts c = farm_.Counts(*farm_.FindDelivery("a"));
+  EXPECT_EQ(c.delivered, 1);
+  EXPECT_EQ(c.cancelled, 1);
+}
+
+TEST_F(FarmStateTest, AnAttemptLeftToPublishByACancelIsNotRunAgainWhenItFails) {
+  Submit("a", 1);
+  Hello("p1", "w1", 1);
+  auto a = Assigns(Tick());
+  ASSERT_EQ(a.size(), 1u);
+  pb::WorkerMessage ask;
+  ask.mutable_publish_request()->set_job_id("a.j0");
+  ask.mutable_publish_request()->set_token(a[0].token());
+  ask.mutable_publish_request()->set_attempt_key(a[0].attempt_key());
+  Effects granted;
+  farm_.OnMessage("p1", ask, now_, &granted);
+  Effects fx;
+  ASSERT_TRUE(farm_.Cancel("a", now_, &fx).ok());
+  EXPECT_EQ(StateOf("a.j0"), JobState::kRunning);
+  // The rename failed before anything reached its final name: retryable,
+  // but the delivery is cancelled.
+  Effects done = Result("p1", "a.j0", a[0].token(), false, true, "cannot publish d0: EIO");
+  EXPECT_EQ(StateOf("a.j0"), JobState::kCancelled);
+  EXPECT_EQ(done.finished_deliveries.size(), 1u);
+  EXPECT_TRUE(Assigns(Tick()).empty());
+
+  // A cancel after the grant's window has passed cancels as before.
+  Submit("b", 1);
+  auto b = Assigns(Tick());
+  ASSERT_EQ(b.size(), 1u);
+  ask.mutable_publish_request()->set_job_id("b.j0");
+  ask.mutable_publish_request()->set_token(b[0].token());
+  ask.mutable_publish_request()->set_attempt_key(b[0].attempt_key());
+  farm_.OnMessage("p1", ask, now_, &granted);
+  now_ += milliseconds(3100);  // past the lease the grant renewed (1 s x 3)
+  ASSERT_TRUE(farm_.Cancel("b", now_, &fx).ok());
+  EXPECT_EQ(StateOf("b.j0"), JobState::kCancelled);
+}
+
+TEST_F(FarmStateTest, AGroupWhoseRenamesFailedPartWayKeepsWhatItPublishedAndRerunsOnlyTheRest) {
+  SubmitGroup(farm_, now_);
+  Hello("p1", "w1", 1);
+  Effects fx = Tick();
+  ASSERT_EQ(Assigns(fx).size(), 1u);
+  // d0 reached its final name, then d1's rename failed: retryable by
+  // nature, but rerunning the group would rename over d0.
+  pb::WorkerMessage m;
+  auto* r = m.mutable_result();
+  r->set_job_id("g.j0");
+  r->set_token(Assigns(fx)[0].token());
+  r->set_attempt_key(Assigns(fx)[0].attempt_key());
+  r->set_ok(false);
+  r->set_retryable(true);
+  r->set_error("cannot publish d1: rename: Input/output error (published: d0)");
+  auto* out = r->add_outputs();
+  out->set_deliverable("d0");
+  out->set_sha256("abc");
+  Effects done;
+  farm_.OnMessage("p1", m, now_, &done);
+  const JobRecord* group = farm_.FindJob("g.j0");
+  EXPECT_EQ(group->state, JobState::kSucceeded);
+  ASSERT_EQ(group->job.outputs_size(), 1);
+  EXPECT_EQ(group->job.outputs(0).deliverable(), "d0");
+  EXPECT_EQ(group->result.outputs(0).sha256(), "abc") << "what it published is recorded";
+  EXPECT_EQ(farm_.FindJob("g.j0m0"), nullptr);
+  EXPECT_EQ(StateOf("g.j0m1"), JobState::kQueued);
+  EXPECT_EQ(StateOf("g.j0m2"), JobState::kQueued);
 }
 
 }  // namespace

@@ -159,9 +159,9 @@ TEST(PlannerTest, EveryInputIsFileOnlyAndPinned) {
   soft.subtitles = SubtitleChoice{"en", "soft"};
   PlanResult r =
       PlanWhole(Spec({Deliverable("m", "master-prores"), Deliverable("t", "thumbnail-jpg"),
-                         Deliverable("a", "audio-wav"), soft}),
-                   HdFacts());
-  ASSERT_EQ(r.plan.jobs_size(), 4);
+                      Deliverable("a", "audio-wav"), soft}),
+                HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 5);  // the soft subtitles' track is a job of its own
   for (const pb::Job& job : r.plan.jobs()) {
     std::vector<std::string> argv = Argv(job);
     EXPECT_TRUE(HasSeq(argv, {"-nostdin"}));
@@ -482,6 +482,39 @@ INSTANTIATE_TEST_SUITE_P(
         CropCase{21, 9, 0, 0.5, 0.0, "crop=1920:822:0:0,setsar=1", 1920, 822},
         CropCase{21, 9, 0, 0.5, 1.0, "crop=1920:822:0:258,setsar=1", 1920, 822}));
 
+// Issue 18: the size comes from the request (height x aspect, rounded to even
+// once), not from the rounded crop; the crop's rounding is absorbed by the
+// scale.
+TEST(PlannerTest, CropOutputSizeIsTheRequestsFromAnySourceSize) {
+  pb::SourceFacts f = HdFacts();
+  f.set_width(1280);
+  f.set_height(720);
+  f.set_display_width(1280);
+  f.set_display_height(720);
+  DeliverableSpec d = Deliverable("reel", "social-h264");
+  d.aspect_num = 9;
+  d.aspect_den = 16;
+  d.height = 1920;
+  pb::Job job = PlanOne(d, f);
+  // 720 x 9/16 = 405: the crop rounds to 406, the output stays 1080 wide.
+  EXPECT_EQ(Graph(job), "[0:v:0]crop=406:720:438:0,scale=1080:1920,setsar=1[v]");
+  EXPECT_EQ(job.outputs(0).expect().width(), 1080);
+  EXPECT_EQ(job.outputs(0).expect().height(), 1920);
+
+  // An odd source (1917x1079: its display frame is 1918x1080) at 4:5 1350.
+  f.set_width(1917);
+  f.set_height(1079);
+  f.set_display_width(1918);
+  f.set_display_height(1080);
+  d.aspect_num = 4;
+  d.aspect_den = 5;
+  d.height = 1350;
+  job = PlanOne(d, f);
+  EXPECT_EQ(job.outputs(0).expect().width(), 1080);
+  EXPECT_EQ(job.outputs(0).expect().height(), 1350);
+  EXPECT_THAT(Graph(job), HasSubstr("crop=864:1080:"));
+}
+
 TEST(PlannerTest, CropOnRotatedSourceWorksInDisplaySpace) {
   pb::SourceFacts f = HdFacts();
   f.set_rotation(90);
@@ -536,18 +569,38 @@ TEST(PlannerTest, BurnedSubtitlesComeLastWithEscapedPath) {
   EXPECT_FALSE(job.outputs(0).expect().has_subtitle());
 }
 
-TEST(PlannerTest, SoftSubtitlesAreAMovTextTrack) {
+TEST(PlannerTest, SoftSubtitlesAreAMovTextTrackCopiedInAndClippedToTheSource) {
   DeliverableSpec d = Deliverable("web-en", "web-h264");
   d.subtitles = SubtitleChoice{"en", "soft"};
-  pb::Job job = PlanOne(d);
-  std::vector<std::string> argv = Argv(job);
+  PlanResult r = PlanWhole(Spec({d}), HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  // First the subtitle file as a mov_text track, a part of the deliverable.
+  const pb::Job& track = r.plan.jobs(0);
+  std::vector<std::string> argv = Argv(track);
   EXPECT_TRUE(HasSeq(argv, {"-protocol_whitelist", "file", "-f", "srt", "-i", kSubs}));
+  EXPECT_TRUE(HasSeq(argv, {"-map", "0:s:0", "-c:s", "mov_text"}));
+  EXPECT_THAT(track.inputs(), ElementsAre(kSubs));
+  ASSERT_EQ(track.outputs_size(), 1);
+  EXPECT_TRUE(track.outputs(0).intermediate());
+  const std::string part = track.outputs(0).path();
+  EXPECT_THAT(part, HasSubstr(std::string(kPartsFolder) + "/web-en/subtitles.mp4"));
+  EXPECT_EQ(track.outputs(0).expect().subtitle_codec(), "mov_text");
+  EXPECT_THAT(track.needs().encoders(), Contains("mov_text"));
+
+  // Then the deliverable, which copies the track in, every cue ended by the
+  // source's end (10 s) and none starting after it.
+  const pb::Job& job = r.plan.jobs(1);
+  EXPECT_THAT(job.depends_on(), ElementsAre(track.id()));
+  argv = Argv(job);
+  EXPECT_TRUE(HasSeq(argv, {"-protocol_whitelist", "file", "-f", "mp4", "-i", part}));
   EXPECT_TRUE(HasSeq(argv, {"-map", "1:s:0"}));
-  EXPECT_TRUE(HasSeq(argv, {"-c:s", "mov_text"}));
-  EXPECT_THAT(job.inputs(), ElementsAre(kSource, kSubs));
+  EXPECT_TRUE(HasSeq(
+      argv, {"-c:s", "copy", "-bsf:s", "setts=duration=min(DURATION\\,max(1\\,10.000000/TB-PTS))",
+             "-t", "10.000000"}));
+  EXPECT_THAT(job.inputs(), ElementsAre(kSource, part));
+  EXPECT_THAT(job.remove_after(), ElementsAre(part));
   EXPECT_TRUE(job.outputs(0).expect().has_subtitle());
   EXPECT_EQ(job.outputs(0).expect().subtitle_codec(), "mov_text");
-  EXPECT_THAT(job.needs().encoders(), Contains("mov_text"));
   EXPECT_EQ(Graph(job), "[0:v:0]setsar=1[v]");
 }
 
@@ -566,8 +619,8 @@ TEST(PlannerTest, SourceWithoutAudio) {
   f.clear_audio_codec();
   f.clear_audio_channels();
   PlanResult r = PlanWhole(Spec({Deliverable("web", "web-h264"), Deliverable("mix", "audio-wav"),
-                                    Deliverable("master", "master-prores")}),
-                              f);
+                                 Deliverable("master", "master-prores")}),
+                           f);
   ASSERT_TRUE(r.errors.empty());
   ASSERT_EQ(r.plan.jobs_size(), 2);
   for (const pb::Job& job : r.plan.jobs()) {
@@ -594,8 +647,8 @@ TEST(PlannerTest, SourceWithoutVideo) {
   f.clear_height();
   PlanResult r =
       PlanWhole(Spec({Deliverable("web", "web-h264"), Deliverable("poster", "thumbnail-jpg"),
-                         Deliverable("mix", "audio-wav")}),
-                   f);
+                      Deliverable("mix", "audio-wav")}),
+                f);
   ASSERT_EQ(r.plan.jobs_size(), 1);
   EXPECT_EQ(r.plan.jobs(0).kind(), "audio");
   ASSERT_EQ(r.plan.failures_size(), 2);
@@ -642,7 +695,8 @@ DeliverableSpec Sized(const std::string& name, const std::string& preset, int he
 // The standard spec of the benchmark, without subtitles.
 std::vector<DeliverableSpec> FourPictures() {
   return {Deliverable("master", "master-prores"), Sized("web", "web-h264", 720),
-          Sized("vertical", "social-h264", 1920, 9, 16), Sized("square", "social-h264", 1080, 1, 1)};
+          Sized("vertical", "social-h264", 1920, 9, 16),
+          Sized("square", "social-h264", 1080, 1, 1)};
 }
 
 int Count(const std::vector<std::string>& argv, const std::string& item) {
@@ -764,18 +818,20 @@ TEST(PlannerFanOutTest, SoftSubtitlesStillsAndAudioStayOnTheirOwn) {
                                      Deliverable("poster", "thumbnail-jpg"),
                                      Deliverable("mix", "audio-wav")};
   PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Pieces(1000));
-  ASSERT_EQ(r.plan.jobs_size(), 4);
-  EXPECT_EQ(r.plan.jobs(0).outputs(0).deliverable(), "soft");
-  EXPECT_EQ(r.plan.jobs(0).kind(), "encode");
-  EXPECT_EQ(r.plan.jobs(1).kind(), "group");
-  EXPECT_EQ(r.plan.jobs(1).outputs_size(), 2);
+  ASSERT_EQ(r.plan.jobs_size(), 5);
+  EXPECT_EQ(r.plan.jobs(0).kind(), "subtitles");  // its track, a part
+  EXPECT_EQ(r.plan.jobs(1).outputs(0).deliverable(), "soft");
+  EXPECT_EQ(r.plan.jobs(1).kind(), "encode");
+  EXPECT_EQ(r.plan.jobs(2).kind(), "group");
+  EXPECT_EQ(r.plan.jobs(2).outputs_size(), 2);
 }
 
 TEST(PlannerMemoryTest, PerThreadNeedGrowsWithFrameSizeAndEncoder) {
-  PlanResult r = PlanDelivery(Spec({Deliverable("master", "master-prores"),
-                                    Deliverable("dnx", "master-dnxhr"), Deliverable("web", "web-h264"),
-                                    Sized("small", "web-h264", 360), Deliverable("mix", "audio-wav")}),
-                              HdFacts(), Pieces(0));
+  PlanResult r =
+      PlanDelivery(Spec({Deliverable("master", "master-prores"), Deliverable("dnx", "master-dnxhr"),
+                         Deliverable("web", "web-h264"), Sized("small", "web-h264", 360),
+                         Deliverable("mix", "audio-wav")}),
+                   HdFacts(), Pieces(0));
   ASSERT_EQ(r.plan.jobs_size(), 5);
   const auto per_thread = [&](int k) { return r.plan.jobs(k).memory_per_thread_mb(); };
   EXPECT_GT(per_thread(1), per_thread(2)) << "DNxHR holds most per thread (measured)";
@@ -840,7 +896,8 @@ TEST(PlannerChunkTest, SpareSlotsSplitTheDeliverableIntoFrameExactChunks) {
   EXPECT_EQ(assemble.outputs(0).path(), "/out/launch-film/web.mp4");
   // The final file is expected exactly as an unchunked encode's.
   PlanResult whole = PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, Pieces(0));
-  EXPECT_EQ(assemble.outputs(0).SerializeAsString(), whole.plan.jobs(0).outputs(0).SerializeAsString());
+  EXPECT_EQ(assemble.outputs(0).SerializeAsString(),
+            whole.plan.jobs(0).outputs(0).SerializeAsString());
   EXPECT_EQ(assemble.remove_after_size(), 6) << "4 chunks, the audio, the list";
 }
 
