@@ -14,7 +14,8 @@ namespace reelfarm {
 // (`-show_format -show_streams -of json`). Refuses what is not a real media
 // file: playlist and list demuxers (hls, concat, image2, lavfi, ...), files
 // with neither video nor audio. InvalidArgument says why in a sentence.
-StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json, const std::string& path);
+StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json,
+                                                   const std::string& path);
 
 // Pure: MediaInfo (what an output really holds) from ffprobe's JSON.
 StatusOr<pb::MediaInfo> MediaInfoFromProbeJson(const std::string& json);
@@ -33,8 +34,27 @@ StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe
 // ffmetadata), whatever its name. "" when none applies. See docs/security.md.
 std::string SourceContentProblem(const std::string& path);
 
+// Seconds from the start of a source in which its key frames are read.
+inline constexpr int kKeyFrameProbeSeconds = 30;
+
+// The ffprobe argv listing the first video stream's packets (time and
+// flags) over the first kKeyFrameProbeSeconds: demuxing only, no decoding.
+std::vector<std::string> KeyFrameProbeArgv(const std::string& ffprobe, const std::string& path,
+                                           const std::string& format_name);
+
+// Whether every frame of `codec` is a key frame (ProRes, DNxHD/HR, MJPEG...).
+bool IsIntraOnlyCodec(const std::string& codec);
+
+// Pure: sets facts->keyframe_interval_s and gop_frames from the JSON of
+// KeyFrameProbeArgv (`{"packets": [{"pts_time": "0.0", "flags": "K_"}...]}`),
+// with facts' frame rate and duration. Leaves them 0 when the JSON says
+// nothing usable.
+void ApplyKeyFramesFromProbeJson(const std::string& json, pb::SourceFacts* facts);
+
 // SourceContentProblem, then RunProbe (killed after `timeout_s`), then
-// SourceFactsFromProbeJson. A refused source is InvalidArgument.
+// SourceFactsFromProbeJson; then, for a long-GOP video stream, its key frames
+// (KeyFrameProbeArgv; a failure there only leaves them unknown). A refused
+// source is InvalidArgument.
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
                                       const std::string& path, double timeout_s = 60);
 

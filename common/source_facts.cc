@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -412,7 +413,95 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
   if (!problem.empty()) return Status::InvalidArgument(path + " " + problem + ".");
   StatusOr<std::string> json_text = RunProbe(runner, ffprobe, path, timeout_s);
   if (!json_text.ok()) return json_text.status();
-  return SourceFactsFromProbeJson(*json_text, path);
+  StatusOr<pb::SourceFacts> facts = SourceFactsFromProbeJson(*json_text, path);
+  if (!facts.ok() || !facts->has_video()) return facts;
+  if (IsIntraOnlyCodec(facts->video_codec())) {
+    if (facts->fps_num() > 0) {
+      facts->set_keyframe_interval_s(double(facts->fps_den()) / facts->fps_num());
+    }
+    facts->set_gop_frames(1);
+    return facts;
+  }
+  ProcessOptions opts;
+  opts.argv = KeyFrameProbeArgv(ffprobe, path, facts->format_name());
+  opts.timeout_s = timeout_s;
+  opts.stderr_tail_bytes = 1024;
+  StatusOr<ProcessResult> run = runner.Run(opts);
+  if (run.ok() && run->Succeeded()) ApplyKeyFramesFromProbeJson(run->stdout_data, &*facts);
+  return facts;
+}
+
+std::vector<std::string> KeyFrameProbeArgv(const std::string& ffprobe, const std::string& path,
+                                           const std::string& format_name) {
+  std::vector<std::string> argv = {ffprobe, "-v", "error", "-protocol_whitelist", "file"};
+  if (!format_name.empty()) {
+    argv.push_back("-f");
+    argv.push_back(format_name);
+  }
+  for (const char* a : {"-select_streams", "v:0", "-read_intervals"}) argv.push_back(a);
+  argv.push_back("%+" + std::to_string(kKeyFrameProbeSeconds));
+  for (const char* a : {"-show_entries", "packet=pts_time,flags", "-of", "json"}) {
+    argv.push_back(a);
+  }
+  argv.push_back("file:" + path);
+  return argv;
+}
+
+bool IsIntraOnlyCodec(const std::string& codec) {
+  static constexpr const char* kIntra[] = {"prores", "dnxhd", "mjpeg",   "jpeg2000", "rawvideo",
+                                           "v210",   "v410",  "ffv1",    "dvvideo",  "png",
+                                           "tiff",   "qtrle", "utvideo", "huffyuv",  "ffvhuff",
+                                           "cfhd",   "r210",  "v308",    "v408",     "yuv4"};
+  for (const char* c : kIntra) {
+    if (codec == c) return true;
+  }
+  return false;
+}
+
+void ApplyKeyFramesFromProbeJson(const std::string& text, pb::SourceFacts* facts) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("packets") ||
+      !doc["packets"].is_array() || facts->fps_num() <= 0 || facts->fps_den() <= 0) {
+    return;
+  }
+  std::vector<double> keys;
+  double last_pts = 0, first_pts = std::numeric_limits<double>::infinity();
+  for (const json& p : doc["packets"]) {
+    if (!p.is_object() || !p.contains("pts_time") || !p["pts_time"].is_string()) continue;
+    char* end = nullptr;
+    const std::string pts_text = p["pts_time"].get<std::string>();
+    const double pts = std::strtod(pts_text.c_str(), &end);
+    if (end == pts_text.c_str() || !std::isfinite(pts)) continue;
+    last_pts = std::max(last_pts, pts);
+    first_pts = std::min(first_pts, pts);
+    const std::string flags =
+        p.contains("flags") && p["flags"].is_string() ? p["flags"].get<std::string>() : "";
+    if (flags.find('K') != std::string::npos) keys.push_back(pts);
+  }
+  if (keys.empty()) return;
+  std::sort(keys.begin(), keys.end());
+  const double frame = double(facts->fps_den()) / facts->fps_num();
+  const double window = std::max(last_pts - keys.front() + frame,
+                                 std::min<double>(facts->duration_s(), kKeyFrameProbeSeconds));
+  if (keys.size() < 2) {
+    facts->set_keyframe_interval_s(window);
+    return;
+  }
+  double longest = 0;
+  for (size_t i = 1; i < keys.size(); ++i) longest = std::max(longest, keys[i] - keys[i - 1]);
+  // The tail after the last key frame seen counts when it is longer.
+  longest = std::max(longest, last_pts - keys.back() + frame);
+  facts->set_keyframe_interval_s(longest);
+  // A fixed grid from the first frame: every gap the first one, a whole
+  // number of frames, the first key frame the first frame (within a tenth
+  // of a frame).
+  const int64_t gop = std::llround((keys[1] - keys[0]) / frame);
+  if (gop < 1 || std::fabs(keys[0] - first_pts) > frame / 10) return;
+  for (size_t i = 1; i < keys.size(); ++i) {
+    const double gap = (keys[i] - keys[i - 1]) / frame;
+    if (std::fabs(gap - double(gop)) > 0.1) return;
+  }
+  facts->set_gop_frames(static_cast<int32_t>(gop));
 }
 
 }  // namespace reelfarm

@@ -549,14 +549,27 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   const int64_t frames = std::max<int64_t>(
       source.frame_count(),
       std::llround(source.duration_s() * source.fps_num() / double(source.fps_den())));
+  // Each chunk's first frame: equal shares, moved to the nearest key frame
+  // when the source has a fixed GOP (its seek then decodes nothing it
+  // throws away).
+  std::vector<int64_t> starts;
+  const int64_t gop = source.gop_frames();
+  for (int k = 0; k < chunks; ++k) {
+    int64_t first = frames * k / chunks;
+    if (gop > 1) first = std::llround(double(first) / gop) * gop;
+    if (k == 0) first = 0;
+    if (first >= frames || (!starts.empty() && first <= starts.back())) continue;
+    starts.push_back(first);
+  }
+  chunks = static_cast<int>(starts.size());
   std::vector<pb::Job> jobs;
   std::vector<std::string> part_ids;
   std::string list = "ffconcat version 1.0\n";
   pb::Job assemble;
   for (int k = 0; k < chunks; ++k) {
-    const int64_t first = frames * k / chunks;
-    const int64_t count = frames * (k + 1) / chunks - first;
+    const int64_t first = starts[k];
     const bool last = k == chunks - 1;
+    const int64_t count = (last ? frames : starts[k + 1]) - first;
     char name[32];
     std::snprintf(name, sizeof(name), "chunk-%03d.mov", k);
     const std::string path = JoinPath(parts, name);
@@ -682,6 +695,16 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   return jobs;
 }
 
+// The shortest chunk: min_chunk_s, and enough key-frame intervals that what
+// a chunk's seek decodes and throws away (the frames from the key frame
+// before its first) is a small part of it: one interval when chunks start on
+// key frames (a fixed GOP), else four (a quarter at worst, an eighth on
+// average). Unknown intervals count as none.
+double MinChunkSeconds(const PlannerOptions& o, const pb::SourceFacts& source) {
+  const double intervals = source.gop_frames() > 0 ? 1 : 4;
+  return std::max(o.min_chunk_s, intervals * source.keyframe_interval_s());
+}
+
 // At most this many outputs in one decode-once job: FFmpeg 5.1 runs a
 // process's encoders one after another per frame, so beyond a handful the
 // decode saved is small against one long serial job (and a failure splits
@@ -694,7 +717,8 @@ constexpr size_t kMaxGroupOutputs = 8;
 // an idle slot taking the next piece (docs/architecture.md):
 //  - a moving picture that costs more than one piece is cut into time
 //    chunks of about piece_cost each (frame-exact; none shorter than
-//    min_chunk_s; never for VFR sources or soft subtitles);
+//    MinChunkSeconds, on key frames when the GOP is fixed; never for VFR
+//    sources or soft subtitles);
 //  - cheap moving pictures (under half a piece each) that can share a
 //    decode are grouped into decode-once jobs of at most one piece and
 //    kMaxGroupOutputs outputs (first fit, costliest first): many cheap
@@ -716,7 +740,8 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
                          !source.variable_frame_rate() && source.fps_num() > 0 &&
                          source.fps_den() > 0;
   if (can_chunk) {
-    const int by_length = static_cast<int>(std::floor(source.duration_s() / o.min_chunk_s));
+    const int by_length =
+        static_cast<int>(std::floor(source.duration_s() / MinChunkSeconds(o, source)));
     for (int i = 0; i < n; ++i) {
       if (!moving(branches[i]) || branches[i].soft) continue;
       const int by_cost = static_cast<int>(std::lround(cost[i] / piece));

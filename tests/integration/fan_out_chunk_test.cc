@@ -137,6 +137,9 @@ class FanOutChunkTest : public ::testing::Test {
 };
 
 TEST_F(FanOutChunkTest, ChunkedEncodeIsFrameExactAgainstTheWholeEncode) {
+  // The probe read the source's fixed GOP from its packets.
+  EXPECT_EQ(facts_.gop_frames(), 12);
+  EXPECT_NEAR(facts_.keyframe_interval_s(), 0.48, 1e-6);
   for (const std::string preset : {"web-h264", "master-prores"}) {
     SCOPED_TRACE(preset);
     PlannerOptions whole_options;
@@ -146,7 +149,7 @@ TEST_F(FanOutChunkTest, ChunkedEncodeIsFrameExactAgainstTheWholeEncode) {
             .plan;
     PlannerOptions chunk_options;
     chunk_options.piece_cost = 0.01;  // tiny pieces ...
-    chunk_options.min_chunk_s = 2;    // ... but none under 2 s: 3 chunks of 50 frames
+    chunk_options.min_chunk_s = 2;    // ... but none under 2 s: 3 chunks of about 50 frames
     pb::Plan chunked = PlanDelivery(Spec("chunked-" + preset, {Deliverable("film", preset)}),
                                     facts_, chunk_options)
                            .plan;
@@ -172,13 +175,17 @@ TEST_F(FanOutChunkTest, ChunkedEncodeIsFrameExactAgainstTheWholeEncode) {
     std::vector<double> psnr = FramePsnr(b, a);
     ASSERT_EQ(psnr.size(), static_cast<size_t>(kFrames));
     double worst = *std::min_element(psnr.begin(), psnr.end());
-    EXPECT_GT(worst, 30.0) << "frame " << (std::min_element(psnr.begin(), psnr.end()) - psnr.begin());
+    EXPECT_GT(worst, 30.0) << "frame "
+                           << (std::min_element(psnr.begin(), psnr.end()) - psnr.begin());
     std::vector<int> keys = KeyFrames(b);
-    for (int start : {0, 50, 100}) {
+    // Chunks start on the source's key frames (every 12 frames) nearest to
+    // the equal shares 50 and 100: 48 and 96.
+    for (int start : {0, 48, 96}) {
       EXPECT_NE(std::find(keys.begin(), keys.end(), start), keys.end()) << "key frame at " << start;
     }
-    std::cout << "[ figures ] " << preset << ": " << vb["nb_read_frames"] << " frames in 3 chunks vs "
-              << va["nb_read_frames"] << " whole; worst frame PSNR " << worst << " dB\n";
+    std::cout << "[ figures ] " << preset << ": " << vb["nb_read_frames"]
+              << " frames in 3 chunks vs " << va["nb_read_frames"] << " whole; worst frame PSNR "
+              << worst << " dB\n";
     // The parts are gone once joined.
     EXPECT_FALSE(fs::exists(dir_ + "/chunked-" + preset + "/.reelfarm-parts/film/chunk-000.mov"));
   }
@@ -230,9 +237,8 @@ TEST_F(FanOutChunkTest, ReelfarmRunGroupsOnOneWorkerAndChunksOnSeveral) {
   std::ofstream(dir_ + "/chunk.yaml")
       << "version: 1\nname: chunked\nsource: source.mov\noutput_dir: chunked\ndeliverables:\n"
          "  - {name: film, preset: web-h264}\n";
-  CliRun chunked =
-      RunCli({"run", "--workers", "3", "--piece-cost", "0.01", "--min-chunk-s", "2",
-              dir_ + "/chunk.yaml"});
+  CliRun chunked = RunCli({"run", "--workers", "3", "--piece-cost", "0.01", "--min-chunk-s", "2",
+                           dir_ + "/chunk.yaml"});
   ASSERT_EQ(chunked.rc, 0) << chunked.err;
   std::ifstream cm(dir_ + "/chunked/manifest.json");
   manifest = nlohmann::json::parse(cm);

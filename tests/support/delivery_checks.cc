@@ -16,10 +16,13 @@ namespace fs = std::filesystem;
 std::string MakeTestSource(const std::string& dir, const std::string& size, int seconds) {
   std::string path = dir + "/source.mov";
   int rc = RunArgv({"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=size=" + size + ":rate=25:duration=" + std::to_string(seconds),
-                    "-f", "lavfi", "-i",
+                    "testsrc2=size=" + size + ":rate=25:duration=" + std::to_string(seconds), "-f",
+                    "lavfi", "-i",
                     "sine=frequency=440:duration=" + std::to_string(seconds) + ":sample_rate=48000",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", path});
+                    // A key frame every 12 frames (0.48 s), as cameras and
+                    // mezzanine files have them: chunks can start on them.
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "12", "-keyint_min", "12",
+                    "-sc_threshold", "0", "-c:a", "aac", "-shortest", path});
   EXPECT_EQ(rc, 0);
   return path;
 }

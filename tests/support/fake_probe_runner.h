@@ -1,9 +1,11 @@
-// A ProcessRunner for unit tests of probing: answers every run with the
+// A ProcessRunner for unit tests of probing: answers every probe with the
 // ffprobe JSON of a 2 s 320x180 H.264 mov (or, with `fail`, ffprobe's
-// refusal) and counts the runs.
+// refusal), every key-frame listing with a key frame a second, and counts
+// both.
 #ifndef REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 #define REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,9 +16,19 @@ namespace reelfarm::testing {
 class FakeProbeRunner final : public ProcessRunner {
  public:
   StatusOr<ProcessResult> Run(const ProcessOptions& options) override {
+    ProcessResult r;
+    if (std::find(options.argv.begin(), options.argv.end(), "-read_intervals") !=
+        options.argv.end()) {
+      // The key-frame listing that follows a probe of a long-GOP source:
+      // a key frame every second.
+      ++keyframe_runs;
+      r.stdout_data = R"({"packets": [{"pts_time": "0.000000", "flags": "K_"},
+                                      {"pts_time": "1.000000", "flags": "K_"},
+                                      {"pts_time": "1.960000", "flags": "__"}]})";
+      return r;
+    }
     ++runs;
     last_argv = options.argv;
-    ProcessResult r;
     r.exit_code = fail ? 1 : 0;
     r.stdout_data = fail ? "" : R"({
       "streams": [{"index": 0, "codec_name": "h264", "codec_type": "video", "width": 320,
@@ -28,7 +40,8 @@ class FakeProbeRunner final : public ProcessRunner {
     r.stderr_tail = fail ? "Invalid data found when processing input" : "";
     return r;
   }
-  int runs = 0;
+  int runs = 0;           // probes (-show_format -show_streams)
+  int keyframe_runs = 0;  // key-frame listings
   bool fail = false;
   std::vector<std::string> last_argv;
 };

@@ -935,5 +935,40 @@ TEST(PlannerChunkTest, NoChunkShorterThanTheMinimumAndNoneForStillsOrVfr) {
   EXPECT_EQ(PlanDelivery(Spec({Sized("web", "web-h264", 720)}), f, off).plan.jobs_size(), 1);
 }
 
+TEST(PlannerChunkTest, ChunksStartOnKeyFramesOfAFixedGopAndSpanSeveralOfIrregularOnes) {
+  pb::SourceFacts f = HdFacts();  // 10 s at 25 fps
+  f.set_duration_s(60);
+  f.set_frame_count(1500);
+  auto starts = [](const PlanResult& r) {
+    std::vector<std::string> ss;
+    for (const auto& job : r.plan.jobs()) {
+      if (job.kind() == "chunk") ss.push_back(ValueAfter(Argv(job), "-ss"));
+    }
+    return ss;
+  };
+  // A key frame every 48 frames (1.92 s): equal shares of 1500 frames in 5
+  // (300, 600, 900, 1200) move to the nearest key frames (288, 624, 912,
+  // 1200).
+  f.set_keyframe_interval_s(1.92);
+  f.set_gop_frames(48);
+  PlanResult r = PlanDelivery(Spec({Sized("web", "web-h264", 1080)}), f, Pieces(25));
+  EXPECT_THAT(starts(r), ElementsAre("", "11.520000", "24.960000", "36.480000", "48.000000"));
+  for (const auto& job : r.plan.jobs()) {
+    if (job.kind() != "chunk") continue;
+    const std::string frames = ValueAfter(Argv(job), "-frames:v");
+    if (!frames.empty()) EXPECT_EQ(std::stoi(frames) % 48, 0) << frames;
+  }
+
+  // Irregular key frames up to 8 s apart: no chunk under 4 x 8 s, so a 60 s
+  // source is not cut in two.
+  f.set_keyframe_interval_s(8);
+  f.set_gop_frames(0);
+  r = PlanDelivery(Spec({Sized("web", "web-h264", 1080)}), f, Pieces(25));
+  EXPECT_TRUE(starts(r).empty()) << "30 s chunks would be under 32 s: not cut";
+  f.set_keyframe_interval_s(2);
+  r = PlanDelivery(Spec({Sized("web", "web-h264", 1080)}), f, Pieces(25));
+  EXPECT_EQ(starts(r).size(), 5u) << "12 s chunks are over 4 x 2 s";
+}
+
 }  // namespace
 }  // namespace reelfarm

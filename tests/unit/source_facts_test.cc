@@ -275,3 +275,77 @@ TEST(SourceFactsTest, NonDeniedMultiNameFormatsPinTheFirst) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+pb::SourceFacts At25(double duration_s) {
+  pb::SourceFacts f;
+  f.set_fps_num(25);
+  f.set_fps_den(1);
+  f.set_duration_s(duration_s);
+  return f;
+}
+
+std::string Packets(const std::vector<std::pair<double, bool>>& packets) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [pts, key] : packets) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.6f", pts);
+    list.push_back({{"pts_time", text}, {"flags", key ? "K_" : "__"}});
+  }
+  return nlohmann::json{{"packets", list}}.dump();
+}
+
+// Packets of `seconds` at 25 fps with a key frame every `gop` frames.
+std::string FixedGop(int gop, double seconds, double offset = 0) {
+  std::vector<std::pair<double, bool>> p;
+  for (int n = 0; n < seconds * 25; ++n) p.push_back({offset + n / 25.0, n % gop == 0});
+  return Packets(p);
+}
+
+TEST(KeyFrameTest, AFixedGopIsAGridChunksCanStartOn) {
+  pb::SourceFacts f = At25(60);
+  ApplyKeyFramesFromProbeJson(FixedGop(50, 30), &f);
+  EXPECT_DOUBLE_EQ(f.keyframe_interval_s(), 2.0);
+  EXPECT_EQ(f.gop_frames(), 50);
+  // A start offset (an edit list, a transport stream's clock) is the grid's
+  // origin too.
+  pb::SourceFacts g = At25(60);
+  ApplyKeyFramesFromProbeJson(FixedGop(12, 30, 1.4), &g);
+  EXPECT_EQ(g.gop_frames(), 12);
+  EXPECT_NEAR(g.keyframe_interval_s(), 0.48, 1e-9);
+}
+
+TEST(KeyFrameTest, IrregularKeyFramesGiveTheLongestGapAndNoGrid) {
+  // Scene cuts: key frames at 0, 3.2 s and 4 s; the window ends at 10 s.
+  std::vector<std::pair<double, bool>> p;
+  for (int n = 0; n < 250; ++n) p.push_back({n / 25.0, n == 0 || n == 80 || n == 100});
+  pb::SourceFacts f = At25(60);
+  ApplyKeyFramesFromProbeJson(Packets(p), &f);
+  EXPECT_NEAR(f.keyframe_interval_s(), 6.0, 1e-9) << "the tail after the last key frame counts";
+  EXPECT_EQ(f.gop_frames(), 0);
+}
+
+TEST(KeyFrameTest, OneKeyFrameInTheWindowMeansTheWholeWindow) {
+  // x264's default: a key frame every 250 frames (10 s), probed over 8 s.
+  pb::SourceFacts f = At25(8);
+  ApplyKeyFramesFromProbeJson(FixedGop(250, 8), &f);
+  EXPECT_NEAR(f.keyframe_interval_s(), 8.0, 1e-9);
+  EXPECT_EQ(f.gop_frames(), 0);
+}
+
+TEST(KeyFrameTest, NothingUsableLeavesThemUnknown) {
+  for (const char* text : {"", "[]", "{}", R"({"packets": []})", R"({"packets": [{"x": 1}]})"}) {
+    pb::SourceFacts f = At25(10);
+    ApplyKeyFramesFromProbeJson(text, &f);
+    EXPECT_EQ(f.keyframe_interval_s(), 0) << text;
+    EXPECT_EQ(f.gop_frames(), 0) << text;
+  }
+  EXPECT_TRUE(IsIntraOnlyCodec("prores"));
+  EXPECT_TRUE(IsIntraOnlyCodec("dnxhd"));
+  EXPECT_FALSE(IsIntraOnlyCodec("h264"));
+}
+
+}  // namespace
+}  // namespace reelfarm
