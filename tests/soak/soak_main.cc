@@ -81,6 +81,9 @@ int Soak(const SoakOptions& o) {
   LocalFarmOptions fo;
   fo.workers = o.workers;
   fo.extra_coordinator_args = {"--max-attempts", "50"};
+  // The coordinator's own default piece (LocalFarm's is 0, one job per
+  // deliverable): cheap pictures share decode-once groups.
+  fo.piece_cost = o.fan_out ? 4 : 0;
   if (!o.fan_out) fo.extra_coordinator_args.push_back("--no-fan-out");
   fo.extra_worker_args = {"--encoders", "libx264,libx265,aac,mjpeg,prores_ks,pcm_s24le"};
   LocalFarm farm(fo);
