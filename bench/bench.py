@@ -63,7 +63,8 @@ def run(argv, **kw):
 
 def make_sources(work, seconds, gop=50):
     """The standard source (1080p25, noise, stereo, a key frame every `gop`
-    frames: 2 s, as camera and mezzanine H.264 files have at most) and its
+    frames, a fixed GOP: at most 2 s, as camera and mezzanine H.264 files
+    have) and its
     ProRes 422 HQ twin (every frame a key frame)."""
     h264 = os.path.join(work, f"source-h264-{seconds}s-g{gop}.mov")
     prores = os.path.join(work, f"source-prores-{seconds}s-g{gop}.mov")
@@ -76,7 +77,7 @@ def make_sources(work, seconds, gop=50):
              "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}",
              "-filter_complex", "[1:a][2:a]amerge=inputs=2[a]", "-map", "0:v", "-map", "[a]",
              "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", str(gop),
-             "-pix_fmt", "yuv420p",
+             "-keyint_min", str(gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
              "-c:a", "aac", "-b:a", "192k", h264])
     if not os.path.exists(prores):
         log(f"generating {prores}")

@@ -24,6 +24,8 @@ std::span<const PresetInfo> Presets() {
           .audio_codec = "pcm_s24le",
           .cost_weight = 1.5,
           .thread_mb_per_mpx = 16,
+          .master = true,
+          .interlaced_coding = true,
       },
       {
           .name = "master-dnxhr",
@@ -43,6 +45,13 @@ std::span<const PresetInfo> Presets() {
           .audio_codec = "pcm_s24le",
           .cost_weight = 0.2,
           .thread_mb_per_mpx = 56,
+          .master = true,
+          // FFmpeg 5.1's DNxHR profiles code progressive pictures only.
+          .interlaced_coding = false,
+          .deep_video_args = {"-c:v", "dnxhd", "-profile:v", "dnxhr_hqx", "-pix_fmt",
+                              "yuv422p10le"},
+          .deep_video_profile = "DNXHR HQX",
+          .deep_pix_fmt = "yuv422p10le",
       },
       {
           .name = "web-h264",

@@ -49,6 +49,18 @@ struct PresetInfo {
   // threads, 480p to 4K (docs/memory.md: x264 16, x265 ~18, ProRes 9-13,
   // DNxHR 38-42, MJPEG 5), with margin.
   double thread_mb_per_mpx = 0;
+
+  // A master keeps the source's scan and colour (interlaced stays
+  // interlaced, HDR stays HDR); other pictures are progressive SDR
+  // (docs/spec.md, "Interlaced and HDR sources").
+  bool master = false;
+  // The encoder codes interlaced pictures (field order kept and tagged).
+  bool interlaced_coding = false;
+  // For sources deeper than 8 bits (HDR, graded masters): the video
+  // arguments, profile and pixel format to use instead; empty: as above.
+  std::vector<std::string> deep_video_args{};
+  std::string deep_video_profile{};
+  std::string deep_pix_fmt{};
 };
 
 // Every preset, in documentation order.

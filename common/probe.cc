@@ -4,9 +4,11 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace reelfarm {
@@ -156,6 +158,16 @@ StatusOr<pb::MediaInfo> MediaInfoFromProbeJson(const std::string& text) {
         info.set_fps_num(fps.first);
         info.set_fps_den(fps.second);
         info.set_rotation(ClockwiseRotation(s));
+        for (auto [key, set] : std::initializer_list<
+                 std::pair<const char*, void (pb::MediaInfo::*)(const std::string&)>>{
+                 {"field_order", &pb::MediaInfo::set_field_order},
+                 {"color_primaries", &pb::MediaInfo::set_color_primaries},
+                 {"color_transfer", &pb::MediaInfo::set_color_transfer},
+                 {"color_space", &pb::MediaInfo::set_color_space},
+                 {"color_range", &pb::MediaInfo::set_color_range}}) {
+          std::string v = JsonString(s, key);
+          (info.*set)(v == "unknown" ? std::string() : v);
+        }
         if (stream_duration <= 0) stream_duration = JsonDouble(s, "duration");
       } else if (type == "audio" && !info.has_audio()) {
         info.set_has_audio(true);

@@ -51,10 +51,24 @@ bool IsIntraOnlyCodec(const std::string& codec);
 // nothing usable.
 void ApplyKeyFramesFromProbeJson(const std::string& json, pb::SourceFacts* facts);
 
+// Whether a transfer (ffprobe's name) is high dynamic range: PQ or HLG.
+bool IsHdrTransfer(const std::string& transfer);
+
+// The ffprobe argv showing the first video frame's side data (mastering
+// display, content light level): decodes one frame.
+std::vector<std::string> HdrProbeArgv(const std::string& ffprobe, const std::string& path,
+                                      const std::string& format_name);
+
+// Pure: sets facts' mastering_display (x265's syntax) and max_cll/max_fall
+// from the JSON of HdrProbeArgv (`{"frames": [{"side_data_list": [...]}]}`);
+// leaves them when it holds none.
+void ApplyHdrFromProbeJson(const std::string& json, pb::SourceFacts* facts);
+
 // SourceContentProblem, then RunProbe (killed after `timeout_s`), then
 // SourceFactsFromProbeJson; then, for a long-GOP video stream, its key frames
-// (KeyFrameProbeArgv; a failure there only leaves them unknown). A refused
-// source is InvalidArgument.
+// (KeyFrameProbeArgv; a failure there only leaves them unknown), and for a
+// PQ or HLG one its HDR metadata (HdrProbeArgv, likewise). A refused source
+// is InvalidArgument.
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
                                       const std::string& path, double timeout_s = 60);
 

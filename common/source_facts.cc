@@ -86,6 +86,16 @@ bool NumberField(const json& obj, const char* key, double* out) {
   return false;
 }
 
+// Bits per component of a pixel format by its name: "yuv420p10le" 10,
+// "gbrpf32le" 32, "yuv422p" 8; 8 when the name says nothing.
+int BitDepthOf(const std::string& pix_fmt) {
+  for (const char* marker : {"p16", "p14", "p12", "p10", "p9", "f32", "f16"}) {
+    if (pix_fmt.find(marker) != std::string::npos) return std::atoi(marker + 1);
+  }
+  if (pix_fmt == "v210" || pix_fmt == "x2rgb10le" || pix_fmt == "x2bgr10le") return 10;
+  return 8;
+}
+
 std::string StringField(const json& obj, const char* key) {
   auto it = obj.find(key);
   if (it != obj.end() && it->is_string()) return it->get<std::string>();
@@ -315,6 +325,17 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
     facts.set_width(static_cast<int>(w));
     facts.set_height(static_cast<int>(h));
     facts.set_pix_fmt(StringField(*video, "pix_fmt"));
+    facts.set_bit_depth(BitDepthOf(facts.pix_fmt()));
+    // Scan and colour: ffprobe's names, "" for what the stream leaves unsaid.
+    auto known = [&](const char* key) {
+      std::string v = StringField(*video, key);
+      return v == "unknown" ? std::string() : v;
+    };
+    facts.set_field_order(known("field_order"));
+    facts.set_color_primaries(known("color_primaries"));
+    facts.set_color_transfer(known("color_transfer"));
+    facts.set_color_space(known("color_space"));
+    facts.set_color_range(known("color_range"));
 
     int64_t sar_num = 1, sar_den = 1;
     if (!ParseRatio(StringField(*video, "sample_aspect_ratio"), ':', &sar_num, &sar_den)) {
@@ -415,6 +436,14 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
   if (!json_text.ok()) return json_text.status();
   StatusOr<pb::SourceFacts> facts = SourceFactsFromProbeJson(*json_text, path);
   if (!facts.ok() || !facts->has_video()) return facts;
+  if (IsHdrTransfer(facts->color_transfer())) {
+    ProcessOptions hdr;
+    hdr.argv = HdrProbeArgv(ffprobe, path, facts->format_name());
+    hdr.timeout_s = timeout_s;
+    hdr.stderr_tail_bytes = 1024;
+    StatusOr<ProcessResult> run = runner.Run(hdr);
+    if (run.ok() && run->Succeeded()) ApplyHdrFromProbeJson(run->stdout_data, &*facts);
+  }
   if (IsIntraOnlyCodec(facts->video_codec())) {
     if (facts->fps_num() > 0) {
       facts->set_keyframe_interval_s(double(facts->fps_den()) / facts->fps_num());
@@ -445,6 +474,72 @@ std::vector<std::string> KeyFrameProbeArgv(const std::string& ffprobe, const std
   }
   argv.push_back("file:" + path);
   return argv;
+}
+
+bool IsHdrTransfer(const std::string& transfer) {
+  return transfer == "smpte2084" || transfer == "arib-std-b67";
+}
+
+std::vector<std::string> HdrProbeArgv(const std::string& ffprobe, const std::string& path,
+                                      const std::string& format_name) {
+  std::vector<std::string> argv = {ffprobe, "-v", "error", "-protocol_whitelist", "file"};
+  if (!format_name.empty()) {
+    argv.push_back("-f");
+    argv.push_back(format_name);
+  }
+  for (const char* a : {"-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries",
+                        "frame_side_data", "-of", "json"}) {
+    argv.push_back(a);
+  }
+  argv.push_back("file:" + path);
+  return argv;
+}
+
+namespace {
+
+// "34000/50000" (or "0.68") scaled by `unit`, rounded: 0 when unreadable.
+int64_t Scaled(const json& obj, const char* key, double unit) {
+  std::string text = obj.contains(key) && obj[key].is_string() ? obj[key].get<std::string>()
+                     : obj.contains(key) && obj[key].is_number()
+                         ? std::to_string(obj[key].get<double>())
+                         : std::string();
+  if (text.empty()) return 0;
+  double num = std::strtod(text.c_str(), nullptr), den = 1;
+  if (size_t slash = text.find('/'); slash != std::string::npos) {
+    den = std::strtod(text.c_str() + slash + 1, nullptr);
+  }
+  if (!(den > 0) || !std::isfinite(num)) return 0;
+  return std::llround(num / den * unit);
+}
+
+}  // namespace
+
+void ApplyHdrFromProbeJson(const std::string& text, pb::SourceFacts* facts) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("frames") ||
+      !doc["frames"].is_array() || doc["frames"].empty() || !doc["frames"][0].is_object()) {
+    return;
+  }
+  const json& frame = doc["frames"][0];
+  if (!frame.contains("side_data_list") || !frame["side_data_list"].is_array()) return;
+  for (const json& sd : frame["side_data_list"]) {
+    if (!sd.is_object()) continue;
+    const std::string type = StringField(sd, "side_data_type");
+    if (type == "Mastering display metadata" && sd.contains("red_x")) {
+      auto xy = [&](const char* x, const char* y) {
+        return "(" + std::to_string(Scaled(sd, x, 50000)) + "," +
+               std::to_string(Scaled(sd, y, 50000)) + ")";
+      };
+      facts->set_mastering_display("G" + xy("green_x", "green_y") + "B" + xy("blue_x", "blue_y") +
+                                   "R" + xy("red_x", "red_y") + "WP" +
+                                   xy("white_point_x", "white_point_y") + "L(" +
+                                   std::to_string(Scaled(sd, "max_luminance", 10000)) + "," +
+                                   std::to_string(Scaled(sd, "min_luminance", 10000)) + ")");
+    } else if (type == "Content light level metadata") {
+      facts->set_max_cll(static_cast<int32_t>(Scaled(sd, "max_content", 1)));
+      facts->set_max_fall(static_cast<int32_t>(Scaled(sd, "max_average", 1)));
+    }
+  }
 }
 
 bool IsIntraOnlyCodec(const std::string& codec) {

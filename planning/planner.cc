@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "common/probe.h"
+
 namespace reelfarm {
 namespace {
 
@@ -245,11 +247,109 @@ void Append(std::vector<std::string>* argv, const std::vector<std::string>& item
   argv->insert(argv->end(), items.begin(), items.end());
 }
 
+// How a deliverable's picture is scanned and coloured from this source
+// (issue 17): filters before the geometry (deinterlacing), after it (tone
+// map), the tags set last, the encoder's arguments, and what ffprobe must
+// find.
+struct Picture {
+  std::vector<std::string> before;
+  std::vector<std::string> after;
+  std::vector<std::string> tags;        // setparams, last in the chain
+  std::vector<std::string> video_args;  // the preset's, for this source
+  std::vector<std::string> tag_args;    // -color_primaries ... output options
+  bool keeps_interlace = false;
+  std::string pix_fmt, profile;
+  std::string field_order;  // expected; "" for stills
+  std::string primaries, transfer, matrix, range;
+};
+
+// Colours a source is taken to have where its stream says nothing, as
+// players and FFmpeg's own conversions assume: BT.709 from 720 lines up,
+// BT.601 below (525-line primaries up to 486 lines, else 625-line).
+struct Colours {
+  std::string primaries, transfer, matrix, range;
+};
+Colours SourceColours(const pb::SourceFacts& f) {
+  const bool sd = f.height() < 720;
+  const std::string sd_prim = f.height() <= 486 ? "smpte170m" : "bt470bg";
+  Colours c;
+  c.primaries = !f.color_primaries().empty() ? f.color_primaries() : sd ? sd_prim : "bt709";
+  c.transfer = !f.color_transfer().empty() ? f.color_transfer() : sd ? "smpte170m" : "bt709";
+  c.matrix = !f.color_space().empty() ? f.color_space() : sd ? sd_prim : "bt709";
+  c.range = !f.color_range().empty() ? f.color_range() : "tv";
+  return c;
+}
+
+bool IsInterlaced(const pb::SourceFacts& f) {
+  const std::string& o = f.field_order();
+  return o == "tt" || o == "bb" || o == "tb" || o == "bt";
+}
+
+// The picture plan of `preset` from `f`, or why it cannot be made.
+StatusOr<Picture> PlanPicture(const PresetInfo& preset, const pb::SourceFacts& f) {
+  Picture p;
+  const bool deep = f.bit_depth() > 8 && !preset.deep_video_args.empty() && preset.master;
+  p.video_args = deep ? preset.deep_video_args : preset.video_args;
+  p.pix_fmt = deep ? preset.deep_pix_fmt : preset.pix_fmt;
+  p.profile = deep ? preset.deep_video_profile : preset.video_profile;
+
+  const bool interlaced = IsInterlaced(f);
+  const bool top_first = f.field_order() == "tt" || f.field_order() == "tb";
+  if (interlaced && preset.master && !preset.interlaced_coding) {
+    return Status::InvalidArgument(
+        "the source is interlaced (" + f.field_order() + ") and " + preset.name +
+        " cannot keep its fields (FFmpeg 5.1 codes DNxHR progressive only); use master-prores "
+        "for an interlaced master.");
+  }
+  if (interlaced && preset.master) {
+    // The fields stay as they are, coded as fields, and tagged.
+    p.keeps_interlace = true;
+    Append(&p.video_args, {"-flags", "+ildct+ilme", "-top", top_first ? "1" : "0"});
+    p.field_order = top_first ? "tt" : "bb";
+  } else {
+    if (interlaced) {
+      // One progressive frame per frame (not per field): the deliverable
+      // keeps the source's frame rate (1080i50 -> 25p).
+      p.before.push_back(std::string("bwdif=mode=send_frame:parity=") +
+                         (top_first ? "tff" : "bff") + ":deint=all");
+    }
+    p.field_order = preset.still ? "" : "progressive";
+  }
+
+  const Colours src = SourceColours(f);
+  const bool hdr = IsHdrTransfer(src.transfer);
+  Colours out = src;
+  if (hdr && !preset.master) {
+    // Tone map to SDR BT.709: linear light, BT.709 primaries, Hable's curve
+    // (highlights rolled off, not clipped), then BT.709 gamma and matrix.
+    out = {"bt709", "bt709", "bt709", "tv"};
+    p.after = {"zscale=tin=" + src.transfer + ":min=" + src.matrix + ":pin=" + src.primaries +
+                   ":rin=" + src.range + ":t=linear:npl=100",
+               "format=gbrpf32le",
+               "zscale=p=bt709",
+               "tonemap=tonemap=hable:desat=0",
+               "zscale=t=bt709:m=bt709:r=tv",
+               "format=" + p.pix_fmt};
+  }
+  if (preset.has_video && !preset.still) {
+    p.primaries = out.primaries;
+    p.transfer = out.transfer;
+    p.matrix = out.matrix;
+    p.range = out.range;
+    p.tags = {"setparams=range=" + out.range + ":color_primaries=" + out.primaries +
+              ":color_trc=" + out.transfer + ":colorspace=" + out.matrix};
+    p.tag_args = {"-color_primaries", out.primaries, "-color_trc",   out.transfer,
+                  "-colorspace",      out.matrix,    "-color_range", out.range};
+  }
+  return p;
+}
+
 // One deliverable, validated, with everything its jobs are made from.
 struct Branch {
   const DeliverableSpec* d = nullptr;
   const PresetInfo* preset = nullptr;
   Geometry geometry;
+  Picture picture;
   bool with_audio = false;
   bool burn = false;
   bool soft = false;
@@ -290,11 +390,14 @@ void AppendSourceInput(const PlanContext& ctx, const std::string& seek,
 // frames' timestamps start in the source; input seeking restarts them at 0
 // and the subtitles filter needs the source's clock.
 std::vector<std::string> VideoChain(const Branch& b, const std::string& offset) {
-  std::vector<std::string> chain = b.geometry.filters;
+  std::vector<std::string> chain = b.picture.before;
+  Append(&chain, b.geometry.filters);
+  Append(&chain, b.picture.after);
   if (b.burn) {
     if (!offset.empty()) chain.push_back("setpts=PTS+" + offset + "/TB");
     chain.push_back("subtitles=filename=" + EscapeFilterPath(b.subtitle_path));
   }
+  Append(&chain, b.picture.tags);
   return chain;
 }
 
@@ -309,7 +412,8 @@ void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string
                       std::vector<std::string>* argv) {
   Append(argv, {"-map_metadata", "-1", "-map_chapters", "-1"});
   if (b.preset->has_video) {
-    Append(argv, b.preset->video_args);
+    Append(argv, b.picture.video_args);
+    Append(argv, b.picture.tag_args);
     if (!b.preset->still) Append(argv, {"-fps_mode", "cfr", "-r", FpsArg(ctx.source)});
   } else {
     argv->push_back("-vn");
@@ -345,8 +449,13 @@ pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
     expect->set_video_codec(b.preset->video_codec);
     expect->set_width(b.geometry.width);
     expect->set_height(b.geometry.height);
-    expect->set_pix_fmt(b.preset->pix_fmt);
-    expect->set_video_profile(b.preset->video_profile);
+    expect->set_pix_fmt(b.picture.pix_fmt);
+    expect->set_video_profile(b.picture.profile);
+    expect->set_field_order(b.picture.field_order);
+    expect->set_color_primaries(b.picture.primaries);
+    expect->set_color_transfer(b.picture.transfer);
+    expect->set_color_space(b.picture.matrix);
+    expect->set_color_range(b.picture.range);
     if (!b.preset->still) {
       expect->set_fps_num(source.fps_num());
       expect->set_fps_den(source.fps_den());
@@ -589,7 +698,8 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
     Append(&argv, {"-filter_complex", graph, "-map", "[v]", "-an", "-map_metadata", "-1",
                    "-map_chapters", "-1"});
-    Append(&argv, b.preset->video_args);
+    Append(&argv, b.picture.video_args);
+    Append(&argv, b.picture.tag_args);
     Append(&argv, {"-fps_mode", "cfr", "-r", FpsArg(source)});
     if (!last) Append(&argv, {"-frames:v", std::to_string(count)});
     Append(&argv, {"-f", "mov", path});
@@ -606,7 +716,12 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     expect->set_video_codec(b.preset->video_codec);
     expect->set_width(b.geometry.width);
     expect->set_height(b.geometry.height);
-    expect->set_pix_fmt(b.preset->pix_fmt);
+    expect->set_pix_fmt(b.picture.pix_fmt);
+    expect->set_field_order(b.picture.field_order);
+    expect->set_color_primaries(b.picture.primaries);
+    expect->set_color_transfer(b.picture.transfer);
+    expect->set_color_space(b.picture.matrix);
+    expect->set_color_range(b.picture.range);
     expect->set_fps_num(source.fps_num());
     expect->set_fps_den(source.fps_den());
     if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
@@ -907,7 +1022,19 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     b.d = &d;
     b.preset = preset;
     if (preset->has_video) {
+      StatusOr<Picture> picture = PlanPicture(*preset, source);
+      if (!picture.ok()) {
+        fail(picture.status().message());
+        continue;
+      }
+      b.picture = *std::move(picture);
       b.geometry = PlanGeometry(d, source);
+      if (b.picture.keeps_interlace) {
+        // Scaling an interlaced picture scales each field on its own.
+        for (auto& f : b.geometry.filters) {
+          if (f.rfind("scale=", 0) == 0) f += ":interl=1";
+        }
+      }
       if (d.preset == "master-dnxhr" &&
           (b.geometry.width < kDnxhrMinWidth || b.geometry.height < kDnxhrMinHeight)) {
         fail("DNxHR needs a picture of at least " + std::to_string(kDnxhrMinWidth) + "x" +

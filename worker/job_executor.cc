@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/fs_util.h"
@@ -252,6 +253,29 @@ std::string CompareMedia(const pb::MediaInfo& want, const pb::MediaInfo& got) {
       if (got.fps_den() <= 0 || std::fabs(a - b) > 0.001 * std::fabs(a)) {
         mismatch("frame rate", std::to_string(got.fps_num()) + "/" + std::to_string(got.fps_den()),
                  std::to_string(want.fps_num()) + "/" + std::to_string(want.fps_den()));
+      }
+    }
+    // Scan and colour tags: players read them, so they are checked like the
+    // size (an empty expectation checks nothing). Names for the same thing
+    // count as one: MXF, for one, records BT.601's transfer as BT.709's
+    // (the same curve) and its 525- and 625-line matrices alike.
+    auto canonical = [](const std::string& field, const std::string& v) -> std::string {
+      if (field == "colour transfer" &&
+          (v == "smpte170m" || v == "bt2020-10" || v == "bt2020-12")) {
+        return "bt709";
+      }
+      if (field == "colour matrix" && v == "smpte170m") return "bt470bg";
+      return v;
+    };
+    for (const auto& [field, w, g] :
+         {std::tuple<std::string, const std::string&, const std::string&>{
+              "field order", want.field_order(), got.field_order()},
+          {"colour primaries", want.color_primaries(), got.color_primaries()},
+          {"colour transfer", want.color_transfer(), got.color_transfer()},
+          {"colour matrix", want.color_space(), got.color_space()},
+          {"colour range", want.color_range(), got.color_range()}}) {
+      if (!w.empty() && canonical(field, w) != canonical(field, g)) {
+        mismatch(field, g.empty() ? "unset" : g, w);
       }
     }
     if (got.rotation() != want.rotation()) {

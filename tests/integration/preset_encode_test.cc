@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -418,6 +419,235 @@ TEST(ExactCropSizeTest, EveryAspectAndHeightFromEverySourceShape) {
       EXPECT_TRUE(sar == "1:1\n" || sar == "N/A\n" || sar.empty()) << "square pixels, got " << sar;
       fs::remove_all(out_dir);
     }
+  }
+}
+
+// Issue 17: broadcast and HDR sources. ffmpeg's idet filter on `path`:
+// {TFF, BFF, progressive} frames of its multi-frame detection.
+std::array<int, 3> Idet(const std::string& path) {
+  ProcessOptions opts;
+  opts.argv = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info", "-i", path,
+               "-vf",    "idet",         "-an",      "-f",        "null", "-"};
+  opts.timeout_s = 120;
+  opts.stderr_tail_bytes = 16384;
+  PosixProcessRunner runner;
+  auto run = runner.Run(opts);
+  std::array<int, 3> counts = {-1, -1, -1};
+  if (!run.ok()) return counts;
+  const std::string& log = run->stderr_tail;
+  size_t at = log.rfind("Multi frame detection:");
+  if (at != std::string::npos) {
+    std::sscanf(log.c_str() + at, "Multi frame detection: TFF: %d BFF: %d Progressive: %d",
+                &counts[0], &counts[1], &counts[2]);
+  }
+  return counts;
+}
+
+// The mean luma of an 8x8 block at (x, y) of the first frame.
+double LumaAt(const std::string& path, int x, int y) {
+  ProcessOptions opts;
+  opts.argv = {"ffmpeg",
+               "-hide_banner",
+               "-nostdin",
+               "-loglevel",
+               "info",
+               "-i",
+               path,
+               "-vf",
+               "crop=8:8:" + std::to_string(x) + ":" + std::to_string(y) +
+                   ",format=yuv420p,signalstats,metadata=print:key=lavfi.signalstats.YAVG",
+               "-frames:v",
+               "1",
+               "-f",
+               "null",
+               "-"};
+  opts.timeout_s = 60;
+  opts.stderr_tail_bytes = 16384;
+  PosixProcessRunner runner;
+  auto run = runner.Run(opts);
+  if (!run.ok()) return -1;
+  size_t at = run->stderr_tail.find("YAVG=");
+  return at == std::string::npos ? -1 : std::atof(run->stderr_tail.c_str() + at + 5);
+}
+
+// Plans one deliverable of `source` (probed) and runs its job; returns the
+// output's path, "" after a failure it reports.
+std::string PlanAndRun(const std::string& name, const std::string& source,
+                       const pb::SourceFacts& facts, Case c) {
+  c.name = name;
+  const std::string out_dir = MediaEnv::Get().dir() + "/out-" + name;
+  fs::create_directories(out_dir);
+  PlanResult plan = PlanDelivery(SpecFor(c, source, out_dir), facts, PlannerOptions());
+  EXPECT_TRUE(plan.errors.empty());
+  if (plan.plan.failures_size() > 0) {
+    ADD_FAILURE() << name << ": " << plan.plan.failures(0).reason();
+    return "";
+  }
+  EXPECT_EQ(plan.plan.jobs_size(), 1) << name;
+  if (plan.plan.jobs_size() != 1) return "";
+  const pb::Job& job = plan.plan.jobs(0);
+  pb::MediaInfo media;
+  std::string error = RunJob(job, &media);
+  EXPECT_EQ(error, "") << name;
+  EXPECT_EQ(CompareMedia(job.outputs(0).expect(), media), "")
+      << name << ": " << ::testing::PrintToString(job.argv());
+  return error.empty() ? job.outputs(0).path() : "";
+}
+
+TEST(BroadcastHdrTest,
+     AnInterlacedSourceIsDeinterlacedForProgressiveDeliverablesAndKeptByTheMaster) {
+  // 1080i50 whose fields come from 50p motion: field n of a frame is
+  // frame 2n (top) or 2n+1 (bottom) of the moving picture.
+  const std::string source = MediaEnv::Get().dir() + "/src-1080i50.mov";
+  ASSERT_EQ(RunArgv({"ffmpeg",
+                     "-hide_banner",
+                     "-nostdin",
+                     "-y",
+                     "-loglevel",
+                     "error",
+                     "-f",
+                     "lavfi",
+                     "-i",
+                     "testsrc2=s=1920x1080:r=50:d=1.2,tinterlace=mode=interleave_top,setfield=tff",
+                     "-c:v",
+                     "libx264",
+                     "-preset",
+                     "ultrafast",
+                     "-flags",
+                     "+ildct+ilme",
+                     "-x264-params",
+                     "tff=1",
+                     "-pix_fmt",
+                     "yuv420p",
+                     "-f",
+                     "mov",
+                     source}),
+            0);
+  StatusOr<pb::SourceFacts> facts = Probe(source);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_EQ(facts->field_order(), "tt");
+  EXPECT_EQ(facts->fps_num(), 25);
+  const auto src = Idet(source);
+  ASSERT_GT(src[0], src[2]) << "idet sees the source's fields (top first)";
+
+  for (const auto& [name, c] : std::vector<std::pair<std::string, Case>>{
+           {"i50-web-full", C("", "web-h264", SourceKind::kPlain)},
+           {"i50-web-540", C("", "web-h264", SourceKind::kPlain).H(540)},
+           {"i50-social", C("", "social-h264", SourceKind::kPlain).H(360).Crop(1, 1)}}) {
+    SCOPED_TRACE(name);
+    std::string out = PlanAndRun(name, source, *facts, c);
+    ASSERT_FALSE(out.empty());
+    const auto got = Idet(out);
+    EXPECT_GT(got[2], got[0] + got[1])
+        << "no combing: TFF " << got[0] << ", BFF " << got[1] << ", progressive " << got[2];
+  }
+  // The master keeps both fields of every frame, coded and tagged as such.
+  std::string master =
+      PlanAndRun("i50-master", source, *facts, C("", "master-prores", SourceKind::kPlain));
+  ASSERT_FALSE(master.empty());
+  auto media = ProbeMedia(master);
+  ASSERT_TRUE(media.ok());
+  EXPECT_EQ(media->field_order(), "tt");
+  EXPECT_EQ(media->height(), 1080);
+  const auto kept = Idet(master);
+  EXPECT_GT(kept[0], kept[2]) << "still interlaced";
+
+  // DNxHR cannot keep the fields in FFmpeg 5.1: said, not done wrongly.
+  Case dnx = C("i50-dnxhr", "master-dnxhr", SourceKind::kPlain);
+  PlanResult plan =
+      PlanDelivery(SpecFor(dnx, source, MediaEnv::Get().dir()), *facts, PlannerOptions());
+  ASSERT_EQ(plan.plan.failures_size(), 1);
+  EXPECT_THAT(plan.plan.failures(0).reason(), ::testing::HasSubstr("interlaced"));
+}
+
+// A 10-bit BT.2020 source whose picture is a horizontal ramp from black to
+// `peak_nits` white, with `transfer` (smpte2084 or arib-std-b67) and, for
+// PQ, HDR10 mastering metadata.
+std::string MakeHdrRamp(const std::string& path, const std::string& transfer) {
+  std::string x265 = "log-level=error:colorprim=bt2020:colormatrix=bt2020nc:transfer=" + transfer;
+  if (transfer == "smpte2084") {
+    x265 +=
+        ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+        "L(10000000,1):max-cll=1000,400:hdr10=1";
+  }
+  int rc = RunArgv({"ffmpeg",
+                    "-hide_banner",
+                    "-nostdin",
+                    "-y",
+                    "-loglevel",
+                    "error",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "gradients=s=320x180:c0=black:c1=white:x0=0:y0=0:x1=319:y1=0:d=0.4:r=25",
+                    "-vf",
+                    "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=" + transfer +
+                        ":m=bt2020nc:p=bt2020:r=tv:npl=1000,format=yuv420p10le",
+                    "-c:v",
+                    "libx265",
+                    "-x265-params",
+                    x265,
+                    "-color_primaries",
+                    "bt2020",
+                    "-color_trc",
+                    transfer,
+                    "-colorspace",
+                    "bt2020nc",
+                    "-tag:v",
+                    "hvc1",
+                    "-f",
+                    "mov",
+                    path});
+  EXPECT_EQ(rc, 0);
+  return path;
+}
+
+TEST(BroadcastHdrTest, HdrSourcesAreToneMappedForSdrDeliverablesAndKeptByTheMaster) {
+  for (const std::string transfer : {"smpte2084", "arib-std-b67"}) {
+    SCOPED_TRACE(transfer);
+    const std::string source =
+        MakeHdrRamp(MediaEnv::Get().dir() + "/src-" + transfer + ".mov", transfer);
+    StatusOr<pb::SourceFacts> facts = Probe(source);
+    ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+    EXPECT_EQ(facts->color_transfer(), transfer);
+    EXPECT_EQ(facts->color_primaries(), "bt2020");
+    EXPECT_EQ(facts->color_space(), "bt2020nc");
+    EXPECT_EQ(facts->bit_depth(), 10);
+    if (transfer == "smpte2084") {
+      EXPECT_EQ(facts->mastering_display(),
+                "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)");
+      EXPECT_EQ(facts->max_cll(), 1000);
+      EXPECT_EQ(facts->max_fall(), 400);
+    }
+
+    // SDR web: tagged BT.709 (checked by CompareMedia) and tone-mapped: the
+    // ramp's 1000-nit end lands near SDR white (235), and the highlights
+    // below it stay distinct instead of clipping flat. Shown untouched, PQ's
+    // same end is a dull grey (about 180).
+    std::string web =
+        PlanAndRun("hdr-web-" + transfer, source, *facts, C("", "web-h264", SourceKind::kPlain));
+    ASSERT_FALSE(web.empty());
+    const double white = LumaAt(web, 310, 80), bright = LumaAt(web, 280, 80),
+                 mid = LumaAt(web, 200, 80);
+    EXPECT_GT(white, 225) << "peak white near SDR white";
+    EXPECT_LT(bright, white - 3) << "highlights not clipped flat";
+    EXPECT_LT(mid, bright - 10);
+    if (transfer == "smpte2084") {
+      // PQ's code values shown as SDR are a dull grey; HLG's are meant to
+      // look right on SDR screens, and do.
+      EXPECT_LT(LumaAt(source, 310, 80), 200) << "the source's code values alone look grey";
+    }
+
+    // The master keeps HDR: 10-bit, BT.2020, the source's transfer.
+    std::string master = PlanAndRun("hdr-master-" + transfer, source, *facts,
+                                    C("", "master-prores", SourceKind::kPlain));
+    ASSERT_FALSE(master.empty());
+    auto media = ProbeMedia(master);
+    ASSERT_TRUE(media.ok());
+    EXPECT_EQ(media->color_transfer(), transfer);
+    EXPECT_EQ(media->color_primaries(), "bt2020");
+    EXPECT_EQ(media->color_space(), "bt2020nc");
+    EXPECT_EQ(media->pix_fmt(), "yuv422p10le");
   }
 }
 

@@ -223,3 +223,38 @@ TEST(MemoryLimitTest, OutOfMemoryLinesAreRecognised) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// Issue 17: scan and colour tags are checked; synonyms count as one.
+TEST(CompareMediaTest, FieldOrderAndColourTagsAreCheckedNamesForTheSameThingAreOne) {
+  pb::MediaInfo want = Actual();
+  want.set_field_order("progressive");
+  want.set_color_primaries("bt709");
+  want.set_color_transfer("bt709");
+  want.set_color_space("bt709");
+  want.set_color_range("tv");
+  pb::MediaInfo got = Actual();
+  got.set_field_order("tt");
+  got.set_color_primaries("bt709");
+  got.set_color_transfer("");  // untagged
+  got.set_color_space("bt709");
+  got.set_color_range("tv");
+  EXPECT_EQ(CompareMedia(want, got),
+            "field order tt, expected progressive; colour transfer unset, expected bt709");
+
+  // BT.601's transfer is BT.709's curve and its two matrices are one (MXF
+  // records them so), but its primaries are not BT.709's.
+  want.set_field_order("");
+  want.set_color_primaries("smpte170m");
+  want.set_color_transfer("smpte170m");
+  want.set_color_space("smpte170m");
+  got.set_color_primaries("bt470bg");
+  got.set_color_transfer("bt709");
+  got.set_color_space("bt470bg");
+  EXPECT_EQ(CompareMedia(want, got), "colour primaries bt470bg, expected smpte170m");
+}
+
+}  // namespace
+}  // namespace reelfarm

@@ -19,6 +19,12 @@ using ::testing::Not;
 constexpr char kSource[] = "/media/launch.mov";
 constexpr char kOutDir[] = "/out/launch-film";
 constexpr char kSubs[] = "/media/subs/launch_en.srt";
+// The colour tags every moving picture of an untagged HD (or 480-line SD)
+// source ends its chain with (issue 17).
+const std::string kTags709 =
+    ",setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709";
+const std::string kTags601 =
+    ",setparams=range=tv:color_primaries=smpte170m:color_trc=smpte170m:colorspace=smpte170m";
 
 pb::SourceFacts HdFacts() {
   pb::SourceFacts f;
@@ -108,11 +114,13 @@ TEST(PlannerTest, WebH264ExactArgv) {
       Argv(job),
       ElementsAre("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-nostats",
                   "-progress", "pipe:1", "-noautorotate", "-protocol_whitelist", "file", "-f",
-                  "mov", "-i", kSource, "-filter_complex", "[0:v:0]setsar=1[v]", "-map", "[v]",
-                  "-map", "0:a:0", "-map_metadata", "-1", "-map_chapters", "-1", "-c:v", "libx264",
-                  "-profile:v", "high", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p",
-                  "-fps_mode", "cfr", "-r", "25/1", "-c:a", "aac", "-b:a", "160k", "-ar", "48000",
-                  "-ac", "2", "-movflags", "+faststart", "-f", "mp4", "/out/launch-film/web.mp4"));
+                  "mov", "-i", kSource, "-filter_complex", "[0:v:0]setsar=1" + kTags709 + "[v]",
+                  "-map", "[v]", "-map", "0:a:0", "-map_metadata", "-1", "-map_chapters", "-1",
+                  "-c:v", "libx264", "-profile:v", "high", "-preset", "medium", "-crf", "20",
+                  "-pix_fmt", "yuv420p", "-color_primaries", "bt709", "-color_trc", "bt709",
+                  "-colorspace", "bt709", "-color_range", "tv", "-fps_mode", "cfr", "-r", "25/1",
+                  "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2", "-movflags",
+                  "+faststart", "-f", "mp4", "/out/launch-film/web.mp4"));
 }
 
 TEST(PlannerTest, PlanCarriesSpecAndJobMetadata) {
@@ -371,7 +379,7 @@ TEST(PlannerTest, Rotation90TurnsClockwiseAndSwapsSize) {
   f.set_display_width(1080);
   f.set_display_height(1920);
   pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
-  EXPECT_EQ(Graph(job), "[0:v:0]transpose=clock,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_EQ(Graph(job), "[0:v:0]transpose=clock,setsar=1" + kTags709 + "[v];[0:v:0]nullsink");
   EXPECT_THAT(Argv(job), Contains("-noautorotate"));
   EXPECT_EQ(job.outputs(0).expect().width(), 1080);
   EXPECT_EQ(job.outputs(0).expect().height(), 1920);
@@ -386,7 +394,8 @@ TEST(PlannerTest, Rotation270TurnsCounterclockwiseAndScales) {
   DeliverableSpec d = Deliverable("web", "web-h264");
   d.height = 1280;
   pb::Job job = PlanOne(d, f);
-  EXPECT_EQ(Graph(job), "[0:v:0]transpose=cclock,scale=720:1280,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_EQ(Graph(job),
+            "[0:v:0]transpose=cclock,scale=720:1280,setsar=1" + kTags709 + "[v];[0:v:0]nullsink");
   EXPECT_EQ(job.outputs(0).expect().width(), 720);
   EXPECT_EQ(job.outputs(0).expect().height(), 1280);
 }
@@ -395,7 +404,7 @@ TEST(PlannerTest, Rotation180Flips) {
   pb::SourceFacts f = HdFacts();
   f.set_rotation(180);
   pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
-  EXPECT_EQ(Graph(job), "[0:v:0]hflip,vflip,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_EQ(Graph(job), "[0:v:0]hflip,vflip,setsar=1" + kTags709 + "[v];[0:v:0]nullsink");
   EXPECT_EQ(job.outputs(0).expect().width(), 1920);
 }
 
@@ -416,7 +425,7 @@ TEST(PlannerTest, OddSizeBecomesEven) {
   f.set_display_width(322);
   f.set_display_height(182);
   pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
-  EXPECT_EQ(Graph(job), "[0:v:0]scale=322:182,setsar=1[v]");
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=322:182,setsar=1" + kTags601 + "[v]");
   EXPECT_EQ(job.outputs(0).expect().width(), 322);
   EXPECT_EQ(job.outputs(0).expect().height(), 182);
 }
@@ -430,13 +439,13 @@ TEST(PlannerTest, NonSquarePixelsBecomeSquare) {
   f.set_display_width(854);
   f.set_display_height(480);
   pb::Job job = PlanOne(Deliverable("web", "web-h264"), f);
-  EXPECT_EQ(Graph(job), "[0:v:0]scale=854:480,setsar=1[v]");
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=854:480,setsar=1" + kTags601 + "[v]");
   // Cropping happens on square pixels: scale to display size first.
   DeliverableSpec square = Deliverable("sq", "social-h264");
   square.aspect_num = 1;
   square.aspect_den = 1;
   job = PlanOne(square, f);
-  EXPECT_EQ(Graph(job), "[0:v:0]scale=854:480,crop=480:480:188:0,setsar=1[v]");
+  EXPECT_EQ(Graph(job), "[0:v:0]scale=854:480,crop=480:480:188:0,setsar=1" + kTags601 + "[v]");
 }
 
 struct CropCase {
@@ -457,7 +466,7 @@ TEST_P(PlannerCropTest, LargestWindowAnchoredByFocus) {
   d.focus_x = c.focus_x;
   d.focus_y = c.focus_y;
   pb::Job job = PlanOne(d);
-  EXPECT_EQ(Graph(job), "[0:v:0]" + c.chain + "[v]");
+  EXPECT_EQ(Graph(job), "[0:v:0]" + c.chain + kTags709 + "[v]");
   EXPECT_EQ(job.outputs(0).expect().width(), c.width_out);
   EXPECT_EQ(job.outputs(0).expect().height(), c.height_out);
   EXPECT_EQ(c.width_out % 2, 0);
@@ -497,7 +506,7 @@ TEST(PlannerTest, CropOutputSizeIsTheRequestsFromAnySourceSize) {
   d.height = 1920;
   pb::Job job = PlanOne(d, f);
   // 720 x 9/16 = 405: the crop rounds to 406, the output stays 1080 wide.
-  EXPECT_EQ(Graph(job), "[0:v:0]crop=406:720:438:0,scale=1080:1920,setsar=1[v]");
+  EXPECT_EQ(Graph(job), "[0:v:0]crop=406:720:438:0,scale=1080:1920,setsar=1" + kTags709 + "[v]");
   EXPECT_EQ(job.outputs(0).expect().width(), 1080);
   EXPECT_EQ(job.outputs(0).expect().height(), 1920);
 
@@ -525,7 +534,8 @@ TEST(PlannerTest, CropOnRotatedSourceWorksInDisplaySpace) {
   d.aspect_den = 1;
   d.focus_y = 0;
   pb::Job job = PlanOne(d, f);
-  EXPECT_EQ(Graph(job), "[0:v:0]transpose=clock,crop=1080:1080:0:0,setsar=1[v];[0:v:0]nullsink");
+  EXPECT_EQ(Graph(job), "[0:v:0]transpose=clock,crop=1080:1080:0:0,setsar=1" + kTags709 +
+                            "[v];[0:v:0]nullsink");
 }
 
 TEST(PlannerTest, HeightScalingKeepsWidthEven) {
@@ -540,7 +550,7 @@ TEST(PlannerTest, HeightScalingKeepsWidthEven) {
   }
   DeliverableSpec d = Deliverable("web", "web-h264");
   d.height = 480;  // 853.33 -> 854
-  EXPECT_EQ(Graph(PlanOne(d)), "[0:v:0]scale=854:480,setsar=1[v]");
+  EXPECT_EQ(Graph(PlanOne(d)), "[0:v:0]scale=854:480,setsar=1" + kTags709 + "[v]");
 }
 
 TEST(PlannerTest, EscapeFilterPath) {
@@ -562,7 +572,8 @@ TEST(PlannerTest, BurnedSubtitlesComeLastWithEscapedPath) {
   ASSERT_EQ(r.plan.jobs_size(), 1);
   const pb::Job& job = r.plan.jobs(0);
   EXPECT_EQ(Graph(job), "[0:v:0]scale=1280:720,setsar=1,subtitles=filename=" +
-                            EscapeFilterPath("/media/it's: a, [weird] name.srt") + "[v]");
+                            EscapeFilterPath("/media/it's: a, [weird] name.srt") + kTags709 +
+                            "[v]");
   EXPECT_THAT(job.inputs(), ElementsAre(kSource, "/media/it's: a, [weird] name.srt"));
   // The sidecar is read by the filter, not opened as an input.
   EXPECT_EQ(std::count(job.argv().begin(), job.argv().end(), "-i"), 1);
@@ -601,7 +612,7 @@ TEST(PlannerTest, SoftSubtitlesAreAMovTextTrackCopiedInAndClippedToTheSource) {
   EXPECT_THAT(job.remove_after(), ElementsAre(part));
   EXPECT_TRUE(job.outputs(0).expect().has_subtitle());
   EXPECT_EQ(job.outputs(0).expect().subtitle_codec(), "mov_text");
-  EXPECT_EQ(Graph(job), "[0:v:0]setsar=1[v]");
+  EXPECT_EQ(Graph(job), "[0:v:0]setsar=1" + kTags709 + "[v]");
 }
 
 TEST(PlannerTest, SoftSubtitlesOnMxfArePlannedFailures) {
@@ -968,6 +979,94 @@ TEST(PlannerChunkTest, ChunksStartOnKeyFramesOfAFixedGopAndSpanSeveralOfIrregula
   f.set_keyframe_interval_s(2);
   r = PlanDelivery(Spec({Sized("web", "web-h264", 1080)}), f, Pieces(25));
   EXPECT_EQ(starts(r).size(), 5u) << "12 s chunks are over 4 x 2 s";
+}
+
+// Issue 17: interlaced, HDR and SD sources.
+TEST(PlannerPictureTest, InterlacedSourcesAreDeinterlacedExceptForTheProResMaster) {
+  pb::SourceFacts f = HdFacts();
+  f.set_field_order("tt");
+  pb::Job web = PlanOne(Sized("web", "web-h264", 720), f);
+  EXPECT_EQ(Graph(web),
+            "[0:v:0]bwdif=mode=send_frame:parity=tff:deint=all,scale=1280:720,setsar=1" + kTags709 +
+                "[v]");
+  EXPECT_EQ(web.outputs(0).expect().field_order(), "progressive");
+  EXPECT_THAT(Argv(web), Not(Contains("+ildct+ilme")));
+
+  pb::Job master = PlanOne(Sized("master", "master-prores", 540), f);
+  EXPECT_EQ(Graph(master), "[0:v:0]scale=960:540:interl=1,setsar=1" + kTags709 + "[v]")
+      << "no deinterlacing; each field scaled on its own";
+  EXPECT_TRUE(HasSeq(Argv(master), {"-flags", "+ildct+ilme", "-top", "1"}));
+  EXPECT_EQ(master.outputs(0).expect().field_order(), "tt");
+  f.set_field_order("bb");
+  master = PlanOne(Deliverable("master", "master-prores"), f);
+  EXPECT_TRUE(HasSeq(Argv(master), {"-flags", "+ildct+ilme", "-top", "0"}));
+  EXPECT_EQ(master.outputs(0).expect().field_order(), "bb");
+  EXPECT_THAT(Graph(PlanOne(Deliverable("poster", "thumbnail-jpg"), f)),
+              HasSubstr("bwdif=mode=send_frame:parity=bff:deint=all"));
+
+  PlanResult dnx = PlanWhole(Spec({Deliverable("mxf", "master-dnxhr")}), f);
+  ASSERT_EQ(dnx.plan.failures_size(), 1);
+  EXPECT_THAT(dnx.plan.failures(0).reason(), HasSubstr("use master-prores"));
+}
+
+TEST(PlannerPictureTest, HdrSourcesAreToneMappedForSdrAndKeptByMasters) {
+  pb::SourceFacts f = HdFacts();
+  f.set_color_primaries("bt2020");
+  f.set_color_transfer("smpte2084");
+  f.set_color_space("bt2020nc");
+  f.set_bit_depth(10);
+  pb::Job web = PlanOne(Sized("web", "web-h264", 720), f);
+  EXPECT_EQ(Graph(web),
+            "[0:v:0]scale=1280:720,setsar=1,zscale=tin=smpte2084:min=bt2020nc:pin=bt2020:rin=tv:"
+            "t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
+            "zscale=t=bt709:m=bt709:r=tv,format=yuv420p" +
+                kTags709 + "[v]");
+  const pb::MediaInfo& e = web.outputs(0).expect();
+  EXPECT_EQ(e.color_primaries(), "bt709");
+  EXPECT_EQ(e.color_transfer(), "bt709");
+  EXPECT_EQ(e.color_space(), "bt709");
+  EXPECT_EQ(e.color_range(), "tv");
+
+  pb::Job master = PlanOne(Deliverable("master", "master-prores"), f);
+  EXPECT_THAT(Graph(master), Not(HasSubstr("tonemap")));
+  EXPECT_EQ(master.outputs(0).expect().color_transfer(), "smpte2084");
+  EXPECT_EQ(master.outputs(0).expect().color_primaries(), "bt2020");
+  EXPECT_TRUE(HasSeq(Argv(master), {"-color_primaries", "bt2020", "-color_trc", "smpte2084",
+                                    "-colorspace", "bt2020nc", "-color_range", "tv"}));
+  // DNxHR keeps 10 bits: HQX instead of HQ.
+  pb::Job dnx = PlanOne(Deliverable("mxf", "master-dnxhr"), f);
+  EXPECT_TRUE(HasSeq(Argv(dnx), {"-profile:v", "dnxhr_hqx", "-pix_fmt", "yuv422p10le"}));
+  EXPECT_EQ(dnx.outputs(0).expect().video_profile(), "DNXHR HQX");
+  EXPECT_EQ(dnx.outputs(0).expect().pix_fmt(), "yuv422p10le");
+
+  // A still from it is tone-mapped too, and carries no tags to check.
+  pb::Job poster = PlanOne(Deliverable("poster", "thumbnail-jpg"), f);
+  EXPECT_THAT(Graph(poster), HasSubstr("tonemap=tonemap=hable"));
+  EXPECT_EQ(poster.outputs(0).expect().color_transfer(), "");
+}
+
+TEST(PlannerPictureTest, UntaggedSourcesAreTaggedAsPlayersAssumeThem) {
+  auto tags = [](int width, int height) {
+    pb::SourceFacts f = HdFacts();
+    f.set_width(width);
+    f.set_height(height);
+    f.set_display_width(width);
+    f.set_display_height(height);
+    const pb::MediaInfo e = PlanOne(Deliverable("web", "web-h264"), f).outputs(0).expect();
+    return e.color_primaries() + "/" + e.color_transfer() + "/" + e.color_space() + "/" +
+           e.color_range();
+  };
+  EXPECT_EQ(tags(1920, 1080), "bt709/bt709/bt709/tv");
+  EXPECT_EQ(tags(1280, 720), "bt709/bt709/bt709/tv");
+  EXPECT_EQ(tags(720, 576), "bt470bg/smpte170m/bt470bg/tv");
+  EXPECT_EQ(tags(720, 480), "smpte170m/smpte170m/smpte170m/tv");
+  // What the stream says wins.
+  pb::SourceFacts f = HdFacts();
+  f.set_color_primaries("bt709");
+  f.set_color_transfer("bt709");
+  f.set_color_space("bt709");
+  f.set_color_range("pc");
+  EXPECT_EQ(PlanOne(Deliverable("web", "web-h264"), f).outputs(0).expect().color_range(), "pc");
 }
 
 }  // namespace
