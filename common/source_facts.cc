@@ -102,6 +102,45 @@ std::string StringField(const json& obj, const char* key) {
   return "";
 }
 
+// "34000/50000" (or "0.68") scaled by `unit`, rounded: 0 when unreadable.
+int64_t Scaled(const json& obj, const char* key, double unit) {
+  std::string text = obj.contains(key) && obj[key].is_string() ? obj[key].get<std::string>()
+                     : obj.contains(key) && obj[key].is_number()
+                         ? std::to_string(obj[key].get<double>())
+                         : std::string();
+  if (text.empty()) return 0;
+  double num = std::strtod(text.c_str(), nullptr), den = 1;
+  if (size_t slash = text.find('/'); slash != std::string::npos) {
+    den = std::strtod(text.c_str() + slash + 1, nullptr);
+  }
+  if (!(den > 0) || !std::isfinite(num)) return 0;
+  return std::llround(num / den * unit);
+}
+
+// Mastering display and content light level from an ffprobe side data list
+// (a stream's, from its container, or a frame's, from SEI).
+void ApplyHdrSideData(const json& list, pb::SourceFacts* facts) {
+  if (!list.is_array()) return;
+  for (const json& sd : list) {
+    if (!sd.is_object()) continue;
+    const std::string type = StringField(sd, "side_data_type");
+    if (type == "Mastering display metadata" && sd.contains("red_x")) {
+      auto xy = [&](const char* x, const char* y) {
+        return "(" + std::to_string(Scaled(sd, x, 50000)) + "," +
+               std::to_string(Scaled(sd, y, 50000)) + ")";
+      };
+      facts->set_mastering_display("G" + xy("green_x", "green_y") + "B" + xy("blue_x", "blue_y") +
+                                   "R" + xy("red_x", "red_y") + "WP" +
+                                   xy("white_point_x", "white_point_y") + "L(" +
+                                   std::to_string(Scaled(sd, "max_luminance", 10000)) + "," +
+                                   std::to_string(Scaled(sd, "min_luminance", 10000)) + ")");
+    } else if (type == "Content light level metadata") {
+      facts->set_max_cll(static_cast<int32_t>(Scaled(sd, "max_content", 1)));
+      facts->set_max_fall(static_cast<int32_t>(Scaled(sd, "max_average", 1)));
+    }
+  }
+}
+
 // "30000/1001" or "16:9" -> num, den; false unless both are positive.
 bool ParseRatio(const std::string& s, char sep, int64_t* num, int64_t* den) {
   size_t pos = s.find(sep);
@@ -336,6 +375,13 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
     facts.set_color_transfer(known("color_transfer"));
     facts.set_color_space(known("color_space"));
     facts.set_color_range(known("color_range"));
+    // HDR metadata the container carries (MOV/MP4 mdcv and clli, Matroska's
+    // MasteringMetadata); FFmpeg copies it into what it writes.
+    if (video->contains("side_data_list")) {
+      ApplyHdrSideData(video->at("side_data_list"), &facts);
+      facts.set_hdr_metadata_in_container(!facts.mastering_display().empty() ||
+                                          facts.max_cll() > 0);
+    }
 
     int64_t sar_num = 1, sar_den = 1;
     if (!ParseRatio(StringField(*video, "sample_aspect_ratio"), ':', &sar_num, &sar_den)) {
@@ -436,7 +482,7 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
   if (!json_text.ok()) return json_text.status();
   StatusOr<pb::SourceFacts> facts = SourceFactsFromProbeJson(*json_text, path);
   if (!facts.ok() || !facts->has_video()) return facts;
-  if (IsHdrTransfer(facts->color_transfer())) {
+  if (IsHdrTransfer(facts->color_transfer()) && !facts->hdr_metadata_in_container()) {
     ProcessOptions hdr;
     hdr.argv = HdrProbeArgv(ffprobe, path, facts->format_name());
     hdr.timeout_s = timeout_s;
@@ -495,25 +541,6 @@ std::vector<std::string> HdrProbeArgv(const std::string& ffprobe, const std::str
   return argv;
 }
 
-namespace {
-
-// "34000/50000" (or "0.68") scaled by `unit`, rounded: 0 when unreadable.
-int64_t Scaled(const json& obj, const char* key, double unit) {
-  std::string text = obj.contains(key) && obj[key].is_string() ? obj[key].get<std::string>()
-                     : obj.contains(key) && obj[key].is_number()
-                         ? std::to_string(obj[key].get<double>())
-                         : std::string();
-  if (text.empty()) return 0;
-  double num = std::strtod(text.c_str(), nullptr), den = 1;
-  if (size_t slash = text.find('/'); slash != std::string::npos) {
-    den = std::strtod(text.c_str() + slash + 1, nullptr);
-  }
-  if (!(den > 0) || !std::isfinite(num)) return 0;
-  return std::llround(num / den * unit);
-}
-
-}  // namespace
-
 void ApplyHdrFromProbeJson(const std::string& text, pb::SourceFacts* facts) {
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("frames") ||
@@ -521,25 +548,7 @@ void ApplyHdrFromProbeJson(const std::string& text, pb::SourceFacts* facts) {
     return;
   }
   const json& frame = doc["frames"][0];
-  if (!frame.contains("side_data_list") || !frame["side_data_list"].is_array()) return;
-  for (const json& sd : frame["side_data_list"]) {
-    if (!sd.is_object()) continue;
-    const std::string type = StringField(sd, "side_data_type");
-    if (type == "Mastering display metadata" && sd.contains("red_x")) {
-      auto xy = [&](const char* x, const char* y) {
-        return "(" + std::to_string(Scaled(sd, x, 50000)) + "," +
-               std::to_string(Scaled(sd, y, 50000)) + ")";
-      };
-      facts->set_mastering_display("G" + xy("green_x", "green_y") + "B" + xy("blue_x", "blue_y") +
-                                   "R" + xy("red_x", "red_y") + "WP" +
-                                   xy("white_point_x", "white_point_y") + "L(" +
-                                   std::to_string(Scaled(sd, "max_luminance", 10000)) + "," +
-                                   std::to_string(Scaled(sd, "min_luminance", 10000)) + ")");
-    } else if (type == "Content light level metadata") {
-      facts->set_max_cll(static_cast<int32_t>(Scaled(sd, "max_content", 1)));
-      facts->set_max_fall(static_cast<int32_t>(Scaled(sd, "max_average", 1)));
-    }
-  }
+  if (frame.contains("side_data_list")) ApplyHdrSideData(frame["side_data_list"], facts);
 }
 
 bool IsIntraOnlyCodec(const std::string& codec) {

@@ -10,6 +10,8 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcpp-httplib-dev libssl-dev
   ffmpeg redis-server redis-tools prometheus python3
+  # tests: HDR sources whose container carries mastering metadata (mkvmerge)
+  mkvtoolnix
 )
 
 missing=()

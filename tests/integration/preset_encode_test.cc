@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -649,6 +650,66 @@ TEST(BroadcastHdrTest, HdrSourcesAreToneMappedForSdrDeliverablesAndKeptByTheMast
     EXPECT_EQ(media->color_space(), "bt2020nc");
     EXPECT_EQ(media->pix_fmt(), "yuv422p10le");
   }
+}
+
+// A graded master's container carries its HDR10 metadata (MOV/MP4 mdcv and
+// clli boxes, Matroska's MasteringMetadata): the ProRes master keeps it.
+TEST(BroadcastHdrTest, ContainerHdrMetadataIsKeptByTheMaster) {
+  const std::string pq = MakeHdrRamp(MediaEnv::Get().dir() + "/src-pq-sei.mov", "smpte2084");
+  const std::string source = MediaEnv::Get().dir() + "/src-pq-container.mkv";
+  // mkvmerge writes the container's copy (FFmpeg 5.1 cannot make one).
+  ASSERT_EQ(RunArgv({"mkvmerge",
+                     "-q",
+                     "-o",
+                     source,
+                     "--colour-matrix-coefficients",
+                     "0:9",
+                     "--colour-transfer-characteristics",
+                     "0:16",
+                     "--colour-primaries",
+                     "0:9",
+                     "--colour-range",
+                     "0:1",
+                     "--max-content-light",
+                     "0:1000",
+                     "--max-frame-light",
+                     "0:400",
+                     "--chromaticity-coordinates",
+                     "0:0.68,0.32,0.265,0.69,0.15,0.06",
+                     "--white-colour-coordinates",
+                     "0:0.3127,0.3290",
+                     "--max-luminance",
+                     "0:1000",
+                     "--min-luminance",
+                     "0:0.0001",
+                     pq}),
+            0)
+      << "mkvmerge (mkvtoolnix, scripts/install-deps.sh)";
+  StatusOr<pb::SourceFacts> facts = Probe(source);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_TRUE(facts->hdr_metadata_in_container());
+  EXPECT_EQ(facts->mastering_display(),
+            "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)");
+  EXPECT_EQ(facts->max_cll(), 1000);
+  std::string master = PlanAndRun("hdr-master-container", source, *facts,
+                                  C("", "master-prores", SourceKind::kPlain));
+  ASSERT_FALSE(master.empty());
+  std::string side;
+  ASSERT_EQ(RunArgv({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                     "stream=color_transfer:stream_side_data_list", "-of", "json", master},
+                    &side),
+            0);
+  auto doc = nlohmann::json::parse(side, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << side;
+  pb::SourceFacts kept;
+  for (const auto& sd : doc["streams"][0]["side_data_list"]) {
+    const std::string type = sd.value("side_data_type", "");
+    if (type == "Mastering display metadata") kept.set_mastering_display("present");
+    if (type == "Content light level metadata") kept.set_max_cll(sd.value("max_content", 0));
+  }
+  EXPECT_EQ(kept.mastering_display(), "present") << side;
+  EXPECT_EQ(kept.max_cll(), 1000) << side;
+  EXPECT_EQ(doc["streams"][0].value("color_transfer", ""), "smpte2084");
 }
 
 TEST(SourceKindsTest, ProbeAsDescribed) {

@@ -967,7 +967,9 @@ TEST(PlannerChunkTest, ChunksStartOnKeyFramesOfAFixedGopAndSpanSeveralOfIrregula
   for (const auto& job : r.plan.jobs()) {
     if (job.kind() != "chunk") continue;
     const std::string frames = ValueAfter(Argv(job), "-frames:v");
-    if (!frames.empty()) EXPECT_EQ(std::stoi(frames) % 48, 0) << frames;
+    if (!frames.empty()) {
+      EXPECT_EQ(std::stoi(frames) % 48, 0) << frames;
+    }
   }
 
   // Irregular key frames up to 8 s apart: no chunk under 4 x 8 s, so a 60 s

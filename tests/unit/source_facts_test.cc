@@ -349,3 +349,72 @@ TEST(KeyFrameTest, NothingUsableLeavesThemUnknown) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// Issue 17: scan, colour, depth and the container's HDR metadata.
+TEST(SourceFactsTest, ScanColourDepthAndContainerHdrMetadata) {
+  json j = PlainProbe();
+  json& v = j["streams"][0];
+  v["pix_fmt"] = "yuv420p10le";
+  v["field_order"] = "tt";
+  v["color_primaries"] = "bt2020";
+  v["color_transfer"] = "smpte2084";
+  v["color_space"] = "bt2020nc";
+  v["color_range"] = "tv";
+  v["side_data_list"] = json::array({{{"side_data_type", "Content light level metadata"},
+                                      {"max_content", 1000},
+                                      {"max_average", 400}},
+                                     {{"side_data_type", "Mastering display metadata"},
+                                      {"red_x", "11408507/16777216"},
+                                      {"red_y", "5368709/16777216"},
+                                      {"green_x", "2222981/8388608"},
+                                      {"green_y", "11576279/16777216"},
+                                      {"blue_x", "5033165/33554432"},
+                                      {"blue_y", "16106127/268435456"},
+                                      {"white_point_x", "10492471/33554432"},
+                                      {"white_point_y", "689963/2097152"},
+                                      {"min_luminance", "209800/2098000053"},
+                                      {"max_luminance", "1000/1"}}});
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_EQ(f.field_order(), "tt");
+  EXPECT_EQ(f.color_primaries(), "bt2020");
+  EXPECT_EQ(f.color_transfer(), "smpte2084");
+  EXPECT_EQ(f.color_space(), "bt2020nc");
+  EXPECT_EQ(f.color_range(), "tv");
+  EXPECT_EQ(f.bit_depth(), 10);
+  EXPECT_TRUE(f.hdr_metadata_in_container());
+  EXPECT_EQ(f.mastering_display(),
+            "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)");
+  EXPECT_EQ(f.max_cll(), 1000);
+  EXPECT_EQ(f.max_fall(), 400);
+
+  // "unknown" is nothing said; an 8-bit picture without tags.
+  pb::SourceFacts plain = FactsOf(PlainProbe());
+  EXPECT_EQ(plain.field_order(), "");
+  EXPECT_EQ(plain.color_transfer(), "");
+  EXPECT_EQ(plain.bit_depth(), 8);
+  EXPECT_FALSE(plain.hdr_metadata_in_container());
+}
+
+TEST(KeyFrameTest, FrameSideDataGivesHdr10Metadata) {
+  pb::SourceFacts f;
+  ApplyHdrFromProbeJson(R"({"frames": [{"side_data_list": [
+      {"side_data_type": "Mastering display metadata", "red_x": "34000/50000",
+       "red_y": "16000/50000", "green_x": "13250/50000", "green_y": "34500/50000",
+       "blue_x": "7500/50000", "blue_y": "3000/50000", "white_point_x": "15635/50000",
+       "white_point_y": "16450/50000", "min_luminance": "50/10000",
+       "max_luminance": "40000000/10000"},
+      {"side_data_type": "Content light level metadata", "max_content": 4000,
+       "max_average": 1000}]}]})",
+                        &f);
+  EXPECT_EQ(f.mastering_display(),
+            "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(40000000,50)");
+  EXPECT_EQ(f.max_cll(), 4000);
+  EXPECT_EQ(f.max_fall(), 1000);
+  EXPECT_FALSE(f.hdr_metadata_in_container());
+}
+
+}  // namespace
+}  // namespace reelfarm
