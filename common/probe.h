@@ -64,13 +64,30 @@ std::vector<std::string> HdrProbeArgv(const std::string& ffprobe, const std::str
 // leaves them when it holds none.
 void ApplyHdrFromProbeJson(const std::string& json, pb::SourceFacts* facts);
 
+// The ffmpeg argv running the `idet` filter over `frames` frames of the first
+// video stream from `start_s` (decoding only, no output).
+std::vector<std::string> IdetArgv(const std::string& ffmpeg, const std::string& path,
+                                  const std::string& format_name, double start_s, int frames);
+
+// Pure: what idet's log (its "Multi frame detection: TFF: a BFF: b
+// Progressive: c" line) says of the field order: "tt" or "bb" when most
+// decided frames show fields (at least 10 of them), "progressive" when
+// most show none, "" when it cannot tell.
+std::string FieldOrderFromIdet(const std::string& log);
+
 // SourceContentProblem, then RunProbe (killed after `timeout_s`), then
 // SourceFactsFromProbeJson; then, for a long-GOP video stream, its key frames
 // (KeyFrameProbeArgv; a failure there only leaves them unknown), and for a
 // PQ or HLG one its HDR metadata (HdrProbeArgv, likewise). A refused source
 // is InvalidArgument.
+// With `ffmpeg` (a path; empty: not run), the field order the stream declares
+// is checked with idet on 60 frames from 30 % in, for pictures of at least
+// 640x480 (broadcast sizes; idet misreads small synthetic ones): where the
+// flag is missing, or idet clearly sees otherwise, idet's answer is taken
+// (`field_order_from_idet`).
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
-                                      const std::string& path, double timeout_s = 60);
+                                      const std::string& path, double timeout_s = 60,
+                                      const std::string& ffmpeg = "");
 
 }  // namespace reelfarm
 

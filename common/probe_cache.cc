@@ -20,7 +20,8 @@ bool ProbeCache::IdentityOf(const std::string& path, Identity* out) {
 }
 
 StatusOr<pb::SourceFacts> ProbeCache::Probe(ProcessRunner& runner, const std::string& ffprobe,
-                                            const std::string& path, double timeout_s) {
+                                            const std::string& path, double timeout_s,
+                                            const std::string& ffmpeg) {
   Identity before;
   bool known = IdentityOf(path, &before);
   if (known) {
@@ -33,7 +34,7 @@ StatusOr<pb::SourceFacts> ProbeCache::Probe(ProcessRunner& runner, const std::st
     }
   }
   // Not under the lock: probes of different files run side by side.
-  StatusOr<pb::SourceFacts> facts = ProbeSource(runner, ffprobe, path, timeout_s);
+  StatusOr<pb::SourceFacts> facts = ProbeSource(runner, ffprobe, path, timeout_s, ffmpeg);
   Identity after;
   std::lock_guard<std::mutex> lock(mu_);
   ++misses_;

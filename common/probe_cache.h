@@ -18,14 +18,15 @@ class ProbeCache {
   // Remembers at most `capacity` files (the least recently used go first).
   explicit ProbeCache(size_t capacity = 256);
 
-  // ProbeSource(runner, ffprobe, path, timeout_s), unless `path` was probed
+  // ProbeSource(runner, ffprobe, path, timeout_s, ffmpeg), unless `path` was probed
   // before and its identity (device, inode, size, modification and change
   // times to the nanosecond) is what it was then: the facts of that probe.
   // Only successful probes of files that did not change while they were
   // probed are remembered. Any write to the file, a replacement (rename over
   // it) or a `touch` probes it again.
   StatusOr<pb::SourceFacts> Probe(ProcessRunner& runner, const std::string& ffprobe,
-                                  const std::string& path, double timeout_s = 60);
+                                  const std::string& path, double timeout_s = 60,
+                                  const std::string& ffmpeg = "");
 
   uint64_t hits() const;
   uint64_t misses() const;

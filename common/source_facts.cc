@@ -471,7 +471,8 @@ std::string SourceContentProblem(const std::string& path) {
 }
 
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
-                                      const std::string& path, double timeout_s) {
+                                      const std::string& path, double timeout_s,
+                                      const std::string& ffmpeg) {
   // Refuse playlists and lists by their content before ffprobe sees them:
   // ffprobe's hls, dash and concat demuxers open the files a list names while
   // probing (local segments are read even with -protocol_whitelist file), so
@@ -482,6 +483,27 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
   if (!json_text.ok()) return json_text.status();
   StatusOr<pb::SourceFacts> facts = SourceFactsFromProbeJson(*json_text, path);
   if (!facts.ok() || !facts->has_video()) return facts;
+  // Interlaced video is broadcast video: SD (480/576 lines) and 1080 lines.
+  // idet misreads small synthetic pictures (a 320x180 test pattern shows
+  // "TFF" on most frames), so smaller ones are not examined.
+  if (!ffmpeg.empty() && facts->frame_count() >= 20 && facts->width() >= 640 &&
+      facts->height() >= 480) {
+    ProcessOptions idet;
+    idet.argv = IdetArgv(ffmpeg, path, facts->format_name(), facts->duration_s() * 0.3, 60);
+    idet.timeout_s = timeout_s;
+    idet.stderr_tail_bytes = 4096;
+    StatusOr<ProcessResult> run = runner.Run(idet);
+    if (run.ok() && run->Succeeded()) {
+      const std::string seen = FieldOrderFromIdet(run->stderr_tail);
+      const std::string& flag = facts->field_order();
+      const bool flag_interlaced = flag == "tt" || flag == "bb" || flag == "tb" || flag == "bt";
+      const bool seen_interlaced = seen == "tt" || seen == "bb";
+      if (!seen.empty() && (flag.empty() || flag_interlaced != seen_interlaced)) {
+        facts->set_field_order(seen);
+        facts->set_field_order_from_idet(true);
+      }
+    }
+  }
   if (IsHdrTransfer(facts->color_transfer()) && !facts->hdr_metadata_in_container()) {
     ProcessOptions hdr;
     hdr.argv = HdrProbeArgv(ffprobe, path, facts->format_name());
@@ -520,6 +542,41 @@ std::vector<std::string> KeyFrameProbeArgv(const std::string& ffprobe, const std
   }
   argv.push_back("file:" + path);
   return argv;
+}
+
+std::vector<std::string> IdetArgv(const std::string& ffmpeg, const std::string& path,
+                                  const std::string& format_name, double start_s, int frames) {
+  std::vector<std::string> argv = {
+      ffmpeg, "-hide_banner",        "-nostdin", "-nostats", "-loglevel",
+      "info", "-protocol_whitelist", "file"};
+  if (!format_name.empty()) {
+    argv.push_back("-f");
+    argv.push_back(format_name);
+  }
+  char start[32];
+  std::snprintf(start, sizeof(start), "%.3f", std::max(0.0, start_s));
+  for (const std::string a :
+       {std::string("-ss"), std::string(start), std::string("-i"), "file:" + path,
+        std::string("-map"), std::string("0:v:0"), std::string("-vf"), std::string("idet"),
+        std::string("-frames:v"), std::to_string(frames), std::string("-an"), std::string("-f"),
+        std::string("null"), std::string("-")}) {
+    argv.push_back(a);
+  }
+  return argv;
+}
+
+std::string FieldOrderFromIdet(const std::string& log) {
+  const size_t at = log.rfind("Multi frame detection:");
+  if (at == std::string::npos) return "";
+  int tff = 0, bff = 0, progressive = 0;
+  if (std::sscanf(log.c_str() + at, "Multi frame detection: TFF: %d BFF: %d Progressive: %d", &tff,
+                  &bff, &progressive) != 3) {
+    return "";
+  }
+  const int fields = tff + bff;
+  if (fields >= 10 && fields > 2 * progressive) return tff >= bff ? "tt" : "bb";
+  if (progressive >= 10 && progressive > 2 * fields) return "progressive";
+  return "";
 }
 
 bool IsHdrTransfer(const std::string& transfer) {

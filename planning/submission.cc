@@ -31,9 +31,10 @@ Submission SubmissionPipeline::Check(SpecParseResult parsed) const {
   out.errors = CheckSpecFiles(spec);
   if (!out.errors.empty()) return out;
 
-  StatusOr<pb::SourceFacts> facts = cache_ != nullptr
-                                        ? cache_->Probe(*runner_, options_.ffprobe, spec.source)
-                                        : ProbeSource(*runner_, options_.ffprobe, spec.source);
+  StatusOr<pb::SourceFacts> facts =
+      cache_ != nullptr
+          ? cache_->Probe(*runner_, options_.ffprobe, spec.source, 60, options_.planner.ffmpeg)
+          : ProbeSource(*runner_, options_.ffprobe, spec.source, 60, options_.planner.ffmpeg);
   if (!facts.ok()) {
     out.probe_status = facts.status();
     out.errors.push_back({spec.spec_file, spec.source_line, "source", facts.status().message()});

@@ -530,6 +530,33 @@ TEST(BroadcastHdrTest,
   EXPECT_EQ(facts->fps_num(), 25);
   const auto src = Idet(source);
   ASSERT_GT(src[0], src[2]) << "idet sees the source's fields (top first)";
+  EXPECT_FALSE(facts->field_order_from_idet());
+
+  // The same fields woven into frames flagged progressive (a wrong flag, as
+  // some capture chains write): the probe's idet pass finds them.
+  const std::string mislabelled = MediaEnv::Get().dir() + "/src-1080i50-flagged-p.mov";
+  ASSERT_EQ(
+      RunArgv({"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi",
+               "-i", "testsrc2=s=1920x1080:r=50:d=1.2,tinterlace=mode=interleave_top,setfield=prog",
+               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mov",
+               mislabelled}),
+      0);
+  {
+    PosixProcessRunner runner;
+    StatusOr<pb::SourceFacts> flagged = ProbeSource(runner, "ffprobe", mislabelled);
+    ASSERT_TRUE(flagged.ok());
+    EXPECT_EQ(flagged->field_order(), "progressive") << "what the stream says";
+    StatusOr<pb::SourceFacts> checked = ProbeSource(runner, "ffprobe", mislabelled, 60, "ffmpeg");
+    ASSERT_TRUE(checked.ok());
+    EXPECT_EQ(checked->field_order(), "tt") << "what idet sees";
+    EXPECT_TRUE(checked->field_order_from_idet());
+    // A truly progressive source stays so.
+    StatusOr<pb::SourceFacts> plain =
+        ProbeSource(runner, "ffprobe", MediaEnv::Get().Source(SourceKind::kPlain), 60, "ffmpeg");
+    ASSERT_TRUE(plain.ok());
+    EXPECT_NE(plain->field_order(), "tt");
+    EXPECT_NE(plain->field_order(), "bb");
+  }
 
   for (const auto& [name, c] : std::vector<std::pair<std::string, Case>>{
            {"i50-web-full", C("", "web-h264", SourceKind::kPlain)},

@@ -1,7 +1,7 @@
 // A ProcessRunner for unit tests of probing: answers every probe with the
 // ffprobe JSON of a 2 s 320x180 H.264 mov (or, with `fail`, ffprobe's
-// refusal), every key-frame listing with a key frame a second, and counts
-// both.
+// refusal), every key-frame listing with a key frame a second, every idet
+// pass with progressive frames, and counts them.
 #ifndef REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 #define REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 
@@ -27,6 +27,14 @@ class FakeProbeRunner final : public ProcessRunner {
                                       {"pts_time": "1.960000", "flags": "__"}]})";
       return r;
     }
+    if (std::find(options.argv.begin(), options.argv.end(), "idet") != options.argv.end()) {
+      // ffmpeg's idet over the 2 s source: progressive, as flagged.
+      ++idet_runs;
+      r.stderr_tail =
+          "[Parsed_idet_0 @ 0x1] Multi frame detection: TFF: 0 BFF: 0 "
+          "Progressive: 48 Undetermined: 2\n";
+      return r;
+    }
     ++runs;
     last_argv = options.argv;
     r.exit_code = fail ? 1 : 0;
@@ -42,6 +50,7 @@ class FakeProbeRunner final : public ProcessRunner {
   }
   int runs = 0;           // probes (-show_format -show_streams)
   int keyframe_runs = 0;  // key-frame listings
+  int idet_runs = 0;      // ffmpeg idet passes
   bool fail = false;
   std::vector<std::string> last_argv;
 };

@@ -418,3 +418,51 @@ TEST(KeyFrameTest, FrameSideDataGivesHdr10Metadata) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST(IdetTest, MostDecidedFramesSayTheFieldOrder) {
+  auto said = [](int tff, int bff, int progressive) {
+    return FieldOrderFromIdet(
+        "[Parsed_idet_0 @ 0x55] Single frame detection: TFF: 1 BFF: 2 "
+        "Progressive: 3 Undetermined: 4\n[Parsed_idet_0 @ 0x55] Multi "
+        "frame detection: TFF: " +
+        std::to_string(tff) + " BFF: " + std::to_string(bff) +
+        " Progressive: " + std::to_string(progressive) + " Undetermined: 5\n");
+  };
+  EXPECT_EQ(said(40, 0, 2), "tt");
+  EXPECT_EQ(said(3, 30, 5), "bb");
+  EXPECT_EQ(said(0, 1, 50), "progressive");
+  EXPECT_EQ(said(12, 0, 10), "") << "not clear either way";
+  EXPECT_EQ(said(4, 0, 1), "") << "too few frames with fields";
+  EXPECT_EQ(FieldOrderFromIdet("no idet here"), "");
+  std::vector<std::string> argv = IdetArgv("ffmpeg", "/m/a:b.mov", "mov", 3.25, 60);
+  EXPECT_EQ(argv, (std::vector<std::string>{"ffmpeg",
+                                            "-hide_banner",
+                                            "-nostdin",
+                                            "-nostats",
+                                            "-loglevel",
+                                            "info",
+                                            "-protocol_whitelist",
+                                            "file",
+                                            "-f",
+                                            "mov",
+                                            "-ss",
+                                            "3.250",
+                                            "-i",
+                                            "file:/m/a:b.mov",
+                                            "-map",
+                                            "0:v:0",
+                                            "-vf",
+                                            "idet",
+                                            "-frames:v",
+                                            "60",
+                                            "-an",
+                                            "-f",
+                                            "null",
+                                            "-"}));
+}
+
+}  // namespace
+}  // namespace reelfarm
