@@ -73,8 +73,8 @@ std::string RenderSource(const pb::SourceFacts& s) {
 std::string ShellQuote(const std::string& arg) {
   if (arg.empty()) return "''";
   bool safe = std::all_of(arg.begin(), arg.end(), [](unsigned char c) {
-    return std::isalnum(c) || std::string_view("@%+=:,./_-").find(static_cast<char>(c)) !=
-                                  std::string_view::npos;
+    return std::isalnum(c) ||
+           std::string_view("@%+=:,./_-").find(static_cast<char>(c)) != std::string_view::npos;
   });
   if (safe) return arg;
   std::string out = "'";
@@ -211,8 +211,7 @@ std::string RenderPlan(const pb::Plan& plan) {
       out << "    " << (o.intermediate() ? "part" : "output") << ": " << o.deliverable() << " ("
           << o.preset() << ") -> " << o.relative_path() << "\n";
     }
-    std::vector<std::string> encoders(job.needs().encoders().begin(),
-                                      job.needs().encoders().end());
+    std::vector<std::string> encoders(job.needs().encoders().begin(), job.needs().encoders().end());
     out << "    needs: " << (encoders.empty() ? "-" : JoinStrings(encoders, ", "))
         << (job.needs().gpu() ? " + GPU" : "") << "\n";
     if (job.depends_on_size() > 0) {
@@ -231,11 +230,15 @@ std::string RenderPlan(const pb::Plan& plan) {
     std::vector<std::string> argv(job.argv().begin(), job.argv().end());
     out << "    argv: " << ShellJoin(argv) << "\n";
   }
+  if (plan.notes_size() > 0) {
+    out << "\nNotes:\n";
+    for (const std::string& note : plan.notes()) out << "  " << note << "\n";
+  }
   if (plan.failures_size() > 0) {
     out << "\nCannot be made from this source (" << plan.failures_size() << "):\n";
     for (const pb::PlannedFailure& f : plan.failures()) {
-      out << "  " << f.deliverable() << " (" << f.preset() << ") -> " << f.relative_path()
-          << ": " << f.reason() << "\n";
+      out << "  " << f.deliverable() << " (" << f.preset() << ") -> " << f.relative_path() << ": "
+          << f.reason() << "\n";
     }
   }
   return out.str();
@@ -257,23 +260,22 @@ std::string RenderDeliveryList(const nlohmann::json& body) {
       body["deliveries"].empty()) {
     return "No deliveries.\n";
   }
-  TextTable table({"ID", "NAME", "STATE", "PROGRESS", "DELIVERED", "FAILED", "PRIORITY",
-                   "OUTPUT"});
+  TextTable table({"ID", "NAME", "STATE", "PROGRESS", "DELIVERED", "FAILED", "PRIORITY", "OUTPUT"});
   for (const auto& d : body["deliveries"]) {
-    table.AddRow({JsonString(d, "id"), JsonString(d, "name"), JsonString(d, "state"),
-                  FormatPercent(JsonNumber(d, "progress")),
-                  std::to_string(JsonInt(d, "delivered")) + "/" +
-                      std::to_string(JsonInt(d, "deliverables")),
-                  std::to_string(JsonInt(d, "failed")), std::to_string(JsonInt(d, "priority")),
-                  JsonString(d, "output_dir")});
+    table.AddRow(
+        {JsonString(d, "id"), JsonString(d, "name"), JsonString(d, "state"),
+         FormatPercent(JsonNumber(d, "progress")),
+         std::to_string(JsonInt(d, "delivered")) + "/" + std::to_string(JsonInt(d, "deliverables")),
+         std::to_string(JsonInt(d, "failed")), std::to_string(JsonInt(d, "priority")),
+         JsonString(d, "output_dir")});
   }
   return table.Render();
 }
 
 std::string RenderDeliveryDetail(const nlohmann::json& d) {
   std::ostringstream out;
-  out << "Delivery " << JsonString(d, "id") << " (" << JsonString(d, "name") << "): "
-      << JsonString(d, "state") << ", " << JsonInt(d, "delivered") << "/"
+  out << "Delivery " << JsonString(d, "id") << " (" << JsonString(d, "name")
+      << "): " << JsonString(d, "state") << ", " << JsonInt(d, "delivered") << "/"
       << JsonInt(d, "deliverables") << " delivered, " << JsonInt(d, "failed") << " failed, "
       << FormatPercent(JsonNumber(d, "progress")) << "\n";
   out << "Output: " << JsonString(d, "output_dir") << "\n";
@@ -282,10 +284,9 @@ std::string RenderDeliveryDetail(const nlohmann::json& d) {
   if (d.is_object() && d.contains("items") && d["items"].is_array() && !d["items"].empty()) {
     TextTable table({"DELIVERABLE", "PRESET", "STATE", "PROGRESS", "WORKER", "ATTEMPTS", "ERROR"});
     for (const auto& item : d["items"]) {
-      table.AddRow({JsonString(item, "name"), JsonString(item, "preset"),
-                    JsonString(item, "state"), FormatPercent(JsonNumber(item, "progress")),
-                    JsonString(item, "worker"), std::to_string(JsonInt(item, "attempts")),
-                    JsonString(item, "error")});
+      table.AddRow({JsonString(item, "name"), JsonString(item, "preset"), JsonString(item, "state"),
+                    FormatPercent(JsonNumber(item, "progress")), JsonString(item, "worker"),
+                    std::to_string(JsonInt(item, "attempts")), JsonString(item, "error")});
     }
     out << "\n" << table.Render();
   }

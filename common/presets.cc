@@ -100,6 +100,10 @@ std::span<const PresetInfo> Presets() {
           .cost_weight = 4.0,
           .long_gop = true,
           .thread_mb_per_mpx = 24,
+          .hdr_video_args = {"-c:v", "libx265", "-preset", "medium", "-crf", "24", "-tag:v", "hvc1",
+                             "-pix_fmt", "yuv420p10le", "-profile:v", "main10"},
+          .hdr_video_profile = "Main 10",
+          .hdr_pix_fmt = "yuv420p10le",
       },
       {
           .name = "social-h264",

@@ -61,6 +61,12 @@ struct PresetInfo {
   std::vector<std::string> deep_video_args{};
   std::string deep_video_profile{};
   std::string deep_pix_fmt{};
+  // For `dynamic_range: hdr` from a PQ or HLG source: the video arguments
+  // (10-bit, the source's colours; the planner adds the HDR10 metadata),
+  // profile and pixel format; empty: the preset makes SDR only.
+  std::vector<std::string> hdr_video_args{};
+  std::string hdr_video_profile{};
+  std::string hdr_pix_fmt{};
 };
 
 // Every preset, in documentation order.

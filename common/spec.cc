@@ -42,8 +42,9 @@ const char kNameRule[] =
 
 const std::vector<std::string> kTopFields = {"version",  "name",      "source",      "output_dir",
                                              "priority", "subtitles", "deliverables"};
-const std::vector<std::string> kDeliverableFields = {"name",  "preset",    "height", "aspect",
-                                                     "focus", "subtitles", "at"};
+const std::vector<std::string> kDeliverableFields = {
+    "name", "preset", "height", "aspect", "focus", "subtitles", "at", "dynamic_range"};
+const std::vector<std::string> kDynamicRanges = {"sdr", "hdr"};
 const std::vector<std::string> kFocusFields = {"x", "y"};
 const std::vector<std::string> kSubtitleChoiceFields = {"language", "mode"};
 const std::vector<std::string> kModes = {"burn", "soft"};
@@ -921,6 +922,15 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
         }
       }
       if (ok) d->subtitles = choice;
+    } else if (f.key == "dynamic_range") {
+      const std::string got = f.value.IsScalar() ? f.value.Scalar() : Describe(f.value);
+      if (!f.value.IsScalar() ||
+          std::find(kDynamicRanges.begin(), kDynamicRanges.end(), got) == kDynamicRanges.end()) {
+        Error(f.line, fpath,
+              "must be sdr or hdr, got " + Quote(got) + "; " + DidYouMean(got, kDynamicRanges));
+      } else {
+        d->dynamic_range = got;
+      }
     } else if (f.key == "at") {
       if (!f.value.IsScalar()) {
         Error(f.line, fpath,
@@ -959,6 +969,17 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
     Error(line_of("focus"), JoinPath(path, "focus"),
           "`focus` is only allowed together with `aspect` (it anchors the crop window); add "
           "`aspect: \"W:H\"` or remove focus");
+  }
+  if (d->dynamic_range == "hdr" && preset->hdr_video_args.empty()) {
+    std::vector<std::string> able;
+    for (const auto& p : Presets()) {
+      if (!p.hdr_video_args.empty()) able.push_back(p.name);
+    }
+    std::string list;
+    for (const auto& n : able) list += (list.empty() ? "" : ", ") + n;
+    Error(line_of("dynamic_range"), JoinPath(path, "dynamic_range"),
+          "dynamic_range hdr is not possible on preset " + pn +
+              " (it makes 8-bit SDR pictures); use " + list + ", or remove it");
   }
   if (d->field_lines.count("at") && !preset->still) {
     Error(line_of("at"), JoinPath(path, "at"),

@@ -12,9 +12,9 @@ namespace reelfarm {
 // One problem in a spec, printed as "FILE:LINE: field.path: message".
 struct SpecError {
   std::string file;
-  int line = 0;        // 1-based; 0 when unknown
-  std::string field;   // e.g. "deliverables[2].height"; empty for the file itself
-  std::string message; // what is wrong and what is allowed
+  int line = 0;         // 1-based; 0 when unknown
+  std::string field;    // e.g. "deliverables[2].height"; empty for the file itself
+  std::string message;  // what is wrong and what is allowed
   std::string ToString() const;
 };
 
@@ -26,24 +26,27 @@ struct SubtitleChoice {
 struct DeliverableSpec {
   std::string name;
   std::string preset;
-  int height = 0;                   // 0 = preset default (source height)
-  int aspect_num = 0;               // 0 = no crop
+  int height = 0;      // 0 = preset default (source height)
+  int aspect_num = 0;  // 0 = no crop
   int aspect_den = 0;
   double focus_x = 0.5;
   double focus_y = 0.5;
   std::optional<SubtitleChoice> subtitles;
-  std::optional<double> at_s;       // thumbnail time in seconds
-  int line = 0;                     // line of this entry, for later errors
+  std::optional<double> at_s;  // thumbnail time in seconds
+  // "sdr" (default: HDR sources are tone-mapped) or "hdr" (keep PQ/HLG; only
+  // presets with hdr_video_args, and only from an HDR source).
+  std::string dynamic_range = "sdr";
+  int line = 0;                            // line of this entry, for later errors
   std::map<std::string, int> field_lines;  // field name -> line
 };
 
 struct DeliverySpec {
-  std::string spec_file;   // as given, for error messages
+  std::string spec_file;  // as given, for error messages
   int version = 1;
   std::string name;
-  std::string source;      // absolute, normalised
+  std::string source;  // absolute, normalised
   int source_line = 0;
-  std::string output_dir;  // absolute, normalised
+  std::string output_dir;   // absolute, normalised
   int output_dir_line = 0;  // 0 when output_dir is the default
   int priority = 50;
   std::map<std::string, std::string> subtitles;  // language -> absolute path

@@ -130,6 +130,7 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
           {"created_ms", d.created_ms},
           {"finished_ms", d.finished_ms},
           {"source", ProtoToJson(d.plan.source())},
+          {"notes", std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end())},
           {"deliverables", items}};
 }
 
@@ -168,6 +169,9 @@ nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d
   }
   AppendPlanFailures(d, false, &items);
   out["items"] = std::move(items);
+  if (d.plan.notes_size() > 0) {
+    out["notes"] = std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end());
+  }
   if (d.finished && !d.manifest_pending) out["manifest"] = d.output_dir + "/manifest.json";
   return out;
 }

@@ -285,8 +285,26 @@ bool IsInterlaced(const pb::SourceFacts& f) {
   return o == "tt" || o == "bb" || o == "tb" || o == "bt";
 }
 
-// The picture plan of `preset` from `f`, or why it cannot be made.
-StatusOr<Picture> PlanPicture(const PresetInfo& preset, const pb::SourceFacts& f) {
+// The x265 parameters of an HDR deliverable: the source's colours, and for
+// PQ its HDR10 metadata (mastering display, light levels) when known.
+std::string HdrX265Params(const pb::SourceFacts& f, const std::string& primaries,
+                          const std::string& transfer, const std::string& matrix) {
+  std::string params = "log-level=error:repeat-headers=1:colorprim=" + primaries +
+                       ":transfer=" + transfer + ":colormatrix=" + matrix;
+  if (transfer == "smpte2084") {
+    params += ":hdr10=1";
+    if (!f.mastering_display().empty()) params += ":master-display=" + f.mastering_display();
+    if (f.max_cll() > 0) {
+      params += ":max-cll=" + std::to_string(f.max_cll()) + "," + std::to_string(f.max_fall());
+    }
+  }
+  return params;
+}
+
+// The picture plan of `preset` from `f` (`dynamic_range` "sdr" or "hdr"), or
+// why it cannot be made.
+StatusOr<Picture> PlanPicture(const PresetInfo& preset, const pb::SourceFacts& f,
+                              const std::string& dynamic_range) {
   Picture p;
   const bool deep = f.bit_depth() > 8 && !preset.deep_video_args.empty() && preset.master;
   p.video_args = deep ? preset.deep_video_args : preset.video_args;
@@ -319,7 +337,20 @@ StatusOr<Picture> PlanPicture(const PresetInfo& preset, const pb::SourceFacts& f
   const Colours src = SourceColours(f);
   const bool hdr = IsHdrTransfer(src.transfer);
   Colours out = src;
-  if (hdr && !preset.master) {
+  if (dynamic_range == "hdr") {
+    if (!hdr) {
+      return Status::InvalidArgument(
+          "dynamic_range hdr needs a PQ or HLG source, and this one is SDR "
+          "(transfer " +
+          src.transfer + ").");
+    }
+    // Kept HDR: 10-bit, the source's colours, HDR10 metadata for PQ.
+    p.video_args = preset.hdr_video_args;
+    Append(&p.video_args,
+           {"-x265-params", HdrX265Params(f, src.primaries, src.transfer, src.matrix)});
+    p.pix_fmt = preset.hdr_pix_fmt;
+    p.profile = preset.hdr_video_profile;
+  } else if (hdr && !preset.master) {
     // Tone map to SDR BT.709: linear light, BT.709 primaries, Hable's curve
     // (highlights rolled off, not clipped), then BT.709 gamma and matrix.
     out = {"bt709", "bt709", "bt709", "tv"};
@@ -1022,7 +1053,7 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     b.d = &d;
     b.preset = preset;
     if (preset->has_video) {
-      StatusOr<Picture> picture = PlanPicture(*preset, source);
+      StatusOr<Picture> picture = PlanPicture(*preset, source, d.dynamic_range);
       if (!picture.ok()) {
         fail(picture.status().message());
         continue;
@@ -1053,6 +1084,20 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     branches.push_back(std::move(b));
   }
 
+  // HDR10 figures that live only in the source's SEI reach no master (only
+  // x265 could write them again): said, not lost silently.
+  const bool sei_only_hdr10 = IsHdrTransfer(source.color_transfer()) &&
+                              !source.hdr_metadata_in_container() &&
+                              (!source.mastering_display().empty() || source.max_cll() > 0);
+  for (const Branch& b : branches) {
+    if (sei_only_hdr10 && b.preset->master) {
+      plan.add_notes(b.d->name + " (" + b.preset->name +
+                     "): the source's HDR10 mastering display and light levels are only in its "
+                     "HEVC SEI messages, which FFmpeg 5.1 cannot write into " +
+                     b.preset->video_codec +
+                     "; the master keeps the source's transfer, primaries and matrix without them");
+    }
+  }
   const PlanContext ctx{spec, source, options};
   for (auto& job : ShapeJobs(branches, ctx)) *plan.add_jobs() = std::move(job);
   return result;

@@ -180,6 +180,7 @@ struct Case {
   double focus_x = 0.5;
   std::string subtitles;  // "", "burn" or "soft"
   double at_s = -1;
+  std::string dynamic_range = "sdr";
 
   Case H(int h) const {
     Case c = *this;
@@ -231,6 +232,7 @@ DeliverySpec SpecFor(const Case& c, const std::string& source, const std::string
   d.focus_x = c.focus_x;
   if (!c.subtitles.empty()) d.subtitles = SubtitleChoice{"en", c.subtitles};
   if (c.at_s >= 0) d.at_s = c.at_s;
+  d.dynamic_range = c.dynamic_range;
   spec.deliverables.push_back(d);
   return spec;
 }
@@ -664,6 +666,25 @@ TEST(BroadcastHdrTest, HdrSourcesAreToneMappedForSdrDeliverablesAndKeptByTheMast
       // PQ's code values shown as SDR are a dull grey; HLG's are meant to
       // look right on SDR screens, and do.
       EXPECT_LT(LumaAt(source, 310, 80), 200) << "the source's code values alone look grey";
+    }
+
+    // Asked for, an HDR web file keeps it: HEVC Main 10 with the source's
+    // colours and, for PQ, its HDR10 metadata in the stream.
+    Case hdr_web = C("", "web-hevc", SourceKind::kPlain);
+    hdr_web.dynamic_range = "hdr";
+    std::string hevc = PlanAndRun("hdr-hevc-" + transfer, source, *facts, hdr_web);
+    ASSERT_FALSE(hevc.empty());
+    auto hevc_media = ProbeMedia(hevc);
+    ASSERT_TRUE(hevc_media.ok());
+    EXPECT_EQ(hevc_media->video_profile(), "Main 10");
+    EXPECT_EQ(hevc_media->color_transfer(), transfer);
+    if (transfer == "smpte2084") {
+      std::string side;
+      RunArgv({"ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
+               "-show_entries", "frame_side_data", "-of", "json", hevc},
+              &side);
+      EXPECT_NE(side.find("Mastering display metadata"), std::string::npos) << side;
+      EXPECT_NE(side.find("\"max_content\": 1000"), std::string::npos) << side;
     }
 
     // The master keeps HDR: 10-bit, BT.2020, the source's transfer.

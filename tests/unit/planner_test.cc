@@ -1073,3 +1073,63 @@ TEST(PlannerPictureTest, UntaggedSourcesAreTaggedAsPlayersAssumeThem) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST(PlannerPictureTest, AnHdrWebDeliverableKeepsPqWithItsHdr10MetadataAndNeedsAnHdrSource) {
+  pb::SourceFacts f = HdFacts();
+  f.set_color_primaries("bt2020");
+  f.set_color_transfer("smpte2084");
+  f.set_color_space("bt2020nc");
+  f.set_bit_depth(10);
+  f.set_mastering_display("G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)");
+  f.set_max_cll(1000);
+  f.set_max_fall(400);
+  DeliverableSpec d = Sized("hdr", "web-hevc", 720);
+  d.dynamic_range = "hdr";
+  pb::Job job = PlanOne(d, f);
+  EXPECT_THAT(Graph(job), Not(HasSubstr("tonemap")));
+  EXPECT_TRUE(HasSeq(Argv(job), {"-pix_fmt", "yuv420p10le", "-profile:v", "main10", "-x265-params",
+                                 "log-level=error:repeat-headers=1:colorprim=bt2020:transfer="
+                                 "smpte2084:colormatrix=bt2020nc:hdr10=1:master-display=G(13250,"
+                                 "34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):"
+                                 "max-cll=1000,400"}));
+  const pb::MediaInfo& e = job.outputs(0).expect();
+  EXPECT_EQ(e.video_profile(), "Main 10");
+  EXPECT_EQ(e.pix_fmt(), "yuv420p10le");
+  EXPECT_EQ(e.color_transfer(), "smpte2084");
+  EXPECT_EQ(e.color_primaries(), "bt2020");
+
+  // From an SDR source there is no HDR to keep: a plan failure saying so.
+  PlanResult sdr = PlanWhole(Spec({d}), HdFacts());
+  ASSERT_EQ(sdr.plan.failures_size(), 1);
+  EXPECT_THAT(sdr.plan.failures(0).reason(), HasSubstr("needs a PQ or HLG source"));
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST(PlannerPictureTest, HdrMetadataOnlyInSeiIsNotedForMastersNotLostSilently) {
+  pb::SourceFacts f = HdFacts();
+  f.set_color_primaries("bt2020");
+  f.set_color_transfer("smpte2084");
+  f.set_color_space("bt2020nc");
+  f.set_bit_depth(10);
+  f.set_mastering_display("G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)");
+  f.set_max_cll(1000);
+  PlanResult r =
+      PlanWhole(Spec({Deliverable("master", "master-prores"), Sized("web", "web-h264", 720)}), f);
+  ASSERT_EQ(r.plan.notes_size(), 1);
+  EXPECT_THAT(r.plan.notes(0), HasSubstr("master (master-prores): the source's HDR10 mastering "
+                                         "display and light levels are only in its HEVC SEI"));
+  // Carried by the container: FFmpeg copies them; nothing to say.
+  f.set_hdr_metadata_in_container(true);
+  EXPECT_EQ(PlanWhole(Spec({Deliverable("master", "master-prores")}), f).plan.notes_size(), 0);
+}
+
+}  // namespace
+}  // namespace reelfarm

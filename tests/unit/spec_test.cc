@@ -408,7 +408,7 @@ TEST(SpecFields, UnknownDeliverableFieldSuggests) {
   std::string msg =
       OneError(WithDeliverable("web-h264", "    heigth: 720\n"), 9, "deliverables[0].heigth");
   EXPECT_THAT(msg, HasSubstr("did you mean `height`?"));
-  EXPECT_THAT(msg, HasSubstr("name, preset, height, aspect, focus, subtitles, at"));
+  EXPECT_THAT(msg, HasSubstr("name, preset, height, aspect, focus, subtitles, at, dynamic_range"));
 
   msg =
       OneError(WithDeliverable("web-h264", "    Preset: web-h264\n"), 9, "deliverables[0].Preset");
@@ -1143,6 +1143,30 @@ TEST_F(SpecFilesTest, OutputDirThatIsAFile) {
   EXPECT_EQ(errors[0].line, 4);
   EXPECT_EQ(errors[0].field, "output_dir");
   EXPECT_THAT(errors[0].message, HasSubstr("exists and is not a folder"));
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// Issue 17: `dynamic_range: hdr` keeps an HDR source's HDR on presets that
+// can carry it (web-hevc), and says so elsewhere.
+TEST(SpecTest, DynamicRangeIsSdrOrHdrAndHdrOnlyWhereAPresetCanCarryIt) {
+  SpecParseResult ok = Parse(WithDeliverable("web-hevc", "    dynamic_range: hdr\n"));
+  ASSERT_TRUE(ok.spec.has_value()) << (ok.errors.empty() ? "" : ok.errors[0].ToString());
+  EXPECT_EQ(ok.spec->deliverables[0].dynamic_range, "hdr");
+  SpecParseResult plain = Parse(WithDeliverable("web-h264"));
+  ASSERT_TRUE(plain.spec.has_value());
+  EXPECT_EQ(plain.spec->deliverables[0].dynamic_range, "sdr");
+
+  const std::string f = "deliverables[0].dynamic_range";
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    dynamic_range: hdr\n"), 9, f),
+              HasSubstr("dynamic_range hdr is not possible on preset web-h264 (it makes 8-bit SDR "
+                        "pictures); use web-hevc, or remove it"));
+  EXPECT_THAT(OneError(WithDeliverable("web-hevc", "    dynamic_range: hdx\n"), 9, f),
+              HasSubstr("must be sdr or hdr, got `hdx`"));
 }
 
 }  // namespace
