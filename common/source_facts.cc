@@ -470,6 +470,34 @@ std::string SourceContentProblem(const std::string& path) {
   return ListContentProblem(head);
 }
 
+namespace {
+
+// Runs one of the probe's follow-up passes (key frames, HDR metadata, idet);
+// nullopt when it fails: the fact it would add stays unknown.
+std::optional<ProcessResult> RunFollowUp(ProcessRunner& runner, std::vector<std::string> argv,
+                                         double timeout_s) {
+  ProcessOptions opts;
+  opts.argv = std::move(argv);
+  opts.timeout_s = timeout_s;
+  opts.stderr_tail_bytes = 4096;
+  StatusOr<ProcessResult> run = runner.Run(opts);
+  if (!run.ok() || !run->Succeeded()) return std::nullopt;
+  return *std::move(run);
+}
+
+// `program` reading only local files of `format_name` (pinned when known).
+std::vector<std::string> LocalInputArgv(std::vector<std::string> argv,
+                                        const std::string& format_name) {
+  for (const char* a : {"-protocol_whitelist", "file"}) argv.push_back(a);
+  if (!format_name.empty()) {
+    argv.push_back("-f");
+    argv.push_back(format_name);
+  }
+  return argv;
+}
+
+}  // namespace
+
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
                                       const std::string& path, double timeout_s,
                                       const std::string& ffmpeg) {
@@ -488,12 +516,10 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
   // "TFF" on most frames), so smaller ones are not examined.
   if (!ffmpeg.empty() && facts->frame_count() >= 20 && facts->width() >= 640 &&
       facts->height() >= 480) {
-    ProcessOptions idet;
-    idet.argv = IdetArgv(ffmpeg, path, facts->format_name(), facts->duration_s() * 0.3, 60);
-    idet.timeout_s = timeout_s;
-    idet.stderr_tail_bytes = 4096;
-    StatusOr<ProcessResult> run = runner.Run(idet);
-    if (run.ok() && run->Succeeded()) {
+    auto run = RunFollowUp(
+        runner, IdetArgv(ffmpeg, path, facts->format_name(), facts->duration_s() * 0.3, 60),
+        timeout_s);
+    if (run) {
       const std::string seen = FieldOrderFromIdet(run->stderr_tail);
       const std::string& flag = facts->field_order();
       const bool flag_interlaced = flag == "tt" || flag == "bb" || flag == "tb" || flag == "bt";
@@ -505,12 +531,8 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
     }
   }
   if (IsHdrTransfer(facts->color_transfer()) && !facts->hdr_metadata_in_container()) {
-    ProcessOptions hdr;
-    hdr.argv = HdrProbeArgv(ffprobe, path, facts->format_name());
-    hdr.timeout_s = timeout_s;
-    hdr.stderr_tail_bytes = 1024;
-    StatusOr<ProcessResult> run = runner.Run(hdr);
-    if (run.ok() && run->Succeeded()) ApplyHdrFromProbeJson(run->stdout_data, &*facts);
+    auto run = RunFollowUp(runner, HdrProbeArgv(ffprobe, path, facts->format_name()), timeout_s);
+    if (run) ApplyHdrFromProbeJson(run->stdout_data, &*facts);
   }
   if (IsIntraOnlyCodec(facts->video_codec())) {
     if (facts->fps_num() > 0) {
@@ -519,22 +541,14 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
     facts->set_gop_frames(1);
     return facts;
   }
-  ProcessOptions opts;
-  opts.argv = KeyFrameProbeArgv(ffprobe, path, facts->format_name());
-  opts.timeout_s = timeout_s;
-  opts.stderr_tail_bytes = 1024;
-  StatusOr<ProcessResult> run = runner.Run(opts);
-  if (run.ok() && run->Succeeded()) ApplyKeyFramesFromProbeJson(run->stdout_data, &*facts);
+  auto run = RunFollowUp(runner, KeyFrameProbeArgv(ffprobe, path, facts->format_name()), timeout_s);
+  if (run) ApplyKeyFramesFromProbeJson(run->stdout_data, &*facts);
   return facts;
 }
 
 std::vector<std::string> KeyFrameProbeArgv(const std::string& ffprobe, const std::string& path,
                                            const std::string& format_name) {
-  std::vector<std::string> argv = {ffprobe, "-v", "error", "-protocol_whitelist", "file"};
-  if (!format_name.empty()) {
-    argv.push_back("-f");
-    argv.push_back(format_name);
-  }
+  std::vector<std::string> argv = LocalInputArgv({ffprobe, "-v", "error"}, format_name);
   for (const char* a : {"-select_streams", "v:0", "-read_intervals"}) argv.push_back(a);
   argv.push_back("%+" + std::to_string(kKeyFrameProbeSeconds));
   for (const char* a : {"-show_entries", "packet=pts_time,flags", "-of", "json"}) {
@@ -546,13 +560,8 @@ std::vector<std::string> KeyFrameProbeArgv(const std::string& ffprobe, const std
 
 std::vector<std::string> IdetArgv(const std::string& ffmpeg, const std::string& path,
                                   const std::string& format_name, double start_s, int frames) {
-  std::vector<std::string> argv = {
-      ffmpeg, "-hide_banner",        "-nostdin", "-nostats", "-loglevel",
-      "info", "-protocol_whitelist", "file"};
-  if (!format_name.empty()) {
-    argv.push_back("-f");
-    argv.push_back(format_name);
-  }
+  std::vector<std::string> argv = LocalInputArgv(
+      {ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}, format_name);
   char start[32];
   std::snprintf(start, sizeof(start), "%.3f", std::max(0.0, start_s));
   for (const std::string a :
@@ -585,11 +594,7 @@ bool IsHdrTransfer(const std::string& transfer) {
 
 std::vector<std::string> HdrProbeArgv(const std::string& ffprobe, const std::string& path,
                                       const std::string& format_name) {
-  std::vector<std::string> argv = {ffprobe, "-v", "error", "-protocol_whitelist", "file"};
-  if (!format_name.empty()) {
-    argv.push_back("-f");
-    argv.push_back(format_name);
-  }
+  std::vector<std::string> argv = LocalInputArgv({ffprobe, "-v", "error"}, format_name);
   for (const char* a : {"-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries",
                         "frame_side_data", "-of", "json"}) {
     argv.push_back(a);

@@ -110,6 +110,24 @@ class JobExecutorTest : public ::testing::Test {
     return a;
   }
 
+  // Adds a second output to `a`: the audio as 24-bit WAV in dir_/audio/;
+  // returns its path.
+  std::string AddWavOutput(pb::Assign* a) const {
+    std::string wav = dir_ + "/audio/mix.wav";
+    for (const auto& s :
+         std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f", "wav", wav}) {
+      a->mutable_job()->add_argv(s);
+    }
+    pb::JobOutput* out = a->mutable_job()->add_outputs();
+    out->set_deliverable("audio");
+    out->set_path(wav);
+    out->mutable_expect()->set_format_name("wav");
+    out->mutable_expect()->set_has_audio(true);
+    out->mutable_expect()->set_audio_codec("pcm_s24le");
+    out->mutable_expect()->set_duration_s(1.0);
+    return wav;
+  }
+
   // A job that would run for 30 s (real-time input), for timeouts and cancels.
   pb::Assign SlowAssign(double timeout_s) const {
     pb::Assign a;
@@ -198,18 +216,7 @@ TEST_F(JobExecutorTest, PublishesAVerifiedOutput) {
 
 TEST_F(JobExecutorTest, PublishesSeveralOutputsOfOneProcess) {
   pb::Assign a = Mp4Assign();
-  std::string wav = dir_ + "/audio/mix.wav";
-  for (const auto& s :
-       std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f", "wav", wav}) {
-    a.mutable_job()->add_argv(s);
-  }
-  pb::JobOutput* out = a.mutable_job()->add_outputs();
-  out->set_deliverable("audio");
-  out->set_path(wav);
-  out->mutable_expect()->set_format_name("wav");
-  out->mutable_expect()->set_has_audio(true);
-  out->mutable_expect()->set_audio_codec("pcm_s24le");
-  out->mutable_expect()->set_duration_s(1.0);
+  const std::string wav = AddWavOutput(&a);
 
   pb::JobResult r = Run(a);
   ASSERT_TRUE(r.ok()) << r.error();
@@ -224,18 +231,7 @@ TEST_F(JobExecutorTest, PublishesSeveralOutputsOfOneProcess) {
 // Issue 12, item 14: what reached its final name is reported, not hidden.
 TEST_F(JobExecutorTest, ARenameFailingPartWayReportsExactlyWhatWasPublished) {
   pb::Assign a = Mp4Assign();
-  std::string wav = dir_ + "/audio/mix.wav";
-  for (const auto& s :
-       std::vector<std::string>{"-map", "0:a:0", "-c:a", "pcm_s24le", "-f", "wav", wav}) {
-    a.mutable_job()->add_argv(s);
-  }
-  pb::JobOutput* out = a.mutable_job()->add_outputs();
-  out->set_deliverable("audio");
-  out->set_path(wav);
-  out->mutable_expect()->set_format_name("wav");
-  out->mutable_expect()->set_has_audio(true);
-  out->mutable_expect()->set_audio_codec("pcm_s24le");
-  out->mutable_expect()->set_duration_s(1.0);
+  const std::string wav = AddWavOutput(&a);
   // A non-empty folder at the second output's final name: its rename fails
   // after the first output's succeeded.
   fs::create_directories(wav);
