@@ -199,6 +199,38 @@ std::string RenderApiSpecErrors(const nlohmann::json& body) {
   return out;
 }
 
+// "web (-16 LUFS, true peak <= -2 dBTP)": a loudness target.
+std::string DescribeLoudness(const pb::LoudnessTarget& t, double peak_db) {
+  std::string out = t.standard().empty() ? "" : t.standard() + " ";
+  out += "(" + FormatNumber(t.integrated_lufs(), 1) +
+         " LUFS, true peak <= " + FormatNumber(peak_db, 1) + " dBTP";
+  if (t.lra() > 0) out += ", LRA " + FormatNumber(t.lra(), 1) + " LU";
+  return out + ")";
+}
+
+// "loudness -16 +-1 LU, black <= 2 s, ... (beyond the source's)": QC gates.
+std::string DescribeGates(const pb::QcGates& g) {
+  std::vector<std::string> gates;
+  if (g.check_loudness()) {
+    gates.push_back("loudness " + FormatNumber(g.loudness().integrated_lufs(), 1) + " +-" +
+                    FormatNumber(g.loudness_tolerance_lu(), 1) +
+                    " LU, true peak <= " + FormatNumber(g.loudness().true_peak_db(), 1) + " dBTP");
+  }
+  if (g.black_max_s() > 0) gates.push_back("black <= " + FormatNumber(g.black_max_s(), 2) + " s");
+  if (g.freeze_max_s() > 0) {
+    gates.push_back("freeze <= " + FormatNumber(g.freeze_max_s(), 2) + " s");
+  }
+  if (g.silence_max_s() > 0) {
+    gates.push_back("silence <= " + FormatNumber(g.silence_max_s(), 2) + " s");
+  }
+  std::string out = JoinStrings(gates, ", ");
+  if (g.allow_in_source() &&
+      (g.black_max_s() > 0 || g.freeze_max_s() > 0 || g.silence_max_s() > 0)) {
+    out += " (beyond what the source has)";
+  }
+  return out;
+}
+
 std::string RenderPlan(const pb::Plan& plan) {
   std::ostringstream out;
   out << "Delivery " << plan.name() << " (priority " << plan.priority() << ") -> "
@@ -210,6 +242,11 @@ std::string RenderPlan(const pb::Plan& plan) {
     for (const pb::JobOutput& o : job.outputs()) {
       out << "    " << (o.intermediate() ? "part" : "output") << ": " << o.deliverable() << " ("
           << o.preset() << ") -> " << o.relative_path() << "\n";
+      if (o.has_normalise()) {
+        out << "      loudness: " << DescribeLoudness(o.normalise(), o.normalise().true_peak_db())
+            << "\n";
+      }
+      if (o.has_qc() && !o.intermediate()) out << "      qc: " << DescribeGates(o.qc()) << "\n";
     }
     std::vector<std::string> encoders(job.needs().encoders().begin(), job.needs().encoders().end());
     out << "    needs: " << (encoders.empty() ? "-" : JoinStrings(encoders, ", "))
@@ -272,6 +309,28 @@ std::string RenderDeliveryList(const nlohmann::json& body) {
   return table.Render();
 }
 
+// The QC column: "-" (no gates, or not checked yet), "ok -16.1 LUFS", or
+// "FAILED black, silence".
+std::string QcCell(const nlohmann::json& item) {
+  if (!item.is_object() || !item.contains("qc") || !item["qc"].is_object()) return "-";
+  const nlohmann::json& qc = item["qc"];
+  std::vector<std::string> failed;
+  if (qc.contains("gates") && qc["gates"].is_array()) {
+    for (const auto& g : qc["gates"]) {
+      if (g.is_object() && g.contains("passed") && g["passed"].is_boolean() &&
+          !g["passed"].get<bool>()) {
+        failed.push_back(JsonString(g, "gate"));
+      }
+    }
+  }
+  if (!failed.empty()) return "FAILED " + JoinStrings(failed, ", ");
+  std::string out = "ok";
+  if (qc.contains("integrated_lufs") && qc["integrated_lufs"].is_number()) {
+    out += " " + FormatNumber(qc["integrated_lufs"].get<double>(), 1) + " LUFS";
+  }
+  return out;
+}
+
 std::string RenderDeliveryDetail(const nlohmann::json& d) {
   std::ostringstream out;
   out << "Delivery " << JsonString(d, "id") << " (" << JsonString(d, "name")
@@ -282,11 +341,13 @@ std::string RenderDeliveryDetail(const nlohmann::json& d) {
   std::string manifest = JsonString(d, "manifest");
   if (!manifest.empty()) out << "Manifest: " << manifest << "\n";
   if (d.is_object() && d.contains("items") && d["items"].is_array() && !d["items"].empty()) {
-    TextTable table({"DELIVERABLE", "PRESET", "STATE", "PROGRESS", "WORKER", "ATTEMPTS", "ERROR"});
+    TextTable table(
+        {"DELIVERABLE", "PRESET", "STATE", "PROGRESS", "WORKER", "ATTEMPTS", "QC", "ERROR"});
     for (const auto& item : d["items"]) {
       table.AddRow({JsonString(item, "name"), JsonString(item, "preset"), JsonString(item, "state"),
                     FormatPercent(JsonNumber(item, "progress")), JsonString(item, "worker"),
-                    std::to_string(JsonInt(item, "attempts")), JsonString(item, "error")});
+                    std::to_string(JsonInt(item, "attempts")), QcCell(item),
+                    JsonString(item, "error")});
     }
     out << "\n" << table.Render();
   }

@@ -76,6 +76,8 @@ std::span<const PresetInfo> Presets() {
           .cost_weight = 1.0,
           .long_gop = true,
           .thread_mb_per_mpx = 24,
+          .default_loudness = "web",
+          .default_qc = true,
       },
       {
           .name = "web-hevc",
@@ -104,6 +106,8 @@ std::span<const PresetInfo> Presets() {
                              "-pix_fmt", "yuv420p10le", "-profile:v", "main10"},
           .hdr_video_profile = "Main 10",
           .hdr_pix_fmt = "yuv420p10le",
+          .default_loudness = "web",
+          .default_qc = true,
       },
       {
           .name = "social-h264",
@@ -128,6 +132,8 @@ std::span<const PresetInfo> Presets() {
           .cost_weight = 1.0,
           .long_gop = true,
           .thread_mb_per_mpx = 24,
+          .default_loudness = "social",
+          .default_qc = true,
       },
       {
           // ffprobe names a .jpg "image2" but the worker's temporary name

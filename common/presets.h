@@ -67,7 +67,19 @@ struct PresetInfo {
   std::vector<std::string> hdr_video_args{};
   std::string hdr_video_profile{};
   std::string hdr_pix_fmt{};
+
+  // Loudness and QC (docs/spec.md): the loudness standard its sound is
+  // normalised to unless the spec says otherwise ("" = untouched, as masters
+  // are), and whether it gets the default QC gates (loudness when
+  // normalised, black, freeze and silence beyond what the source has).
+  std::string default_loudness{};
+  bool default_qc = false;
 };
+
+// The default QC gates' limits, seconds (docs/spec.md, "Loudness and QC").
+inline constexpr double kDefaultBlackMaxS = 2;
+inline constexpr double kDefaultFreezeMaxS = 5;
+inline constexpr double kDefaultSilenceMaxS = 2;
 
 // Every preset, in documentation order.
 std::span<const PresetInfo> Presets();

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -17,6 +18,7 @@
 
 #include "common/fs_util.h"
 #include "common/presets.h"
+#include "common/qc.h"
 
 namespace reelfarm {
 
@@ -43,7 +45,12 @@ const char kNameRule[] =
 const std::vector<std::string> kTopFields = {"version",  "name",      "source",      "output_dir",
                                              "priority", "subtitles", "deliverables"};
 const std::vector<std::string> kDeliverableFields = {
-    "name", "preset", "height", "aspect", "focus", "subtitles", "at", "dynamic_range"};
+    "name",      "preset", "height",        "aspect",   "focus",
+    "subtitles", "at",     "dynamic_range", "loudness", "qc"};
+const std::vector<std::string> kLoudnessFields = {"standard", "target_lufs", "true_peak_db", "lra"};
+const std::vector<std::string> kQcFields = {"loudness",      "loudness_tolerance_lu",
+                                            "black_max_s",   "freeze_max_s",
+                                            "silence_max_s", "allow_in_source"};
 const std::vector<std::string> kDynamicRanges = {"sdr", "hdr"};
 const std::vector<std::string> kFocusFields = {"x", "y"};
 const std::vector<std::string> kSubtitleChoiceFields = {"language", "mode"};
@@ -53,6 +60,13 @@ const std::vector<std::string> kListExtensions = {".m3u8",     ".m3u",    ".pls"
                                                   ".ffconcat", ".concat", ".xspf", ".sdp"};
 
 // ---- text helpers -----------------------------------------------------------
+
+// A number as a user would write it: -23, 0.5.
+std::string FormatNumber(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -420,6 +434,14 @@ class Validator {
   void ReadDeliverables(const Field& f, DeliverySpec* spec);
   void ReadDeliverable(const YAML::Node& node, const std::string& path, const DeliverySpec& spec,
                        DeliverableSpec* d, bool* name_ok);
+  // `loudness` (and qc.loudness's target): a standard's name or a mapping;
+  // nullopt after an error.
+  std::optional<LoudnessChoice> ReadLoudness(const Field& f, const std::string& path);
+  std::optional<QcChoice> ReadQc(const Field& f, const std::string& path);
+  std::optional<bool> GetBool(const Field& f, const std::string& path);
+  // A number from `min` to `max` (the message says what it is for).
+  std::optional<double> GetRange(const Field& f, const std::string& path, double min, double max,
+                                 const std::string& unit);
 
   std::string file_;
   fs::path base_dir_;
@@ -528,6 +550,149 @@ std::optional<double> Validator::GetNumber(const Field& f, const std::string& pa
     return std::nullopt;
   }
   return v;
+}
+
+std::optional<bool> Validator::GetBool(const Field& f, const std::string& path) {
+  if (f.value.IsScalar() && !IsQuoted(f.value)) {
+    const std::string v = Lower(f.value.Scalar());
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+  }
+  Error(f.line, path,
+        "must be true or false, got " +
+            (f.value.IsScalar() ? Quote(f.value.Scalar()) : Describe(f.value)));
+  return std::nullopt;
+}
+
+std::optional<double> Validator::GetRange(const Field& f, const std::string& path, double min,
+                                          double max, const std::string& unit) {
+  auto v = GetNumber(f, path);
+  if (!v) return std::nullopt;
+  if (*v < min || *v > max) {
+    Error(f.line, path,
+          Printable(f.value.Scalar()) + " is out of range; use a number from " + FormatNumber(min) +
+              " to " + FormatNumber(max) + " " + unit);
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<LoudnessChoice> Validator::ReadLoudness(const Field& f, const std::string& path) {
+  const std::vector<std::string> names = LoudnessStandardNames();
+  auto standard = [&](const std::string& name, int line,
+                      const std::string& at) -> std::optional<LoudnessChoice> {
+    auto t = LoudnessStandard(name);
+    if (!t) {
+      Error(line, at,
+            "unknown loudness standard " + Quote(name) + "; " + DidYouMean(name, names) +
+                "known: " + JoinList(names) + " (or a mapping {target_lufs, true_peak_db, lra})");
+      return std::nullopt;
+    }
+    return LoudnessChoice{t->standard(), t->integrated_lufs(), t->true_peak_db(), 0};
+  };
+  if (f.value.IsScalar()) return standard(f.value.Scalar(), f.line, path);
+  if (!f.value.IsMap()) {
+    Error(f.line, path,
+          "must be a standard (" + JoinList(names) +
+              ") or a mapping {target_lufs: -23, true_peak_db: -1, lra: 15}, got " +
+              Describe(f.value));
+    return std::nullopt;
+  }
+  std::vector<Field> fields = ReadMapping(f.value, path, &kLoudnessFields);
+  LoudnessChoice c;
+  bool ok = true;
+  bool has_target = false;
+  bool has_peak = false;
+  if (const Field* s = FindField(fields, "standard")) {
+    auto name = GetString(*s, JoinPath(path, "standard"));
+    auto base = name ? standard(*name, s->line, JoinPath(path, "standard")) : std::nullopt;
+    if (!base) {
+      ok = false;
+    } else {
+      c = *base;
+      has_target = has_peak = true;
+    }
+  }
+  for (const Field& x : fields) {
+    const std::string xpath = JoinPath(path, x.key);
+    if (x.key == "target_lufs") {
+      auto v = GetRange(x, xpath, -70, -5, "LUFS (e.g. -23 for EBU R128, -16 for the web)");
+      if (v) c.target_lufs = *v, has_target = true;
+      ok = ok && v;
+    } else if (x.key == "true_peak_db") {
+      auto v = GetRange(x, xpath, -9, 0, "dBTP (e.g. -1)");
+      if (v) c.true_peak_db = *v, has_peak = true;
+      ok = ok && v;
+    } else if (x.key == "lra") {
+      auto v = GetRange(x, xpath, 1, 50, "LU (loudness range; leave it out to keep the source's)");
+      if (v) c.lra = *v;
+      ok = ok && v;
+    }
+  }
+  if (ok && !has_target) {
+    Error(f.line, path, "needs `target_lufs` (or a `standard` to start from)");
+    ok = false;
+  }
+  if (ok && !has_peak) c.true_peak_db = -1;
+  if (ok && FindField(fields, "standard") && fields.size() > 1) c.standard += " (adjusted)";
+  if (!ok) return std::nullopt;
+  return c;
+}
+
+std::optional<QcChoice> Validator::ReadQc(const Field& f, const std::string& path) {
+  QcChoice q;
+  if (f.value.IsScalar() &&
+      (Lower(f.value.Scalar()) == "none" || Lower(f.value.Scalar()) == "false")) {
+    q.none = true;
+    return q;
+  }
+  if (!f.value.IsMap()) {
+    Error(f.line, path,
+          "must be `none` or a mapping of gates (" + JoinList(kQcFields) + "), got " +
+              Describe(f.value));
+    return std::nullopt;
+  }
+  bool ok = true;
+  for (const Field& x : ReadMapping(f.value, path, &kQcFields)) {
+    const std::string xpath = JoinPath(path, x.key);
+    if (x.key == "loudness") {
+      // true/false, or what to check against.
+      if (x.value.IsScalar() && !IsQuoted(x.value)) {
+        const std::string v = Lower(x.value.Scalar());
+        if (v == "true" || v == "false" || v == "yes" || v == "no" || v == "on" || v == "off") {
+          q.loudness = GetBool(x, xpath);
+          continue;
+        }
+      }
+      auto target = ReadLoudness(x, xpath);
+      if (target) {
+        q.loudness = true;
+        q.loudness_target = target;
+      }
+      ok = ok && target;
+    } else if (x.key == "loudness_tolerance_lu") {
+      auto v = GetRange(x, xpath, 0.1, 10, "LU");
+      if (v) q.loudness_tolerance_lu = v;
+      ok = ok && v;
+    } else if (x.key == "allow_in_source") {
+      auto v = GetBool(x, xpath);
+      if (v) q.allow_in_source = v;
+      ok = ok && v;
+    } else {
+      auto v = GetRange(x, xpath, 0, 3600, "seconds (0 turns the gate off)");
+      if (!v) {
+        ok = false;
+      } else if (x.key == "black_max_s") {
+        q.black_max_s = v;
+      } else if (x.key == "freeze_max_s") {
+        q.freeze_max_s = v;
+      } else {
+        q.silence_max_s = v;
+      }
+    }
+  }
+  if (!ok) return std::nullopt;
+  return q;
 }
 
 SpecParseResult Validator::Run(const std::string& text) {
@@ -931,6 +1096,14 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
       } else {
         d->dynamic_range = got;
       }
+    } else if (f.key == "loudness") {
+      if (f.value.IsScalar() && Lower(f.value.Scalar()) == "none") {
+        d->loudness = std::optional<LoudnessChoice>();
+      } else if (auto c = ReadLoudness(f, fpath)) {
+        d->loudness = c;
+      }
+    } else if (f.key == "qc") {
+      if (auto q = ReadQc(f, fpath)) d->qc = q;
     } else if (f.key == "at") {
       if (!f.value.IsScalar()) {
         Error(f.line, fpath,
@@ -980,6 +1153,38 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
     Error(line_of("dynamic_range"), JoinPath(path, "dynamic_range"),
           "dynamic_range hdr is not possible on preset " + pn +
               " (it makes 8-bit SDR pictures); use " + list + ", or remove it");
+  }
+  if (d->field_lines.count("loudness") && !preset->has_audio) {
+    Error(line_of("loudness"), JoinPath(path, "loudness"),
+          "`loudness` is not allowed on preset " + pn + " (it has no sound); remove it");
+  }
+  if (d->qc && !d->qc->none) {
+    const QcChoice& q = *d->qc;
+    const bool moving = preset->has_video && !preset->still;
+    if (preset->still) {
+      Error(line_of("qc"), JoinPath(path, "qc"),
+            "`qc` is not allowed on preset " + pn + " (a single frame); remove it");
+    } else {
+      if (!moving &&
+          ((q.black_max_s && *q.black_max_s > 0) || (q.freeze_max_s && *q.freeze_max_s > 0))) {
+        Error(line_of("qc"), JoinPath(path, "qc"),
+              "black_max_s and freeze_max_s need a picture, and preset " + pn +
+                  " has none; remove them");
+      }
+      if (!preset->has_audio &&
+          ((q.silence_max_s && *q.silence_max_s > 0) || q.loudness.value_or(false))) {
+        Error(line_of("qc"), JoinPath(path, "qc"),
+              "silence_max_s and loudness need sound, and preset " + pn + " has none; remove them");
+      }
+      const bool normalised =
+          d->loudness ? d->loudness->has_value() : !preset->default_loudness.empty();
+      if (preset->has_audio && q.loudness.value_or(false) && !q.loudness_target && !normalised) {
+        Error(line_of("qc"), JoinPath(path, "qc.loudness"),
+              "`loudness: true` has nothing to check against: " + pn +
+                  " is not normalised; name a standard to check (e.g. `loudness: ebu-r128`) or "
+                  "normalise it with the deliverable's `loudness`");
+      }
+    }
   }
   if (d->field_lines.count("at") && !preset->still) {
     Error(line_of("at"), JoinPath(path, "at"),

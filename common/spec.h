@@ -23,6 +23,30 @@ struct SubtitleChoice {
   std::string mode;  // "burn" or "soft"
 };
 
+// A loudness to reach (`loudness`) or check (`qc.loudness`): a named
+// standard (common/qc.h), possibly with figures of its own, or figures alone.
+struct LoudnessChoice {
+  std::string standard;  // "" = custom figures
+  double target_lufs = 0;
+  double true_peak_db = 0;
+  double lra = 0;  // 0 = keep the source's range
+};
+
+// The deliverable's `qc` block; unset members take the preset's defaults.
+struct QcChoice {
+  bool none = false;  // `qc: none`: no gate at all
+  // `loudness: true|false` turns the loudness gate on or off (on by default
+  // where the deliverable is normalised); a standard or figures check
+  // against those (a master that is not normalised, say).
+  std::optional<bool> loudness{};
+  std::optional<LoudnessChoice> loudness_target{};
+  std::optional<double> loudness_tolerance_lu{};
+  std::optional<double> black_max_s{};  // 0 = off
+  std::optional<double> freeze_max_s{};
+  std::optional<double> silence_max_s{};
+  std::optional<bool> allow_in_source{};
+};
+
 struct DeliverableSpec {
   std::string name;
   std::string preset;
@@ -36,6 +60,9 @@ struct DeliverableSpec {
   // "sdr" (default: HDR sources are tone-mapped) or "hdr" (keep PQ/HLG; only
   // presets with hdr_video_args, and only from an HDR source).
   std::string dynamic_range = "sdr";
+  // `loudness`: unset = the preset's default; set to nullopt = `none`.
+  std::optional<std::optional<LoudnessChoice>> loudness;
+  std::optional<QcChoice> qc;
   int line = 0;                            // line of this entry, for later errors
   std::map<std::string, int> field_lines;  // field name -> line
 };

@@ -554,12 +554,21 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     job.set_id(id);
     for (auto& member : *job.mutable_members()) member.set_id(d.id + "." + member.id());
   }
+  for (auto& job : *d.plan.mutable_jobs()) {
+    for (auto& member : *job.mutable_members()) {
+      for (auto& dep : *member.mutable_depends_on()) dep = rename[dep];
+    }
+  }
   // Within the delivery the costliest pieces go first (longest processing
   // time first): the cheap ones then fill the slots that free up at the end.
   std::vector<int> order(d.plan.jobs_size());
   for (int k = 0; k < d.plan.jobs_size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return d.plan.jobs(a).cost() > d.plan.jobs(b).cost(); });
+  // The source's analysis, which others wait for, goes before everything.
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    const bool ea = d.plan.jobs(a).kind() == "analyse", eb = d.plan.jobs(b).kind() == "analyse";
+    if (ea != eb) return ea;
+    return d.plan.jobs(a).cost() > d.plan.jobs(b).cost();
+  });
   std::vector<uint64_t> rank(order.size());
   for (size_t r = 0; r < order.size(); ++r) rank[order[r]] = r;
   std::vector<JobRecord> jobs;

@@ -21,7 +21,7 @@ constexpr const char* kDeliverableResults[] = {"delivered", "failed", "cancelled
 constexpr const char* kRedispatchReasons[] = {"retryable",        "worker_lost",   "worker_left",
                                               "worker_restarted", "lease_expired", "split"};
 // FarmEvent::reason of kFailed.
-constexpr const char* kFailureReasons[] = {"not_retryable", "gave_up", "dependency"};
+constexpr const char* kFailureReasons[] = {"not_retryable", "qc_failed", "gave_up", "dependency"};
 
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 

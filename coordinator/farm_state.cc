@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/qc.h"
 #include "common/secure.h"
 
 namespace reelfarm {
@@ -496,7 +497,13 @@ void FarmState::OnResult(const std::string& peer, const std::string& peer_key,
       why += " (gave up after " + std::to_string(job.attempts) + " attempts)";
     }
     if (SplitGroup(job, result, why, now, fx)) return;
-    FailJob(job, why, result.retryable() ? "gave_up" : "not_retryable", fx);
+    // Kept for the manifest: the QC report of what a gate refused.
+    if (result.qc_rejected_size() > 0) job.result = result;
+    FailJob(job, why,
+            result.retryable()              ? "gave_up"
+            : result.qc_rejected_size() > 0 ? "qc_failed"
+                                            : "not_retryable",
+            fx);
   }
 }
 
@@ -506,6 +513,13 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
   if (whole.members_size() != whole.outputs_size() || whole.members_size() == 0) return false;
   std::set<std::string> published;
   for (const auto& r : result.outputs()) published.insert(r.deliverable());
+  // Refused by a QC gate: the same input makes the same file, so it fails
+  // on its own instead of running again.
+  std::map<std::string, std::string> rejected;
+  for (const auto& r : result.qc_rejected()) {
+    rejected[r.deliverable()] =
+        "QC failed for " + r.deliverable() + ": " + QcFailureSummary(r.qc());
+  }
   DeliveryRecord& d = deliveries_[job.delivery_id];
   pb::Job kept = whole;
   kept.clear_outputs();
@@ -529,6 +543,13 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
     if (d.cancelled) {  // nothing more runs for a cancelled delivery
       added.error = "cancelled";
       Finish(added, JobState::kCancelled, fx);
+      continue;
+    }
+    if (auto r = rejected.find(member.outputs(0).deliverable()); r != rejected.end()) {
+      for (const auto& q : result.qc_rejected()) {
+        if (q.deliverable() == r->first) *added.result.add_qc_rejected() = q;
+      }
+      FailJob(added, r->second, "qc_failed", fx);
       continue;
     }
     Emit(FarmEvent::Kind::kRetry, added, "split", fx);
@@ -642,13 +663,17 @@ double FarmState::Progress(const JobRecord& j) const {
   if (IsTerminal(j.state)) return 1;
   if (j.state == JobState::kRunning) return j.progress;
   if (j.job.depends_on_size() == 0) return 0;
-  // Waiting for its parts: their progress, the joining still to do.
+  // Waiting for its parts: their progress, the joining still to do. The
+  // source's analysis is no part of it.
   double parts = 0;
+  int counted = 0;
   for (const auto& dep : j.job.depends_on()) {
     auto it = jobs_.find(dep);
-    if (it != jobs_.end()) parts += Progress(it->second);
+    if (it == jobs_.end() || it->second.job.kind() == "analyse") continue;
+    parts += Progress(it->second);
+    ++counted;
   }
-  return 0.95 * parts / j.job.depends_on_size();
+  return counted == 0 ? 0 : 0.95 * parts / counted;
 }
 
 DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
@@ -832,6 +857,13 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     pb::CoordinatorMessage m;
     auto* a = m.mutable_assign();
     a->mutable_job()->ParseFromString(job.payload);
+    // The delivery's measurement of its source, for a job that reads it.
+    for (const auto& dep : job.job.depends_on()) {
+      auto d = jobs_.find(dep);
+      if (d != jobs_.end() && d->second.result.has_analysis()) {
+        *a->mutable_source_analysis() = d->second.result.analysis();
+      }
+    }
     a->set_token(job.token);
     a->set_attempt(job.attempts);
     a->set_max_threads(job.max_threads);

@@ -180,7 +180,7 @@ struct FarmEvent {
   std::string preset;  // of the job's first output
   std::string worker;
   // kRedispatch: worker_lost | worker_left | worker_restarted | lease_expired;
-  // kRetry / kFailed: retryable | not_retryable | gave_up | dependency |
+  // kRetry / kFailed: retryable | not_retryable | qc_failed | gave_up | dependency |
   // split (kRetry: a group member queued on its own);
   // kDeliveryFinished: delivered | failed | cancelled.
   std::string reason;

@@ -44,6 +44,46 @@ nlohmann::json MediaJson(const pb::MediaInfo& m) {
   return out;
 }
 
+nlohmann::json SegmentsJson(const google::protobuf::RepeatedPtrField<pb::Segment>& segments) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : segments) out.push_back({{"start_s", s.start_s()}, {"end_s", s.end_s()}});
+  return out;
+}
+
+// What a measuring pass found (the source's analysis, an output's QC).
+nlohmann::json AnalysisJson(const pb::MediaAnalysis& m) {
+  nlohmann::json out = nlohmann::json::object();
+  if (m.loudness_measured()) {
+    out["silent"] = m.silent();
+    if (!m.silent()) {
+      out["integrated_lufs"] = m.integrated_lufs();
+      out["true_peak_db"] = m.true_peak_db();
+      out["lra"] = m.lra();
+    }
+  }
+  if (m.video_analysed()) {
+    out["black"] = SegmentsJson(m.black());
+    out["freeze"] = SegmentsJson(m.freeze());
+  }
+  if (m.audio_analysed()) out["silence"] = SegmentsJson(m.silence());
+  return out;
+}
+
+nlohmann::json QcJson(const pb::QcReport& r) {
+  nlohmann::json out = AnalysisJson(r.measured());
+  out["passed"] = r.passed();
+  if (r.gain_db() != 0) out["gain_db"] = r.gain_db();
+  nlohmann::json gates = nlohmann::json::array();
+  for (const auto& g : r.gates()) {
+    gates.push_back({{"gate", g.gate()},
+                     {"passed", g.passed()},
+                     {"measured", g.measured()},
+                     {"limit", g.limit()}});
+  }
+  out["gates"] = std::move(gates);
+  return out;
+}
+
 // One entry per output of the job.
 void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
                  nlohmann::json* items) {
@@ -78,6 +118,10 @@ void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
     } else {
       item["bytes"] = 0;
       item["sha256"] = "";
+    }
+    if (res != nullptr && res->has_qc()) item["qc"] = QcJson(res->qc());
+    for (const auto& r : j.result.qc_rejected()) {
+      if (r.deliverable() == out.deliverable()) item["qc"] = QcJson(r.qc());
     }
     if (j.state != JobState::kSucceeded && !j.error.empty()) item["error"] = j.error;
     items->push_back(std::move(item));
@@ -122,16 +166,25 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
   }
   AppendPlanFailures(d, true, &items);
   DeliveryCounts c = farm.Counts(d);
-  return {{"manifest_version", 1},
-          {"delivery", d.id},
-          {"name", d.name},
-          {"spec_file", d.spec_file},
-          {"state", c.state},
-          {"created_ms", d.created_ms},
-          {"finished_ms", d.finished_ms},
-          {"source", ProtoToJson(d.plan.source())},
-          {"notes", std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end())},
-          {"deliverables", items}};
+  nlohmann::json analysis;
+  for (const auto& jid : d.job_ids) {
+    const JobRecord* j = farm.FindJob(jid);
+    if (j != nullptr && j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
+  }
+  nlohmann::json manifest = {
+      {"manifest_version", 1},
+      {"delivery", d.id},
+      {"name", d.name},
+      {"spec_file", d.spec_file},
+      {"state", c.state},
+      {"created_ms", d.created_ms},
+      {"finished_ms", d.finished_ms},
+      {"source", ProtoToJson(d.plan.source())},
+      {"notes", std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end())},
+      {"deliverables", items}};
+  // What the delivery's analyse job measured in the source.
+  if (!analysis.is_null()) manifest["source_analysis"] = std::move(analysis);
+  return manifest;
 }
 
 nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d) {

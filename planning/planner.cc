@@ -22,10 +22,12 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/probe.h"
+#include "common/qc.h"
 
 namespace reelfarm {
 namespace {
@@ -388,6 +390,10 @@ struct Branch {
   std::string relative;
   std::string final_path;
   double seek_s = 0;  // thumbnails: where the frame is taken
+  // Its sound is normalised to this (the audio encoder's margin under the
+  // ceiling taken off); its output checked by these gates.
+  std::optional<pb::LoudnessTarget> normalise;
+  std::optional<pb::QcGates> qc;
 };
 
 struct PlanContext {
@@ -438,8 +444,16 @@ std::string Join(const std::vector<std::string>& items, const std::string& sep) 
   return out;
 }
 
+// The audio encoder's arguments, and the loudness normalisation the worker
+// fills in from the source's measurement (common/qc.h).
+void AppendAudioArgs(const Branch& b, int index, std::vector<std::string>* argv) {
+  Append(argv, b.preset->audio_args);
+  if (b.normalise) Append(argv, {"-af", LoudnormPlaceholder(index)});
+}
+
 // Everything after an output's -map options: codecs, rate, container, path.
-void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string& path,
+// `index`: the output's place in its job (for the loudness placeholder).
+void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string& path, int index,
                       std::vector<std::string>* argv) {
   Append(argv, {"-map_metadata", "-1", "-map_chapters", "-1"});
   if (b.preset->has_video) {
@@ -449,7 +463,7 @@ void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string
   } else {
     argv->push_back("-vn");
   }
-  if (b.with_audio) Append(argv, b.preset->audio_args);
+  if (b.with_audio) AppendAudioArgs(b, index, argv);
   if (b.soft) {
     // Copied (already mov_text), every cue ended by the end of the source
     // and none starting after it: a cue past the end would make the file
@@ -503,6 +517,8 @@ pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
     expect->set_has_subtitle(true);
     expect->set_subtitle_codec("mov_text");
   }
+  if (b.normalise) *out.mutable_normalise() = *b.normalise;
+  if (b.qc) *out.mutable_qc() = *b.qc;
   return out;
 }
 
@@ -607,7 +623,7 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   }
   if (b.with_audio) Append(&argv, {"-map", "0:a:0"});
   if (b.soft) Append(&argv, {"-map", "1:s:0"});
-  AppendOutputArgs(b, ctx, b.final_path, &argv);
+  AppendOutputArgs(b, ctx, b.final_path, 0, &argv);
   for (auto& a : argv) job.add_argv(a);
 
   *job.add_outputs() = OutputFor(b, source);
@@ -650,7 +666,7 @@ pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& c
     const Branch& b = *members[k];
     Append(&argv, {"-map", "[v" + std::to_string(k) + "]"});
     if (b.with_audio) Append(&argv, {"-map", "0:a:0"});
-    AppendOutputArgs(b, ctx, b.final_path, &argv);
+    AppendOutputArgs(b, ctx, b.final_path, static_cast<int>(k), &argv);
     *job.add_outputs() = OutputFor(b, source);
     AddNeeds(b, true, true, &job);
     memory += MemoryNeedMb(b.preset, MaxPixels(b, source)) - kMemoryBaseMb;
@@ -778,7 +794,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     std::vector<std::string> argv = CommandPrefix(ctx, false);
     AppendSourceInput(ctx, "", &argv);
     Append(&argv, {"-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1"});
-    Append(&argv, b.preset->audio_args);
+    AppendAudioArgs(b, 0, &argv);
     Append(&argv, {"-f", "mov", audio_path});
     for (auto& a : argv) job.add_argv(a);
     pb::JobOutput* out = job.add_outputs();
@@ -787,6 +803,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     out->set_path(audio_path);
     out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), "audio.mov"));
     out->set_intermediate(true);
+    if (b.normalise) *out->mutable_normalise() = *b.normalise;
     pb::MediaInfo* expect = out->mutable_expect();
     expect->set_has_audio(true);
     expect->set_audio_codec(b.preset->audio_codec);
@@ -839,6 +856,132 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   assemble.set_cost(0.001 * source.duration_s());
   jobs.push_back(std::move(assemble));
   return jobs;
+}
+
+// The deliverable's loudness normalisation and QC gates from its spec and
+// its preset's defaults (docs/spec.md, "Loudness and QC").
+void ResolveLoudnessAndQc(Branch* b) {
+  const DeliverableSpec& d = *b->d;
+  const PresetInfo& preset = *b->preset;
+  std::optional<pb::LoudnessTarget> ceiling;  // what the sound must reach
+  if (b->with_audio) {
+    if (d.loudness) {
+      if (*d.loudness) {
+        pb::LoudnessTarget t;
+        t.set_standard((*d.loudness)->standard);
+        t.set_integrated_lufs((*d.loudness)->target_lufs);
+        t.set_true_peak_db((*d.loudness)->true_peak_db);
+        t.set_lra((*d.loudness)->lra);
+        ceiling = t;
+      }
+    } else if (!preset.default_loudness.empty()) {
+      ceiling = LoudnessStandard(preset.default_loudness);
+    }
+  }
+  if (ceiling) {
+    b->normalise = *ceiling;
+    // A lossy encoder's output overshoots the peaks it was given by up to
+    // about a decibel (AAC): normalised under the ceiling by that much.
+    if (preset.audio_codec == "aac") b->normalise->set_true_peak_db(ceiling->true_peak_db() - 1);
+  }
+
+  const bool moving = preset.has_video && !preset.still;
+  if (preset.still || (d.qc && d.qc->none)) return;
+  pb::QcGates gates;
+  const QcChoice q = d.qc.value_or(QcChoice{});
+  const bool defaults = preset.default_qc;
+  gates.set_allow_in_source(q.allow_in_source.value_or(true));
+  if (moving) {
+    gates.set_black_max_s(q.black_max_s.value_or(defaults ? kDefaultBlackMaxS : 0));
+    gates.set_freeze_max_s(q.freeze_max_s.value_or(defaults ? kDefaultFreezeMaxS : 0));
+  }
+  if (b->with_audio) {
+    gates.set_silence_max_s(q.silence_max_s.value_or(defaults ? kDefaultSilenceMaxS : 0));
+    if (q.loudness_target) {
+      pb::LoudnessTarget t;
+      t.set_standard(q.loudness_target->standard);
+      t.set_integrated_lufs(q.loudness_target->target_lufs);
+      t.set_true_peak_db(q.loudness_target->true_peak_db);
+      *gates.mutable_loudness() = t;
+      gates.set_check_loudness(true);
+    } else if (ceiling && q.loudness.value_or(defaults || d.qc.has_value())) {
+      *gates.mutable_loudness() = *ceiling;
+      gates.set_check_loudness(true);
+    }
+    gates.set_loudness_tolerance_lu(q.loudness_tolerance_lu.value_or(1.0));
+    gates.set_normalised(ceiling.has_value());
+  }
+  if (gates.check_loudness() || gates.black_max_s() > 0 || gates.freeze_max_s() > 0 ||
+      gates.silence_max_s() > 0) {
+    b->qc = gates;
+  }
+}
+
+// Local id of the delivery's analyse job.
+constexpr char kAnalyseId[] = "analyse";
+
+// The job that measures the source once for the whole delivery (loudness
+// for every normalised deliverable; black, frozen and silent segments that
+// QC gates excuse), or nullopt when no deliverable needs it.
+std::optional<pb::Job> AnalyseJob(const std::vector<Branch>& branches, const PlanContext& ctx) {
+  const pb::SourceFacts& source = ctx.source;
+  DetectorOptions o;
+  bool needed = false;
+  double black = 0, freeze = 0, silence = 0;  // the smallest limits to excuse
+  auto smaller = [](double have, double limit) {
+    return limit <= 0 ? have : have <= 0 ? limit : std::min(have, limit);
+  };
+  for (const Branch& b : branches) {
+    if (b.normalise) needed = o.loudness = true;
+    if (!b.qc) continue;
+    if (b.qc->check_loudness()) needed = o.loudness = true;  // "silent, as the source"
+    if (!b.qc->allow_in_source()) continue;
+    black = smaller(black, b.qc->black_max_s());
+    freeze = smaller(freeze, b.qc->freeze_max_s());
+    silence = smaller(silence, b.qc->silence_max_s());
+  }
+  o.loudness = o.loudness && source.has_audio();
+  o.video = source.has_video() && (black > 0 || freeze > 0);
+  o.audio = source.has_audio() && silence > 0;
+  // Reported from half the smallest limit: the source's part of a longer
+  // output segment is measured whole.
+  if (black > 0) o.black_min_s = black / 2;
+  if (freeze > 0) o.freeze_min_s = freeze / 2;
+  if (silence > 0) o.silence_min_s = silence / 2;
+  if (!needed && !o.video && !o.audio) return std::nullopt;
+  if (!o.video && !o.audio && !o.loudness) return std::nullopt;
+
+  pb::Job job;
+  job.set_id(kAnalyseId);
+  job.set_kind("analyse");
+  job.add_inputs(ctx.spec.source);
+  // The detectors log at info level; the worker reads them as they come.
+  std::vector<std::string> argv = {ctx.options.ffmpeg, "-hide_banner", "-nostdin",
+                                   "-loglevel",        "info",         "-nostats",
+                                   "-progress",        "pipe:1"};
+  AppendSourceInput(ctx, "", &argv);
+  Append(&argv, DetectorArgs(o));
+  for (auto& a : argv) job.add_argv(a);
+  SetLimits(ctx, source.duration_s(), o.video ? 0.5 : 0.1, &job);
+  // Decoding only: the frames in flight of a decoder.
+  const int64_t pixels = o.video ? int64_t{source.width()} * source.height() : 0;
+  job.set_memory_mb(static_cast<uint32_t>(kMemoryBaseMb + 32 * pixels * 4 / (1 << 20)));
+  job.set_memory_per_thread_mb(
+      static_cast<uint32_t>(std::ceil(8 + (o.video ? 6 : 0) * double(pixels) / 1e6)));
+  // Decoding costs about a fifth of libx264 medium per pixel
+  // (bench/RESULTS.md); sound alone next to nothing.
+  job.set_cost(o.video ? 0.2 * double(pixels) / 1e6 * source.duration_s()
+                       : 0.001 * source.duration_s());
+  return job;
+}
+
+// Whether `job` reads the analyse job's measurement: it normalises sound or
+// checks a deliverable.
+bool UsesAnalysis(const pb::Job& job) {
+  for (const auto& out : job.outputs()) {
+    if (out.has_normalise() || (out.has_qc() && !out.intermediate())) return true;
+  }
+  return false;
 }
 
 // The shortest chunk: min_chunk_s, and enough key-frame intervals that what
@@ -1075,6 +1218,7 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
       }
     }
     b.with_audio = preset->has_audio && source.has_audio();
+    ResolveLoudnessAndQc(&b);
     b.burn = burn;
     b.soft = soft;
     b.subtitle_path = subtitle_path;
@@ -1099,7 +1243,17 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     }
   }
   const PlanContext ctx{spec, source, options};
-  for (auto& job : ShapeJobs(branches, ctx)) *plan.add_jobs() = std::move(job);
+  std::optional<pb::Job> analyse = AnalyseJob(branches, ctx);
+  if (analyse) *plan.add_jobs() = *std::move(analyse);
+  for (auto& job : ShapeJobs(branches, ctx)) {
+    if (analyse) {
+      if (UsesAnalysis(job)) job.add_depends_on(kAnalyseId);
+      for (auto& member : *job.mutable_members()) {
+        if (UsesAnalysis(member)) member.add_depends_on(kAnalyseId);
+      }
+    }
+    *plan.add_jobs() = std::move(job);
+  }
   return result;
 }
 

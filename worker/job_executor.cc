@@ -23,6 +23,7 @@
 
 #include "common/fs_util.h"
 #include "common/probe.h"
+#include "common/qc.h"
 #include "common/thread_budget.h"
 #include "worker/progress_parser.h"
 
@@ -360,6 +361,49 @@ bool InsideOutputFolders(const pb::Job& job, const std::string& path) {
   return false;
 }
 
+// A QC pass over `path` (an attempt's verified output, `probed`): the
+// detectors `gates` need, run by `ffmpeg` under the attempt's limits.
+StatusOr<pb::MediaAnalysis> MeasureOutput(ProcessRunner& runner, const std::string& ffmpeg,
+                                          const std::string& path, const pb::QcGates& gates,
+                                          const pb::MediaInfo& probed, double gain_db, int threads,
+                                          const ProcessOptions& limits,
+                                          const std::atomic<bool>* cancel) {
+  const DetectorOptions o =
+      QcDetectors(gates, probed.has_video(), probed.has_audio(), kSilenceThresholdDb + gain_db);
+  if (!o.video && !o.audio && !o.loudness) return pb::MediaAnalysis();
+  ProcessOptions popts;
+  popts.argv = {ffmpeg,
+                "-hide_banner",
+                "-nostdin",
+                "-nostats",
+                "-loglevel",
+                "info",
+                "-threads",
+                std::to_string(std::max(1, threads)),
+                "-protocol_whitelist",
+                "file",
+                "-i",
+                path};
+  for (auto& a : DetectorArgs(o)) popts.argv.push_back(a);
+  // Decoding one output is a small part of making it.
+  popts.timeout_s = 60 + 2 * probed.duration_s();
+  popts.memory_limit_bytes = limits.memory_limit_bytes;
+  popts.env = limits.env;
+  popts.cancel = cancel;
+  popts.stderr_tail_bytes = 4096;
+  AnalysisParser parser(o);
+  popts.on_stderr_line = [&](std::string_view line) { parser.Feed(line); };
+  StatusOr<ProcessResult> ran = runner.Run(popts);
+  if (!ran.ok()) return ran.status();
+  if (ran->cancelled) return Status::Cancelled("cancelled");
+  if (!ran->Succeeded()) {
+    return Status::Internal("ffmpeg " +
+                            (ran->timed_out ? std::string("timed out") : ran->Describe()) + ": " +
+                            LastMeaningfulLine(ran->stderr_tail));
+  }
+  return parser.Finish(probed.duration_s());
+}
+
 }  // namespace
 
 uint64_t ResidentLimitFor(const pb::Job& job, const JobExecutorOptions& options, unsigned threads) {
@@ -443,6 +487,17 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   }
   std::vector<std::string> argv(job.argv().begin(), job.argv().end());
   if (!options_.ffmpeg_override.empty()) argv[0] = options_.ffmpeg_override;
+  // Loudness normalisation from the delivery's measurement of the source.
+  const pb::MediaAnalysis* source_analysis =
+      assign.has_source_analysis() ? &assign.source_analysis() : nullptr;
+  {
+    auto filled = FillLoudnorm(argv, job, source_analysis);
+    if (!filled.ok()) return fail(filled.status().message(), false);
+    argv = *std::move(filled);
+  }
+  // An analyse job: its result is what its detectors log.
+  std::optional<AnalysisParser> analysis;
+  if (job.kind() == "analyse" && job.outputs_size() == 0) analysis.emplace(DetectorsIn(argv));
   if (options_.threads > 0 || assign.max_threads() > 0) {
     std::vector<std::string> outputs;
     for (const auto& out : job.outputs()) outputs.push_back(out.path());
@@ -499,6 +554,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   // first failed allocation is often long gone from the tail by the end.
   std::string oom_line;
   popts.on_stderr_line = [&](std::string_view line) {
+    if (analysis) analysis->Feed(line);
     if (oom_line.empty() && IsOutOfMemoryLine(line)) {
       oom_line = LastMeaningfulLine(std::string(line));
     }
@@ -579,6 +635,19 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
                 false, pr.stderr_tail);
   }
 
+  if (analysis) {
+    pb::JobResult result;
+    result.set_job_id(job.id());
+    result.set_token(token);
+    result.set_ok(true);
+    *result.mutable_analysis() = analysis->Finish(job.media_duration_s());
+    result.set_log_tail(pr.stderr_tail);
+    result.set_threads(threads);
+    result.set_peak_memory_bytes(peak_memory);
+    result.set_encode_seconds(Seconds(started, clock_->Now()));
+    return result;
+  }
+
   // Verify every output before publishing any. A group (decode once,
   // encode many) publishes those that verify and reports the others: each
   // runs again on its own.
@@ -615,8 +684,44 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
       refused_by_host = host;
     }
   }
+  // QC gates, on what verified: a failing gate refuses the output for good
+  // (the same input makes the same file).
+  std::vector<pb::QcReport> qc(job.outputs_size());
+  std::vector<pb::OutputResult> qc_rejected;
+  for (int i = 0; i < job.outputs_size(); ++i) {
+    const auto& out = job.outputs(i);
+    if (!publish[i] || !out.has_qc() || out.intermediate()) continue;
+    const double gain = out.has_normalise() && source_analysis != nullptr
+                            ? NormalisationGain(out.normalise(), *source_analysis)
+                            : 0;
+    StatusOr<pb::MediaAnalysis> measured = MeasureOutput(*runner_, argv[0], temps[i], out.qc(),
+                                                         probed[i], gain, threads, popts, cancel);
+    if (!measured.ok()) {
+      return fail("QC of " + out.deliverable() + " could not run: " + measured.status().message(),
+                  true, pr.stderr_tail);
+    }
+    qc[i] = EvaluateQc(out.qc(), *measured, source_analysis, gain);
+    if (qc[i].passed()) continue;
+    pb::OutputResult rejected;
+    rejected.set_deliverable(out.deliverable());
+    rejected.set_path(out.path());
+    *rejected.mutable_media() = probed[i];
+    *rejected.mutable_qc() = qc[i];
+    qc_rejected.push_back(std::move(rejected));
+    const std::string why = "QC failed for " + out.deliverable() + ": " + QcFailureSummary(qc[i]);
+    publish[i] = false;
+    (void)RemoveIfExists(temps[i]);
+    if (refused.empty()) {
+      refused = why;
+      refused_by_host = false;
+    }
+  }
+  auto with_rejected = [&](pb::JobResult r) {
+    for (const auto& q : qc_rejected) *r.add_qc_rejected() = q;
+    return r;
+  };
   if (std::count(publish.begin(), publish.end(), true) == 0) {
-    return fail(refused, refused_by_host, pr.stderr_tail);
+    return with_rejected(fail(refused, refused_by_host, pr.stderr_tail));
   }
   if (cancel != nullptr && cancel->load()) return fail("cancelled", false, pr.stderr_tail);
 
@@ -692,7 +797,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     }
   }
   if (!publish_error.empty() && renamed.empty()) {
-    return fail(publish_error, publish_retryable);
+    return with_rejected(fail(publish_error, publish_retryable));
   }
   if (!publish_error.empty()) {
     std::string names;
@@ -723,7 +828,9 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     r->set_bytes(sizes[i]);
     r->set_sha256(sums[i]);
     *r->mutable_media() = probed[i];
+    if (out.has_qc() && !out.intermediate()) *r->mutable_qc() = qc[i];
   }
+  for (const auto& q : qc_rejected) *result.add_qc_rejected() = q;
   result.set_threads(threads);
   result.set_peak_memory_bytes(peak_memory);
   result.set_encode_seconds(Seconds(started, clock_->Now()));

@@ -80,7 +80,8 @@ TEST(E2eFaults, FrozenWorkerIsReplacedAndItsStaleAttemptPublishesNothing) {
   ASSERT_TRUE(id.ok()) << id.status().ToString();
 
   std::pair<std::string, std::string> victim;
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return !(victim = RunningItem(farm.Delivery(*id))).first.empty(); }, 60));
+  ASSERT_TRUE(LocalFarm::WaitFor(
+      [&] { return !(victim = RunningItem(farm.Delivery(*id))).first.empty(); }, 60));
   std::string process = LocalFarm::ProcessOfWorker(victim.second);
   farm.Signal(process, SIGSTOP);  // its FFmpeg (own process group) encodes on
   // The job moves to the other worker and is delivered there.
@@ -121,7 +122,8 @@ TEST(E2eFaults, KillingOnlyTheWorkerProcessKillsItsEncoder) {
   MakeTestSource(farm.dir(), "1280x720", 6);
   auto id = farm.Submit(WriteSpec(farm.dir(), "  - {name: hevc, preset: web-hevc}\n"));
   ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return !RunningItem(farm.Delivery(*id)).first.empty(); }, 60));
+  ASSERT_TRUE(
+      LocalFarm::WaitFor([&] { return !RunningItem(farm.Delivery(*id)).first.empty(); }, 60));
   pid_t worker = farm.pid("worker-0");
   std::vector<pid_t> encoders = ChildrenOf(worker);
   ASSERT_FALSE(encoders.empty()) << "the worker runs its FFmpeg as a child";
@@ -293,8 +295,8 @@ TEST(E2eFaults, RedisKilledDuringASubmissionBurstLosesNoAcknowledgedDelivery) {
   // delivery at a time).
   auto spec_for = [&](int i) {
     std::string path = farm.dir() + "/spec" + std::to_string(i) + ".yaml";
-    std::ofstream(path) << "version: 1\nname: burst\nsource: source.mov\noutput_dir: out"
-                        << i << "\ndeliverables:\n  - {name: poster, preset: thumbnail-jpg}\n";
+    std::ofstream(path) << "version: 1\nname: burst\nsource: source.mov\noutput_dir: out" << i
+                        << "\ndeliverables:\n  - {name: poster, preset: thumbnail-jpg}\n";
     return path;
   };
 

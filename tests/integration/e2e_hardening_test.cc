@@ -43,10 +43,13 @@ std::string GatedFfmpeg(const std::string& dir, const std::string& gate) {
   return wrapper;
 }
 
+// One job (no analyse job of the source before it): the one the gated
+// FFmpeg holds.
 std::string WriteSpec(const std::string& dir) {
   std::string spec = dir + "/spec.yaml";
   std::ofstream(spec) << "version: 1\nname: forge\nsource: source.mov\noutput_dir: out\n"
-                         "deliverables:\n  - {name: web, preset: web-h264, height: 120}\n";
+                         "deliverables:\n  - {name: web, preset: web-h264, height: 120, "
+                         "loudness: none, qc: none}\n";
   return spec;
 }
 

@@ -96,8 +96,10 @@ TEST(E2eOutage, AResultFinishedAcrossACoordinatorRestartIsKeptNotRunAgain) {
   ASSERT_TRUE(farm.StartWorker(0).ok());
   MakeTestSource(farm.dir(), "320x180", 2);
   std::string spec = farm.dir() + "/spec.yaml";
+  // One job, the deliverable's own (no analyse job of the source before it).
   std::ofstream(spec) << "version: 1\nname: restart\nsource: source.mov\noutput_dir: out\n"
-                         "deliverables:\n  - {name: web, preset: web-h264, height: 120}\n";
+                         "deliverables:\n  - {name: web, preset: web-h264, height: 120, "
+                         "loudness: none, qc: none}\n";
   auto id = farm.Submit(spec);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("coordinator"); }, 60))

@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "common/redis_client.h"
-
 #include "tests/support/delivery_checks.h"
 #include "tests/support/local_farm.h"
 #include "tests/support/media_fixtures.h"
@@ -181,7 +180,8 @@ TEST(E2eRecovery, CoordinatorKilledBetweenPersistingAnAssignmentAndSendingItIsRe
   for (const auto& item : d["items"]) {
     // A decode-once group lists one item per output: report it once.
     if (claimed.erase(item.value("job", "")) == 0) continue;
-    std::cout << "[ figures ] job " << item.value("job", "") << " persisted as running, never sent; reclaimed "
+    std::cout << "[ figures ] job " << item.value("job", "")
+              << " persisted as running, never sent; reclaimed "
               << "and delivered on attempt " << item.value("attempts", 0) << "\n";
     EXPECT_EQ(item.value("attempts", 0), 2) << "the unsent attempt counts, then one real one";
   }

@@ -145,9 +145,12 @@ TEST(E2eRun, EverySourceKindDeliversUprightEvenConstantRate) {
   ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
 
   const std::vector<std::pair<std::string, SourceKind>> kinds = {
-      {"rotated", SourceKind::kRotated}, {"odd", SourceKind::kOddSize},
-      {"vfr", SourceKind::kVfr},         {"ntsc", SourceKind::kFps23976},
-      {"surround", SourceKind::kSurround51}, {"silent", SourceKind::kNoAudio}};
+      {"rotated", SourceKind::kRotated},
+      {"odd", SourceKind::kOddSize},
+      {"vfr", SourceKind::kVfr},
+      {"ntsc", SourceKind::kFps23976},
+      {"surround", SourceKind::kSurround51},
+      {"silent", SourceKind::kNoAudio}};
   std::map<std::string, std::string> ids;
   for (const auto& [name, kind] : kinds) {
     std::string sub = farm.dir() + "/" + name;

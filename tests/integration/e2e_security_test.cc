@@ -50,8 +50,7 @@ TEST(E2eSecurity, CurveAllowListAdmitsOnlyListedWorkers) {
   // fails the CURVE handshake before it gets that far) ...
   ASSERT_TRUE(LocalFarm::WaitFor(
       [&] {
-        return farm.LogTail("coordinator").find("refused a worker connection") !=
-               std::string::npos;
+        return farm.LogTail("coordinator").find("refused a worker connection") != std::string::npos;
       },
       30))
       << farm.LogTail("coordinator");

@@ -113,6 +113,9 @@ class FanOutChunkTest : public ::testing::Test {
     d.name = name;
     d.preset = preset;
     d.height = height;
+    // Pictures alone: no loudness normalisation or QC (e2e_qc_test).
+    d.loudness = std::optional<LoudnessChoice>();
+    d.qc = QcChoice{.none = true};
     return d;
   }
   // Runs every job of the plan in order (parts before what joins them).

@@ -27,8 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
-
 // Every path under `root` (files, folders, links; links not followed),
 // relative to `root`.
 std::set<std::string> Tree(const std::string& root) {

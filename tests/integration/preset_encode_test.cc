@@ -233,6 +233,10 @@ DeliverySpec SpecFor(const Case& c, const std::string& source, const std::string
   if (!c.subtitles.empty()) d.subtitles = SubtitleChoice{"en", c.subtitles};
   if (c.at_s >= 0) d.at_s = c.at_s;
   d.dynamic_range = c.dynamic_range;
+  // The encode alone: no loudness normalisation or QC gates, whose analyse
+  // job and worker-side passes e2e_qc_test runs through a farm.
+  d.loudness = std::optional<LoudnessChoice>();
+  d.qc = QcChoice{.none = true};
   spec.deliverables.push_back(d);
   return spec;
 }

@@ -73,6 +73,8 @@ TEST(Scaling, ChunkOfTheVerticalDeliverableRunsWith24ThreadsUnderTheDefaultLimit
   vertical.height = 1920;
   vertical.aspect_num = 9;
   vertical.aspect_den = 16;
+  vertical.loudness = std::optional<LoudnessChoice>();  // the chunk alone (no analyse job)
+  vertical.qc = QcChoice{.none = true};
   spec.deliverables = {vertical};
   PlannerOptions planner;
   planner.min_chunk_s = 1;

@@ -1,6 +1,6 @@
-#include "cli/render.h"
-
 #include <gtest/gtest.h>
+
+#include "cli/render.h"
 
 namespace reelfarm::cli {
 namespace {
@@ -98,8 +98,8 @@ pb::Plan SamplePlan() {
   pb::Job* job = plan.add_jobs();
   job->set_id("j0");
   job->set_kind("encode");
-  for (const char* a : {"ffmpeg", "-nostdin", "-i", "/media/src.mov", "-vf", "scale=-2:720,setsar=1",
-                        "/out/launch/my web.mp4"}) {
+  for (const char* a : {"ffmpeg", "-nostdin", "-i", "/media/src.mov", "-vf",
+                        "scale=-2:720,setsar=1", "/out/launch/my web.mp4"}) {
     job->add_argv(a);
   }
   pb::JobOutput* o = job->add_outputs();
@@ -135,6 +135,29 @@ TEST(RenderPlanTest, ShowsSourceJobsArgvAndFailures) {
       << text;
 }
 
+TEST(RenderPlanTest, ShowsLoudnessAndQcGatesPerOutput) {
+  pb::Plan plan = SamplePlan();
+  pb::JobOutput* out = plan.mutable_jobs(0)->mutable_outputs(0);
+  pb::LoudnessTarget* t = out->mutable_normalise();
+  t->set_standard("web");
+  t->set_integrated_lufs(-16);
+  t->set_true_peak_db(-2);
+  pb::QcGates* g = out->mutable_qc();
+  g->set_check_loudness(true);
+  *g->mutable_loudness() = *t;
+  g->mutable_loudness()->set_true_peak_db(-1);
+  g->set_loudness_tolerance_lu(1);
+  g->set_black_max_s(2);
+  g->set_allow_in_source(true);
+  std::string text = RenderPlan(plan);
+  EXPECT_NE(text.find("      loudness: web (-16 LUFS, true peak <= -2 dBTP)\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("      qc: loudness -16 +-1 LU, true peak <= -1 dBTP, black <= 2 s "
+                      "(beyond what the source has)\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(RenderPlanTest, JsonRoundTripsProtoFieldNames) {
   std::string text = RenderPlanJson(SamplePlan());
   json j = json::parse(text);
@@ -147,8 +170,14 @@ TEST(RenderPlanTest, JsonRoundTripsProtoFieldNames) {
 TEST(RenderApiTest, DeliveryListAndEmpty) {
   EXPECT_EQ(RenderDeliveryList(json{{"deliveries", json::array()}}), "No deliveries.\n");
   json body = {{"deliveries",
-                {{{"id", "launch-3"}, {"name", "launch"}, {"state", "running"}, {"priority", 50},
-                  {"output_dir", "/out"}, {"deliverables", 5}, {"delivered", 2}, {"failed", 1},
+                {{{"id", "launch-3"},
+                  {"name", "launch"},
+                  {"state", "running"},
+                  {"priority", 50},
+                  {"output_dir", "/out"},
+                  {"deliverables", 5},
+                  {"delivered", 2},
+                  {"failed", 1},
                   {"progress", 0.43}}}}};
   std::string text = RenderDeliveryList(body);
   EXPECT_NE(text.find("ID"), std::string::npos);
@@ -157,14 +186,30 @@ TEST(RenderApiTest, DeliveryListAndEmpty) {
 }
 
 TEST(RenderApiTest, DeliveryDetailListsItems) {
-  json d = {{"id", "launch-3"}, {"name", "launch"}, {"state", "failed"}, {"deliverables", 2},
-            {"delivered", 1}, {"failed", 1}, {"progress", 1.0}, {"output_dir", "/out"},
+  json d = {{"id", "launch-3"},
+            {"name", "launch"},
+            {"state", "failed"},
+            {"deliverables", 2},
+            {"delivered", 1},
+            {"failed", 1},
+            {"progress", 1.0},
+            {"output_dir", "/out"},
             {"manifest", "/out/manifest.json"},
             {"items",
-             {{{"name", "master"}, {"preset", "master-prores"}, {"state", "delivered"},
-               {"progress", 1.0}, {"worker", "w1"}, {"attempts", 1}, {"error", ""}},
-              {{"name", "wav"}, {"preset", "audio-wav"}, {"state", "failed"}, {"progress", 0},
-               {"worker", ""}, {"attempts", 0}, {"error", "no audio"}}}}};
+             {{{"name", "master"},
+               {"preset", "master-prores"},
+               {"state", "delivered"},
+               {"progress", 1.0},
+               {"worker", "w1"},
+               {"attempts", 1},
+               {"error", ""}},
+              {{"name", "wav"},
+               {"preset", "audio-wav"},
+               {"state", "failed"},
+               {"progress", 0},
+               {"worker", ""},
+               {"attempts", 0},
+               {"error", "no audio"}}}}};
   std::string text = RenderDeliveryDetail(d);
   EXPECT_NE(text.find("launch-3 (launch): failed, 1/2 delivered, 1 failed"), std::string::npos)
       << text;
@@ -174,14 +219,49 @@ TEST(RenderApiTest, DeliveryDetailListsItems) {
   EXPECT_NE(text.find("no audio"), std::string::npos) << text;
 }
 
+TEST(RenderApiTest, DeliveryDetailHasAQcColumn) {
+  json gates_ok = {{"passed", true},
+                   {"integrated_lufs", -16.08},
+                   {"gates", {{{"gate", "loudness"}, {"passed", true}}}}};
+  json gates_bad = {{"passed", false},
+                    {"gates",
+                     {{{"gate", "loudness"}, {"passed", true}},
+                      {{"gate", "black"}, {"passed", false}},
+                      {{"gate", "silence"}, {"passed", false}}}}};
+  json d = {{"id", "qc-1"},
+            {"name", "qc"},
+            {"state", "failed"},
+            {"deliverables", 3},
+            {"items",
+             {{{"name", "web"}, {"preset", "web-h264"}, {"state", "delivered"}, {"qc", gates_ok}},
+              {{"name", "reel"}, {"preset", "social-h264"}, {"state", "failed"}, {"qc", gates_bad}},
+              {{"name", "master"}, {"preset", "master-prores"}, {"state", "delivered"}}}}};
+  std::string text = RenderDeliveryDetail(d);
+  EXPECT_NE(text.find("ATTEMPTS  QC"), std::string::npos) << text;
+  EXPECT_NE(text.find("ok -16.1 LUFS"), std::string::npos) << text;
+  EXPECT_NE(text.find("FAILED black, silence"), std::string::npos) << text;
+  EXPECT_NE(text.find("0         -"), std::string::npos) << text;  // no gates: "-"
+}
+
 TEST(RenderApiTest, Workers) {
   EXPECT_EQ(RenderWorkers(json::object()), "No workers.\n");
   json body = {{"workers",
-                {{{"name", "w1"}, {"host", "render01"}, {"state", "busy"}, {"slots", 2},
-                  {"cores", 16}, {"threads_per_slot", 8}, {"running", 1},
-                  {"encoders", {"aac", "libx264"}}, {"gpu", false}},
-                 {{"name", "old"}, {"host", "h"}, {"state", "ready"}, {"slots", 1},
-                  {"running", 0}, {"encoders", {"aac"}}, {"gpu", false}}}}};
+                {{{"name", "w1"},
+                  {"host", "render01"},
+                  {"state", "busy"},
+                  {"slots", 2},
+                  {"cores", 16},
+                  {"threads_per_slot", 8},
+                  {"running", 1},
+                  {"encoders", {"aac", "libx264"}},
+                  {"gpu", false}},
+                 {{"name", "old"},
+                  {"host", "h"},
+                  {"state", "ready"},
+                  {"slots", 1},
+                  {"running", 0},
+                  {"encoders", {"aac"}},
+                  {"gpu", false}}}}};
   EXPECT_EQ(RenderWorkers(body),
             "NAME  HOST      STATE  CORES  SLOTS  THREADS  RUNNING  ENCODERS     GPU\n"
             "w1    render01  busy   16     2      8        1        aac,libx264  no\n"

@@ -457,6 +457,54 @@ TEST_F(FarmStateTest, DependentJobWaitsForItsDependency) {
   EXPECT_EQ(b[0].job().id(), "a.j1");
 }
 
+// Issue 13: the analyse job's measurement of the source reaches every job
+// that depends on it, and only those, in their Assign.
+TEST_F(FarmStateTest, TheSourcesAnalysisReachesTheJobsThatDependOnIt) {
+  DeliveryRecord d;
+  d.id = "a";
+  JobRecord analyse, web, other;
+  analyse.job.set_id("a.analyse");
+  analyse.job.set_kind("analyse");
+  analyse.delivery_id = "a";
+  web.job.set_id("a.j0");
+  web.job.add_outputs()->set_deliverable("web");
+  web.job.add_depends_on("a.analyse");
+  web.delivery_id = "a";
+  web.state = JobState::kWaiting;
+  web.seq = 1;
+  other.job.set_id("a.j1");
+  other.job.add_outputs()->set_deliverable("chunk");
+  other.delivery_id = "a";
+  other.seq = 2;
+  Effects fx;
+  farm_.AddDelivery(d, {analyse, web, other}, now_, &fx);
+  Hello("p1", "w1", 2);
+  auto first = Assigns(Tick());
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].job().id(), "a.analyse");
+  EXPECT_FALSE(first[1].has_source_analysis());
+  // The waiting job shows no progress of its own while the source is measured.
+  EXPECT_EQ(farm_.Progress(*farm_.FindJob("a.j0")), 0);
+
+  pb::WorkerMessage m;
+  auto* r = m.mutable_result();
+  r->set_job_id("a.analyse");
+  r->set_token(first[0].token());
+  r->set_attempt_key(first[0].attempt_key());
+  r->set_ok(true);
+  r->mutable_analysis()->set_loudness_measured(true);
+  r->mutable_analysis()->set_integrated_lufs(-29.5);
+  Effects done;
+  farm_.OnMessage("p1", m, now_, &done);
+  auto next = Assigns(Tick());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].job().id(), "a.j0");
+  ASSERT_TRUE(next[0].has_source_analysis());
+  EXPECT_EQ(next[0].source_analysis().integrated_lufs(), -29.5);
+  // Kept with the job (stored in Redis with its result) for later attempts.
+  EXPECT_TRUE(farm_.FindJob("a.analyse")->result.has_analysis());
+}
+
 TEST_F(FarmStateTest, DeliveryWithOnlyPlanFailuresFinishesFailedAtOnce) {
   DeliveryRecord d;
   d.id = "a";
@@ -719,6 +767,44 @@ TEST_F(FarmStateTest, AGroupThatPublishedSomeOutputsRunsOnlyTheOthersOnTheirOwn)
   EXPECT_EQ(c.delivered, 2);
   EXPECT_EQ(c.failed, 1);
   EXPECT_EQ(c.state, "failed");
+}
+
+// Issue 13: an output a QC gate refused fails on its own at once (the same
+// input makes the same file); the group's other refused outputs run again.
+TEST_F(FarmStateTest, AGroupOutputRefusedByQcFailsWithoutRunningAgain) {
+  SubmitGroup(farm_, now_);
+  Hello("p1", "w1", 1);
+  Effects fx = Tick();
+  ASSERT_EQ(Assigns(fx).size(), 1u);
+  pb::WorkerMessage m;
+  auto* r = m.mutable_result();
+  r->set_job_id("g.j0");
+  r->set_token(Assigns(fx)[0].token());
+  r->set_attempt_key(Assigns(fx)[0].attempt_key());
+  r->set_ok(false);
+  r->set_retryable(false);
+  r->set_error("QC failed for d0: ...");
+  r->add_outputs()->set_deliverable("d1");
+  pb::OutputResult* rejected = r->add_qc_rejected();
+  rejected->set_deliverable("d0");
+  pb::QcGateResult* gate = rejected->mutable_qc()->add_gates();
+  gate->set_gate("black");
+  gate->set_measured("3.00 s of black from 3.00 s");
+  gate->set_limit("at most 2.00 s");
+  Effects done;
+  farm_.OnMessage("p1", m, now_, &done);
+
+  EXPECT_EQ(StateOf("g.j0m0"), JobState::kFailed);
+  EXPECT_EQ(farm_.FindJob("g.j0m0")->error,
+            "QC failed for d0: QC gate black failed: 3.00 s of black from 3.00 s (at most 2.00 s)");
+  ASSERT_EQ(farm_.FindJob("g.j0m0")->result.qc_rejected_size(), 1);
+  EXPECT_EQ(StateOf("g.j0m2"), JobState::kQueued) << "refused by verification: runs again";
+  int qc_failures = 0;
+  for (const auto& e : done.events) {
+    qc_failures += e.kind == FarmEvent::Kind::kFailed && e.reason == "qc_failed";
+  }
+  EXPECT_EQ(qc_failures, 1) << "counted apart from other failures of the job's own";
+  EXPECT_EQ(farm_.FindJob("g.j0m1"), nullptr);
 }
 
 TEST_F(FarmStateTest, AGroupThatKeepsFailingIsSplitInsteadOfFailed) {

@@ -51,11 +51,16 @@ pb::SourceFacts HdFacts() {
   return f;
 }
 
+// Without loudness normalisation and QC gates (no analyse job): what the
+// tests of geometry, argv and shape look at. PlannerQcTest's take the
+// presets' defaults.
 DeliverableSpec Deliverable(const std::string& name, const std::string& preset) {
   DeliverableSpec d;
   d.name = name;
   d.preset = preset;
   d.line = 7;
+  d.loudness = std::optional<LoudnessChoice>();
+  d.qc = QcChoice{.none = true};
   return d;
 }
 
@@ -97,13 +102,19 @@ PlanResult PlanWhole(const DeliverySpec& spec, const pb::SourceFacts& facts) {
   return PlanDelivery(spec, facts, whole);
 }
 
+// The deliverable's only job (the delivery's analyse job of the source, when
+// there is one, aside).
 pb::Job PlanOne(const DeliverableSpec& d, const pb::SourceFacts& facts = HdFacts()) {
   PlanResult r = PlanWhole(Spec({d}), facts);
   EXPECT_TRUE(r.errors.empty());
   EXPECT_EQ(r.plan.failures_size(), 0)
       << (r.plan.failures_size() ? r.plan.failures(0).reason() : "");
-  EXPECT_EQ(r.plan.jobs_size(), 1);
-  return r.plan.jobs_size() == 1 ? r.plan.jobs(0) : pb::Job();
+  std::vector<pb::Job> jobs;
+  for (const auto& j : r.plan.jobs()) {
+    if (j.kind() != "analyse") jobs.push_back(j);
+  }
+  EXPECT_EQ(jobs.size(), 1u);
+  return jobs.size() == 1 ? jobs[0] : pb::Job();
 }
 
 std::string Graph(const pb::Job& job) { return ValueAfter(Argv(job), "-filter_complex"); }
@@ -1129,6 +1140,157 @@ TEST(PlannerPictureTest, HdrMetadataOnlyInSeiIsNotedForMastersNotLostSilently) {
   // Carried by the container: FFmpeg copies them; nothing to say.
   f.set_hdr_metadata_in_container(true);
   EXPECT_EQ(PlanWhole(Spec({Deliverable("master", "master-prores")}), f).plan.notes_size(), 0);
+}
+
+// ---- loudness and QC (issue 13) ---------------------------------------------
+
+// A deliverable taking its preset's loudness and QC defaults.
+DeliverableSpec WithDefaults(const std::string& name, const std::string& preset, int height = 0) {
+  DeliverableSpec d;
+  d.name = name;
+  d.preset = preset;
+  d.height = height;
+  d.line = 7;
+  return d;
+}
+
+const pb::Job* JobOfKind(const pb::Plan& plan, const std::string& kind) {
+  for (const auto& j : plan.jobs()) {
+    if (j.kind() == kind) return &j;
+  }
+  return nullptr;
+}
+
+TEST(PlannerQcTest, WebIsNormalisedFromOneMeasurementAndGatedByDefault) {
+  PlanResult r = PlanWhole(Spec({WithDefaults("web", "web-h264", 720)}), HdFacts());
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  const pb::Job& analyse = r.plan.jobs(0);
+  EXPECT_EQ(analyse.kind(), "analyse");
+  EXPECT_EQ(analyse.id(), "analyse");
+  EXPECT_EQ(analyse.outputs_size(), 0);
+  std::vector<std::string> a = Argv(analyse);
+  EXPECT_TRUE(HasSeq(a, {"-loglevel", "info"}));
+  EXPECT_TRUE(HasSeq(a, {"-protocol_whitelist", "file", "-f", "mov", "-i", kSource}));
+  // Black and silence reported from half the smallest limit (2 s), the
+  // freeze from half of 5 s; loudness measured.
+  EXPECT_EQ(ValueAfter(a, "-filter_complex"),
+            "[0:v:0]setpts=PTS-STARTPTS,blackdetect=d=1.000,freezedetect=d=2.500[v];"
+            "[0:a:0]asetpts=PTS-STARTPTS,silencedetect=n=-60.00dB:d=1.000,"
+            "loudnorm=print_format=json[a]");
+
+  const pb::Job& web = r.plan.jobs(1);
+  EXPECT_THAT(web.depends_on(), ElementsAre("analyse"));
+  std::vector<std::string> argv = Argv(web);
+  EXPECT_TRUE(HasSeq(argv, {"-ac", "2", "-af", "{loudnorm:0}", "-movflags"}));
+  const pb::JobOutput& out = web.outputs(0);
+  // Normalised a decibel under the ceiling (AAC overshoots), gated at it.
+  EXPECT_EQ(out.normalise().standard(), "web");
+  EXPECT_EQ(out.normalise().integrated_lufs(), -16);
+  EXPECT_EQ(out.normalise().true_peak_db(), -2);
+  ASSERT_TRUE(out.has_qc());
+  EXPECT_TRUE(out.qc().check_loudness());
+  EXPECT_EQ(out.qc().loudness().true_peak_db(), -1);
+  EXPECT_EQ(out.qc().loudness_tolerance_lu(), 1);
+  EXPECT_EQ(out.qc().black_max_s(), kDefaultBlackMaxS);
+  EXPECT_EQ(out.qc().freeze_max_s(), kDefaultFreezeMaxS);
+  EXPECT_EQ(out.qc().silence_max_s(), kDefaultSilenceMaxS);
+  EXPECT_TRUE(out.qc().allow_in_source());
+  EXPECT_TRUE(out.qc().normalised());
+
+  // Social takes its own standard.
+  pb::Job social = PlanOne(WithDefaults("reel", "social-h264"));
+  EXPECT_EQ(social.outputs(0).normalise().integrated_lufs(), -14);
+}
+
+TEST(PlannerQcTest, MastersAndWavAreUntouchedAndUngatedUnlessAsked) {
+  for (const char* preset : {"master-prores", "master-dnxhr", "audio-wav"}) {
+    PlanResult r = PlanWhole(Spec({WithDefaults("m", preset)}), HdFacts());
+    ASSERT_EQ(r.plan.jobs_size(), 1) << preset;
+    EXPECT_THAT(Argv(r.plan.jobs(0)), Not(Contains("-af"))) << preset;
+    EXPECT_FALSE(r.plan.jobs(0).outputs(0).has_qc()) << preset;
+    EXPECT_FALSE(r.plan.jobs(0).outputs(0).has_normalise()) << preset;
+  }
+  // A master checked against EBU R128, not normalised: only loudness is
+  // measured in the source.
+  DeliverableSpec m = WithDefaults("m", "master-prores");
+  QcChoice q;
+  q.loudness = true;
+  q.loudness_target = LoudnessChoice{"ebu-r128", -23, -1, 0};
+  m.qc = q;
+  PlanResult r = PlanWhole(Spec({m}), HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(0)), "-filter_complex"),
+            "[0:a:0]asetpts=PTS-STARTPTS,loudnorm=print_format=json[a]");
+  const pb::JobOutput& out = r.plan.jobs(1).outputs(0);
+  EXPECT_FALSE(out.has_normalise());
+  EXPECT_TRUE(out.qc().check_loudness());
+  EXPECT_EQ(out.qc().loudness().integrated_lufs(), -23);
+  EXPECT_EQ(out.qc().black_max_s(), 0);
+  EXPECT_THAT(Argv(r.plan.jobs(1)), Not(Contains("-af")));
+}
+
+TEST(PlannerQcTest, NoneTurnsBothOffAndASilentSourceGetsNoSoundGates) {
+  DeliverableSpec off = WithDefaults("web", "web-h264");
+  off.loudness = std::optional<LoudnessChoice>();
+  off.qc = QcChoice{.none = true};
+  PlanResult r = PlanWhole(Spec({off}), HdFacts());
+  ASSERT_EQ(r.plan.jobs_size(), 1);
+  EXPECT_THAT(Argv(r.plan.jobs(0)), Not(Contains("-af")));
+
+  pb::SourceFacts mute = HdFacts();
+  mute.set_has_audio(false);
+  r = PlanWhole(Spec({WithDefaults("web", "web-h264")}), mute);
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(0)), "-filter_complex"),
+            "[0:v:0]setpts=PTS-STARTPTS,blackdetect=d=1.000,freezedetect=d=2.500[v]");
+  const pb::JobOutput& out = r.plan.jobs(1).outputs(0);
+  EXPECT_FALSE(out.has_normalise());
+  EXPECT_FALSE(out.qc().check_loudness());
+  EXPECT_EQ(out.qc().silence_max_s(), 0);
+  EXPECT_EQ(out.qc().black_max_s(), kDefaultBlackMaxS);
+}
+
+TEST(PlannerQcTest, AChunkedDeliverableNormalisesItsWholeAudioAndChecksTheJoinedFile) {
+  pb::SourceFacts f = HdFacts();
+  f.set_duration_s(60);
+  f.set_frame_count(1500);
+  PlanResult r = PlanDelivery(Spec({WithDefaults("web", "web-h264", 720)}), f, Pieces(14));
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs_size(), 7);  // analyse, 4 chunks, audio, assemble
+  for (const auto& job : r.plan.jobs()) {
+    if (job.kind() == "chunk") {
+      EXPECT_EQ(job.depends_on_size(), 0) << "pictures start at once";
+      EXPECT_FALSE(job.outputs(0).has_qc());
+    }
+  }
+  const pb::Job* audio = JobOfKind(r.plan, "audio");
+  ASSERT_NE(audio, nullptr);
+  EXPECT_THAT(audio->depends_on(), ElementsAre("analyse"));
+  EXPECT_TRUE(HasSeq(Argv(*audio), {"-af", "{loudnorm:0}"}));
+  EXPECT_TRUE(audio->outputs(0).has_normalise());
+  const pb::Job* assemble = JobOfKind(r.plan, "assemble");
+  ASSERT_NE(assemble, nullptr);
+  EXPECT_THAT(assemble->depends_on(), Contains("analyse"));
+  EXPECT_TRUE(assemble->outputs(0).has_qc());
+  EXPECT_THAT(Argv(*assemble), Not(Contains("-af")));
+}
+
+TEST(PlannerQcTest, EachGroupMemberHasItsOwnPlaceholderAndDependency) {
+  std::vector<DeliverableSpec> ds = {WithDefaults("a", "web-h264", 360),
+                                     WithDefaults("b", "social-h264", 360)};
+  PlanResult r = PlanDelivery(Spec(ds), HdFacts(), Pieces(1000));
+  const pb::Job* group = JobOfKind(r.plan, "group");
+  ASSERT_NE(group, nullptr);
+  std::vector<std::string> argv = Argv(*group);
+  EXPECT_LT(IndexOf(argv, "{loudnorm:0}"), IndexOf(argv, "/out/launch-film/a.mp4"));
+  EXPECT_GT(IndexOf(argv, "{loudnorm:1}"), IndexOf(argv, "/out/launch-film/a.mp4"));
+  EXPECT_LT(IndexOf(argv, "{loudnorm:1}"), IndexOf(argv, "/out/launch-film/b.mp4"));
+  ASSERT_EQ(group->members_size(), 2);
+  for (const auto& m : group->members()) {
+    EXPECT_THAT(m.depends_on(), ElementsAre("analyse"));
+    EXPECT_THAT(Argv(m), Contains("{loudnorm:0}"));
+  }
 }
 
 }  // namespace

@@ -408,7 +408,9 @@ TEST(SpecFields, UnknownDeliverableFieldSuggests) {
   std::string msg =
       OneError(WithDeliverable("web-h264", "    heigth: 720\n"), 9, "deliverables[0].heigth");
   EXPECT_THAT(msg, HasSubstr("did you mean `height`?"));
-  EXPECT_THAT(msg, HasSubstr("name, preset, height, aspect, focus, subtitles, at, dynamic_range"));
+  EXPECT_THAT(
+      msg,
+      HasSubstr("name, preset, height, aspect, focus, subtitles, at, dynamic_range, loudness, qc"));
 
   msg =
       OneError(WithDeliverable("web-h264", "    Preset: web-h264\n"), 9, "deliverables[0].Preset");
@@ -1167,6 +1169,97 @@ TEST(SpecTest, DynamicRangeIsSdrOrHdrAndHdrOnlyWhereAPresetCanCarryIt) {
                         "pictures); use web-hevc, or remove it"));
   EXPECT_THAT(OneError(WithDeliverable("web-hevc", "    dynamic_range: hdx\n"), 9, f),
               HasSubstr("must be sdr or hdr, got `hdx`"));
+}
+
+// ---- loudness and QC (issue 13) ---------------------------------------------
+
+TEST(SpecLoudness, StandardsFiguresAndNoneParse) {
+  SpecParseResult r = Parse(WithDeliverable("web-h264", "    loudness: ebu-r128\n"));
+  ASSERT_TRUE(r.spec) << r.errors[0].ToString();
+  const auto& l = r.spec->deliverables[0].loudness;
+  ASSERT_TRUE(l.has_value() && l->has_value());
+  EXPECT_EQ((*l)->standard, "ebu-r128");
+  EXPECT_EQ((*l)->target_lufs, -23);
+  EXPECT_EQ((*l)->true_peak_db, -1);
+
+  r = Parse(WithDeliverable("web-h264", "    loudness: {target_lufs: -18, lra: 9}\n"));
+  ASSERT_TRUE(r.spec) << r.errors[0].ToString();
+  EXPECT_EQ((*r.spec->deliverables[0].loudness)->target_lufs, -18);
+  EXPECT_EQ((*r.spec->deliverables[0].loudness)->true_peak_db, -1);  // the usual ceiling
+  EXPECT_EQ((*r.spec->deliverables[0].loudness)->lra, 9);
+
+  r = Parse(WithDeliverable("web-h264", "    loudness: {standard: atsc-a85, true_peak_db: -3}\n"));
+  ASSERT_TRUE(r.spec) << r.errors[0].ToString();
+  EXPECT_EQ((*r.spec->deliverables[0].loudness)->target_lufs, -24);
+  EXPECT_EQ((*r.spec->deliverables[0].loudness)->true_peak_db, -3);
+
+  r = Parse(WithDeliverable("web-h264", "    loudness: none\n"));
+  ASSERT_TRUE(r.spec);
+  ASSERT_TRUE(r.spec->deliverables[0].loudness.has_value());
+  EXPECT_FALSE(r.spec->deliverables[0].loudness->has_value());
+
+  r = Parse(WithDeliverable("web-h264"));
+  EXPECT_FALSE(r.spec->deliverables[0].loudness.has_value());  // the preset's default
+}
+
+TEST(SpecLoudness, BadValuesNameTheirLineAndField) {
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    loudness: ebu_r128\n"), 9,
+                       "deliverables[0].loudness"),
+              HasSubstr("unknown loudness standard `ebu_r128`; did you mean `ebu-r128`?"));
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    loudness:\n      target_lufs: 3\n"), 10,
+                       "deliverables[0].loudness.target_lufs"),
+              HasSubstr("out of range; use a number from -70 to -5 LUFS"));
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    loudness: {lra: 9}\n"), 9,
+                       "deliverables[0].loudness"),
+              HasSubstr("needs `target_lufs`"));
+  EXPECT_THAT(OneError(WithDeliverable("thumbnail-jpg", "    loudness: web\n"), 9,
+                       "deliverables[0].loudness"),
+              HasSubstr("not allowed on preset thumbnail-jpg (it has no sound)"));
+}
+
+TEST(SpecQc, GatesParseAndNoneTurnsThemOff) {
+  SpecParseResult r = Parse(WithDeliverable(
+      "web-h264",
+      "    qc:\n      black_max_s: 1.5\n      freeze_max_s: 0\n      allow_in_source: false\n"
+      "      loudness_tolerance_lu: 0.5\n"));
+  ASSERT_TRUE(r.spec) << r.errors[0].ToString();
+  const QcChoice& q = *r.spec->deliverables[0].qc;
+  EXPECT_FALSE(q.none);
+  EXPECT_EQ(*q.black_max_s, 1.5);
+  EXPECT_EQ(*q.freeze_max_s, 0);
+  EXPECT_FALSE(q.silence_max_s.has_value());
+  EXPECT_FALSE(*q.allow_in_source);
+  EXPECT_EQ(*q.loudness_tolerance_lu, 0.5);
+
+  r = Parse(WithDeliverable("master-prores", "    qc: {loudness: ebu-r128}\n"));
+  ASSERT_TRUE(r.spec) << r.errors[0].ToString();
+  EXPECT_TRUE(*r.spec->deliverables[0].qc->loudness);
+  EXPECT_EQ(r.spec->deliverables[0].qc->loudness_target->target_lufs, -23);
+
+  r = Parse(WithDeliverable("web-h264", "    qc: none\n"));
+  ASSERT_TRUE(r.spec);
+  EXPECT_TRUE(r.spec->deliverables[0].qc->none);
+}
+
+TEST(SpecQc, GatesAPresetCannotHaveAreRefused) {
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    qc:\n      blak_max_s: 2\n"), 10,
+                       "deliverables[0].qc.blak_max_s"),
+              HasSubstr("did you mean `black_max_s`?"));
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    qc:\n      silence_max_s: -1\n"), 10,
+                       "deliverables[0].qc.silence_max_s"),
+              HasSubstr("use a number from 0 to 3600 seconds"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("audio-wav", "    qc: {black_max_s: 2}\n"), 9, "deliverables[0].qc"),
+      HasSubstr("need a picture"));
+  EXPECT_THAT(OneError(WithDeliverable("thumbnail-jpg", "    qc: {black_max_s: 2}\n"), 9,
+                       "deliverables[0].qc"),
+              HasSubstr("a single frame"));
+  EXPECT_THAT(OneError(WithDeliverable("master-prores", "    qc: {loudness: true}\n"), 9,
+                       "deliverables[0].qc.loudness"),
+              HasSubstr("nothing to check against"));
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    qc: {allow_in_source: maybe}\n"), 9,
+                       "deliverables[0].qc.allow_in_source"),
+              HasSubstr("must be true or false"));
 }
 
 }  // namespace

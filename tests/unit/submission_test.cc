@@ -54,9 +54,13 @@ TEST_F(SubmissionTest, AValidSpecIsProbedOnceAndPlannedByCost) {
   ASSERT_TRUE(s.spec.has_value());
   EXPECT_EQ(s.spec->name, "film");
   EXPECT_TRUE(s.probe_status.ok());
-  // Two cheap moving pictures share a decode; the poster is alone.
-  ASSERT_EQ(s.plan.jobs_size(), 2);
-  EXPECT_EQ(s.plan.jobs(0).kind(), "group");
+  // The source is measured once (loudness, QC); two cheap moving pictures
+  // share a decode; the poster is alone.
+  ASSERT_EQ(s.plan.jobs_size(), 3);
+  EXPECT_EQ(s.plan.jobs(0).kind(), "analyse");
+  EXPECT_EQ(s.plan.jobs(1).kind(), "group");
+  ASSERT_EQ(s.plan.jobs(1).depends_on_size(), 1);
+  EXPECT_EQ(s.plan.jobs(1).depends_on(0), "analyse");
   EXPECT_EQ(s.plan.source().width(), 320);
 
   ASSERT_TRUE(Run(kSpec).ok());
