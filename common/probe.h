@@ -72,8 +72,9 @@ std::vector<std::string> IdetArgv(const std::string& ffmpeg, const std::string& 
 // Pure: what idet's log (its "Multi frame detection: TFF: a BFF: b
 // Progressive: c" line) says of the field order: "tt" or "bb" when most
 // decided frames show fields (at least 10 of them), "progressive" when
-// most show none, "" when it cannot tell.
-std::string FieldOrderFromIdet(const std::string& log);
+// most show none, "" when it cannot tell. `against_flag`: to overrule a
+// field order the stream declares, nine decided frames in ten must agree.
+std::string FieldOrderFromIdet(const std::string& log, bool against_flag = false);
 
 // SourceContentProblem, then RunProbe (killed after `timeout_s`), then
 // SourceFactsFromProbeJson; then, for a long-GOP video stream, its key frames
@@ -83,7 +84,7 @@ std::string FieldOrderFromIdet(const std::string& log);
 // With `ffmpeg` (a path; empty: not run), the field order the stream declares
 // is checked with idet on 60 frames from 30 % in, for pictures of at least
 // 640x480 (broadcast sizes; idet misreads small synthetic ones): where the
-// flag is missing, or idet clearly sees otherwise, idet's answer is taken
+// flag is missing, or idet sees otherwise on nine frames in ten, idet's answer is taken
 // (`field_order_from_idet`).
 StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& ffprobe,
                                       const std::string& path, double timeout_s = 60,

@@ -437,6 +437,19 @@ TEST(IdetTest, MostDecidedFramesSayTheFieldOrder) {
   EXPECT_EQ(said(12, 0, 10), "") << "not clear either way";
   EXPECT_EQ(said(4, 0, 1), "") << "too few frames with fields";
   EXPECT_EQ(FieldOrderFromIdet("no idet here"), "");
+  // Overruling a declared flag takes nine frames in ten: a moving 720p test
+  // pattern flagged progressive (the demo's source) shows 35/9/17.
+  auto against = [](int tff, int bff, int progressive) {
+    return FieldOrderFromIdet(
+        "Multi frame detection: TFF: " + std::to_string(tff) + " BFF: " + std::to_string(bff) +
+            " Progressive: " + std::to_string(progressive) + " Undetermined: 0\n",
+        /*against_flag=*/true);
+  };
+  EXPECT_EQ(against(35, 9, 17), "");
+  EXPECT_EQ(against(61, 0, 0), "tt");
+  EXPECT_EQ(against(2, 55, 3), "bb");
+  EXPECT_EQ(against(1, 2, 58), "progressive");
+  EXPECT_EQ(against(5, 0, 1), "") << "too few decided frames";
   std::vector<std::string> argv = IdetArgv("ffmpeg", "/m/a:b.mov", "mov", 3.25, 60);
   EXPECT_EQ(argv, (std::vector<std::string>{"ffmpeg",
                                             "-hide_banner",
