@@ -200,10 +200,10 @@ std::string RenderApiSpecErrors(const nlohmann::json& body) {
 }
 
 // "web (-16 LUFS, true peak <= -2 dBTP)": a loudness target.
-std::string DescribeLoudness(const pb::LoudnessTarget& t, double peak_db) {
+std::string DescribeLoudness(const pb::LoudnessTarget& t) {
   std::string out = t.standard().empty() ? "" : t.standard() + " ";
   out += "(" + FormatNumber(t.integrated_lufs(), 1) +
-         " LUFS, true peak <= " + FormatNumber(peak_db, 1) + " dBTP";
+         " LUFS, true peak <= " + FormatNumber(t.true_peak_db(), 1) + " dBTP";
   if (t.lra() > 0) out += ", LRA " + FormatNumber(t.lra(), 1) + " LU";
   return out + ")";
 }
@@ -243,8 +243,7 @@ std::string RenderPlan(const pb::Plan& plan) {
       out << "    " << (o.intermediate() ? "part" : "output") << ": " << o.deliverable() << " ("
           << o.preset() << ") -> " << o.relative_path() << "\n";
       if (o.has_normalise()) {
-        out << "      loudness: " << DescribeLoudness(o.normalise(), o.normalise().true_peak_db())
-            << "\n";
+        out << "      loudness: " << DescribeLoudness(o.normalise()) << "\n";
       }
       if (o.has_qc() && !o.intermediate()) out << "      qc: " << DescribeGates(o.qc()) << "\n";
     }

@@ -376,4 +376,8 @@ std::string QcFailureSummary(const pb::QcReport& report) {
   return out;
 }
 
+std::string QcRefusal(const std::string& deliverable, const pb::QcReport& report) {
+  return "QC failed for " + deliverable + ": " + QcFailureSummary(report);
+}
+
 }  // namespace reelfarm

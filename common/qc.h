@@ -107,6 +107,9 @@ pb::QcReport EvaluateQc(const pb::QcGates& gates, const pb::MediaAnalysis& outpu
 // each failed gate, joined by "; ". Empty when every gate passed.
 std::string QcFailureSummary(const pb::QcReport& report);
 
+// Why `deliverable` was refused: "QC failed for web: " + QcFailureSummary.
+std::string QcRefusal(const std::string& deliverable, const pb::QcReport& report);
+
 }  // namespace reelfarm
 
 #endif  // REELFARM_COMMON_QC_H_

@@ -564,13 +564,8 @@ std::vector<std::string> IdetArgv(const std::string& ffmpeg, const std::string& 
       {ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"}, format_name);
   char start[32];
   std::snprintf(start, sizeof(start), "%.3f", std::max(0.0, start_s));
-  for (const std::string a :
-       {std::string("-ss"), std::string(start), std::string("-i"), "file:" + path,
-        std::string("-map"), std::string("0:v:0"), std::string("-vf"), std::string("idet"),
-        std::string("-frames:v"), std::to_string(frames), std::string("-an"), std::string("-f"),
-        std::string("null"), std::string("-")}) {
-    argv.push_back(a);
-  }
+  argv.insert(argv.end(), {"-ss", start, "-i", "file:" + path, "-map", "0:v:0", "-vf", "idet",
+                           "-frames:v", std::to_string(frames), "-an", "-f", "null", "-"});
   return argv;
 }
 

@@ -552,12 +552,18 @@ std::optional<double> Validator::GetNumber(const Field& f, const std::string& pa
   return v;
 }
 
+// An unquoted YAML truth value (true/yes/on, false/no/off); nullopt for
+// anything else.
+std::optional<bool> BoolWord(const YAML::Node& value) {
+  if (!value.IsScalar() || IsQuoted(value)) return std::nullopt;
+  const std::string v = Lower(value.Scalar());
+  if (v == "true" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "no" || v == "off") return false;
+  return std::nullopt;
+}
+
 std::optional<bool> Validator::GetBool(const Field& f, const std::string& path) {
-  if (f.value.IsScalar() && !IsQuoted(f.value)) {
-    const std::string v = Lower(f.value.Scalar());
-    if (v == "true" || v == "yes" || v == "on") return true;
-    if (v == "false" || v == "no" || v == "off") return false;
-  }
+  if (auto v = BoolWord(f.value)) return v;
   Error(f.line, path,
         "must be true or false, got " +
             (f.value.IsScalar() ? Quote(f.value.Scalar()) : Describe(f.value)));
@@ -657,12 +663,9 @@ std::optional<QcChoice> Validator::ReadQc(const Field& f, const std::string& pat
     const std::string xpath = JoinPath(path, x.key);
     if (x.key == "loudness") {
       // true/false, or what to check against.
-      if (x.value.IsScalar() && !IsQuoted(x.value)) {
-        const std::string v = Lower(x.value.Scalar());
-        if (v == "true" || v == "false" || v == "yes" || v == "no" || v == "on" || v == "off") {
-          q.loudness = GetBool(x, xpath);
-          continue;
-        }
+      if (auto on = BoolWord(x.value)) {
+        q.loudness = on;
+        continue;
       }
       auto target = ReadLoudness(x, xpath);
       if (target) {

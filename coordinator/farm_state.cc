@@ -517,8 +517,7 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
   // on its own instead of running again.
   std::map<std::string, std::string> rejected;
   for (const auto& r : result.qc_rejected()) {
-    rejected[r.deliverable()] =
-        "QC failed for " + r.deliverable() + ": " + QcFailureSummary(r.qc());
+    rejected[r.deliverable()] = QcRefusal(r.deliverable(), r.qc());
   }
   DeliveryRecord& d = deliveries_[job.delivery_id];
   pb::Job kept = whole;

@@ -161,16 +161,15 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
 
 nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
   nlohmann::json items = nlohmann::json::array();
+  nlohmann::json analysis;  // what the delivery's analyse job measured in the source
   for (const auto& jid : d.job_ids) {
-    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, *j, true, &items);
+    const JobRecord* j = farm.FindJob(jid);
+    if (j == nullptr) continue;
+    AppendItems(farm, *j, true, &items);
+    if (j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
   }
   AppendPlanFailures(d, true, &items);
   DeliveryCounts c = farm.Counts(d);
-  nlohmann::json analysis;
-  for (const auto& jid : d.job_ids) {
-    const JobRecord* j = farm.FindJob(jid);
-    if (j != nullptr && j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
-  }
   nlohmann::json manifest = {
       {"manifest_version", 1},
       {"delivery", d.id},
@@ -182,7 +181,6 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
       {"source", ProtoToJson(d.plan.source())},
       {"notes", std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end())},
       {"deliverables", items}};
-  // What the delivery's analyse job measured in the source.
   if (!analysis.is_null()) manifest["source_analysis"] = std::move(analysis);
   return manifest;
 }

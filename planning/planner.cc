@@ -220,6 +220,12 @@ uint32_t MemoryNeedMb(const PresetInfo* video, int64_t max_pixels) {
   return static_cast<uint32_t>(kMemoryBaseMb + frames * max_pixels * 4 / (1 << 20));
 }
 
+// A process that decodes the picture and encodes none (the analyse job):
+// for MemoryNeedMb and MemoryPerThreadMb, an intra-only "encoder" that adds
+// nothing per thread, so what counts is the decoder's frames in flight and
+// its frame threads.
+const PresetInfo kDecodeOnly{};
+
 // MiB one more thread of budget adds to an FFmpeg encoding `video` (nullptr:
 // no picture) at `max_pixels`: 8 for the thread itself, the decoder's frame
 // threads (6 per megapixel of the largest frame) and the encoder's
@@ -558,11 +564,30 @@ double Cost(const Branch& b, const pb::SourceFacts& source) {
          source.duration_s();
 }
 
-// Where a soft-subtitle deliverable's track is made (a part).
-std::string SubtitleTrackPath(const Branch& b, const PlanContext& ctx) {
-  return JoinPath(JoinPath(JoinPath(ctx.spec.output_dir, kPartsFolder), b.d->name),
-                  "subtitles.mp4");
+// A part of `b` (a time chunk, its audio, its subtitle track, a concat
+// list) named `file`: relative to the delivery's output_dir, and absolute.
+std::string PartRelativePath(const Branch& b, const std::string& file) {
+  return JoinPath(JoinPath(kPartsFolder, b.d->name), file);
 }
+std::string PartPath(const Branch& b, const PlanContext& ctx, const std::string& file) {
+  return JoinPath(ctx.spec.output_dir, PartRelativePath(b, file));
+}
+
+// Adds the part `file` of `b` to `job`'s outputs (intermediate: not a
+// deliverable); the caller sets what it must probe as.
+pb::JobOutput* AddPartOutput(const Branch& b, const PlanContext& ctx, const std::string& file,
+                             pb::Job* job) {
+  pb::JobOutput* out = job->add_outputs();
+  out->set_deliverable(b.d->name);
+  out->set_preset(b.d->preset);
+  out->set_path(PartPath(b, ctx, file));
+  out->set_relative_path(PartRelativePath(b, file));
+  out->set_intermediate(true);
+  return out;
+}
+
+// Where a soft-subtitle deliverable's track is made (a part).
+constexpr char kSubtitleTrackFile[] = "subtitles.mp4";
 
 // The subtitle file made into a mov_text track (a part) for a soft-subtitle
 // deliverable, which copies it in and clips it to the source's length:
@@ -576,16 +601,10 @@ pb::Job SubtitleTrackJob(const Branch& b, const PlanContext& ctx) {
   Append(&argv, {"-protocol_whitelist", "file"});
   std::string demuxer = SubtitleDemuxer(b.subtitle_path);
   if (!demuxer.empty()) Append(&argv, {"-f", demuxer});
-  const std::string path = SubtitleTrackPath(b, ctx);
   Append(&argv, {"-i", b.subtitle_path, "-map", "0:s:0", "-c:s", "mov_text", "-map_metadata", "-1",
-                 "-f", "mp4", path});
+                 "-f", "mp4", PartPath(b, ctx, kSubtitleTrackFile)});
   for (auto& a : argv) job.add_argv(a);
-  pb::JobOutput* out = job.add_outputs();
-  out->set_deliverable(b.d->name);
-  out->set_preset(b.d->preset);
-  out->set_path(path);
-  out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), "subtitles.mp4"));
-  out->set_intermediate(true);
+  pb::JobOutput* out = AddPartOutput(b, ctx, kSubtitleTrackFile, &job);
   out->mutable_expect()->set_has_subtitle(true);
   out->mutable_expect()->set_subtitle_codec("mov_text");
   job.mutable_needs()->add_encoders("mov_text");
@@ -609,7 +628,7 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   std::vector<std::string> argv = CommandPrefix(ctx, b.preset->has_video);
   AppendSourceInput(ctx, b.preset->still ? FormatDouble(b.seek_s, 3) : "", &argv);
   if (b.soft) {
-    const std::string track = SubtitleTrackPath(b, ctx);
+    const std::string track = PartPath(b, ctx, kSubtitleTrackFile);
     job.add_inputs(track);
     job.add_remove_after(track);
     Append(&argv, {"-protocol_whitelist", "file", "-f", "mp4", "-i", track});
@@ -701,7 +720,7 @@ std::string FrameTime(int64_t frame, const pb::SourceFacts& source) {
 std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext& ctx,
                                  const std::function<std::string()>& next_id) {
   const pb::SourceFacts& source = ctx.source;
-  const std::string parts = JoinPath(JoinPath(ctx.spec.output_dir, kPartsFolder), b.d->name);
+
   const int64_t frames = std::max<int64_t>(
       source.frame_count(),
       std::llround(source.duration_s() * source.fps_num() / double(source.fps_den())));
@@ -728,7 +747,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     const int64_t count = (last ? frames : starts[k + 1]) - first;
     char name[32];
     std::snprintf(name, sizeof(name), "chunk-%03d.mov", k);
-    const std::string path = JoinPath(parts, name);
+    const std::string path = PartPath(b, ctx, name);
     list += std::string("file ") + name + "\n";
 
     pb::Job job;
@@ -752,13 +771,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     Append(&argv, {"-f", "mov", path});
     for (auto& a : argv) job.add_argv(a);
 
-    pb::JobOutput* out = job.add_outputs();
-    out->set_deliverable(b.d->name);
-    out->set_preset(b.d->preset);
-    out->set_path(path);
-    out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), name));
-    out->set_intermediate(true);
-    pb::MediaInfo* expect = out->mutable_expect();
+    pb::MediaInfo* expect = AddPartOutput(b, ctx, name, &job)->mutable_expect();
     expect->set_has_video(true);
     expect->set_video_codec(b.preset->video_codec);
     expect->set_width(b.geometry.width);
@@ -785,7 +798,8 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     jobs.push_back(std::move(job));
   }
 
-  const std::string audio_path = JoinPath(parts, "audio.mov");
+  constexpr char kAudioFile[] = "audio.mov";
+  const std::string audio_path = PartPath(b, ctx, kAudioFile);
   if (b.with_audio) {
     pb::Job job;
     job.set_id(next_id());
@@ -797,12 +811,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     AppendAudioArgs(b, 0, &argv);
     Append(&argv, {"-f", "mov", audio_path});
     for (auto& a : argv) job.add_argv(a);
-    pb::JobOutput* out = job.add_outputs();
-    out->set_deliverable(b.d->name);
-    out->set_preset(b.d->preset);
-    out->set_path(audio_path);
-    out->set_relative_path(JoinPath(JoinPath(kPartsFolder, b.d->name), "audio.mov"));
-    out->set_intermediate(true);
+    pb::JobOutput* out = AddPartOutput(b, ctx, kAudioFile, &job);
     if (b.normalise) *out->mutable_normalise() = *b.normalise;
     pb::MediaInfo* expect = out->mutable_expect();
     expect->set_has_audio(true);
@@ -820,7 +829,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
     jobs.push_back(std::move(job));
   }
 
-  const std::string list_path = JoinPath(parts, "chunks.ffconcat");
+  const std::string list_path = PartPath(b, ctx, "chunks.ffconcat");
   assemble.set_id(next_id());
   assemble.set_kind("assemble");
   for (const auto& id : part_ids) assemble.add_depends_on(id);
@@ -858,6 +867,15 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   return jobs;
 }
 
+pb::LoudnessTarget TargetOf(const LoudnessChoice& c) {
+  pb::LoudnessTarget t;
+  t.set_standard(c.standard);
+  t.set_integrated_lufs(c.target_lufs);
+  t.set_true_peak_db(c.true_peak_db);
+  t.set_lra(c.lra);
+  return t;
+}
+
 // The deliverable's loudness normalisation and QC gates from its spec and
 // its preset's defaults (docs/spec.md, "Loudness and QC").
 void ResolveLoudnessAndQc(Branch* b) {
@@ -866,14 +884,7 @@ void ResolveLoudnessAndQc(Branch* b) {
   std::optional<pb::LoudnessTarget> ceiling;  // what the sound must reach
   if (b->with_audio) {
     if (d.loudness) {
-      if (*d.loudness) {
-        pb::LoudnessTarget t;
-        t.set_standard((*d.loudness)->standard);
-        t.set_integrated_lufs((*d.loudness)->target_lufs);
-        t.set_true_peak_db((*d.loudness)->true_peak_db);
-        t.set_lra((*d.loudness)->lra);
-        ceiling = t;
-      }
+      if (*d.loudness) ceiling = TargetOf(**d.loudness);
     } else if (!preset.default_loudness.empty()) {
       ceiling = LoudnessStandard(preset.default_loudness);
     }
@@ -898,18 +909,13 @@ void ResolveLoudnessAndQc(Branch* b) {
   if (b->with_audio) {
     gates.set_silence_max_s(q.silence_max_s.value_or(defaults ? kDefaultSilenceMaxS : 0));
     if (q.loudness_target) {
-      pb::LoudnessTarget t;
-      t.set_standard(q.loudness_target->standard);
-      t.set_integrated_lufs(q.loudness_target->target_lufs);
-      t.set_true_peak_db(q.loudness_target->true_peak_db);
-      *gates.mutable_loudness() = t;
+      *gates.mutable_loudness() = TargetOf(*q.loudness_target);
       gates.set_check_loudness(true);
     } else if (ceiling && q.loudness.value_or(defaults || d.qc.has_value())) {
       *gates.mutable_loudness() = *ceiling;
       gates.set_check_loudness(true);
     }
     gates.set_loudness_tolerance_lu(q.loudness_tolerance_lu.value_or(1.0));
-    gates.set_normalised(ceiling.has_value());
   }
   if (gates.check_loudness() || gates.black_max_s() > 0 || gates.freeze_max_s() > 0 ||
       gates.silence_max_s() > 0) {
@@ -963,11 +969,11 @@ std::optional<pb::Job> AnalyseJob(const std::vector<Branch>& branches, const Pla
   Append(&argv, DetectorArgs(o));
   for (auto& a : argv) job.add_argv(a);
   SetLimits(ctx, source.duration_s(), o.video ? 0.5 : 0.1, &job);
-  // Decoding only: the frames in flight of a decoder.
+  // Decoding only: a picture with no encoder of its own (kDecodeOnly).
   const int64_t pixels = o.video ? int64_t{source.width()} * source.height() : 0;
-  job.set_memory_mb(static_cast<uint32_t>(kMemoryBaseMb + 32 * pixels * 4 / (1 << 20)));
-  job.set_memory_per_thread_mb(
-      static_cast<uint32_t>(std::ceil(8 + (o.video ? 6 : 0) * double(pixels) / 1e6)));
+  const PresetInfo* video = o.video ? &kDecodeOnly : nullptr;
+  job.set_memory_mb(MemoryNeedMb(video, pixels));
+  job.set_memory_per_thread_mb(MemoryPerThreadMb(video, pixels));
   // Decoding costs about a fifth of libx264 medium per pixel
   // (bench/RESULTS.md); sound alone next to nothing.
   job.set_cost(o.video ? 0.2 * double(pixels) / 1e6 * source.duration_s()

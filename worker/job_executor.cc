@@ -462,15 +462,18 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   const int threads = AttemptThreads(options_, assign, std::thread::hardware_concurrency());
   uint64_t peak_memory = 0;  // once FFmpeg has run under a memory cgroup
   std::vector<std::string> temps;
-  auto fail = [&](const std::string& error, bool retryable, const std::string& log = "") {
-    for (const auto& t : temps) (void)RemoveIfExists(t);
-    pb::JobResult r = Failure(error, retryable, log);
+  // Every result names its attempt and what it ran with.
+  auto stamped = [&](pb::JobResult r) {
     r.set_job_id(job.id());
     r.set_token(token);
     r.set_threads(threads);
     r.set_peak_memory_bytes(peak_memory);
     r.set_encode_seconds(Seconds(started, clock_->Now()));
     return r;
+  };
+  auto fail = [&](const std::string& error, bool retryable, const std::string& log = "") {
+    for (const auto& t : temps) (void)RemoveIfExists(t);
+    return stamped(Failure(error, retryable, log));
   };
 
   if (job.argv_size() == 0) return fail("the job has no command", false);
@@ -637,15 +640,10 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
 
   if (analysis) {
     pb::JobResult result;
-    result.set_job_id(job.id());
-    result.set_token(token);
     result.set_ok(true);
     *result.mutable_analysis() = analysis->Finish(job.media_duration_s());
     result.set_log_tail(pr.stderr_tail);
-    result.set_threads(threads);
-    result.set_peak_memory_bytes(peak_memory);
-    result.set_encode_seconds(Seconds(started, clock_->Now()));
-    return result;
+    return stamped(std::move(result));
   }
 
   // Verify every output before publishing any. A group (decode once,
@@ -708,7 +706,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     *rejected.mutable_media() = probed[i];
     *rejected.mutable_qc() = qc[i];
     qc_rejected.push_back(std::move(rejected));
-    const std::string why = "QC failed for " + out.deliverable() + ": " + QcFailureSummary(qc[i]);
+    const std::string why = QcRefusal(out.deliverable(), qc[i]);
     publish[i] = false;
     (void)RemoveIfExists(temps[i]);
     if (refused.empty()) {
@@ -810,8 +808,6 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   }
 
   pb::JobResult result;
-  result.set_job_id(job.id());
-  result.set_token(token);
   result.set_ok(refused.empty());
   if (!refused.empty()) {
     result.set_retryable(false);
@@ -830,11 +826,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     *r->mutable_media() = probed[i];
     if (out.has_qc() && !out.intermediate()) *r->mutable_qc() = qc[i];
   }
-  for (const auto& q : qc_rejected) *result.add_qc_rejected() = q;
-  result.set_threads(threads);
-  result.set_peak_memory_bytes(peak_memory);
-  result.set_encode_seconds(Seconds(started, clock_->Now()));
-  return result;
+  return with_rejected(stamped(std::move(result)));
 }
 
 }  // namespace reelfarm

@@ -8,7 +8,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/redis_client.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/delivery_checks.h"
 #include "tests/support/local_farm.h"
@@ -121,15 +120,6 @@ TEST(E2eManifest, AnOutputDirSwappedForASymlinkGetsNothingOutsideTheRoots) {
   fs::remove_all(root);
 }
 
-Status RedisConfigSet(LocalFarm& farm, const std::string& key, const std::string& value) {
-  RedisEndpoint ep;
-  ep.port = farm.redis_port();
-  RedisClient admin(ep);
-  auto r = admin.Command({"CONFIG", "SET", key, value});
-  if (!r.ok()) return r.status();
-  return r->type == RedisReply::Type::kError ? Status::Internal(r->str) : Status::OK();
-}
-
 TEST(E2eManifest, ARedisRefusingWritesFailsHealthAndARefusedSubmissionLeavesNoFolder) {
   LocalFarmOptions opts;
   opts.workers = 0;
@@ -139,8 +129,8 @@ TEST(E2eManifest, ARedisRefusingWritesFailsHealthAndARefusedSubmissionLeavesNoFo
   EXPECT_EQ(farm.Get("/healthz").value("ok", false), true);
 
   // Full: Redis answers PING and reads, and refuses every write.
-  ASSERT_TRUE(RedisConfigSet(farm, "maxmemory-policy", "noeviction").ok());
-  ASSERT_TRUE(RedisConfigSet(farm, "maxmemory", "1").ok());
+  ASSERT_TRUE(farm.RedisConfigSet("maxmemory-policy", "noeviction").ok());
+  ASSERT_TRUE(farm.RedisConfigSet("maxmemory", "1").ok());
   auto health = farm.Get("/healthz");
   EXPECT_EQ(health.value("ok", true), false) << health.dump();
   EXPECT_NE(health.value("error", "").find("refuses writes"), std::string::npos) << health.dump();
@@ -151,7 +141,7 @@ TEST(E2eManifest, ARedisRefusingWritesFailsHealthAndARefusedSubmissionLeavesNoFo
       << refused.status().message();
   EXPECT_FALSE(fs::exists(farm.dir() + "/nested")) << "the folders made for it are taken back";
 
-  ASSERT_TRUE(RedisConfigSet(farm, "maxmemory", "0").ok());
+  ASSERT_TRUE(farm.RedisConfigSet("maxmemory", "0").ok());
   EXPECT_EQ(farm.Get("/healthz").value("ok", false), true);
   auto accepted = farm.Submit(PosterSpec(farm.dir(), "nested/out"));
   ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();

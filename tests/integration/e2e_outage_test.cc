@@ -27,15 +27,6 @@ std::string WriteSpec(const std::string& dir) {
   return spec;
 }
 
-Status RedisSet(LocalFarm& farm, const std::string& key, const std::string& value) {
-  RedisEndpoint ep;
-  ep.port = farm.redis_port();
-  RedisClient admin(ep);
-  auto r = admin.Command({"CONFIG", "SET", key, value});
-  if (!r.ok()) return r.status();
-  return r->type == RedisReply::Type::kError ? Status::Internal(r->str) : Status::OK();
-}
-
 int MaxAttempts(const nlohmann::json& d) {
   int most = 0;
   for (const auto& item : d["items"]) most = std::max(most, item.value("attempts", 0));
@@ -54,7 +45,7 @@ TEST(E2eOutage, RedisRefusingWritesDelaysQueuedWorkWithoutUsingAttempts) {
 
   // Redis refuses every write (as when it is out of memory, or a replica
   // is missing), then a worker arrives and the queued work could start.
-  ASSERT_TRUE(RedisSet(farm, "min-replicas-to-write", "1").ok());
+  ASSERT_TRUE(farm.RedisConfigSet("min-replicas-to-write", "1").ok());
   ASSERT_TRUE(farm.StartWorker(0).ok());
   ASSERT_TRUE(LocalFarm::WaitFor(
       [&] { return farm.LogTail("coordinator").find("cannot persist") != std::string::npos; }, 30))
@@ -75,7 +66,7 @@ TEST(E2eOutage, RedisRefusingWritesDelaysQueuedWorkWithoutUsingAttempts) {
   }
   EXPECT_EQ(most_attempts, 0) << "nothing was sent, nothing counted";
 
-  ASSERT_TRUE(RedisSet(farm, "min-replicas-to-write", "0").ok());
+  ASSERT_TRUE(farm.RedisConfigSet("min-replicas-to-write", "0").ok());
   ASSERT_TRUE(LocalFarm::WaitFor([&] { return IsFinished(farm.Delivery(*id)); }, 120))
       << farm.LogTail("coordinator");
   auto d = farm.Delivery(*id);

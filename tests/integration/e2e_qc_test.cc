@@ -28,48 +28,15 @@ const std::string kReelfarm = std::string(REELFARM_BIN_DIR) + "/reelfarm";
 // silent from 8 to 12 s.
 void MakeQcSource(const std::string& path) {
   const std::string pic = "testsrc2=s=320x180:r=25:d=";
-  ASSERT_EQ(RunArgv({"ffmpeg",
-                     "-hide_banner",
-                     "-loglevel",
-                     "error",
-                     "-y",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     pic + "3",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     "color=c=black:s=320x180:r=25:d=3",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     pic + "2,tpad=stop_mode=clone:stop_duration=3",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     pic + "3",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     "sine=f=1000:r=48000:d=14",
-                     "-filter_complex",
-                     "[0:v][1:v][2:v][3:v]concat=n=4:v=1:a=0,format=yuv420p[v];"
-                     "[4:a]volume=-8.7dB,volume=enable='between(t,8,12)':volume=0,"
-                     "aformat=channel_layouts=stereo[a]",
-                     "-map",
-                     "[v]",
-                     "-map",
-                     "[a]",
-                     "-c:v",
-                     "libx264",
-                     "-preset",
-                     "ultrafast",
-                     "-g",
-                     "25",
-                     "-c:a",
-                     "pcm_s16le",
-                     path}),
+  ASSERT_EQ(RunArgv(LavfiArgv({pic + "3", "color=c=black:s=320x180:r=25:d=3",
+                               pic + "2,tpad=stop_mode=clone:stop_duration=3", pic + "3",
+                               "sine=f=1000:r=48000:d=14"},
+                              {"-filter_complex",
+                               "[0:v][1:v][2:v][3:v]concat=n=4:v=1:a=0,format=yuv420p[v];"
+                               "[4:a]volume=-8.7dB,volume=enable='between(t,8,12)':volume=0,"
+                               "aformat=channel_layouts=stereo[a]",
+                               "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset",
+                               "ultrafast", "-g", "25", "-c:a", "pcm_s16le", path})),
             0);
 }
 

@@ -26,6 +26,7 @@ namespace reelfarm {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::LavfiArgv;
 using testing::MakeTempDir;
 using testing::RunArgv;
 using testing::SourceKind;
@@ -369,17 +370,9 @@ TEST(ExactCropSizeTest, EveryAspectAndHeightFromEverySourceShape) {
   auto make = [&](const std::string& name, const std::string& size, const std::string& vf,
                   const std::string& pix_fmt) {
     std::string path = dir + "/" + name + ".mov";
-    EXPECT_EQ(RunArgv({"ffmpeg",    "-hide_banner",
-                       "-nostdin",  "-y",
-                       "-loglevel", "error",
-                       "-f",        "lavfi",
-                       "-i",        "testsrc2=s=" + size + ":r=25:d=0.16",
-                       "-vf",       vf,
-                       "-c:v",      "libx264",
-                       "-preset",   "ultrafast",
-                       "-pix_fmt",  pix_fmt,
-                       "-f",        "mov",
-                       path}),
+    EXPECT_EQ(RunArgv(LavfiArgv({"testsrc2=s=" + size + ":r=25:d=0.16"},
+                                {"-vf", vf, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+                                 pix_fmt, "-f", "mov", path})),
               0)
         << name;
     return Source{name, path};
@@ -506,29 +499,10 @@ TEST(BroadcastHdrTest,
   // 1080i50 whose fields come from 50p motion: field n of a frame is
   // frame 2n (top) or 2n+1 (bottom) of the moving picture.
   const std::string source = MediaEnv::Get().dir() + "/src-1080i50.mov";
-  ASSERT_EQ(RunArgv({"ffmpeg",
-                     "-hide_banner",
-                     "-nostdin",
-                     "-y",
-                     "-loglevel",
-                     "error",
-                     "-f",
-                     "lavfi",
-                     "-i",
-                     "testsrc2=s=1920x1080:r=50:d=1.2,tinterlace=mode=interleave_top,setfield=tff",
-                     "-c:v",
-                     "libx264",
-                     "-preset",
-                     "ultrafast",
-                     "-flags",
-                     "+ildct+ilme",
-                     "-x264-params",
-                     "tff=1",
-                     "-pix_fmt",
-                     "yuv420p",
-                     "-f",
-                     "mov",
-                     source}),
+  ASSERT_EQ(RunArgv(LavfiArgv(
+                {"testsrc2=s=1920x1080:r=50:d=1.2,tinterlace=mode=interleave_top,setfield=tff"},
+                {"-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme", "-x264-params",
+                 "tff=1", "-pix_fmt", "yuv420p", "-f", "mov", source})),
             0);
   StatusOr<pb::SourceFacts> facts = Probe(source);
   ASSERT_TRUE(facts.ok()) << facts.status().ToString();
@@ -541,12 +515,11 @@ TEST(BroadcastHdrTest,
   // The same fields woven into frames flagged progressive (a wrong flag, as
   // some capture chains write): the probe's idet pass finds them.
   const std::string mislabelled = MediaEnv::Get().dir() + "/src-1080i50-flagged-p.mov";
-  ASSERT_EQ(
-      RunArgv({"ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi",
-               "-i", "testsrc2=s=1920x1080:r=50:d=1.2,tinterlace=mode=interleave_top,setfield=prog",
-               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mov",
-               mislabelled}),
-      0);
+  ASSERT_EQ(RunArgv(LavfiArgv(
+                {"testsrc2=s=1920x1080:r=50:d=1.2,tinterlace=mode=interleave_top,setfield=prog"},
+                {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mov",
+                 mislabelled})),
+            0);
   {
     PosixProcessRunner runner;
     StatusOr<pb::SourceFacts> flagged = ProbeSource(runner, "ffprobe", mislabelled);
@@ -604,34 +577,13 @@ std::string MakeHdrRamp(const std::string& path, const std::string& transfer) {
         ":master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
         "L(10000000,1):max-cll=1000,400:hdr10=1";
   }
-  int rc = RunArgv({"ffmpeg",
-                    "-hide_banner",
-                    "-nostdin",
-                    "-y",
-                    "-loglevel",
-                    "error",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "gradients=s=320x180:c0=black:c1=white:x0=0:y0=0:x1=319:y1=0:d=0.4:r=25",
-                    "-vf",
-                    "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=" + transfer +
-                        ":m=bt2020nc:p=bt2020:r=tv:npl=1000,format=yuv420p10le",
-                    "-c:v",
-                    "libx265",
-                    "-x265-params",
-                    x265,
-                    "-color_primaries",
-                    "bt2020",
-                    "-color_trc",
-                    transfer,
-                    "-colorspace",
-                    "bt2020nc",
-                    "-tag:v",
-                    "hvc1",
-                    "-f",
-                    "mov",
-                    path});
+  int rc = RunArgv(LavfiArgv(
+      {"gradients=s=320x180:c0=black:c1=white:x0=0:y0=0:x1=319:y1=0:d=0.4:r=25"},
+      {"-vf",
+       "zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=" + transfer +
+           ":m=bt2020nc:p=bt2020:r=tv:npl=1000,format=yuv420p10le",
+       "-c:v", "libx265", "-x265-params", x265, "-color_primaries", "bt2020", "-color_trc",
+       transfer, "-colorspace", "bt2020nc", "-tag:v", "hvc1", "-f", "mov", path}));
   EXPECT_EQ(rc, 0);
   return path;
 }

@@ -75,7 +75,8 @@ Status LocalFarm::Start() {
         return w.is_object() && w["workers"].size() == static_cast<size_t>(options_.workers);
       },
       60);
-  return all ? Status::OK() : Status::Unavailable("workers did not register: " + LogTail("worker-0"));
+  return all ? Status::OK()
+             : Status::Unavailable("workers did not register: " + LogTail("worker-0"));
 }
 
 Status LocalFarm::StartRedis() {
@@ -92,15 +93,21 @@ Status LocalFarm::StartRedis() {
 }
 
 Status LocalFarm::StartCoordinator(const std::vector<std::string>& once) {
-  std::vector<std::string> argv = {
-      std::string(REELFARM_BIN_DIR) + "/reelfarm-coordinator",
-      "--redis", "redis://127.0.0.1:" + std::to_string(redis_port_),
-      "--bind", "tcp://127.0.0.1:" + std::to_string(zmq_port_),
-      "--http", "127.0.0.1:" + std::to_string(http_port_),
-      "--metrics", "127.0.0.1:" + std::to_string(metrics_port_),
-      "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
-      "--liveness", std::to_string(options_.liveness),
-      "--piece-cost", std::to_string(options_.piece_cost)};
+  std::vector<std::string> argv = {std::string(REELFARM_BIN_DIR) + "/reelfarm-coordinator",
+                                   "--redis",
+                                   "redis://127.0.0.1:" + std::to_string(redis_port_),
+                                   "--bind",
+                                   "tcp://127.0.0.1:" + std::to_string(zmq_port_),
+                                   "--http",
+                                   "127.0.0.1:" + std::to_string(http_port_),
+                                   "--metrics",
+                                   "127.0.0.1:" + std::to_string(metrics_port_),
+                                   "--heartbeat-ms",
+                                   std::to_string(options_.heartbeat_ms),
+                                   "--liveness",
+                                   std::to_string(options_.liveness),
+                                   "--piece-cost",
+                                   std::to_string(options_.piece_cost)};
   for (const auto& a : options_.extra_coordinator_args) argv.push_back(a);
   for (const auto& a : once) argv.push_back(a);
   Status s = Spawn("coordinator", argv);
@@ -120,8 +127,10 @@ Status LocalFarm::StartWorker(int index) {
   std::vector<std::string> argv = {std::string(REELFARM_BIN_DIR) + "/reelfarm-worker",
                                    "--coordinator",
                                    "tcp://127.0.0.1:" + std::to_string(zmq_port_),
-                                   "--name", "local-" + std::to_string(index),
-                                   "--slots", std::to_string(options_.slots),
+                                   "--name",
+                                   "local-" + std::to_string(index),
+                                   "--slots",
+                                   std::to_string(options_.slots),
                                    "--metrics",
                                    worker_metrics_port(index) > 0
                                        ? "127.0.0.1:" + std::to_string(worker_metrics_port(index))
@@ -176,9 +185,7 @@ nlohmann::json LocalFarm::Get(const std::string& path) {
   return r->json;
 }
 
-nlohmann::json LocalFarm::Delivery(const std::string& id) {
-  return Get(cli::DeliveryPath(id));
-}
+nlohmann::json LocalFarm::Delivery(const std::string& id) { return Get(cli::DeliveryPath(id)); }
 
 StatusOr<std::string> LocalFarm::Submit(const std::string& spec_path) {
   std::ifstream in(spec_path);
@@ -187,8 +194,8 @@ StatusOr<std::string> LocalFarm::Submit(const std::string& spec_path) {
   auto url = cli::ParseCoordinatorUrl("http://127.0.0.1:" + std::to_string(http_port_));
   cli::ApiClient client(*url);
   client.set_read_timeout_s(60);
-  auto body = cli::SubmitRequestBody(text.str(), spec_path,
-                                     fs::absolute(spec_path).parent_path().string());
+  auto body =
+      cli::SubmitRequestBody(text.str(), spec_path, fs::absolute(spec_path).parent_path().string());
   auto r = client.Post("/api/v1/deliveries", body);
   if (!r.ok()) return r.status();
   if (r->status != 201) return Status::InvalidArgument(r->body);
@@ -197,6 +204,15 @@ StatusOr<std::string> LocalFarm::Submit(const std::string& spec_path) {
 
 std::string LocalFarm::LogTail(const std::string& name) const {
   return cli::TailOfFile(dir_ + "/" + name + ".log", 3000);
+}
+
+Status LocalFarm::RedisConfigSet(const std::string& key, const std::string& value) {
+  RedisEndpoint ep;
+  ep.port = redis_port_;
+  RedisClient admin(ep);
+  auto r = admin.Command({"CONFIG", "SET", key, value});
+  if (!r.ok()) return r.status();
+  return r->type == RedisReply::Type::kError ? Status::Internal(r->str) : Status::OK();
 }
 
 }  // namespace reelfarm::testing

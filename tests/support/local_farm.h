@@ -8,10 +8,9 @@
 
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -66,6 +65,9 @@ class LocalFarm {
   StatusOr<std::string> Submit(const std::string& spec_path);
   // GET /api/v1/deliveries/<id>.
   nlohmann::json Delivery(const std::string& id);
+  // CONFIG SET on the farm's Redis (to make it refuse writes, say); the
+  // error Redis answered, if any.
+  Status RedisConfigSet(const std::string& key, const std::string& value);
 
   // Polls `done` every 50 ms until it holds or `timeout_s` passes. Waiting
   // on a condition of real processes, not on time.
@@ -80,7 +82,8 @@ class LocalFarm {
   int metrics_port() const { return metrics_port_; }
   // 0 unless options.worker_metrics.
   int worker_metrics_port(int index) const {
-    return index < static_cast<int>(worker_metrics_ports_.size()) ? worker_metrics_ports_[index] : 0;
+    return index < static_cast<int>(worker_metrics_ports_.size()) ? worker_metrics_ports_[index]
+                                                                  : 0;
   }
   std::string LogTail(const std::string& name) const;
 

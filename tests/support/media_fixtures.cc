@@ -22,23 +22,29 @@ std::string Seconds(double s) {
   return buf;
 }
 
+}  // namespace
+
+std::vector<std::string> LavfiArgv(const std::vector<std::string>& inputs,
+                                   const std::vector<std::string>& rest) {
+  std::vector<std::string> argv = {"ffmpeg", "-hide_banner", "-nostdin",
+                                   "-y",     "-loglevel",    "error"};
+  for (const auto& in : inputs) argv.insert(argv.end(), {"-f", "lavfi", "-i", in});
+  argv.insert(argv.end(), rest.begin(), rest.end());
+  return argv;
+}
+
+namespace {
+
 // The argv that writes `kind` into `path` (a mov), except the rotation step.
 std::vector<std::string> GenerateArgv(SourceKind kind, const std::string& path, double seconds) {
   const std::string d = Seconds(seconds);
   std::string rate = "25";
   if (kind == SourceKind::kFps23976) rate = "24000/1001";
   if (kind == SourceKind::kVfr) rate = "30";
-  std::vector<std::string> argv = {
-      "ffmpeg",    "-hide_banner",
-      "-nostdin",  "-y",
-      "-loglevel", "error",
-      "-f",        "lavfi",
-      "-i",        "testsrc2=size=320x180:rate=" + rate + ":duration=" + d};
   const bool audio = kind != SourceKind::kNoAudio;
-  if (audio) {
-    argv.insert(argv.end(),
-                {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=" + d});
-  }
+  std::vector<std::string> inputs = {"testsrc2=size=320x180:rate=" + rate + ":duration=" + d};
+  if (audio) inputs.push_back("sine=frequency=440:sample_rate=48000:duration=" + d);
+  std::vector<std::string> argv = LavfiArgv(inputs, {});
   argv.insert(argv.end(), {"-map", "0:v:0"});
   if (audio) argv.insert(argv.end(), {"-map", "1:a:0"});
   std::string pix_fmt = "yuv420p";

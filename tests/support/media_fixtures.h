@@ -9,13 +9,13 @@ namespace reelfarm::testing {
 
 // The kinds of source real cameras produce (issue 2).
 enum class SourceKind {
-  kPlain,        // 320x180 25 fps H.264 + stereo AAC, mov
-  kRotated,      // phone clip: 320x180 coded, display rotation 90 (upright 180x320)
-  kOddSize,      // 321x181
-  kVfr,          // variable frame rate
-  kFps23976,     // 24000/1001
-  kSurround51,   // 5.1 audio
-  kNoAudio,      // video only
+  kPlain,       // 320x180 25 fps H.264 + stereo AAC, mov
+  kRotated,     // phone clip: 320x180 coded, display rotation 90 (upright 180x320)
+  kOddSize,     // 321x181
+  kVfr,         // variable frame rate
+  kFps23976,    // 24000/1001
+  kSurround51,  // 5.1 audio
+  kNoAudio,     // video only
 };
 
 // Writes a short (default 2 s) source of `kind` to `path`; aborts the test
@@ -27,6 +27,11 @@ std::string WriteSrt(const std::string& path, bool bom = false);
 
 // A fresh folder under $TMPDIR (or /tmp), removed by the caller if wanted.
 std::string MakeTempDir(const std::string& prefix = "reelfarm-test");
+
+// The argv of an FFmpeg that makes a test file from lavfi `inputs` (quiet,
+// overwriting), then `rest` (filters, codecs, the output path).
+std::vector<std::string> LavfiArgv(const std::vector<std::string>& inputs,
+                                   const std::vector<std::string>& rest);
 
 // Runs argv (no shell), returns its exit code; stdout into *out when given.
 int RunArgv(const std::vector<std::string>& argv, std::string* out = nullptr);

@@ -89,18 +89,31 @@ class FarmStateTest : public ::testing::Test {
     return fx;
   }
 
-  Effects Result(const std::string& peer, const std::string& job, uint64_t token, bool ok,
-                 bool retryable = true, const std::string& error = "") {
+  // The result message of attempt (job, token, key), for a test to add to.
+  static pb::WorkerMessage ResultMessage(const std::string& job, uint64_t token,
+                                         const std::string& key, bool ok, bool retryable,
+                                         const std::string& error) {
     pb::WorkerMessage m;
     auto* r = m.mutable_result();
     r->set_job_id(job);
     r->set_token(token);
-    r->set_attempt_key(KeyOf(job, token));
+    r->set_attempt_key(key);
     r->set_ok(ok);
     r->set_retryable(retryable);
     r->set_error(error);
+    return m;
+  }
+  // Of the attempt `a` assigned.
+  static pb::WorkerMessage ResultOf(const pb::Assign& a, bool ok, bool retryable = true,
+                                    const std::string& error = "") {
+    return ResultMessage(a.job().id(), a.token(), a.attempt_key(), ok, retryable, error);
+  }
+
+  Effects Result(const std::string& peer, const std::string& job, uint64_t token, bool ok,
+                 bool retryable = true, const std::string& error = "") {
     Effects fx;
-    farm_.OnMessage(peer, m, now_, &fx);
+    farm_.OnMessage(peer, ResultMessage(job, token, KeyOf(job, token), ok, retryable, error), now_,
+                    &fx);
     return fx;
   }
 
@@ -486,12 +499,8 @@ TEST_F(FarmStateTest, TheSourcesAnalysisReachesTheJobsThatDependOnIt) {
   // The waiting job shows no progress of its own while the source is measured.
   EXPECT_EQ(farm_.Progress(*farm_.FindJob("a.j0")), 0);
 
-  pb::WorkerMessage m;
+  pb::WorkerMessage m = ResultOf(first[0], true);
   auto* r = m.mutable_result();
-  r->set_job_id("a.analyse");
-  r->set_token(first[0].token());
-  r->set_attempt_key(first[0].attempt_key());
-  r->set_ok(true);
   r->mutable_analysis()->set_loudness_measured(true);
   r->mutable_analysis()->set_integrated_lufs(-29.5);
   Effects done;
@@ -723,16 +732,10 @@ TEST_F(FarmStateTest, AGroupThatPublishedSomeOutputsRunsOnlyTheOthersOnTheirOwn)
   Hello("p1", "w1", 1);
   Effects fx = Tick();
   ASSERT_EQ(Assigns(fx).size(), 1u);
-  uint64_t token = Assigns(fx)[0].token();
   // d1 published, d0 and d2 failed verification: not retryable.
-  pb::WorkerMessage m;
+  pb::WorkerMessage m =
+      ResultOf(Assigns(fx)[0], false, false, "verification failed for d0: width 10, expected 20");
   auto* r = m.mutable_result();
-  r->set_job_id("g.j0");
-  r->set_token(token);
-  r->set_attempt_key(Assigns(fx)[0].attempt_key());
-  r->set_ok(false);
-  r->set_retryable(false);
-  r->set_error("verification failed for d0: width 10, expected 20");
   r->add_outputs()->set_deliverable("d1");
   Effects done;
   farm_.OnMessage("p1", m, now_, &done);
@@ -776,14 +779,8 @@ TEST_F(FarmStateTest, AGroupOutputRefusedByQcFailsWithoutRunningAgain) {
   Hello("p1", "w1", 1);
   Effects fx = Tick();
   ASSERT_EQ(Assigns(fx).size(), 1u);
-  pb::WorkerMessage m;
+  pb::WorkerMessage m = ResultOf(Assigns(fx)[0], false, false, "QC failed for d0: ...");
   auto* r = m.mutable_result();
-  r->set_job_id("g.j0");
-  r->set_token(Assigns(fx)[0].token());
-  r->set_attempt_key(Assigns(fx)[0].attempt_key());
-  r->set_ok(false);
-  r->set_retryable(false);
-  r->set_error("QC failed for d0: ...");
   r->add_outputs()->set_deliverable("d1");
   pb::OutputResult* rejected = r->add_qc_rejected();
   rejected->set_deliverable("d0");
@@ -839,16 +836,11 @@ TEST_F(FarmStateTest, OutOfMemoryIsRetriedWithHalfTheThreadsElsewhereAndBlamesNo
   ASSERT_EQ(a1.size(), 1u);
   EXPECT_EQ(a1[0].max_threads(), 0);  // the worker's own budget
   Hello("p2", "w2", 1);
-  pb::WorkerMessage m;
+  pb::WorkerMessage m = ResultOf(
+      a1[0], false, true, "ffmpeg ran out of memory under its limit of 2229 MiB with 8 threads");
   auto* r = m.mutable_result();
-  r->set_job_id("a.j0");
-  r->set_token(a1[0].token());
-  r->set_attempt_key(a1[0].attempt_key());
-  r->set_ok(false);
-  r->set_retryable(true);
   r->set_out_of_memory(true);
   r->set_threads(8);
-  r->set_error("ffmpeg ran out of memory under its limit of 2229 MiB with 8 threads");
   Effects fx;
   farm_.OnMessage("p1", m, now_, &fx);
   EXPECT_EQ(StateOf("a.j0"), JobState::kQueued);
@@ -950,15 +942,9 @@ TEST_F(FarmStateTest, AGroupWhoseRenamesFailedPartWayKeepsWhatItPublishedAndReru
   ASSERT_EQ(Assigns(fx).size(), 1u);
   // d0 reached its final name, then d1's rename failed: retryable by
   // nature, but rerunning the group would rename over d0.
-  pb::WorkerMessage m;
-  auto* r = m.mutable_result();
-  r->set_job_id("g.j0");
-  r->set_token(Assigns(fx)[0].token());
-  r->set_attempt_key(Assigns(fx)[0].attempt_key());
-  r->set_ok(false);
-  r->set_retryable(true);
-  r->set_error("cannot publish d1: rename: Input/output error (published: d0)");
-  auto* out = r->add_outputs();
+  pb::WorkerMessage m = ResultOf(Assigns(fx)[0], false, true,
+                                 "cannot publish d1: rename: Input/output error (published: d0)");
+  auto* out = m.mutable_result()->add_outputs();
   out->set_deliverable("d0");
   out->set_sha256("abc");
   Effects done;

@@ -51,14 +51,21 @@ pb::SourceFacts HdFacts() {
   return f;
 }
 
-// Without loudness normalisation and QC gates (no analyse job): what the
-// tests of geometry, argv and shape look at. PlannerQcTest's take the
-// presets' defaults.
-DeliverableSpec Deliverable(const std::string& name, const std::string& preset) {
+// A deliverable taking its preset's loudness and QC defaults.
+DeliverableSpec WithDefaults(const std::string& name, const std::string& preset, int height = 0) {
   DeliverableSpec d;
   d.name = name;
   d.preset = preset;
+  d.height = height;
   d.line = 7;
+  return d;
+}
+
+// Without loudness normalisation and QC gates (no analyse job): what the
+// tests of geometry, argv and shape look at. PlannerQcTest's take the
+// presets' defaults (WithDefaults).
+DeliverableSpec Deliverable(const std::string& name, const std::string& preset) {
+  DeliverableSpec d = WithDefaults(name, preset);
   d.loudness = std::optional<LoudnessChoice>();
   d.qc = QcChoice{.none = true};
   return d;
@@ -1144,16 +1151,6 @@ TEST(PlannerPictureTest, HdrMetadataOnlyInSeiIsNotedForMastersNotLostSilently) {
 
 // ---- loudness and QC (issue 13) ---------------------------------------------
 
-// A deliverable taking its preset's loudness and QC defaults.
-DeliverableSpec WithDefaults(const std::string& name, const std::string& preset, int height = 0) {
-  DeliverableSpec d;
-  d.name = name;
-  d.preset = preset;
-  d.height = height;
-  d.line = 7;
-  return d;
-}
-
 const pb::Job* JobOfKind(const pb::Plan& plan, const std::string& kind) {
   for (const auto& j : plan.jobs()) {
     if (j.kind() == kind) return &j;
@@ -1196,7 +1193,7 @@ TEST(PlannerQcTest, WebIsNormalisedFromOneMeasurementAndGatedByDefault) {
   EXPECT_EQ(out.qc().freeze_max_s(), kDefaultFreezeMaxS);
   EXPECT_EQ(out.qc().silence_max_s(), kDefaultSilenceMaxS);
   EXPECT_TRUE(out.qc().allow_in_source());
-  EXPECT_TRUE(out.qc().normalised());
+  EXPECT_TRUE(out.has_normalise());
 
   // Social takes its own standard.
   pb::Job social = PlanOne(WithDefaults("reel", "social-h264"));
