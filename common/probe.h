@@ -54,6 +54,10 @@ void ApplyKeyFramesFromProbeJson(const std::string& json, pb::SourceFacts* facts
 // Whether a transfer (ffprobe's name) is high dynamic range: PQ or HLG.
 bool IsHdrTransfer(const std::string& transfer);
 
+// Whether a field order (ffprobe's name: "tt", "bb", "tb", "bt",
+// "progressive" or "") is interlaced.
+bool IsInterlacedOrder(const std::string& field_order);
+
 // The ffprobe argv showing the first video frame's side data (mastering
 // display, content light level): decodes one frame.
 std::vector<std::string> HdrProbeArgv(const std::string& ffprobe, const std::string& path,

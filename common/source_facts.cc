@@ -522,9 +522,7 @@ StatusOr<pb::SourceFacts> ProbeSource(ProcessRunner& runner, const std::string& 
     if (run) {
       const std::string& flag = facts->field_order();
       const std::string seen = FieldOrderFromIdet(run->stderr_tail, !flag.empty());
-      const bool flag_interlaced = flag == "tt" || flag == "bb" || flag == "tb" || flag == "bt";
-      const bool seen_interlaced = seen == "tt" || seen == "bb";
-      if (!seen.empty() && (flag.empty() || flag_interlaced != seen_interlaced)) {
+      if (!seen.empty() && (flag.empty() || IsInterlacedOrder(flag) != IsInterlacedOrder(seen))) {
         facts->set_field_order(seen);
         facts->set_field_order_from_idet(true);
       }
@@ -593,6 +591,10 @@ std::string FieldOrderFromIdet(const std::string& log, bool against_flag) {
   if (fields >= 10 && fields > 2 * progressive) return tff >= bff ? "tt" : "bb";
   if (progressive >= 10 && progressive > 2 * fields) return "progressive";
   return "";
+}
+
+bool IsInterlacedOrder(const std::string& o) {
+  return o == "tt" || o == "bb" || o == "tb" || o == "bt";
 }
 
 bool IsHdrTransfer(const std::string& transfer) {

@@ -288,11 +288,6 @@ Colours SourceColours(const pb::SourceFacts& f) {
   return c;
 }
 
-bool IsInterlaced(const pb::SourceFacts& f) {
-  const std::string& o = f.field_order();
-  return o == "tt" || o == "bb" || o == "tb" || o == "bt";
-}
-
 // The x265 parameters of an HDR deliverable: the source's colours, and for
 // PQ its HDR10 metadata (mastering display, light levels) when known.
 std::string HdrX265Params(const pb::SourceFacts& f, const std::string& primaries,
@@ -319,7 +314,7 @@ StatusOr<Picture> PlanPicture(const PresetInfo& preset, const pb::SourceFacts& f
   p.pix_fmt = deep ? preset.deep_pix_fmt : preset.pix_fmt;
   p.profile = deep ? preset.deep_video_profile : preset.video_profile;
 
-  const bool interlaced = IsInterlaced(f);
+  const bool interlaced = IsInterlacedOrder(f.field_order());
   const bool top_first = f.field_order() == "tt" || f.field_order() == "tb";
   if (interlaced && preset.master && !preset.interlaced_coding) {
     return Status::InvalidArgument(
