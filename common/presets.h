@@ -74,6 +74,13 @@ struct PresetInfo {
   // normalised, black, freeze and silence beyond what the source has).
   std::string default_loudness{};
   bool default_qc = false;
+
+  // A streaming package (docs/spec.md, "Streaming ladders"): the output is a
+  // folder of renditions, one per rung of the deliverable's `ladder`, each
+  // encoded with video_args plus a fixed GOP of one segment and a capped
+  // bit rate (RungMaxrateKbps, common/hls.h), packaged as CMAF/fMP4 HLS with
+  // an audio rendition of audio_args and a master playlist.
+  bool streaming = false;
 };
 
 // The default QC gates' limits, seconds (docs/spec.md, "Loudness and QC").

@@ -106,10 +106,33 @@ std::vector<std::string> ProbeArgv(const std::string& ffprobe, const std::string
           "-show_streams", "-of", "json",  "file:" + path};
 }
 
+std::vector<std::string> PackageProbeArgv(const std::string& ffprobe, const std::string& playlist) {
+  return {ffprobe,
+          "-v",
+          "error",
+          "-protocol_whitelist",
+          "file",
+          "-f",
+          "hls",
+          "-allowed_extensions",
+          "mp4,m4s,m3u8",
+          "-show_format",
+          "-show_streams",
+          "-show_data",
+          "-of",
+          "json",
+          "file:" + playlist};
+}
+
 StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,
                                const std::string& path, double timeout_s) {
+  return RunProbeArgv(runner, ProbeArgv(ffprobe, path), path, timeout_s);
+}
+
+StatusOr<std::string> RunProbeArgv(ProcessRunner& runner, std::vector<std::string> argv,
+                                   const std::string& path, double timeout_s) {
   ProcessOptions opts;
-  opts.argv = ProbeArgv(ffprobe, path);
+  opts.argv = std::move(argv);
   opts.timeout_s = timeout_s;
   opts.stderr_tail_bytes = 4096;
   StatusOr<ProcessResult> run = runner.Run(opts);

@@ -27,6 +27,18 @@ std::vector<std::string> ProbeArgv(const std::string& ffprobe, const std::string
 StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,
                                const std::string& path, double timeout_s = 60);
 
+// Runs the ffprobe `argv` (about `path`, for messages) and returns its JSON:
+// InvalidArgument when ffprobe could not read it, other codes for ffprobe
+// itself failing.
+StatusOr<std::string> RunProbeArgv(ProcessRunner& runner, std::vector<std::string> argv,
+                                   const std::string& path, double timeout_s = 60);
+
+// The ffprobe argv for a playlist of one of our own streaming packages,
+// with each stream's decoder configuration (-show_data): the HLS demuxer,
+// which sources never get (it opens what a playlist names), allowed here
+// for the files our package holds only (file protocol, fMP4 segments).
+std::vector<std::string> PackageProbeArgv(const std::string& ffprobe, const std::string& playlist);
+
 // Reads the first 4 KiB of `path` (never blocking: a FIFO is refused, not
 // opened for a writer) and says why it is not a source reelfarm may hand to
 // ffprobe: not a regular file, empty, or a playlist/list by its content (HLS

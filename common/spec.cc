@@ -31,6 +31,9 @@ constexpr size_t kMaxNameLength = 64;
 constexpr size_t kMaxDeliverables = 1000;
 constexpr int kMinHeight = 32;
 constexpr int kMaxHeight = 4320;
+constexpr size_t kMaxRungs = 8;
+constexpr double kMinSegmentS = 1;
+constexpr double kMaxSegmentS = 30;
 constexpr int kMaxAspectTerm = 100;
 constexpr int kMinPriority = 0;
 constexpr int kMaxPriority = 100;
@@ -45,8 +48,8 @@ const char kNameRule[] =
 const std::vector<std::string> kTopFields = {"version",  "name",      "source",      "output_dir",
                                              "priority", "subtitles", "deliverables"};
 const std::vector<std::string> kDeliverableFields = {
-    "name",      "preset", "height",        "aspect",   "focus",
-    "subtitles", "at",     "dynamic_range", "loudness", "qc"};
+    "name", "preset",        "height",   "aspect", "focus",  "subtitles",
+    "at",   "dynamic_range", "loudness", "qc",     "ladder", "segment_s"};
 const std::vector<std::string> kLoudnessFields = {"standard", "target_lufs", "true_peak_db", "lra"};
 const std::vector<std::string> kQcFields = {"loudness",      "loudness_tolerance_lu",
                                             "black_max_s",   "freeze_max_s",
@@ -182,6 +185,14 @@ std::string SubtitlePresets(bool soft) {
   std::vector<std::string> names;
   for (const auto& p : Presets()) {
     if (p.has_video && !p.still && (!soft || p.soft_subtitles)) names.push_back(p.name);
+  }
+  return JoinList(names);
+}
+
+std::string StreamingPresets() {
+  std::vector<std::string> names;
+  for (const auto& p : Presets()) {
+    if (p.streaming) names.push_back(p.name);
   }
   return JoinList(names);
 }
@@ -438,6 +449,8 @@ class Validator {
   // nullopt after an error.
   std::optional<LoudnessChoice> ReadLoudness(const Field& f, const std::string& path);
   std::optional<QcChoice> ReadQc(const Field& f, const std::string& path);
+  // `ladder`: a list of 1 to kMaxRungs distinct even heights.
+  void ReadLadder(const Field& f, const std::string& path, DeliverableSpec* d);
   std::optional<bool> GetBool(const Field& f, const std::string& path);
   // A number from `min` to `max` (the message says what it is for).
   std::optional<double> GetRange(const Field& f, const std::string& path, double min, double max,
@@ -504,6 +517,39 @@ std::optional<std::string> Validator::GetString(const Field& f, const std::strin
     return std::nullopt;
   }
   return f.value.Scalar();
+}
+
+void Validator::ReadLadder(const Field& f, const std::string& path, DeliverableSpec* d) {
+  const std::string rule = "a list of 1 to " + std::to_string(kMaxRungs) +
+                           " distinct even picture heights from 32 to 4320, e.g. [1080, 720, 480, "
+                           "360]";
+  if (!f.value.IsSequence() || f.value.size() == 0 || f.value.size() > kMaxRungs) {
+    Error(f.line, path, "must be " + rule + ", got " + Describe(f.value));
+    return;
+  }
+  std::vector<int> rungs;
+  bool ok = true;
+  for (size_t k = 0; k < f.value.size(); ++k) {
+    const Field rung{std::to_string(k), LineOf(f.value[k]), f.value[k]};
+    const std::string rpath = path + "[" + std::to_string(k) + "]";
+    auto v = GetInt(rung, rpath);
+    if (!v) {
+      ok = false;
+    } else if (*v < kMinHeight || *v > kMaxHeight || *v % 2 != 0) {
+      Error(rung.line, rpath,
+            "height " + std::to_string(*v) + " is not allowed; the ladder is " + rule);
+      ok = false;
+    } else if (std::find(rungs.begin(), rungs.end(), *v) != rungs.end()) {
+      Error(rung.line, rpath,
+            "height " + std::to_string(*v) + " is listed twice; the ladder is " + rule);
+      ok = false;
+    } else {
+      rungs.push_back(static_cast<int>(*v));
+    }
+  }
+  if (!ok) return;
+  std::sort(rungs.rbegin(), rungs.rend());
+  d->ladder = std::move(rungs);
 }
 
 std::optional<long long> Validator::GetInt(const Field& f, const std::string& path) {
@@ -1107,6 +1153,18 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
       }
     } else if (f.key == "qc") {
       if (auto q = ReadQc(f, fpath)) d->qc = q;
+    } else if (f.key == "ladder") {
+      ReadLadder(f, fpath, d);
+    } else if (f.key == "segment_s") {
+      if (auto v = GetNumber(f, fpath)) {
+        if (*v < kMinSegmentS || *v > kMaxSegmentS) {
+          Error(f.line, fpath,
+                "segment_s " + Printable(f.value.Scalar()) +
+                    " is out of range; use seconds from 1 to 30 (6 is Apple's recommendation)");
+        } else {
+          d->segment_s = *v;
+        }
+      }
     } else if (f.key == "at") {
       if (!f.value.IsScalar()) {
         Error(f.line, fpath,
@@ -1188,6 +1246,24 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
                   "normalise it with the deliverable's `loudness`");
       }
     }
+  }
+  for (const char* key : {"ladder", "segment_s"}) {
+    if (d->field_lines.count(key) && !preset->streaming) {
+      Error(line_of(key), JoinPath(path, key),
+            std::string("`") + key + "` is only allowed on streaming presets (" +
+                StreamingPresets() + "); remove it");
+    }
+  }
+  if (preset->streaming && d->field_lines.count("height")) {
+    Error(line_of("height"), JoinPath(path, "height"),
+          "`height` is not allowed on preset " + pn +
+              "; give the renditions' heights as `ladder: [1080, 720, 480, 360]`, or leave it "
+              "out for the default ladder from the source");
+  }
+  if (preset->streaming && d->qc && !d->qc->none) {
+    Error(line_of("qc"), JoinPath(path, "qc"),
+          "`qc` gates are not available on streaming packages yet (their sound is still "
+          "normalised); remove it, or deliver a web-h264 alongside to gate");
   }
   if (d->field_lines.count("at") && !preset->still) {
     Error(line_of("at"), JoinPath(path, "at"),

@@ -63,6 +63,11 @@ struct DeliverableSpec {
   // `loudness`: unset = the preset's default; set to nullopt = `none`.
   std::optional<std::optional<LoudnessChoice>> loudness;
   std::optional<QcChoice> qc;
+  // Streaming presets: the rungs' picture heights, highest first (empty: the
+  // default ladder from the source, DefaultLadder in common/hls.h), and the
+  // segment length in seconds (0: kDefaultSegmentS).
+  std::vector<int> ladder;
+  double segment_s = 0;
   int line = 0;                            // line of this entry, for later errors
   std::map<std::string, int> field_lines;  // field name -> line
 };

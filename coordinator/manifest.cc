@@ -84,6 +84,22 @@ nlohmann::json QcJson(const pb::QcReport& r) {
   return out;
 }
 
+// A streaming package's renditions as its master playlist lists them.
+nlohmann::json RenditionsJson(const pb::OutputResult& r) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& v : r.renditions()) {
+    nlohmann::json item = {
+        {"name", v.name()},         {"playlist", v.playlist()},       {"codecs", v.codecs()},
+        {"peak_bps", v.peak_bps()}, {"average_bps", v.average_bps()}, {"segments", v.segments()}};
+    if (v.width() > 0) {
+      item["width"] = v.width();
+      item["height"] = v.height();
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 // One entry per output of the job.
 void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
                  nlohmann::json* items) {
@@ -115,6 +131,16 @@ void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
       item["sha256"] = res->sha256();
       item["encode_seconds"] = j.result.encode_seconds();
       if (for_manifest) item["media"] = MediaJson(res->media());
+      if (res->renditions_size() > 0) item["renditions"] = RenditionsJson(*res);
+      // Every file of a package (the manifest only: a film has thousands).
+      if (for_manifest && res->files_size() > 0) {
+        nlohmann::json files = nlohmann::json::array();
+        for (const auto& f : res->files()) {
+          files.push_back(
+              {{"path", f.relative_path()}, {"bytes", f.bytes()}, {"sha256", f.sha256()}});
+        }
+        item["files"] = std::move(files);
+      }
     } else {
       item["bytes"] = 0;
       item["sha256"] = "";

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "common/hls.h"
 #include "common/probe.h"
 #include "common/qc.h"
 
@@ -395,6 +396,15 @@ struct Branch {
   // ceiling taken off); its output checked by these gates.
   std::optional<pb::LoudnessTarget> normalise;
   std::optional<pb::QcGates> qc;
+  // Streaming presets: the ladder's renditions, highest first, and every
+  // segment's length in frames (each rendition's GOP).
+  struct Rung {
+    std::string name;  // "v720": its subfolder and parts' stem
+    Geometry geometry;
+    int maxrate_kbps = 0;
+  };
+  std::vector<Rung> rungs;
+  int64_t segment_frames = 0;
 };
 
 struct PlanContext {
@@ -712,130 +722,199 @@ std::string FrameTime(int64_t frame, const pb::SourceFacts& source) {
 // a keyframe), one whole-length audio job, and an assemble job that joins
 // the chunks without re-encoding (concat demuxer, stream copy) and muxes the
 // audio in. Parts live in <output_dir>/.reelfarm-parts/<deliverable>/.
-std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext& ctx,
-                                 const std::function<std::string()>& next_id) {
-  const pb::SourceFacts& source = ctx.source;
-
-  const int64_t frames = std::max<int64_t>(
+int64_t FrameCount(const pb::SourceFacts& source) {
+  return std::max<int64_t>(
       source.frame_count(),
       std::llround(source.duration_s() * source.fps_num() / double(source.fps_den())));
-  // Each chunk's first frame: equal shares, moved to the nearest key frame
-  // when the source has a fixed GOP (its seek then decodes nothing it
-  // throws away).
+}
+
+// Each of `chunks` time chunks' first frame: equal shares, moved to the
+// nearest multiple of `align` frames (> 1: the source's fixed GOP, so a
+// seek decodes nothing it throws away, or a streaming segment). Fewer when
+// shares would collide.
+std::vector<int64_t> ChunkStarts(int64_t frames, int chunks, int64_t align) {
   std::vector<int64_t> starts;
-  const int64_t gop = source.gop_frames();
   for (int k = 0; k < chunks; ++k) {
     int64_t first = frames * k / chunks;
-    if (gop > 1) first = std::llround(double(first) / gop) * gop;
+    if (align > 1) first = std::llround(double(first) / align) * align;
     if (k == 0) first = 0;
     if (first >= frames || (!starts.empty() && first <= starts.back())) continue;
     starts.push_back(first);
   }
-  chunks = static_cast<int>(starts.size());
-  std::vector<pb::Job> jobs;
-  std::vector<std::string> part_ids;
+  return starts;
+}
+
+// The video-only part `name` of `b`: `count` frames from frame `first`
+// (an input seek there and an exact frame count; the last part runs to the
+// end), as a .mov part.
+pb::Job ChunkJob(const Branch& b, const PlanContext& ctx, int64_t first, int64_t count, bool last,
+                 const std::string& name) {
+  const pb::SourceFacts& source = ctx.source;
+  const std::string path = PartPath(b, ctx, name);
+  pb::Job job;
+  job.set_kind("chunk");
+  job.add_inputs(ctx.spec.source);
+  if (!b.subtitle_path.empty()) job.add_inputs(b.subtitle_path);
+  std::vector<std::string> argv = CommandPrefix(ctx, true);
+  const std::string start = FrameTime(first, source);
+  AppendSourceInput(ctx, first > 0 ? start : "", &argv);
+  std::vector<std::string> chain = VideoChain(b, b.burn && first > 0 ? start : "");
+  if (b.burn && first > 0) chain.push_back("setpts=PTS-STARTPTS");
+  std::string graph = "[0:v:0]" + Join(chain, ",") + "[v]";
+  if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
+  Append(&argv, {"-filter_complex", graph, "-map", "[v]", "-an", "-map_metadata", "-1",
+                 "-map_chapters", "-1"});
+  Append(&argv, b.picture.video_args);
+  Append(&argv, b.picture.tag_args);
+  Append(&argv, {"-fps_mode", "cfr", "-r", FpsArg(source)});
+  if (!last) Append(&argv, {"-frames:v", std::to_string(count)});
+  Append(&argv, {"-f", "mov", path});
+  for (auto& a : argv) job.add_argv(a);
+
+  pb::MediaInfo* expect = AddPartOutput(b, ctx, name, &job)->mutable_expect();
+  expect->set_has_video(true);
+  expect->set_video_codec(b.preset->video_codec);
+  expect->set_width(b.geometry.width);
+  expect->set_height(b.geometry.height);
+  expect->set_pix_fmt(b.picture.pix_fmt);
+  expect->set_field_order(b.picture.field_order);
+  expect->set_color_primaries(b.picture.primaries);
+  expect->set_color_transfer(b.picture.transfer);
+  expect->set_color_space(b.picture.matrix);
+  expect->set_color_range(b.picture.range);
+  expect->set_fps_num(source.fps_num());
+  expect->set_fps_den(source.fps_den());
+  if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
+  AddNeeds(b, true, false, &job);
+  const double media_s =
+      last ? source.duration_s() - double(first) * source.fps_den() / source.fps_num()
+           : double(count) * source.fps_den() / source.fps_num();
+  SetLimits(ctx, media_s, 1, &job);
+  job.set_memory_mb(MemoryNeedMb(b.preset, MaxPixels(b, source)));
+  job.set_memory_per_thread_mb(MemoryPerThreadMb(b.preset, MaxPixels(b, source)));
+  job.set_cost(Cost(b, source) * media_s / std::max(source.duration_s(), 1e-6));
+  return job;
+}
+
+// Where a chunked or streaming deliverable's sound is made (a part).
+constexpr char kAudioFile[] = "audio.mov";
+
+// The whole-length sound of `b` as a part (normalised as `b` says).
+pb::Job AudioPartJob(const Branch& b, const PlanContext& ctx) {
+  const pb::SourceFacts& source = ctx.source;
+  pb::Job job;
+  job.set_kind("audio");
+  job.add_inputs(ctx.spec.source);
+  std::vector<std::string> argv = CommandPrefix(ctx, false);
+  AppendSourceInput(ctx, "", &argv);
+  Append(&argv, {"-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1"});
+  AppendAudioArgs(b, 0, &argv);
+  Append(&argv, {"-f", "mov", PartPath(b, ctx, kAudioFile)});
+  for (auto& a : argv) job.add_argv(a);
+  pb::JobOutput* out = AddPartOutput(b, ctx, kAudioFile, &job);
+  if (b.normalise) *out->mutable_normalise() = *b.normalise;
+  pb::MediaInfo* expect = out->mutable_expect();
+  expect->set_has_audio(true);
+  expect->set_audio_codec(b.preset->audio_codec);
+  expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
+  expect->set_audio_sample_rate(48000);
+  expect->set_duration_s(source.duration_s());
+  AddNeeds(b, false, true, &job);
+  SetLimits(ctx, source.duration_s(), 0.1, &job);
+  job.set_memory_mb(MemoryNeedMb(nullptr, 0));
+  job.set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
+  job.set_cost(0.001 * source.duration_s());
+  return job;
+}
+
+// The concat list joining `names` (parts beside it, named relative to it:
+// the concat demuxer's safe mode refuses anything else).
+std::string ConcatList(const std::vector<std::string>& names) {
   std::string list = "ffconcat version 1.0\n";
+  for (const auto& n : names) list += "file " + n + "\n";
+  return list;
+}
+
+// The input options reading `b`'s video parts `names` in order: the part
+// itself when there is one, else a concat list of them that `job` writes.
+void AppendPartsInput(const Branch& b, const PlanContext& ctx,
+                      const std::vector<std::string>& names, const std::string& list_name,
+                      pb::Job* job, std::vector<std::string>* argv) {
+  if (names.size() == 1) {
+    Append(argv, {"-protocol_whitelist", "file", "-f", "mov", "-i", PartPath(b, ctx, names[0])});
+    return;
+  }
+  const std::string list_path = PartPath(b, ctx, list_name);
+  pb::GeneratedFile* file = job->add_write_files();
+  file->set_path(list_path);
+  file->set_content(ConcatList(names));
+  job->add_remove_after(list_path);
+  Append(argv, {"-protocol_whitelist", "file", "-f", "concat", "-safe", "1", "-i", list_path});
+}
+
+// Arguments that copy the preset's video tag (hvc1) when stream-copying.
+void AppendVideoTag(const PresetInfo& preset, std::vector<std::string>* argv) {
+  for (size_t k = 0; k + 1 < preset.video_args.size(); ++k) {
+    if (preset.video_args[k] == "-tag:v") Append(argv, {"-tag:v", preset.video_args[k + 1]});
+  }
+}
+
+// Limits, memory and cost of a job that only copies streams (assemble,
+// package).
+void SetCopyLimits(const PlanContext& ctx, pb::Job* job) {
+  SetLimits(ctx, ctx.source.duration_s(), 0.05, job);
+  job->set_memory_mb(MemoryNeedMb(nullptr, 0));
+  job->set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
+  job->set_cost(0.001 * ctx.source.duration_s());
+}
+
+// A deliverable in `chunks` time chunks: video-only chunk jobs (each an
+// input seek to its first frame and an exact frame count, so each starts on
+// a keyframe), one whole-length audio job, and an assemble job that joins
+// the chunks without re-encoding (concat demuxer, stream copy) and muxes the
+// audio in. Parts live in <output_dir>/.reelfarm-parts/<deliverable>/.
+std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext& ctx,
+                                 const std::function<std::string()>& next_id) {
+  const pb::SourceFacts& source = ctx.source;
+  const int64_t frames = FrameCount(source);
+  const std::vector<int64_t> starts = ChunkStarts(frames, chunks, source.gop_frames());
+  std::vector<pb::Job> jobs;
+  std::vector<std::string> names;
   pb::Job assemble;
-  for (int k = 0; k < chunks; ++k) {
-    const int64_t first = starts[k];
-    const bool last = k == chunks - 1;
-    const int64_t count = (last ? frames : starts[k + 1]) - first;
+  for (size_t k = 0; k < starts.size(); ++k) {
+    const bool last = k + 1 == starts.size();
+    const int64_t count = (last ? frames : starts[k + 1]) - starts[k];
     char name[32];
-    std::snprintf(name, sizeof(name), "chunk-%03d.mov", k);
-    const std::string path = PartPath(b, ctx, name);
-    list += std::string("file ") + name + "\n";
-
-    pb::Job job;
+    std::snprintf(name, sizeof(name), "chunk-%03zu.mov", k);
+    pb::Job job = ChunkJob(b, ctx, starts[k], count, last, name);
     job.set_id(next_id());
-    job.set_kind("chunk");
-    job.add_inputs(ctx.spec.source);
-    if (!b.subtitle_path.empty()) job.add_inputs(b.subtitle_path);
-    std::vector<std::string> argv = CommandPrefix(ctx, true);
-    const std::string start = FrameTime(first, source);
-    AppendSourceInput(ctx, first > 0 ? start : "", &argv);
-    std::vector<std::string> chain = VideoChain(b, b.burn && first > 0 ? start : "");
-    if (b.burn && first > 0) chain.push_back("setpts=PTS-STARTPTS");
-    std::string graph = "[0:v:0]" + Join(chain, ",") + "[v]";
-    if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
-    Append(&argv, {"-filter_complex", graph, "-map", "[v]", "-an", "-map_metadata", "-1",
-                   "-map_chapters", "-1"});
-    Append(&argv, b.picture.video_args);
-    Append(&argv, b.picture.tag_args);
-    Append(&argv, {"-fps_mode", "cfr", "-r", FpsArg(source)});
-    if (!last) Append(&argv, {"-frames:v", std::to_string(count)});
-    Append(&argv, {"-f", "mov", path});
-    for (auto& a : argv) job.add_argv(a);
-
-    pb::MediaInfo* expect = AddPartOutput(b, ctx, name, &job)->mutable_expect();
-    expect->set_has_video(true);
-    expect->set_video_codec(b.preset->video_codec);
-    expect->set_width(b.geometry.width);
-    expect->set_height(b.geometry.height);
-    expect->set_pix_fmt(b.picture.pix_fmt);
-    expect->set_field_order(b.picture.field_order);
-    expect->set_color_primaries(b.picture.primaries);
-    expect->set_color_transfer(b.picture.transfer);
-    expect->set_color_space(b.picture.matrix);
-    expect->set_color_range(b.picture.range);
-    expect->set_fps_num(source.fps_num());
-    expect->set_fps_den(source.fps_den());
-    if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
-    AddNeeds(b, true, false, &job);
-    const double media_s =
-        last ? source.duration_s() - double(first) * source.fps_den() / source.fps_num()
-             : double(count) * source.fps_den() / source.fps_num();
-    SetLimits(ctx, media_s, 1, &job);
-    job.set_memory_mb(MemoryNeedMb(b.preset, MaxPixels(b, source)));
-    job.set_memory_per_thread_mb(MemoryPerThreadMb(b.preset, MaxPixels(b, source)));
-    job.set_cost(Cost(b, source) * media_s / std::max(source.duration_s(), 1e-6));
-    part_ids.push_back(job.id());
-    assemble.add_remove_after(path);
+    names.push_back(name);
+    assemble.add_depends_on(job.id());
+    assemble.add_remove_after(PartPath(b, ctx, name));
     jobs.push_back(std::move(job));
   }
-
-  constexpr char kAudioFile[] = "audio.mov";
   const std::string audio_path = PartPath(b, ctx, kAudioFile);
   if (b.with_audio) {
-    pb::Job job;
+    pb::Job job = AudioPartJob(b, ctx);
     job.set_id(next_id());
-    job.set_kind("audio");
-    job.add_inputs(ctx.spec.source);
-    std::vector<std::string> argv = CommandPrefix(ctx, false);
-    AppendSourceInput(ctx, "", &argv);
-    Append(&argv, {"-map", "0:a:0", "-vn", "-map_metadata", "-1", "-map_chapters", "-1"});
-    AppendAudioArgs(b, 0, &argv);
-    Append(&argv, {"-f", "mov", audio_path});
-    for (auto& a : argv) job.add_argv(a);
-    pb::JobOutput* out = AddPartOutput(b, ctx, kAudioFile, &job);
-    if (b.normalise) *out->mutable_normalise() = *b.normalise;
-    pb::MediaInfo* expect = out->mutable_expect();
-    expect->set_has_audio(true);
-    expect->set_audio_codec(b.preset->audio_codec);
-    expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
-    expect->set_audio_sample_rate(48000);
-    expect->set_duration_s(source.duration_s());
-    AddNeeds(b, false, true, &job);
-    SetLimits(ctx, source.duration_s(), 0.1, &job);
-    job.set_memory_mb(MemoryNeedMb(nullptr, 0));
-    job.set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
-    job.set_cost(0.001 * source.duration_s());
-    part_ids.push_back(job.id());
+    assemble.add_depends_on(job.id());
     assemble.add_remove_after(audio_path);
     jobs.push_back(std::move(job));
   }
 
-  const std::string list_path = PartPath(b, ctx, "chunks.ffconcat");
   assemble.set_id(next_id());
   assemble.set_kind("assemble");
-  for (const auto& id : part_ids) assemble.add_depends_on(id);
-  for (const auto& part : assemble.remove_after()) assemble.add_inputs(part);
+  for (const auto& part :
+       std::vector<std::string>(assemble.remove_after().begin(), assemble.remove_after().end())) {
+    assemble.add_inputs(part);
+  }
+  std::vector<std::string> argv = CommandPrefix(ctx, false);
+  // Always a list here (the concat demuxer also for one chunk).
+  const std::string list_path = PartPath(b, ctx, "chunks.ffconcat");
   pb::GeneratedFile* file = assemble.add_write_files();
   file->set_path(list_path);
-  file->set_content(list);
+  file->set_content(ConcatList(names));
   assemble.add_remove_after(list_path);
-  std::vector<std::string> argv = CommandPrefix(ctx, false);
-  // The list names its chunks relative to itself (the concat demuxer's safe
-  // mode refuses anything else).
   Append(&argv, {"-protocol_whitelist", "file", "-f", "concat", "-safe", "1", "-i", list_path});
   if (b.with_audio) {
     Append(&argv, {"-protocol_whitelist", "file", "-f", "mov", "-i", audio_path});
@@ -843,9 +922,7 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   Append(&argv, {"-map", "0:v:0"});
   if (b.with_audio) Append(&argv, {"-map", "1:a:0"});
   Append(&argv, {"-map_metadata", "-1", "-map_chapters", "-1", "-c", "copy"});
-  for (size_t k = 0; k + 1 < b.preset->video_args.size(); ++k) {
-    if (b.preset->video_args[k] == "-tag:v") Append(&argv, {"-tag:v", b.preset->video_args[k + 1]});
-  }
+  AppendVideoTag(*b.preset, &argv);
   if (b.preset->muxer == "mxf" && !MxfKnowsRate(source.fps_num(), source.fps_den())) {
     Append(&argv, {"-strict", "unofficial"});
   }
@@ -854,11 +931,165 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
   for (auto& a : argv) assemble.add_argv(a);
   *assemble.add_outputs() = OutputFor(b, source);
   AddNeeds(b, false, false, &assemble);
-  SetLimits(ctx, source.duration_s(), 0.05, &assemble);
-  assemble.set_memory_mb(MemoryNeedMb(nullptr, 0));
-  assemble.set_memory_per_thread_mb(MemoryPerThreadMb(nullptr, 0));
-  assemble.set_cost(0.001 * source.duration_s());
+  SetCopyLimits(ctx, &assemble);
   jobs.push_back(std::move(assemble));
+  return jobs;
+}
+
+// The shortest chunk: min_chunk_s, and enough key-frame intervals that what
+// a chunk's seek decodes and throws away (the frames from the key frame
+// before its first) is a small part of it: one interval when chunks start on
+// key frames (a fixed GOP), else four (a quarter at worst, an eighth on
+// average). Unknown intervals count as none.
+double MinChunkSeconds(const PlannerOptions& o, const pb::SourceFacts& source) {
+  const double intervals = source.gop_frames() > 0 ? 1 : 4;
+  return std::max(o.min_chunk_s, intervals * source.keyframe_interval_s());
+}
+
+// The arguments that give every rendition of a package the same fixed GOP
+// of `gop` frames, closed, with no scene-cut key frames: segments then start
+// on the same frames in every rendition.
+std::vector<std::string> FixedGopArgs(const PresetInfo& preset, int64_t gop) {
+  const std::string g = std::to_string(gop);
+  if (preset.video_encoder == "libx265") {
+    return {"-x265-params",
+            "log-level=error:keyint=" + g + ":min-keyint=" + g + ":scenecut=0:open-gop=0"};
+  }
+  return {"-g", g, "-keyint_min", g, "-sc_threshold", "0", "-flags", "+cgop"};
+}
+
+// The name of the master playlist in a package folder.
+constexpr char kMasterPlaylist[] = "master.m3u8";
+
+// A streaming deliverable (docs/spec.md, "Streaming ladders"): each
+// rendition of its ladder encoded on its own (one job, or time chunks on
+// segment borders when it costs more than a piece), its sound once (a part,
+// normalised), and a package job that copies them into CMAF/fMP4 HLS
+// segments of one GOP each under the package folder. The worker checks
+// every rendition, writes the master playlist and publishes the folder
+// whole.
+std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
+                                   const std::function<std::string()>& next_id) {
+  const pb::SourceFacts& source = ctx.source;
+  const PlannerOptions& o = ctx.options;
+  const int64_t frames = FrameCount(source);
+  const int64_t gop = b.segment_frames;
+  std::vector<pb::Job> jobs;
+  pb::Job package;
+  package.set_kind("package");
+  std::vector<std::string> argv = CommandPrefix(ctx, false);
+  std::string stream_map;
+  int input = 0;
+  for (const Branch::Rung& rung : b.rungs) {
+    Branch r = b;
+    r.geometry = rung.geometry;
+    const std::string rate = std::to_string(rung.maxrate_kbps) + "k";
+    const std::string buffer = std::to_string(2 * rung.maxrate_kbps) + "k";
+    Append(&r.picture.video_args, {"-maxrate", rate, "-bufsize", buffer});
+    Append(&r.picture.video_args, FixedGopArgs(*b.preset, gop));
+    // Chunks of about a piece, on segment borders.
+    int chunks = 1;
+    if (o.chunking && o.piece_cost > 0 && o.min_chunk_s > 0 && !source.variable_frame_rate()) {
+      const double segment_s = double(gop) * source.fps_den() / source.fps_num();
+      const int by_length = static_cast<int>(
+          std::floor(source.duration_s() / std::max(MinChunkSeconds(o, source), segment_s)));
+      chunks = std::clamp(static_cast<int>(std::lround(Cost(r, source) / o.piece_cost)), 1,
+                          std::max(1, by_length));
+    }
+    const std::vector<int64_t> starts = ChunkStarts(frames, chunks, gop);
+    std::vector<std::string> names;
+    for (size_t k = 0; k < starts.size(); ++k) {
+      const bool last = k + 1 == starts.size();
+      const int64_t count = (last ? frames : starts[k + 1]) - starts[k];
+      char name[64];
+      if (starts.size() == 1) {
+        std::snprintf(name, sizeof(name), "%s.mov", rung.name.c_str());
+      } else {
+        std::snprintf(name, sizeof(name), "%s-chunk-%03zu.mov", rung.name.c_str(), k);
+      }
+      pb::Job job = ChunkJob(r, ctx, starts[k], count, last, name);
+      job.set_id(next_id());
+      if (starts.size() == 1) {
+        job.set_kind(b.preset->kind);
+        job.mutable_outputs(0)->mutable_expect()->set_duration_s(source.duration_s());
+      }
+      names.push_back(name);
+      package.add_depends_on(job.id());
+      package.add_inputs(PartPath(b, ctx, name));
+      package.add_remove_after(PartPath(b, ctx, name));
+      jobs.push_back(std::move(job));
+    }
+    AppendPartsInput(b, ctx, names, rung.name + ".ffconcat", &package, &argv);
+    stream_map += (stream_map.empty() ? "" : " ") + std::string("v:") + std::to_string(input) +
+                  ",name:" + rung.name;
+    ++input;
+  }
+  if (b.with_audio) {
+    pb::Job job = AudioPartJob(b, ctx);
+    job.set_id(next_id());
+    const std::string audio_path = PartPath(b, ctx, kAudioFile);
+    package.add_depends_on(job.id());
+    package.add_inputs(audio_path);
+    package.add_remove_after(audio_path);
+    jobs.push_back(std::move(job));
+    Append(&argv, {"-protocol_whitelist", "file", "-f", "mov", "-i", audio_path});
+    stream_map += " a:0,name:audio";
+  }
+  for (int k = 0; k < input; ++k) Append(&argv, {"-map", std::to_string(k) + ":v:0"});
+  if (b.with_audio) Append(&argv, {"-map", std::to_string(input) + ":a:0"});
+  Append(&argv, {"-map_metadata", "-1", "-map_chapters", "-1", "-c", "copy"});
+  AppendVideoTag(*b.preset, &argv);
+  // One segment per GOP: the segment length is the GOP's, rounded down to
+  // the microsecond so that every key frame starts a segment.
+  Append(&argv, {"-f", "hls", "-hls_time", FrameTime(gop, source), "-hls_playlist_type", "vod",
+                 "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
+                 "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename",
+                 JoinPath(b.final_path, "%v/seg_%05d.m4s"), "-var_stream_map", stream_map,
+                 JoinPath(b.final_path, "%v/index.m3u8")});
+  for (auto& a : argv) package.add_argv(a);
+
+  pb::JobOutput* out = package.add_outputs();
+  out->set_deliverable(b.d->name);
+  out->set_preset(b.d->preset);
+  out->set_path(b.final_path);
+  out->set_relative_path(b.relative);
+  out->mutable_expect()->set_format_name("hls");
+  pb::StreamingPackage* pkg = out->mutable_package();
+  pkg->set_master(kMasterPlaylist);
+  pkg->set_segment_s(double(gop) * source.fps_den() / source.fps_num());
+  for (const Branch::Rung& rung : b.rungs) {
+    pb::Rendition* rendition = pkg->add_renditions();
+    rendition->set_name(rung.name);
+    rendition->set_playlist(rung.name + "/index.m3u8");
+    pb::MediaInfo* expect = rendition->mutable_expect();
+    expect->set_format_name("hls");
+    expect->set_has_video(true);
+    expect->set_video_codec(b.preset->video_codec);
+    expect->set_video_profile(b.picture.profile);
+    expect->set_width(rung.geometry.width);
+    expect->set_height(rung.geometry.height);
+    expect->set_pix_fmt(b.picture.pix_fmt);
+    expect->set_fps_num(source.fps_num());
+    expect->set_fps_den(source.fps_den());
+    expect->set_duration_s(source.duration_s());
+  }
+  if (b.with_audio) {
+    pb::Rendition* rendition = pkg->add_renditions();
+    rendition->set_name("audio");
+    rendition->set_playlist("audio/index.m3u8");
+    rendition->set_audio(true);
+    pb::MediaInfo* expect = rendition->mutable_expect();
+    expect->set_format_name("hls");
+    expect->set_has_audio(true);
+    expect->set_audio_codec(b.preset->audio_codec);
+    expect->set_audio_channels(2);
+    expect->set_audio_sample_rate(48000);
+    expect->set_duration_s(source.duration_s());
+  }
+  package.set_id(next_id());
+  AddNeeds(b, false, false, &package);
+  SetCopyLimits(ctx, &package);
+  jobs.push_back(std::move(package));
   return jobs;
 }
 
@@ -916,6 +1147,44 @@ void ResolveLoudnessAndQc(Branch* b) {
       gates.silence_max_s() > 0) {
     b->qc = gates;
   }
+}
+
+// The renditions of streaming deliverable `index` of `spec` into `b` (its
+// geometry and picture planned): each rung's size, bit rate and segment
+// length; an error naming the ladder when a rung is above the picture (a
+// ladder only scales down).
+std::optional<SpecError> PlanLadder(const DeliverySpec& spec, size_t index,
+                                    const pb::SourceFacts& source, Branch* b) {
+  const DeliverableSpec& d = *b->d;
+  DeliverableSpec full = d;
+  full.height = 0;
+  const int top = PlanGeometry(full, source).height;  // the picture's own height
+  std::vector<int> ladder = d.ladder.empty() ? DefaultLadder(top) : d.ladder;
+  if (ladder.front() > top) {
+    SpecError e;
+    e.file = spec.spec_file;
+    auto line = d.field_lines.find("ladder");
+    e.line = line != d.field_lines.end() ? line->second : d.line;
+    e.field = "deliverables[" + std::to_string(index) + "].ladder";
+    e.message = "rung " + std::to_string(ladder.front()) + " is above the picture's " +
+                std::to_string(top) + " lines; a ladder only scales down: use rungs up to " +
+                std::to_string(top);
+    return e;
+  }
+  const double fps = FrameRate(source);
+  for (int height : ladder) {
+    DeliverableSpec rung = d;
+    rung.height = height;
+    Branch::Rung r;
+    r.name = "v" + std::to_string(height);
+    r.geometry = PlanGeometry(rung, source);
+    r.maxrate_kbps =
+        RungMaxrateKbps(b->preset->video_codec, r.geometry.width, r.geometry.height, fps);
+    b->rungs.push_back(std::move(r));
+  }
+  const double segment_s = d.segment_s > 0 ? d.segment_s : kDefaultSegmentS;
+  b->segment_frames = std::max<int64_t>(1, std::llround(segment_s * fps));
+  return std::nullopt;
 }
 
 // Local id of the delivery's analyse job.
@@ -985,16 +1254,6 @@ bool UsesAnalysis(const pb::Job& job) {
   return false;
 }
 
-// The shortest chunk: min_chunk_s, and enough key-frame intervals that what
-// a chunk's seek decodes and throws away (the frames from the key frame
-// before its first) is a small part of it: one interval when chunks start on
-// key frames (a fixed GOP), else four (a quarter at worst, an eighth on
-// average). Unknown intervals count as none.
-double MinChunkSeconds(const PlannerOptions& o, const pb::SourceFacts& source) {
-  const double intervals = source.gop_frames() > 0 ? 1 : 4;
-  return std::max(o.min_chunk_s, intervals * source.keyframe_interval_s());
-}
-
 // At most this many outputs in one decode-once job: FFmpeg 5.1 runs a
 // process's encoders one after another per frame, so beyond a handful the
 // decode saved is small against one long serial job (and a failure splits
@@ -1033,7 +1292,7 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
     const int by_length =
         static_cast<int>(std::floor(source.duration_s() / MinChunkSeconds(o, source)));
     for (int i = 0; i < n; ++i) {
-      if (!moving(branches[i]) || branches[i].soft) continue;
+      if (!moving(branches[i]) || branches[i].soft || branches[i].preset->streaming) continue;
       const int by_cost = static_cast<int>(std::lround(cost[i] / piece));
       chunks[i] = std::clamp(by_cost, 1, std::max(1, by_length));
     }
@@ -1041,7 +1300,8 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
   if (o.fan_out && piece > 0) {
     std::vector<int> cheap;
     for (int i = 0; i < n; ++i) {
-      if (moving(branches[i]) && !branches[i].soft && chunks[i] == 1 && cost[i] < piece / 2) {
+      if (moving(branches[i]) && !branches[i].soft && !branches[i].preset->streaming &&
+          chunks[i] == 1 && cost[i] < piece / 2) {
         cheap.push_back(i);
       }
     }
@@ -1084,6 +1344,8 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
         job.mutable_members(k)->set_id(job.id() + "m" + std::to_string(k));
       }
       jobs.push_back(std::move(job));
+    } else if (b.preset->streaming) {
+      for (auto& job : StreamingJobs(b, ctx, next_id)) jobs.push_back(std::move(job));
     } else if (chunks[i] > 1) {
       for (auto& job : ChunkedJobs(b, chunks[i], ctx, next_id)) jobs.push_back(std::move(job));
     } else {
@@ -1215,6 +1477,13 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
         fail("DNxHR needs a picture of at least " + std::to_string(kDnxhrMinWidth) + "x" +
              std::to_string(kDnxhrMinHeight) + " pixels, and this one would be " +
              std::to_string(b.geometry.width) + "x" + std::to_string(b.geometry.height) + ".");
+        continue;
+      }
+    }
+    if (preset->streaming) {
+      std::optional<SpecError> bad = PlanLadder(spec, i, source, &b);
+      if (bad) {
+        result.errors.push_back(*std::move(bad));
         continue;
       }
     }

@@ -25,6 +25,7 @@
 #include "common/probe.h"
 #include "common/qc.h"
 #include "common/thread_budget.h"
+#include "worker/package.h"
 #include "worker/progress_parser.h"
 
 namespace reelfarm {
@@ -198,7 +199,7 @@ void RemoveOlderTemps(const std::string& final_path, uint64_t token) {
     std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
     uint64_t other = std::stoull(digits);
-    if (other < token) (void)RemoveIfExists(entry.path().string());
+    if (other < token) fs::remove_all(entry.path(), ec);  // a file, or a package's folder
   }
 }
 
@@ -472,7 +473,8 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     return r;
   };
   auto fail = [&](const std::string& error, bool retryable, const std::string& log = "") {
-    for (const auto& t : temps) (void)RemoveIfExists(t);
+    std::error_code ec;
+    for (const auto& t : temps) fs::remove_all(t, ec);  // a file, or a package's folder
     return stamped(Failure(error, retryable, log));
   };
 
@@ -514,11 +516,21 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     RemoveOlderTemps(out.path(), token + 1);  // a stale one from an earlier run of this attempt
     temps.push_back(temp);
     bool found = false;
+    // A package is a folder: FFmpeg writes under it (its argv names files
+    // inside), here under the attempt's temporary folder.
+    const std::string inside = out.path() + "/";
     for (size_t i = 1; i < argv.size(); ++i) {
       if (argv[i] == out.path()) {
         argv[i] = temp;
         found = true;
+      } else if (out.has_package() && argv[i].rfind(inside, 0) == 0) {
+        argv[i] = temp + "/" + argv[i].substr(inside.size());
+        found = true;
       }
+    }
+    if (out.has_package()) {
+      Status made = CreateDirsDurably(temp);
+      if (!made.ok()) return fail(made.message(), true);
     }
     if (!found) return fail("the job's command does not name its output " + out.path(), false);
   }
@@ -651,15 +663,27 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   // runs again on its own.
   const bool group = job.members_size() > 0 && job.members_size() == job.outputs_size();
   std::vector<pb::MediaInfo> probed(job.outputs_size());
+  std::vector<std::optional<FinishedPackage>> packages(job.outputs_size());
   std::vector<bool> publish(job.outputs_size(), true);
   std::string refused;  // why the first refused output was refused
   bool refused_by_host = false;
+  std::error_code ec_unused;
   for (int i = 0; i < job.outputs_size(); ++i) {
     const auto& out = job.outputs(i);
     std::string why;
     bool host = false;
-    StatusOr<std::string> json = RunProbe(*runner_, options_.ffprobe, temps[i]);
-    if (!json.ok()) {
+    if (out.has_package()) {
+      // A streaming package: each rendition checked, the master written.
+      StatusOr<FinishedPackage> finished = FinishPackage(*runner_, options_.ffprobe, temps[i], out);
+      if (finished.ok()) {
+        probed[i] = finished->media;
+        packages[i] = *std::move(finished);
+      } else {
+        host = finished.status().code() != Status::Code::kInvalidArgument;
+        why = finished.status().message();
+      }
+    } else if (StatusOr<std::string> json = RunProbe(*runner_, options_.ffprobe, temps[i]);
+               !json.ok()) {
       // InvalidArgument: ffprobe ran and could not read the file (the job's
       // fault); anything else is ffprobe itself failing on this host.
       host = json.status().code() != Status::Code::kInvalidArgument;
@@ -676,7 +700,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
       return fail("verification failed for " + out.deliverable() + ": " + why, host,
                   pr.stderr_tail);
     publish[i] = false;
-    (void)RemoveIfExists(temps[i]);
+    fs::remove_all(temps[i], ec_unused);
     if (refused.empty()) {
       refused = "verification failed for " + out.deliverable() + ": " + why;
       refused_by_host = host;
@@ -732,6 +756,11 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   for (int i = 0; i < job.outputs_size(); ++i) {
     if (!publish[i]) continue;
     const auto& out = job.outputs(i);
+    if (packages[i]) {  // made durable and hashed file by file
+      sums[i] = packages[i]->sha256;
+      sizes[i] = packages[i]->bytes;
+      continue;
+    }
     Status synced = FsyncFile(temps[i]);
     if (!synced.ok())
       return fail("cannot publish " + out.deliverable() + ": " + synced.message(), true);
@@ -773,13 +802,17 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     } else if (publish_until && clock_->Now() > *publish_until) {
       publish_error = "not published: the publish grant for " + out.deliverable() +
                       " expired before the rename (the attempt stalled)";
+    } else if (packages[i]) {
+      if (Status moved = PublishFolder(temps[i], out.path()); !moved.ok()) {
+        publish_error = "cannot publish " + out.deliverable() + ": " + moved.message();
+      }
     } else if (std::rename(temps[i].c_str(), out.path().c_str()) != 0) {
       publish_error = "cannot publish " + out.deliverable() + ": rename to " + out.path() + ": " +
                       std::strerror(errno);
     }
     if (!publish_error.empty()) {
       for (int k = i; k < job.outputs_size(); ++k) {
-        if (publish[k]) (void)RemoveIfExists(temps[k]);
+        if (publish[k]) fs::remove_all(temps[k], ec_unused);
         publish[k] = false;
       }
       break;
@@ -825,6 +858,10 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     r->set_sha256(sums[i]);
     *r->mutable_media() = probed[i];
     if (out.has_qc() && !out.intermediate()) *r->mutable_qc() = qc[i];
+    if (packages[i]) {
+      for (const auto& f : packages[i]->files) *r->add_files() = f;
+      for (const auto& rendition : packages[i]->renditions) *r->add_renditions() = rendition;
+    }
   }
   return with_rejected(stamped(std::move(result)));
 }

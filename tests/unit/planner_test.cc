@@ -1292,3 +1292,164 @@ TEST(PlannerQcTest, EachGroupMemberHasItsOwnPlaceholderAndDependency) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// ---- streaming ladders (issue 13) ------------------------------------------------------
+
+DeliverableSpec Ladder(const std::string& preset, std::vector<int> ladder, double segment_s = 2) {
+  DeliverableSpec d = Deliverable("stream", preset);
+  d.ladder = std::move(ladder);
+  d.segment_s = segment_s;
+  return d;
+}
+
+std::vector<std::string> Strings(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  return {items.begin(), items.end()};
+}
+
+TEST(PlannerStreamingTest, EachRenditionIsAJobThenAPackageCopiesThemIntoAlignedSegments) {
+  PlanResult r = PlanWhole(Spec({Ladder("hls-h264", {1080, 720, 480, 360})}), HdFacts());
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.failures_size(), 0);
+  // Four renditions, the sound, the package.
+  ASSERT_EQ(r.plan.jobs_size(), 6);
+  const std::vector<std::pair<int, int>> sizes = {
+      {1920, 1080}, {1280, 720}, {854, 480}, {640, 360}};
+  const std::vector<std::string> rates = {"7800k", "4500k", "1500k", "730k"};
+  for (int k = 0; k < 4; ++k) {
+    const pb::Job& job = r.plan.jobs(k);
+    const std::vector<std::string> argv = Argv(job);
+    const std::string name = "v" + std::to_string(sizes[k].second);
+    EXPECT_EQ(job.kind(), "rendition");
+    EXPECT_EQ(job.outputs(0).path(),
+              std::string(kOutDir) + "/.reelfarm-parts/stream/" + name + ".mov");
+    EXPECT_TRUE(job.outputs(0).intermediate());
+    EXPECT_EQ(job.outputs(0).expect().width(), sizes[k].first);
+    EXPECT_EQ(job.outputs(0).expect().height(), sizes[k].second);
+    EXPECT_NEAR(job.outputs(0).expect().duration_s(), 10, 1e-9);
+    EXPECT_THAT(argv, Contains("-an"));
+    // The same closed GOP of one segment (2 s at 25 fps) in every rendition.
+    EXPECT_TRUE(HasSeq(argv, {"-g", "50", "-keyint_min", "50", "-sc_threshold", "0"}));
+    EXPECT_TRUE(HasSeq(argv, {"-maxrate", rates[k]}));
+    EXPECT_EQ(ValueAfter(argv, "-bufsize"), std::to_string(2 * std::stoi(rates[k])) + "k");
+  }
+  const pb::Job& audio = r.plan.jobs(4);
+  EXPECT_EQ(audio.kind(), "audio");
+  EXPECT_TRUE(HasSeq(Argv(audio), {"-c:a", "aac", "-b:a", "128k"}));
+  const pb::Job& package = r.plan.jobs(5);
+  EXPECT_EQ(package.kind(), "package");
+  EXPECT_THAT(Strings(package.depends_on()), ElementsAre("j0", "j1", "j2", "j3", "j4"));
+  EXPECT_EQ(package.remove_after_size(), 5);
+  const std::vector<std::string> argv = Argv(package);
+  EXPECT_TRUE(HasSeq(argv, {"-c", "copy"})) << "packaged without re-encoding";
+  EXPECT_EQ(ValueAfter(argv, "-hls_time"), "2.000000");
+  EXPECT_EQ(ValueAfter(argv, "-hls_segment_type"), "fmp4");
+  EXPECT_EQ(ValueAfter(argv, "-var_stream_map"),
+            "v:0,name:v1080 v:1,name:v720 v:2,name:v480 v:3,name:v360 a:0,name:audio");
+  EXPECT_EQ(argv.back(), std::string(kOutDir) + "/stream/%v/index.m3u8");
+  EXPECT_EQ(ValueAfter(argv, "-hls_segment_filename"),
+            std::string(kOutDir) + "/stream/%v/seg_%05d.m4s");
+  ASSERT_EQ(package.outputs_size(), 1);
+  const pb::JobOutput& out = package.outputs(0);
+  EXPECT_FALSE(out.intermediate());
+  EXPECT_EQ(out.path(), std::string(kOutDir) + "/stream");
+  EXPECT_EQ(out.relative_path(), "stream");
+  EXPECT_EQ(out.package().master(), "master.m3u8");
+  EXPECT_DOUBLE_EQ(out.package().segment_s(), 2);
+  ASSERT_EQ(out.package().renditions_size(), 5);
+  EXPECT_EQ(out.package().renditions(1).playlist(), "v720/index.m3u8");
+  EXPECT_EQ(out.package().renditions(1).expect().width(), 1280);
+  EXPECT_EQ(out.package().renditions(1).expect().video_codec(), "h264");
+  EXPECT_TRUE(out.package().renditions(4).audio());
+  EXPECT_EQ(out.package().renditions(4).expect().audio_codec(), "aac");
+}
+
+TEST(PlannerStreamingTest, CostlyRenditionsAreChunkedOnSegmentBorders) {
+  pb::SourceFacts f = HdFacts();
+  f.set_duration_s(60);
+  f.set_frame_count(1500);
+  f.set_gop_frames(12);  // the source's own GOP does not place the chunks
+  // 60 s of 1080p cost 124: pieces of 40 cut it in 3; 360p (14) stays whole.
+  PlanResult r = PlanDelivery(Spec({Ladder("hls-h264", {1080, 360}, 4)}), f, Pieces(40));
+  ASSERT_TRUE(r.errors.empty());
+  std::vector<std::string> kinds;
+  for (const auto& j : r.plan.jobs()) kinds.push_back(j.kind());
+  EXPECT_THAT(kinds, ElementsAre("chunk", "chunk", "chunk", "rendition", "audio", "package"));
+  std::vector<std::string> starts;
+  for (int k = 0; k < 3; ++k) starts.push_back(ValueAfter(Argv(r.plan.jobs(k)), "-ss"));
+  // 500-frame shares moved to multiples of the 100-frame segment.
+  EXPECT_THAT(starts, ElementsAre("", "20.000000", "40.000000"));
+  EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(0)), "-frames:v"), "500");
+  const pb::Job& package = r.plan.jobs(5);
+  ASSERT_EQ(package.write_files_size(), 1) << "a concat list for the chunked rendition only";
+  EXPECT_EQ(package.write_files(0).content(),
+            "ffconcat version 1.0\nfile v1080-chunk-000.mov\nfile v1080-chunk-001.mov\n"
+            "file v1080-chunk-002.mov\n");
+  EXPECT_EQ(ValueAfter(Argv(package), "-hls_time"), "4.000000");
+}
+
+TEST(PlannerStreamingTest, DefaultLadderAndSegmentFromTheSource) {
+  DeliverableSpec d = Deliverable("stream", "hls-hevc");
+  PlanResult r = PlanWhole(Spec({d}), HdFacts());
+  ASSERT_TRUE(r.errors.empty());
+  const pb::JobOutput& out = r.plan.jobs(r.plan.jobs_size() - 1).outputs(0);
+  std::vector<int> heights;
+  for (const auto& rendition : out.package().renditions()) {
+    if (!rendition.audio()) heights.push_back(rendition.expect().height());
+  }
+  EXPECT_THAT(heights, ElementsAre(1080, 720, 480, 360));
+  EXPECT_DOUBLE_EQ(out.package().segment_s(), 6);
+  // x265's fixed GOP goes into its own parameters; the package keeps hvc1.
+  EXPECT_THAT(ValueAfter(Argv(r.plan.jobs(0)), "-x265-params"),
+              HasSubstr("keyint=150:min-keyint=150:scenecut=0:open-gop=0"));
+  EXPECT_TRUE(HasSeq(Argv(r.plan.jobs(r.plan.jobs_size() - 1)), {"-tag:v", "hvc1"}));
+}
+
+TEST(PlannerStreamingTest, FractionalRatesRoundTheSegmentToWholeFrames) {
+  pb::SourceFacts f = HdFacts();
+  f.set_fps_num(30000);
+  f.set_fps_den(1001);
+  PlanResult r = PlanWhole(Spec({Ladder("hls-h264", {720}, 4)}), f);
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_TRUE(HasSeq(Argv(r.plan.jobs(0)), {"-g", "120"}));
+  // 120 frames are 4.004 s; -hls_time rounds down so each key frame cuts.
+  EXPECT_EQ(ValueAfter(Argv(r.plan.jobs(2)), "-hls_time"), "4.004000");
+  EXPECT_NEAR(r.plan.jobs(2).outputs(0).package().segment_s(), 4.004, 1e-9);
+}
+
+TEST(PlannerStreamingTest, ARungAboveThePictureIsASpecErrorOnTheLadder) {
+  DeliverableSpec d = Ladder("hls-h264", {2160, 1080});
+  d.field_lines["ladder"] = 11;
+  PlanResult r = PlanWhole(Spec({d}), HdFacts());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 11);
+  EXPECT_EQ(r.errors[0].field, "deliverables[0].ladder");
+  EXPECT_THAT(r.errors[0].message, HasSubstr("rung 2160 is above the picture's 1080 lines"));
+}
+
+TEST(PlannerStreamingTest, ACroppedLadderScalesTheCrop) {
+  DeliverableSpec d = Ladder("hls-h264", {1080, 640});
+  d.aspect_num = 9;
+  d.aspect_den = 16;
+  PlanResult r = PlanWhole(Spec({d}), HdFacts());
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.plan.jobs(0).outputs(0).expect().width(), 608);
+  EXPECT_EQ(r.plan.jobs(1).outputs(0).expect().width(), 360);
+  EXPECT_THAT(Graph(r.plan.jobs(1)), HasSubstr("crop=608:1080:656:0,scale=360:640"));
+}
+
+TEST(PlannerStreamingTest, ASilentSourceMakesAPackageWithoutSound) {
+  pb::SourceFacts f = HdFacts();
+  f.set_has_audio(false);
+  PlanResult r = PlanWhole(Spec({Ladder("hls-h264", {720, 360})}), f);
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs_size(), 3);
+  const pb::Job& package = r.plan.jobs(2);
+  EXPECT_EQ(ValueAfter(Argv(package), "-var_stream_map"), "v:0,name:v720 v:1,name:v360");
+  EXPECT_EQ(package.outputs(0).package().renditions_size(), 2);
+}
+
+}  // namespace
+}  // namespace reelfarm

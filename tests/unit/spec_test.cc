@@ -624,7 +624,7 @@ TEST(SpecDeliverables, UnknownPresetListsKnownOnes) {
   std::string msg = OneError(WithDeliverable("web-h265"), 8, "deliverables[0].preset");
   EXPECT_THAT(msg, HasSubstr("unknown preset `web-h265`; did you mean `web-h264`?"));
   EXPECT_THAT(msg, HasSubstr("known presets: master-prores, master-dnxhr, web-h264, web-hevc, "
-                             "social-h264, thumbnail-jpg, audio-wav"));
+                             "social-h264, hls-h264, hls-hevc, thumbnail-jpg, audio-wav"));
   msg = OneError(WithDeliverable("mp4"), 8, "deliverables[0].preset");
   EXPECT_THAT(msg, HasSubstr("known presets:"));
 }
@@ -1260,6 +1260,54 @@ TEST(SpecQc, GatesAPresetCannotHaveAreRefused) {
   EXPECT_THAT(OneError(WithDeliverable("web-h264", "    qc: {allow_in_source: maybe}\n"), 9,
                        "deliverables[0].qc.allow_in_source"),
               HasSubstr("must be true or false"));
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// ---- ladder and segment_s (streaming presets) ------------------------------------------
+
+TEST(SpecLadder, ParsesSortedHighestFirst) {
+  SpecParseResult r =
+      Parse(WithDeliverable("hls-h264", "    ladder: [480, 1080, 720]\n    segment_s: 4\n"));
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  EXPECT_EQ(r.spec->deliverables[0].ladder, (std::vector<int>{1080, 720, 480}));
+  EXPECT_DOUBLE_EQ(r.spec->deliverables[0].segment_s, 4);
+  SpecParseResult plain = Parse(WithDeliverable("hls-hevc"));
+  ASSERT_TRUE(plain.errors.empty());
+  EXPECT_TRUE(plain.spec->deliverables[0].ladder.empty()) << "the default, from the source";
+}
+
+TEST(SpecLadder, Rules) {
+  const std::string f = "deliverables[0].ladder";
+  EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    ladder: 720\n"), 9, f),
+              HasSubstr("must be a list of 1 to 8 distinct even picture heights"));
+  EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    ladder: []\n"), 9, f),
+              HasSubstr("must be a list"));
+  EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    ladder: [720, 721]\n"), 9, f + "[1]"),
+              HasSubstr("height 721 is not allowed"));
+  EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    ladder: [720, 720]\n"), 9, f + "[1]"),
+              HasSubstr("height 720 is listed twice"));
+  EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    ladder:\n      - 720\n      - big\n"), 11,
+                       f + "[1]"),
+              HasSubstr("must be an integer"));
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    ladder: [720]\n"), 9, f),
+              HasSubstr("`ladder` is only allowed on streaming presets (hls-h264, hls-hevc)"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("hls-h264", "    segment_s: 0.5\n"), 9, "deliverables[0].segment_s"),
+      HasSubstr("use seconds from 1 to 30"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("hls-h264", "    height: 720\n"), 9, "deliverables[0].height"),
+      HasSubstr("give the renditions' heights as `ladder"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("hls-h264", "    qc: {black_max_s: 1}\n"), 9, "deliverables[0].qc"),
+      HasSubstr("not available on streaming packages"));
+  EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    subtitles: {language: en, mode: soft}\n"),
+                       9, "deliverables[0].subtitles.mode"),
+              HasSubstr("mode soft is not possible on preset hls-h264"));
 }
 
 }  // namespace

@@ -1,0 +1,277 @@
+#include "worker/package.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/fs_util.h"
+#include "common/hls.h"
+#include "common/probe.h"
+#include "worker/job_executor.h"
+
+namespace reelfarm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A playlist of ours is a few hundred kilobytes for a feature film.
+constexpr uintmax_t kMaxPlaylistBytes = 8 << 20;
+// Segments of the renditions of one package may differ by this much and
+// still count as aligned (FFmpeg writes EXTINF to the microsecond).
+constexpr double kAlignToleranceS = 0.0015;
+
+std::string Hex(const unsigned char* md, unsigned len) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned k = 0; k < len; ++k) {
+    out.push_back(kHex[md[k] >> 4]);
+    out.push_back(kHex[md[k] & 15]);
+  }
+  return out;
+}
+
+std::string Sha256Text(const std::string& text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
+  return Hex(md, len);
+}
+
+// The size of the regular file `path` (no symlink), or why not.
+StatusOr<int64_t> RegularFileSize(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return Status::InvalidArgument(path + " is missing: " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+  return static_cast<int64_t>(st.st_size);
+}
+
+StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  StatusOr<int64_t> size = RegularFileSize(path);
+  if (!size.ok()) return size.status();
+  if (static_cast<uintmax_t>(*size) > kMaxPlaylistBytes) {
+    return Status::InvalidArgument(path + " is too large for a playlist");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f s", s);
+  return buf;
+}
+
+// ffprobe's JSON of a playlist: what it holds, and its first stream's codec
+// string.
+struct Probed {
+  pb::MediaInfo media;
+  std::string codecs;
+};
+
+StatusOr<Probed> ProbePlaylist(ProcessRunner& runner, const std::string& ffprobe,
+                               const std::string& path, bool want_codecs) {
+  StatusOr<std::string> json = RunProbeArgv(runner, PackageProbeArgv(ffprobe, path), path);
+  if (!json.ok()) return json.status();
+  StatusOr<pb::MediaInfo> media = MediaInfoFromProbeJson(*json);
+  if (!media.ok()) return Status::InvalidArgument(media.status().message());
+  Probed p;
+  p.media = *std::move(media);
+  if (!want_codecs) return p;
+  nlohmann::json doc = nlohmann::json::parse(*json, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("streams") || !doc["streams"].is_array() ||
+      doc["streams"].empty() || !doc["streams"][0].is_object()) {
+    return Status::InvalidArgument("ffprobe found no stream in " + path);
+  }
+  const nlohmann::json& s = doc["streams"][0];
+  const std::string codec = s.value("codec_name", "");
+  const std::string extradata = s.contains("extradata") && s["extradata"].is_string()
+                                    ? s["extradata"].get<std::string>()
+                                    : "";
+  StatusOr<std::string> codecs = CodecString(codec, ParseHexDump(extradata));
+  if (!codecs.ok()) return Status::InvalidArgument(path + ": " + codecs.status().message());
+  p.codecs = *codecs;
+  return p;
+}
+
+}  // namespace
+
+StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string& ffprobe,
+                                        const std::string& folder, const pb::JobOutput& out) {
+  const pb::StreamingPackage& plan = out.package();
+  FinishedPackage done;
+  std::vector<pb::RenditionResult> video;
+  std::optional<pb::RenditionResult> audio;
+  const MediaPlaylist* reference = nullptr;  // the first picture rendition's
+  std::string reference_name;
+  std::vector<MediaPlaylist> playlists;
+  playlists.reserve(plan.renditions_size());
+  int audio_channels = 2;
+  double fps = 0;
+  for (const pb::Rendition& r : plan.renditions()) {
+    const std::string path = (fs::path(folder) / r.playlist()).string();
+    const std::string dir = fs::path(path).parent_path().string();
+    auto wrong = [&](const std::string& why) {
+      return Status::InvalidArgument("rendition " + r.name() + ": " + why);
+    };
+    StatusOr<std::string> text = ReadSmallFile(path);
+    if (!text.ok()) {
+      return text.status().code() == Status::Code::kInvalidArgument ? wrong(text.status().message())
+                                                                    : text.status();
+    }
+    StatusOr<MediaPlaylist> playlist = ReadMediaPlaylist(*text);
+    if (!playlist.ok()) return wrong(playlist.status().message());
+    if (!playlist->ended) return wrong("the playlist has no EXT-X-ENDLIST (it is incomplete)");
+    if (playlist->map_uri.empty()) return wrong("the playlist has no init segment (EXT-X-MAP)");
+    if (StatusOr<int64_t> init = RegularFileSize((fs::path(dir) / playlist->map_uri).string());
+        !init.ok()) {
+      return wrong(init.status().message());
+    }
+    std::vector<int64_t> bytes;
+    for (const MediaSegment& seg : playlist->segments) {
+      StatusOr<int64_t> size = RegularFileSize((fs::path(dir) / seg.uri).string());
+      if (!size.ok()) return wrong(size.status().message());
+      bytes.push_back(*size);
+    }
+    playlists.push_back(*playlist);
+    const MediaPlaylist& p = playlists.back();
+    if (!r.audio()) {
+      // One segment per GOP: every segment but the last is the planned length,
+      // and each starts where it does in the other renditions.
+      for (size_t k = 0; k + 1 < p.segments.size(); ++k) {
+        if (std::fabs(p.segments[k].duration_s - plan.segment_s()) > kAlignToleranceS) {
+          return wrong("segment " + std::to_string(k) + " lasts " +
+                       Seconds(p.segments[k].duration_s) + ", not " + Seconds(plan.segment_s()) +
+                       " (a key frame out of place)");
+        }
+      }
+      if (reference == nullptr) {
+        reference = &p;
+        reference_name = r.name();
+      } else {
+        bool aligned = p.segments.size() == reference->segments.size();
+        for (size_t k = 0; aligned && k < p.segments.size(); ++k) {
+          aligned = std::fabs(p.segments[k].duration_s - reference->segments[k].duration_s) <=
+                    kAlignToleranceS;
+        }
+        if (!aligned) {
+          return wrong("its segments are not aligned with rendition " + reference_name + "'s (" +
+                       std::to_string(p.segments.size()) + " against " +
+                       std::to_string(reference->segments.size()) + " segments)");
+        }
+      }
+    }
+    StatusOr<Probed> probed = ProbePlaylist(runner, ffprobe, path, true);
+    if (!probed.ok()) {
+      return probed.status().code() == Status::Code::kInvalidArgument
+                 ? wrong(probed.status().message())
+                 : probed.status();
+    }
+    if (std::string diff = CompareMedia(r.expect(), probed->media); !diff.empty()) {
+      return wrong(diff);
+    }
+    const Bandwidth bw = MeasureBandwidth(p, bytes);
+    pb::RenditionResult result;
+    result.set_name(r.name());
+    result.set_playlist(r.playlist());
+    result.set_peak_bps(bw.peak_bps);
+    result.set_average_bps(bw.average_bps);
+    result.set_codecs(probed->codecs);
+    result.set_width(probed->media.width());
+    result.set_height(probed->media.height());
+    result.set_segments(static_cast<int32_t>(p.segments.size()));
+    if (r.audio()) {
+      audio = result;
+      audio_channels = probed->media.audio_channels();
+    } else {
+      video.push_back(result);
+      if (probed->media.fps_den() > 0) {
+        fps = double(probed->media.fps_num()) / probed->media.fps_den();
+      }
+    }
+    done.renditions.push_back(std::move(result));
+  }
+  if (video.empty()) return Status::InvalidArgument("the package has no picture rendition");
+
+  const std::string master = (fs::path(folder) / plan.master()).string();
+  Status written = WriteFileAtomically(
+      master, MasterPlaylist(video, audio ? &*audio : nullptr, fps, audio_channels));
+  if (!written.ok()) return written;
+  StatusOr<Probed> whole = ProbePlaylist(runner, ffprobe, master, false);
+  if (!whole.ok()) return whole.status();
+  if (!whole->media.has_video() || whole->media.has_audio() != audio.has_value()) {
+    return Status::InvalidArgument("the master playlist does not read back as the package");
+  }
+  done.media = whole->media;
+
+  // Every file durable and hashed; nothing but files and folders.
+  std::error_code ec;
+  std::vector<std::string> dirs = {folder};
+  for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    const fs::file_status st = it->symlink_status(ec);
+    if (ec) break;
+    const std::string relative = p.lexically_relative(folder).string();
+    if (fs::is_directory(st)) {
+      dirs.push_back(p.string());
+      continue;
+    }
+    if (!fs::is_regular_file(st)) {
+      return Status::InvalidArgument("the package holds " + relative +
+                                     ", which is not a regular file");
+    }
+    Status synced = FsyncFile(p.string());
+    if (!synced.ok()) return synced;
+    StatusOr<std::string> sha = Sha256File(p.string());
+    if (!sha.ok()) return sha.status();
+    pb::PackageFile f;
+    f.set_relative_path(relative);
+    f.set_bytes(static_cast<int64_t>(fs::file_size(p, ec)));
+    f.set_sha256(*sha);
+    done.bytes += f.bytes();
+    done.files.push_back(std::move(f));
+  }
+  if (ec) return Status::IOError("cannot list " + folder + ": " + ec.message());
+  for (const auto& d : dirs) {
+    Status synced = FsyncDir(d);
+    if (!synced.ok()) return synced;
+  }
+  std::sort(done.files.begin(), done.files.end(),
+            [](const pb::PackageFile& a, const pb::PackageFile& b) {
+              return a.relative_path() < b.relative_path();
+            });
+  done.sha256 = Sha256Text(PackageListing(done.files));
+  return done;
+}
+
+Status PublishFolder(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  const bool exists = fs::symlink_status(to, ec).type() != fs::file_type::not_found;
+  if (!exists) {
+    if (std::rename(from.c_str(), to.c_str()) != 0) {
+      return Status::IOError("rename to " + to + ": " + std::strerror(errno));
+    }
+  } else {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) != 0) {
+      return Status::IOError("exchange with the earlier " + to + ": " + std::strerror(errno));
+    }
+    // `from` now holds the earlier package.
+    fs::remove_all(from, ec);
+  }
+  return FsyncDir(fs::path(to).parent_path().string());
+}
+
+}  // namespace reelfarm
