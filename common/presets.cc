@@ -157,6 +157,7 @@ std::span<const PresetInfo> Presets() {
           .long_gop = true,
           .thread_mb_per_mpx = 24,
           .default_loudness = "web",
+          .default_qc = true,
           .streaming = true,
       },
       {
@@ -182,6 +183,7 @@ std::span<const PresetInfo> Presets() {
           .long_gop = true,
           .thread_mb_per_mpx = 24,
           .default_loudness = "web",
+          .default_qc = true,
           .streaming = true,
       },
       {

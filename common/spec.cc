@@ -1260,11 +1260,6 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
               "; give the renditions' heights as `ladder: [1080, 720, 480, 360]`, or leave it "
               "out for the default ladder from the source");
   }
-  if (preset->streaming && d->qc && !d->qc->none) {
-    Error(line_of("qc"), JoinPath(path, "qc"),
-          "`qc` gates are not available on streaming packages yet (their sound is still "
-          "normalised); remove it, or deliver a web-h264 alongside to gate");
-  }
   if (d->field_lines.count("at") && !preset->still) {
     Error(line_of("at"), JoinPath(path, "at"),
           "`at` is only allowed on preset thumbnail-jpg (the frame to capture); remove it");

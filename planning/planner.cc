@@ -1054,6 +1054,10 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
   out->set_path(b.final_path);
   out->set_relative_path(b.relative);
   out->mutable_expect()->set_format_name("hls");
+  // Checked through its master playlist (the top rendition and the sound);
+  // its sound normalised in the audio part, by this gain.
+  if (b.qc) *out->mutable_qc() = *b.qc;
+  if (b.normalise) *out->mutable_normalise() = *b.normalise;
   pb::StreamingPackage* pkg = out->mutable_package();
   pkg->set_master(kMasterPlaylist);
   pkg->set_segment_s(double(gop) * source.fps_den() / source.fps_num());

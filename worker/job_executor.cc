@@ -362,12 +362,14 @@ bool InsideOutputFolders(const pb::Job& job, const std::string& path) {
   return false;
 }
 
-// A QC pass over `path` (an attempt's verified output, `probed`): the
-// detectors `gates` need, run by `ffmpeg` under the attempt's limits.
+// A QC pass over `out`'s attempt at `path` (verified, `probed`): the
+// detectors `gates` need, run by `ffmpeg` under the attempt's limits. A
+// streaming package is measured through its master playlist: its top
+// rendition's picture and its sound.
 StatusOr<pb::MediaAnalysis> MeasureOutput(ProcessRunner& runner, const std::string& ffmpeg,
-                                          const std::string& path, const pb::QcGates& gates,
-                                          const pb::MediaInfo& probed, double gain_db, int threads,
-                                          const ProcessOptions& limits,
+                                          const pb::JobOutput& out, const std::string& path,
+                                          const pb::QcGates& gates, const pb::MediaInfo& probed,
+                                          double gain_db, int threads, const ProcessOptions& limits,
                                           const std::atomic<bool>* cancel) {
   const DetectorOptions o =
       QcDetectors(gates, probed.has_video(), probed.has_audio(), kSilenceThresholdDb + gain_db);
@@ -382,9 +384,17 @@ StatusOr<pb::MediaAnalysis> MeasureOutput(ProcessRunner& runner, const std::stri
                 "-threads",
                 std::to_string(std::max(1, threads)),
                 "-protocol_whitelist",
-                "file",
-                "-i",
-                path};
+                "file"};
+  if (out.has_package()) {
+    for (const char* a : {"-f", "hls", "-allowed_extensions", "mp4,m4s,m3u8"}) {
+      popts.argv.push_back(a);
+    }
+    popts.argv.push_back("-i");
+    popts.argv.push_back((fs::path(path) / out.package().master()).string());
+  } else {
+    popts.argv.push_back("-i");
+    popts.argv.push_back(path);
+  }
   for (auto& a : DetectorArgs(o)) popts.argv.push_back(a);
   // Decoding one output is a small part of making it.
   popts.timeout_s = 60 + 2 * probed.duration_s();
@@ -716,7 +726,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     const double gain = out.has_normalise() && source_analysis != nullptr
                             ? NormalisationGain(out.normalise(), *source_analysis)
                             : 0;
-    StatusOr<pb::MediaAnalysis> measured = MeasureOutput(*runner_, argv[0], temps[i], out.qc(),
+    StatusOr<pb::MediaAnalysis> measured = MeasureOutput(*runner_, argv[0], out, temps[i], out.qc(),
                                                          probed[i], gain, threads, popts, cancel);
     if (!measured.ok()) {
       return fail("QC of " + out.deliverable() + " could not run: " + measured.status().message(),

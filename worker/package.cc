@@ -107,6 +107,17 @@ StatusOr<Probed> ProbePlaylist(ProcessRunner& runner, const std::string& ffprobe
   return p;
 }
 
+// Whether `relative` stays inside the package folder: relative, and no
+// component empty, "." or "..".
+bool InsidePackage(const std::string& relative) {
+  const fs::path p(relative);
+  if (relative.empty() || p.is_absolute()) return false;
+  for (const auto& part : p) {
+    if (part.empty() || part == "." || part == "..") return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string& ffprobe,
@@ -121,7 +132,15 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
   playlists.reserve(plan.renditions_size());
   int audio_channels = 2;
   double fps = 0;
+  if (!InsidePackage(plan.master())) {
+    return Status::InvalidArgument("the package's master playlist " + plan.master() +
+                                   " is not inside its folder");
+  }
   for (const pb::Rendition& r : plan.renditions()) {
+    if (!InsidePackage(r.playlist())) {
+      return Status::InvalidArgument("rendition " + r.name() + "'s playlist " + r.playlist() +
+                                     " is not inside the package's folder");
+    }
     const std::string path = (fs::path(folder) / r.playlist()).string();
     const std::string dir = fs::path(path).parent_path().string();
     auto wrong = [&](const std::string& why) {

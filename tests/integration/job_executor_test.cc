@@ -4,9 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -518,6 +520,171 @@ TEST_F(JobExecutorGateTest, GrantedPublishes) {
   });
   EXPECT_TRUE(r.ok()) << r.error();
   EXPECT_TRUE(fs::exists(final_));
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// ---- streaming packages (issue 13) -------------------------------------------------------
+
+// One FFmpeg encoding the 1 s source into a two-rendition HLS package (two
+// sizes, 5-frame segments) and its sound, as a package job names them.
+pb::Assign PackageAssign(const std::string& source, const std::string& folder, int top_width) {
+  pb::Assign a;
+  a.set_token(kToken);
+  pb::Job* job = a.mutable_job();
+  job->set_id("d.package");
+  job->set_kind("package");
+  for (const auto& s : std::vector<std::string>{"ffmpeg",
+                                                "-hide_banner",
+                                                "-nostdin",
+                                                "-y",
+                                                "-loglevel",
+                                                "warning",
+                                                "-nostats",
+                                                "-protocol_whitelist",
+                                                "file",
+                                                "-f",
+                                                "mov",
+                                                "-i",
+                                                source,
+                                                "-filter_complex",
+                                                "[0:v:0]split=2[a][b];[b]scale=160:90[c]",
+                                                "-map",
+                                                "[a]",
+                                                "-map",
+                                                "[c]",
+                                                "-map",
+                                                "0:a:0",
+                                                "-c:v",
+                                                "libx264",
+                                                "-preset",
+                                                "ultrafast",
+                                                "-g",
+                                                "5",
+                                                "-keyint_min",
+                                                "5",
+                                                "-sc_threshold",
+                                                "0",
+                                                "-pix_fmt",
+                                                "yuv420p",
+                                                "-c:a",
+                                                "aac",
+                                                "-f",
+                                                "hls",
+                                                "-hls_time",
+                                                "0.200000",
+                                                "-hls_playlist_type",
+                                                "vod",
+                                                "-hls_segment_type",
+                                                "fmp4",
+                                                "-hls_fmp4_init_filename",
+                                                "init.mp4",
+                                                "-hls_segment_filename",
+                                                folder + "/%v/seg_%05d.m4s",
+                                                "-var_stream_map",
+                                                "v:0,name:v180 v:1,name:v90 a:0,name:audio",
+                                                folder + "/%v/index.m3u8"}) {
+    job->add_argv(s);
+  }
+  job->add_inputs(source);
+  job->set_media_duration_s(1.0);
+  job->set_timeout_s(60);
+  pb::JobOutput* out = job->add_outputs();
+  out->set_deliverable("stream");
+  out->set_preset("hls-h264");
+  out->set_path(folder);
+  out->set_relative_path("stream");
+  pb::StreamingPackage* pkg = out->mutable_package();
+  pkg->set_master("master.m3u8");
+  pkg->set_segment_s(0.2);
+  const std::vector<std::pair<int, int>> sizes = {{top_width, 180}, {160, 90}};
+  for (const auto& [w, h] : sizes) {
+    pb::Rendition* r = pkg->add_renditions();
+    r->set_name("v" + std::to_string(h));
+    r->set_playlist(r->name() + "/index.m3u8");
+    r->mutable_expect()->set_has_video(true);
+    r->mutable_expect()->set_video_codec("h264");
+    r->mutable_expect()->set_width(w);
+    r->mutable_expect()->set_height(h);
+    r->mutable_expect()->set_duration_s(1.0);
+  }
+  pb::Rendition* r = pkg->add_renditions();
+  r->set_name("audio");
+  r->set_playlist("audio/index.m3u8");
+  r->set_audio(true);
+  r->mutable_expect()->set_has_audio(true);
+  r->mutable_expect()->set_audio_codec("aac");
+  return a;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(JobExecutorTest, APackageIsCheckedGivenItsMasterAndPublishedWhole) {
+  const std::string folder = dir_ + "/stream";
+  pb::JobResult r = Run(PackageAssign(*source_, folder, 320));
+  ASSERT_TRUE(r.ok()) << r.error() << "\n" << r.log_tail();
+  ASSERT_EQ(r.outputs_size(), 1);
+  const pb::OutputResult& out = r.outputs(0);
+  EXPECT_EQ(out.path(), folder);
+  ASSERT_EQ(out.renditions_size(), 3);
+  EXPECT_EQ(out.renditions(0).width(), 320);
+  EXPECT_EQ(out.renditions(0).segments(), 5);
+  // x264 ultrafast: Constrained Baseline (profile 66, constraint flags c0).
+  EXPECT_THAT(out.renditions(0).codecs(), StartsWith("avc1.42c0"));
+  EXPECT_EQ(out.renditions(2).codecs(), "mp4a.40.2");
+  EXPECT_GT(out.renditions(0).peak_bps(), out.renditions(1).peak_bps());
+  const std::string master = ReadAll(folder + "/master.m3u8");
+  EXPECT_THAT(master, HasSubstr("RESOLUTION=320x180"));
+  EXPECT_THAT(master, HasSubstr("RESOLUTION=160x90"));
+  EXPECT_THAT(master, HasSubstr("URI=\"audio/index.m3u8\""));
+  // Every file listed once, hashed; sizes add up; nothing else left here.
+  std::vector<std::string> listed;
+  int64_t bytes = 0;
+  for (const auto& f : out.files()) {
+    listed.push_back(folder + "/" + f.relative_path());
+    EXPECT_EQ(f.bytes(), static_cast<int64_t>(fs::file_size(folder + "/" + f.relative_path())));
+    EXPECT_EQ(f.sha256(), *Sha256File(folder + "/" + f.relative_path()));
+    bytes += f.bytes();
+  }
+  EXPECT_EQ(out.bytes(), bytes);
+  std::vector<std::string> files = FilesLeft();
+  std::sort(files.begin(), files.end());
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(files, listed) << "no temporary left beside the package";
+
+  // Again over it: the new package replaces the old one whole.
+  std::ofstream(folder + "/stale.txt") << "from an earlier package";
+  pb::JobResult again = Run(PackageAssign(*source_, folder, 320));
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_FALSE(fs::exists(folder + "/stale.txt"));
+  EXPECT_TRUE(fs::exists(folder + "/master.m3u8"));
+}
+
+TEST_F(JobExecutorTest, APackageThatFailsItsCheckNeverAppears) {
+  const std::string folder = dir_ + "/stream";
+  // The plan wants its top rendition 640 wide; FFmpeg makes it 320.
+  pb::JobResult r = Run(PackageAssign(*source_, folder, 640));
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable()) << "the same job makes the same package";
+  EXPECT_THAT(r.error(), HasSubstr("rendition v180: width 320, expected 640"));
+  EXPECT_FALSE(fs::exists(folder));
+  EXPECT_THAT(FilesLeft(), IsEmpty()) << "the attempt's temporary folder is gone too";
+
+  // A plan naming a playlist outside the package is refused, not followed.
+  pb::Assign outside = PackageAssign(*source_, folder, 320);
+  outside.mutable_job()->mutable_outputs(0)->mutable_package()->mutable_renditions(0)->set_playlist(
+      "../v180/index.m3u8");
+  r = Run(outside);
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.error(), HasSubstr("is not inside the package's folder"));
+  EXPECT_FALSE(fs::exists(folder));
 }
 
 }  // namespace

@@ -1407,6 +1407,23 @@ TEST(PlannerStreamingTest, DefaultLadderAndSegmentFromTheSource) {
   EXPECT_TRUE(HasSeq(Argv(r.plan.jobs(r.plan.jobs_size() - 1)), {"-tag:v", "hvc1"}));
 }
 
+TEST(PlannerStreamingTest, ThePackageIsNormalisedAndGatedLikeAWebDeliverable) {
+  PlanResult r = PlanWhole(Spec({WithDefaults("stream", "hls-h264")}), HdFacts());
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs(0).kind(), "analyse");
+  const pb::Job& package = r.plan.jobs(r.plan.jobs_size() - 1);
+  const pb::Job& audio = r.plan.jobs(r.plan.jobs_size() - 2);
+  EXPECT_EQ(audio.kind(), "audio");
+  EXPECT_THAT(Strings(audio.depends_on()), ElementsAre("analyse"));
+  EXPECT_EQ(audio.outputs(0).normalise().standard(), "web");
+  EXPECT_THAT(Strings(package.depends_on()), Contains("analyse"));
+  const pb::JobOutput& out = package.outputs(0);
+  EXPECT_TRUE(out.qc().check_loudness());
+  EXPECT_DOUBLE_EQ(out.qc().black_max_s(), 2);
+  EXPECT_DOUBLE_EQ(out.qc().silence_max_s(), 2);
+  EXPECT_EQ(out.normalise().standard(), "web") << "the gain the QC pass allows for";
+}
+
 TEST(PlannerStreamingTest, FractionalRatesRoundTheSegmentToWholeFrames) {
   pb::SourceFacts f = HdFacts();
   f.set_fps_num(30000);

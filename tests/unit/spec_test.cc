@@ -1279,6 +1279,8 @@ TEST(SpecLadder, ParsesSortedHighestFirst) {
   SpecParseResult plain = Parse(WithDeliverable("hls-hevc"));
   ASSERT_TRUE(plain.errors.empty());
   EXPECT_TRUE(plain.spec->deliverables[0].ladder.empty()) << "the default, from the source";
+  // Gated like any web deliverable.
+  EXPECT_TRUE(Parse(WithDeliverable("hls-h264", "    qc: {black_max_s: 1}\n")).errors.empty());
 }
 
 TEST(SpecLadder, Rules) {
@@ -1302,9 +1304,6 @@ TEST(SpecLadder, Rules) {
   EXPECT_THAT(
       OneError(WithDeliverable("hls-h264", "    height: 720\n"), 9, "deliverables[0].height"),
       HasSubstr("give the renditions' heights as `ladder"));
-  EXPECT_THAT(
-      OneError(WithDeliverable("hls-h264", "    qc: {black_max_s: 1}\n"), 9, "deliverables[0].qc"),
-      HasSubstr("not available on streaming packages"));
   EXPECT_THAT(OneError(WithDeliverable("hls-h264", "    subtitles: {language: en, mode: soft}\n"),
                        9, "deliverables[0].subtitles.mode"),
               HasSubstr("mode soft is not possible on preset hls-h264"));
