@@ -130,12 +130,15 @@ Bandwidth MeasureBandwidth(const MediaPlaylist& playlist, const std::vector<int6
   Bandwidth b;
   double total_s = 0;
   int64_t total_bytes = 0;
+  double longest = 0;
+  for (const auto& seg : playlist.segments) longest = std::max(longest, seg.duration_s);
   for (size_t k = 0; k < playlist.segments.size() && k < bytes.size(); ++k) {
     const double d = playlist.segments[k].duration_s;
     total_s += d;
     total_bytes += bytes[k];
-    // A short last segment's rate is not the stream's peak.
-    if (k + 1 < playlist.segments.size() || playlist.segments.size() == 1) {
+    // A last segment under half the others' length is not a fair sample of
+    // the stream's peak (its rate swings with a few frames).
+    if (k + 1 < playlist.segments.size() || d >= longest / 2) {
       b.peak_bps = std::max<int64_t>(b.peak_bps, std::llround(bytes[k] * 8.0 / d));
     }
   }

@@ -48,7 +48,8 @@ struct MediaPlaylist {
 // playlist (a path, a URL), so the package can never point outside itself.
 StatusOr<MediaPlaylist> ReadMediaPlaylist(const std::string& text);
 
-// BANDWIDTH (the largest segment's bit rate) and AVERAGE-BANDWIDTH (all
+// BANDWIDTH (the largest segment's bit rate; a last segment under half the
+// longest left out) and AVERAGE-BANDWIDTH (all
 // segments' bits over their duration) of a rendition whose segments have
 // `bytes` (same order as playlist.segments).
 struct Bandwidth {

@@ -352,6 +352,12 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
                                    "media file.");
   }
   facts.set_duration_s(duration);
+  for (const json* s : {video, audio}) {
+    double d = 0;
+    if (s == nullptr || !NumberField(*s, "duration", &d) || !(d > 0)) continue;
+    if (s == video) facts.set_video_duration_s(d);
+    if (s == audio) facts.set_audio_duration_s(d);
+  }
 
   if (video != nullptr) {
     double w = 0, h = 0;
@@ -428,7 +434,8 @@ StatusOr<pb::SourceFacts> SourceFactsFromProbeJson(const std::string& json_text,
     facts.set_fps_num(static_cast<int32_t>(rate.num));
     facts.set_fps_den(static_cast<int32_t>(rate.den));
     facts.set_variable_frame_rate(variable);
-    facts.set_frame_count(std::llround(duration * rate.value()));
+    const double video_s = facts.video_duration_s() > 0 ? facts.video_duration_s() : duration;
+    facts.set_frame_count(std::llround(video_s * rate.value()));
   }
 
   if (audio != nullptr) {

@@ -722,10 +722,20 @@ std::string FrameTime(int64_t frame, const pb::SourceFacts& source) {
 // a keyframe), one whole-length audio job, and an assemble job that joins
 // the chunks without re-encoding (concat demuxer, stream copy) and muxes the
 // audio in. Parts live in <output_dir>/.reelfarm-parts/<deliverable>/.
+// How long the source's picture and its sound are: their streams' own
+// durations where known, else the container's (the longest stream's).
+double VideoSeconds(const pb::SourceFacts& source) {
+  return source.video_duration_s() > 0 ? source.video_duration_s() : source.duration_s();
+}
+double AudioSeconds(const pb::SourceFacts& source) {
+  return source.audio_duration_s() > 0 ? source.audio_duration_s() : source.duration_s();
+}
+
 int64_t FrameCount(const pb::SourceFacts& source) {
-  return std::max<int64_t>(
-      source.frame_count(),
-      std::llround(source.duration_s() * source.fps_num() / double(source.fps_den())));
+  const int64_t by_time =
+      std::llround(VideoSeconds(source) * source.fps_num() / double(source.fps_den()));
+  // A stream duration, when known, bounds the estimate from the container.
+  return source.video_duration_s() > 0 ? by_time : std::max<int64_t>(source.frame_count(), by_time);
 }
 
 // Each of `chunks` time chunks' first frame: equal shares, moved to the
@@ -787,7 +797,7 @@ pb::Job ChunkJob(const Branch& b, const PlanContext& ctx, int64_t first, int64_t
   if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
   AddNeeds(b, true, false, &job);
   const double media_s =
-      last ? source.duration_s() - double(first) * source.fps_den() / source.fps_num()
+      last ? VideoSeconds(source) - double(first) * source.fps_den() / source.fps_num()
            : double(count) * source.fps_den() / source.fps_num();
   SetLimits(ctx, media_s, 1, &job);
   job.set_memory_mb(MemoryNeedMb(b.preset, MaxPixels(b, source)));
@@ -818,7 +828,7 @@ pb::Job AudioPartJob(const Branch& b, const PlanContext& ctx) {
   expect->set_audio_codec(b.preset->audio_codec);
   expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
   expect->set_audio_sample_rate(48000);
-  expect->set_duration_s(source.duration_s());
+  expect->set_duration_s(AudioSeconds(source));
   AddNeeds(b, false, true, &job);
   SetLimits(ctx, source.duration_s(), 0.1, &job);
   job.set_memory_mb(MemoryNeedMb(nullptr, 0));
@@ -1011,7 +1021,7 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
       job.set_id(next_id());
       if (starts.size() == 1) {
         job.set_kind(b.preset->kind);
-        job.mutable_outputs(0)->mutable_expect()->set_duration_s(source.duration_s());
+        job.mutable_outputs(0)->mutable_expect()->set_duration_s(VideoSeconds(source));
       }
       names.push_back(name);
       package.add_depends_on(job.id());
@@ -1075,7 +1085,7 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
     expect->set_pix_fmt(b.picture.pix_fmt);
     expect->set_fps_num(source.fps_num());
     expect->set_fps_den(source.fps_den());
-    expect->set_duration_s(source.duration_s());
+    expect->set_duration_s(VideoSeconds(source));
   }
   if (b.with_audio) {
     pb::Rendition* rendition = pkg->add_renditions();
@@ -1088,7 +1098,7 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
     expect->set_audio_codec(b.preset->audio_codec);
     expect->set_audio_channels(2);
     expect->set_audio_sample_rate(48000);
-    expect->set_duration_s(source.duration_s());
+    expect->set_duration_s(AudioSeconds(source));
   }
   package.set_id(next_id());
   AddNeeds(b, false, false, &package);
@@ -1400,6 +1410,26 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     if (preset == nullptr) {
       fail("the preset '" + d.preset + "' is unknown.");
       continue;
+    }
+    // Publishing renames over the final path (a package: replaces the
+    // folder): an input there would be lost.
+    auto under_output = [&](const std::string& input) {
+      return input == final_path || input.rfind(final_path + "/", 0) == 0;
+    };
+    if (under_output(spec.source)) {
+      fail("the source " + spec.source + " is where " + relative +
+           " would be published, and publishing would replace it; choose another name or "
+           "output_dir.");
+      continue;
+    }
+    if (d.subtitles) {
+      auto it = spec.subtitles.find(d.subtitles->language);
+      if (it != spec.subtitles.end() && under_output(it->second)) {
+        fail("the subtitle file " + it->second + " is where " + relative +
+             " would be published, and publishing would replace it; choose another name or "
+             "output_dir.");
+        continue;
+      }
     }
     if (preset->has_video && !source.has_video()) {
       fail("the source has no video stream, and " + d.preset + " needs a picture.");

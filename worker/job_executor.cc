@@ -182,10 +182,12 @@ pb::JobResult Failure(const std::string& error, bool retryable, const std::strin
   return r;
 }
 
-// Removes temporary files that earlier attempts (smaller tokens) of the same
-// output left behind, e.g. when their worker was killed. A newer attempt's
-// file is never touched.
-void RemoveOlderTemps(const std::string& final_path, uint64_t token) {
+// Removes temporary files (or a package's folders) that earlier attempts
+// (smaller tokens) of the same output left behind, e.g. when their worker
+// was killed, and those of any token untouched for longer than `stale_s`
+// (left by an earlier farm whose tokens counted higher: no live attempt
+// outlives its timeout). A newer attempt's live file is never touched.
+void RemoveOlderTemps(const std::string& final_path, uint64_t token, double stale_s) {
   fs::path p(final_path);
   const std::string prefix = "." + p.filename().string() + ".";
   const std::string suffix = ".part";
@@ -199,7 +201,13 @@ void RemoveOlderTemps(const std::string& final_path, uint64_t token) {
     std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
     uint64_t other = std::stoull(digits);
-    if (other < token) fs::remove_all(entry.path(), ec);  // a file, or a package's folder
+    bool stale = other < token;
+    if (!stale) {
+      const auto written = fs::last_write_time(entry.path(), ec);
+      stale = !ec &&
+              fs::file_time_type::clock::now() - written > std::chrono::duration<double>(stale_s);
+    }
+    if (stale) fs::remove_all(entry.path(), ec);  // a file, or a package's folder
   }
 }
 
@@ -523,7 +531,8 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     Status made = CreateDirsDurably(dir);
     if (!made.ok()) return fail(made.message(), true);
     std::string temp = TempPathFor(out.path(), token);
-    RemoveOlderTemps(out.path(), token + 1);  // a stale one from an earlier run of this attempt
+    // A stale one from an earlier run of this attempt, or an earlier farm's.
+    RemoveOlderTemps(out.path(), token + 1, 2 * std::max(job.timeout_s(), 3600.0));
     temps.push_back(temp);
     bool found = false;
     // A package is a folder: FFmpeg writes under it (its argv names files
@@ -742,7 +751,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     qc_rejected.push_back(std::move(rejected));
     const std::string why = QcRefusal(out.deliverable(), qc[i]);
     publish[i] = false;
-    (void)RemoveIfExists(temps[i]);
+    fs::remove_all(temps[i], ec_unused);  // a file, or a package's folder
     if (refused.empty()) {
       refused = why;
       refused_by_host = false;
@@ -815,6 +824,8 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     } else if (packages[i]) {
       if (Status moved = PublishFolder(temps[i], out.path()); !moved.ok()) {
         publish_error = "cannot publish " + out.deliverable() + ": " + moved.message();
+        // Something not ours at the name: no attempt can publish there.
+        publish_retryable = moved.code() != Status::Code::kInvalidArgument;
       }
     } else if (std::rename(temps[i].c_str(), out.path().c_str()) != 0) {
       publish_error = "cannot publish " + out.deliverable() + ": rename to " + out.path() + ": " +

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "common/fs_util.h"
@@ -46,11 +48,17 @@ std::string Sha256Text(const std::string& text) {
   return Hex(md, len);
 }
 
-// The size of the regular file `path` (no symlink), or why not.
+// The size of the regular file `path` (no symlink), or why not: missing or
+// not a file is the package's fault (InvalidArgument), anything else the
+// storage's (IOError, worth another attempt).
 StatusOr<int64_t> RegularFileSize(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) {
-    return Status::InvalidArgument(path + " is missing: " + std::strerror(errno));
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) {
+      return Status::InvalidArgument(path + " is missing: " + std::strerror(err));
+    }
+    return Status::IOError("cannot read " + path + ": " + std::strerror(err));
   }
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
   return static_cast<int64_t>(st.st_size);
@@ -130,6 +138,9 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
   std::string reference_name;
   std::vector<MediaPlaylist> playlists;
   playlists.reserve(plan.renditions_size());
+  // Every file a playlist names (and the playlists and master themselves):
+  // anything else in the folder is refused, never published.
+  std::set<std::string> named = {plan.master()};
   int audio_channels = 2;
   double fps = 0;
   if (!InsidePackage(plan.master())) {
@@ -167,6 +178,10 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
     }
     playlists.push_back(*playlist);
     const MediaPlaylist& p = playlists.back();
+    const fs::path rendition_dir = fs::path(r.playlist()).parent_path();
+    named.insert(r.playlist());
+    named.insert((rendition_dir / p.map_uri).string());
+    for (const MediaSegment& seg : p.segments) named.insert((rendition_dir / seg.uri).string());
     if (!r.audio()) {
       // One segment per GOP: every segment but the last is the planned length,
       // and each starts where it does in the other renditions.
@@ -252,6 +267,9 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
       return Status::InvalidArgument("the package holds " + relative +
                                      ", which is not a regular file");
     }
+    if (named.count(relative) == 0) {
+      return Status::InvalidArgument("the package holds " + relative + ", which no playlist names");
+    }
     Status synced = FsyncFile(p.string());
     if (!synced.ok()) return synced;
     StatusOr<std::string> sha = Sha256File(p.string());
@@ -276,21 +294,70 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
   return done;
 }
 
+bool IsOurPackage(const std::string& dir) {
+  static const std::regex kRenditionFile(R"(index\.m3u8|init(_[0-9]+)?\.mp4|seg_[0-9]+\.m4s)");
+  std::error_code ec;
+  bool has_master = false;
+  for (fs::directory_iterator top(dir, ec), end; !ec && top != end; top.increment(ec)) {
+    const std::string name = top->path().filename().string();
+    const fs::file_status st = top->symlink_status(ec);
+    if (ec) return false;
+    if (fs::is_regular_file(st) && name == "master.m3u8") {
+      has_master = true;
+      continue;
+    }
+    if (!fs::is_directory(st)) return false;
+    for (fs::directory_iterator in(top->path(), ec), e; !ec && in != e; in.increment(ec)) {
+      const fs::file_status fst = in->symlink_status(ec);
+      if (ec || !fs::is_regular_file(fst) ||
+          !std::regex_match(in->path().filename().string(), kRenditionFile)) {
+        return false;
+      }
+    }
+    if (ec) return false;
+  }
+  return !ec && has_master;
+}
+
 Status PublishFolder(const std::string& from, const std::string& to) {
   std::error_code ec;
-  const bool exists = fs::symlink_status(to, ec).type() != fs::file_type::not_found;
-  if (!exists) {
+  const fs::file_type existing = fs::symlink_status(to, ec).type();
+  if (existing == fs::file_type::not_found) {
     if (std::rename(from.c_str(), to.c_str()) != 0) {
       return Status::IOError("rename to " + to + ": " + std::strerror(errno));
     }
-  } else {
-    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) != 0) {
-      return Status::IOError("exchange with the earlier " + to + ": " + std::strerror(errno));
-    }
-    // `from` now holds the earlier package.
-    fs::remove_all(from, ec);
+    return Status::OK();
   }
-  return FsyncDir(fs::path(to).parent_path().string());
+  // Only an earlier package of ours is replaced; anything else at that name
+  // (a user's folder, a file) stays, and the job fails for good.
+  if (existing != fs::file_type::directory || !IsOurPackage(to)) {
+    return Status::InvalidArgument(to +
+                                   " already exists and is not a package reelfarm made; move it "
+                                   "away or choose another deliverable name");
+  }
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_EXCHANGE) == 0) {
+    fs::remove_all(from, ec);  // `from` now holds the earlier package
+    return Status::OK();
+  }
+  if (errno != EINVAL && errno != ENOSYS) {
+    return Status::IOError("exchange with the earlier " + to + ": " + std::strerror(errno));
+  }
+  // No atomic exchange here (NFS, CIFS): the earlier package is moved aside
+  // under a hidden name, the new one renamed in, the old one removed; for
+  // that moment there is no package at the name.
+  const fs::path aside =
+      fs::path(to).parent_path() / ("." + fs::path(to).filename().string() + ".replaced");
+  fs::remove_all(aside, ec);  // left by a crash in this very step
+  if (std::rename(to.c_str(), aside.c_str()) != 0) {
+    return Status::IOError("move the earlier " + to + " aside: " + std::strerror(errno));
+  }
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    const int err = errno;
+    (void)std::rename(aside.c_str(), to.c_str());  // put the earlier one back
+    return Status::IOError("rename to " + to + ": " + std::strerror(err));
+  }
+  fs::remove_all(aside, ec);
+  return Status::OK();
 }
 
 }  // namespace reelfarm

@@ -34,10 +34,15 @@ struct FinishedPackage {
 StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string& ffprobe,
                                         const std::string& folder, const pb::JobOutput& out);
 
-// Puts the finished folder `from` at `to` in one step: a rename, or where
-// `to` already holds an earlier package, an exchange of the two (readers
-// see the old package or the new one, never a mix) after which the old one
-// is removed. Then fsyncs the parent folder.
+// Whether `dir` holds a package as FinishPackage leaves one: master.m3u8
+// and rendition folders of playlists, init and media segments, nothing else.
+bool IsOurPackage(const std::string& dir);
+
+// Puts the finished folder `from` at `to`: a rename; where `to` already
+// holds an earlier package (IsOurPackage), an exchange of the two in one
+// step (renameat2 RENAME_EXCHANGE; where the filesystem lacks it, the old
+// one moved aside first), after which the old one is removed. Anything
+// else at `to` is left alone: InvalidArgument. The caller fsyncs the parent.
 Status PublishFolder(const std::string& from, const std::string& to);
 
 }  // namespace reelfarm

@@ -16,6 +16,7 @@
 #include "common/probe.h"
 #include "common/process_runner.h"
 #include "tests/support/media_fixtures.h"
+#include "worker/package.h"
 
 namespace reelfarm {
 namespace {
@@ -659,12 +660,34 @@ TEST_F(JobExecutorTest, APackageIsCheckedGivenItsMasterAndPublishedWhole) {
   std::sort(listed.begin(), listed.end());
   EXPECT_EQ(files, listed) << "no temporary left beside the package";
 
-  // Again over it: the new package replaces the old one whole.
-  std::ofstream(folder + "/stale.txt") << "from an earlier package";
-  pb::JobResult again = Run(PackageAssign(*source_, folder, 320));
+  // A file no playlist names is never part of a package.
+  const pb::Assign assign = PackageAssign(*source_, folder, 320);
+  std::ofstream(folder + "/v90/notes.txt") << "not media";
+  StatusOr<FinishedPackage> stray =
+      FinishPackage(runner_, "ffprobe", folder, assign.job().outputs(0));
+  EXPECT_FALSE(stray.ok());
+  EXPECT_THAT(stray.status().message(), HasSubstr("v90/notes.txt, which no playlist names"));
+  fs::remove(folder + "/v90/notes.txt");
+
+  // Again over it: the new package replaces the earlier one whole (an old
+  // segment the new one does not have is gone).
+  std::ofstream(folder + "/v90/seg_00099.m4s") << "from an earlier package";
+  pb::JobResult again = Run(assign);
   ASSERT_TRUE(again.ok()) << again.error();
-  EXPECT_FALSE(fs::exists(folder + "/stale.txt"));
+  EXPECT_FALSE(fs::exists(folder + "/v90/seg_00099.m4s"));
   EXPECT_TRUE(fs::exists(folder + "/master.m3u8"));
+}
+
+TEST_F(JobExecutorTest, APackageNeverReplacesWhatItDidNotMake) {
+  const std::string folder = dir_ + "/stream";
+  fs::create_directories(folder);
+  std::ofstream(folder + "/keep.txt") << "a user's file";
+  pb::JobResult r = Run(PackageAssign(*source_, folder, 320));
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.retryable()) << "no attempt can publish there";
+  EXPECT_THAT(r.error(), HasSubstr("already exists and is not a package reelfarm made"));
+  EXPECT_EQ(FilesLeft(), std::vector<std::string>{folder + "/keep.txt"})
+      << "the user's folder is untouched and the attempt's temporary folder is gone";
 }
 
 TEST_F(JobExecutorTest, APackageThatFailsItsCheckNeverAppears) {

@@ -1,8 +1,6 @@
 // URL parsing and the HTTP commands against a scripted in-process server
 // (httplib::Server on a loopback port 0): what the CLI sends and how it reads
 // each kind of answer.
-#include "cli/api_client.h"
-
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -12,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/embedded_farm.h"
 #include "tests/support/media_fixtures.h"
@@ -54,9 +53,9 @@ TEST(CoordinatorUrlTest, ParsesSchemesHostsPortsAndPrefixes) {
 }
 
 TEST(CoordinatorUrlTest, RefusesWhatIsNotAnHttpUrl) {
-  for (const char* bad : {"", "ftp://host:21", "tcp://127.0.0.1:8471", "http://", "http://host:0",
-                          "http://host:70000", "http://host:12ab", "http://a b:80",
-                          "http://host:80?x=1"}) {
+  for (const char* bad :
+       {"", "ftp://host:21", "tcp://127.0.0.1:8471", "http://", "http://host:0",
+        "http://host:70000", "http://host:12ab", "http://a b:80", "http://host:80?x=1"}) {
     StatusOr<CoordinatorUrl> u = ParseCoordinatorUrl(bad);
     EXPECT_FALSE(u.ok()) << bad;
     if (!u.ok()) {
@@ -141,13 +140,14 @@ class CliCommandsTest : public ::testing::Test {
 
 TEST_F(CliCommandsTest, SubmitSendsTextBaseDirAndPrintsIdLast) {
   FakeCoordinator fake;
-  fake.server().Post("/api/v1/deliveries", [&](const httplib::Request& req, httplib::Response& res) {
-    fake.Record(req);
-    res.status = 201;
-    res.set_content(R"({"id": "launch-7", "name": "launch", "output_dir": "/out", "jobs": 3,
+  fake.server().Post(
+      "/api/v1/deliveries", [&](const httplib::Request& req, httplib::Response& res) {
+        fake.Record(req);
+        res.status = 201;
+        res.set_content(R"({"id": "launch-7", "name": "launch", "output_dir": "/out", "jobs": 3,
                         "failed_at_plan": 1})",
-                    "application/json");
-  });
+                        "application/json");
+      });
   std::string spec = WriteFile(dir_ + "/launch.yaml", "version: 1\nname: launch\n");
   CliRun r = Cli({"--coordinator", fake.url(), "submit", spec});
   EXPECT_EQ(r.code, 0) << r.err;
@@ -197,12 +197,25 @@ TEST_F(CliCommandsTest, EnvironmentNamesTheCoordinator) {
 
 TEST_F(CliCommandsTest, StatusCancelAndWatch) {
   FakeCoordinator fake;
-  json d = {{"id", "d-1"}, {"name", "d"}, {"state", "delivered"}, {"deliverables", 1},
-            {"delivered", 1}, {"failed", 0}, {"progress", 1.0}, {"output_dir", "/out"},
+  json d = {{"id", "d-1"},
+            {"name", "d"},
+            {"state", "delivered"},
+            {"deliverables", 1},
+            {"delivered", 1},
+            {"failed", 0},
+            {"progress", 1.0},
+            {"output_dir", "/out"},
             {"manifest", "/out/manifest.json"},
-            {"items", {{{"name", "web"}, {"preset", "web-h264"}, {"state", "delivered"},
-                        {"progress", 1.0}, {"attempts", 1}, {"worker", "w1"},
-                        {"path", "web.mp4"}, {"bytes", 4096}, {"sha256", "feedbeef00112233"}}}}};
+            {"items",
+             {{{"name", "web"},
+               {"preset", "web-h264"},
+               {"state", "delivered"},
+               {"progress", 1.0},
+               {"attempts", 1},
+               {"worker", "w1"},
+               {"path", "web.mp4"},
+               {"bytes", 4096},
+               {"sha256", "feedbeef00112233"}}}}};
   fake.server().Get("/api/v1/deliveries", [&](const httplib::Request& req, httplib::Response& res) {
     fake.Record(req);
     res.set_content(json{{"deliveries", {d}}}.dump(), "application/json");

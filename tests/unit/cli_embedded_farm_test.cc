@@ -1,7 +1,5 @@
 // The pure pieces of `reelfarm run`'s process management. Starting a whole
 // farm is the integration tests' job (tests/integration/e2e_*).
-#include "cli/embedded_farm.h"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -9,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "cli/embedded_farm.h"
 #include "tests/support/media_fixtures.h"
 
 namespace reelfarm::cli {
@@ -37,8 +36,7 @@ TEST(EmbeddedFarmArgvTest, CoordinatorOnLoopback) {
   EXPECT_EQ(CoordinatorArgv("/b/reelfarm-coordinator", Ports()),
             (std::vector<std::string>{"/b/reelfarm-coordinator", "--redis",
                                       "redis://127.0.0.1:7001", "--bind", "tcp://127.0.0.1:7002",
-                                      "--http", "127.0.0.1:7003", "--metrics",
-                                      "127.0.0.1:7004"}));
+                                      "--http", "127.0.0.1:7003", "--metrics", "127.0.0.1:7004"}));
 }
 
 TEST(EmbeddedFarmArgvTest, WorkersAreNamedAndGetTheirOwnMetricsPort) {
@@ -136,8 +134,7 @@ TEST_F(EmbeddedFarmFilesTest, ADeadChildIsReportedWithItsLog) {
   EXPECT_EQ(s.code(), Status::Code::kUnavailable);
   EXPECT_NE(s.message().find("the redis-server"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("exit code 3"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("fatal: cannot open the AOF file"), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find("fatal: cannot open the AOF file"), std::string::npos) << s.message();
   farm.Stop();
   EXPECT_TRUE(fs::exists(farm.state_dir() + "/redis.log")) << "keep_state keeps the logs";
 }

@@ -1,8 +1,8 @@
-#include "cli/progress_view.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
+
+#include "cli/progress_view.h"
 
 namespace reelfarm::cli {
 namespace {
@@ -11,16 +11,22 @@ using nlohmann::json;
 
 json Item(const std::string& name, const std::string& state, double progress = 0,
           int attempts = 0) {
-  return {{"name", name},       {"preset", "web-h264"}, {"state", state},
-          {"progress", progress}, {"attempts", attempts}, {"worker", attempts ? "w1" : ""},
-          {"path", name + ".mp4"}, {"bytes", 2048},      {"sha256", "0123456789abcdef0123"},
+  return {{"name", name},
+          {"preset", "web-h264"},
+          {"state", state},
+          {"progress", progress},
+          {"attempts", attempts},
+          {"worker", attempts ? "w1" : ""},
+          {"path", name + ".mp4"},
+          {"bytes", 2048},
+          {"sha256", "0123456789abcdef0123"},
           {"error", ""}};
 }
 
 json Delivery(const std::string& state, std::vector<json> items) {
-  return {{"id", "launch-1"}, {"name", "launch"},   {"state", state},
-          {"deliverables", items.size()}, {"delivered", 0}, {"failed", 0},
-          {"progress", 0.5}, {"output_dir", "/out"}, {"items", items}};
+  return {{"id", "launch-1"}, {"name", "launch"}, {"state", state},  {"deliverables", items.size()},
+          {"delivered", 0},   {"failed", 0},      {"progress", 0.5}, {"output_dir", "/out"},
+          {"items", items}};
 }
 
 TEST(ProgressViewTest, TerminalStates) {
@@ -99,8 +105,7 @@ TEST(ProgressViewTest, TerminalRedrawsInPlace) {
   EXPECT_EQ(first.find("\x1b[3A"), std::string::npos) << "nothing to move over yet";
   EXPECT_EQ(first.substr(0, 5), "\r\x1b[2K");
   EXPECT_NE(first.find("launch-1: running"), std::string::npos);
-  EXPECT_NE(first.find("  a   [############------------]  50%  running    w1\n"),
-            std::string::npos)
+  EXPECT_NE(first.find("  a   [############------------]  50%  running    w1\n"), std::string::npos)
       << first;
   size_t newlines = std::count(first.begin(), first.end(), '\n');
   EXPECT_EQ(newlines, 3u);  // headline + 2 items

@@ -76,6 +76,10 @@ TEST(HlsBandwidth, PeakIsTheLargestFullSegmentAverageIsAll) {
   Bandwidth b = MeasureBandwidth(*p, {1000000, 2000000, 950000});
   EXPECT_EQ(b.peak_bps, 4000000);
   EXPECT_EQ(b.average_bps, std::llround(3950000 * 8 / 9.52));
+  // A last segment of at least half the others' length counts.
+  p->segments[2].duration_s = 3.5;
+  b = MeasureBandwidth(*p, {1000000, 1500000, 2000000});
+  EXPECT_EQ(b.peak_bps, std::llround(2000000 * 8 / 3.5));
 }
 
 TEST(HlsCodecs, StringsFromTheConfigurationRecords) {
@@ -87,7 +91,8 @@ TEST(HlsCodecs, StringsFromTheConfigurationRecords) {
   ASSERT_EQ(bytes.size(), 32u);
   EXPECT_EQ(bytes[1], 0x64);
   EXPECT_EQ(*CodecString("h264", bytes), "avc1.64001f");
-  // hvcC of x265 Main, level 3.1, progressive-source and frame-only flags.
+  // hvcC of x265 Main, level 3.1, constraint byte 0xB0 (progressive source,
+  // non-packed, frame only).
   std::vector<uint8_t> hvcc = {0x01, 0x01, 0x60, 0x00, 0x00, 0x00, 0xb0,
                                0x00, 0x00, 0x00, 0x00, 0x00, 0x5d};
   EXPECT_EQ(*CodecString("hevc", hvcc), "hvc1.1.6.L93.B0");

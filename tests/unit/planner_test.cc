@@ -1457,6 +1457,45 @@ TEST(PlannerStreamingTest, ACroppedLadderScalesTheCrop) {
   EXPECT_THAT(Graph(r.plan.jobs(1)), HasSubstr("crop=608:1080:656:0,scale=360:640"));
 }
 
+TEST(PlannerStreamingTest, PicturePartsLastAsLongAsThePictureAndSoundAsTheSound) {
+  pb::SourceFacts f = HdFacts();
+  f.set_duration_s(7);  // the container: the longer stream
+  f.set_video_duration_s(6);
+  f.set_audio_duration_s(7);
+  f.set_frame_count(150);
+  PlanResult r = PlanDelivery(Spec({Ladder("hls-h264", {720, 360})}), f, Pieces(2, 2));
+  ASSERT_TRUE(r.errors.empty());
+  const pb::Job& package = r.plan.jobs(r.plan.jobs_size() - 1);
+  EXPECT_NEAR(package.outputs(0).package().renditions(0).expect().duration_s(), 6, 1e-9);
+  EXPECT_NEAR(package.outputs(0).package().renditions(2).expect().duration_s(), 7, 1e-9);
+  int64_t frames = 0;
+  for (const auto& job : r.plan.jobs()) {
+    if (job.kind() == "audio") EXPECT_NEAR(job.outputs(0).expect().duration_s(), 7, 1e-9);
+    if (job.kind() == "rendition") EXPECT_NEAR(job.outputs(0).expect().duration_s(), 6, 1e-9);
+    if (job.kind() == "chunk" && job.outputs(0).path().find("v720") != std::string::npos) {
+      const std::string n = ValueAfter(Argv(job), "-frames:v");
+      frames += n.empty() ? 0 : std::stoll(n);
+      EXPECT_LT(
+          std::stod(ValueAfter(Argv(job), "-ss").empty() ? "0" : ValueAfter(Argv(job), "-ss")), 6.0)
+          << "no chunk starts after the picture ends";
+    }
+  }
+  EXPECT_GT(frames, 0) << "the 720 rendition is chunked";
+}
+
+TEST(PlannerTest, AnInputWhereAnOutputWouldBePublishedIsAPlannedFailure) {
+  DeliverySpec spec = Spec({Ladder("hls-h264", {720}), Deliverable("launch", "master-prores")});
+  spec.source = std::string(kOutDir) + "/stream/film.mov";  // inside the package folder
+  PlanResult r = PlanWhole(spec, HdFacts());
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_EQ(r.plan.failures(0).deliverable(), "stream");
+  EXPECT_THAT(r.plan.failures(0).reason(), HasSubstr("publishing would replace it"));
+  spec.source = std::string(kOutDir) + "/launch.mov";  // the master's own name
+  r = PlanWhole(spec, HdFacts());
+  ASSERT_EQ(r.plan.failures_size(), 1);
+  EXPECT_EQ(r.plan.failures(0).deliverable(), "launch");
+}
+
 TEST(PlannerStreamingTest, ASilentSourceMakesAPackageWithoutSound) {
   pb::SourceFacts f = HdFacts();
   f.set_has_audio(false);

@@ -230,6 +230,21 @@ TEST(SourceFactsTest, DurationFallsBackToStreams) {
   EXPECT_DOUBLE_EQ(FactsOf(j).duration_s(), 2.0);
 }
 
+TEST(SourceFactsTest, StreamsOfDifferentLengthsKeepTheirOwnDurations) {
+  json j = PlainProbe();
+  j["format"]["duration"] = "7.000000";
+  j["streams"][0]["duration"] = "6.000000";
+  j["streams"][1]["duration"] = "7.000000";
+  pb::SourceFacts f = FactsOf(j);
+  EXPECT_DOUBLE_EQ(f.duration_s(), 7.0);
+  EXPECT_DOUBLE_EQ(f.video_duration_s(), 6.0);
+  EXPECT_DOUBLE_EQ(f.audio_duration_s(), 7.0);
+  EXPECT_EQ(f.frame_count(), 150) << "the picture's frames, not the container's length";
+  j["streams"][0].erase("duration");  // unknown: the container's stands for it
+  EXPECT_DOUBLE_EQ(FactsOf(j).video_duration_s(), 0);
+  EXPECT_EQ(FactsOf(j).frame_count(), 175);
+}
+
 class DeniedFormatTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DeniedFormatTest, IsRefused) {
