@@ -661,52 +661,6 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   return job;
 }
 
-// Decode once, encode many: one FFmpeg whose graph splits the decoded
-// source into each member's chain; every member keeps its own output
-// options. REQUIRES: members are moving-picture deliverables without soft
-// subtitles, at least two.
-pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& ctx) {
-  const pb::SourceFacts& source = ctx.source;
-  pb::Job job;
-  job.set_kind("group");
-  job.add_inputs(ctx.spec.source);
-  for (const Branch* b : members) {
-    if (!b->subtitle_path.empty()) job.add_inputs(b->subtitle_path);
-  }
-  std::vector<std::string> argv = CommandPrefix(ctx, true);
-  AppendSourceInput(ctx, "", &argv);
-  std::string graph = "[0:v:0]split=" + std::to_string(members.size());
-  for (size_t k = 0; k < members.size(); ++k) graph += "[s" + std::to_string(k) + "]";
-  for (size_t k = 0; k < members.size(); ++k) {
-    graph += ";[s" + std::to_string(k) + "]" + Join(VideoChain(*members[k], ""), ",") + "[v" +
-             std::to_string(k) + "]";
-  }
-  if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
-  Append(&argv, {"-filter_complex", graph});
-  uint64_t memory = 0;
-  uint64_t per_thread = 0;
-  double cost = 0;
-  for (size_t k = 0; k < members.size(); ++k) {
-    const Branch& b = *members[k];
-    Append(&argv, {"-map", "[v" + std::to_string(k) + "]"});
-    if (b.with_audio) Append(&argv, {"-map", "0:a:0"});
-    AppendOutputArgs(b, ctx, b.final_path, static_cast<int>(k), &argv);
-    *job.add_outputs() = OutputFor(b, source);
-    AddNeeds(b, true, true, &job);
-    memory += MemoryNeedMb(b.preset, MaxPixels(b, source)) - kMemoryBaseMb;
-    per_thread += MemoryPerThreadMb(b.preset, MaxPixels(b, source));
-    cost += Cost(b, source);
-    pb::Job member = SingleJob(b, ctx);
-    *job.add_members() = std::move(member);
-  }
-  for (auto& a : argv) job.add_argv(a);
-  SetLimits(ctx, source.duration_s(), static_cast<double>(members.size()), &job);
-  job.set_memory_mb(static_cast<uint32_t>(kMemoryBaseMb + memory));
-  job.set_memory_per_thread_mb(static_cast<uint32_t>(per_thread));
-  job.set_cost(cost);
-  return job;
-}
-
 // "%lld.%06lld" seconds of frame `frame`, rounded down to the microsecond,
 // so an input seek there keeps that frame and drops the one before it.
 std::string FrameTime(int64_t frame, const pb::SourceFacts& source) {
@@ -757,10 +711,44 @@ std::vector<int64_t> ChunkStarts(int64_t frames, int chunks, int64_t align) {
 // The video-only part `name` of `b`: `count` frames from frame `first`
 // (an input seek there and an exact frame count; the last part runs to the
 // end), as a .mov part.
+// The output options of `b`'s video-only part at `path`, after its -map:
+// `frames` frames (0: to the end of the input).
+void AppendVideoPartArgs(const Branch& b, const PlanContext& ctx, int64_t frames,
+                         const std::string& path, std::vector<std::string>* argv) {
+  Append(argv, {"-an", "-map_metadata", "-1", "-map_chapters", "-1"});
+  Append(argv, b.picture.video_args);
+  Append(argv, b.picture.tag_args);
+  Append(argv, {"-fps_mode", "cfr", "-r", FpsArg(ctx.source)});
+  if (frames > 0) Append(argv, {"-frames:v", std::to_string(frames)});
+  Append(argv, {"-f", "mov", path});
+}
+
+// Adds `b`'s video-only part `name` to `job`'s outputs with what it must
+// probe as (its duration: the caller's).
+pb::MediaInfo* AddVideoPartOutput(const Branch& b, const PlanContext& ctx, const std::string& name,
+                                  pb::Job* job) {
+  pb::MediaInfo* expect = AddPartOutput(b, ctx, name, job)->mutable_expect();
+  expect->set_has_video(true);
+  expect->set_video_codec(b.preset->video_codec);
+  expect->set_width(b.geometry.width);
+  expect->set_height(b.geometry.height);
+  expect->set_pix_fmt(b.picture.pix_fmt);
+  expect->set_field_order(b.picture.field_order);
+  expect->set_color_primaries(b.picture.primaries);
+  expect->set_color_transfer(b.picture.transfer);
+  expect->set_color_space(b.picture.matrix);
+  expect->set_color_range(b.picture.range);
+  expect->set_fps_num(ctx.source.fps_num());
+  expect->set_fps_den(ctx.source.fps_den());
+  return expect;
+}
+
+// The video-only part `name` of `b`: `count` frames from frame `first`
+// (an input seek there and an exact frame count; the last part runs to the
+// end), as a .mov part.
 pb::Job ChunkJob(const Branch& b, const PlanContext& ctx, int64_t first, int64_t count, bool last,
                  const std::string& name) {
   const pb::SourceFacts& source = ctx.source;
-  const std::string path = PartPath(b, ctx, name);
   pb::Job job;
   job.set_kind("chunk");
   job.add_inputs(ctx.spec.source);
@@ -772,28 +760,11 @@ pb::Job ChunkJob(const Branch& b, const PlanContext& ctx, int64_t first, int64_t
   if (b.burn && first > 0) chain.push_back("setpts=PTS-STARTPTS");
   std::string graph = "[0:v:0]" + Join(chain, ",") + "[v]";
   if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
-  Append(&argv, {"-filter_complex", graph, "-map", "[v]", "-an", "-map_metadata", "-1",
-                 "-map_chapters", "-1"});
-  Append(&argv, b.picture.video_args);
-  Append(&argv, b.picture.tag_args);
-  Append(&argv, {"-fps_mode", "cfr", "-r", FpsArg(source)});
-  if (!last) Append(&argv, {"-frames:v", std::to_string(count)});
-  Append(&argv, {"-f", "mov", path});
+  Append(&argv, {"-filter_complex", graph, "-map", "[v]"});
+  AppendVideoPartArgs(b, ctx, last ? 0 : count, PartPath(b, ctx, name), &argv);
   for (auto& a : argv) job.add_argv(a);
 
-  pb::MediaInfo* expect = AddPartOutput(b, ctx, name, &job)->mutable_expect();
-  expect->set_has_video(true);
-  expect->set_video_codec(b.preset->video_codec);
-  expect->set_width(b.geometry.width);
-  expect->set_height(b.geometry.height);
-  expect->set_pix_fmt(b.picture.pix_fmt);
-  expect->set_field_order(b.picture.field_order);
-  expect->set_color_primaries(b.picture.primaries);
-  expect->set_color_transfer(b.picture.transfer);
-  expect->set_color_space(b.picture.matrix);
-  expect->set_color_range(b.picture.range);
-  expect->set_fps_num(source.fps_num());
-  expect->set_fps_den(source.fps_den());
+  pb::MediaInfo* expect = AddVideoPartOutput(b, ctx, name, &job);
   if (!last) expect->set_duration_s(double(count) * source.fps_den() / source.fps_num());
   AddNeeds(b, true, false, &job);
   const double media_s =
@@ -803,6 +774,61 @@ pb::Job ChunkJob(const Branch& b, const PlanContext& ctx, int64_t first, int64_t
   job.set_memory_mb(MemoryNeedMb(b.preset, MaxPixels(b, source)));
   job.set_memory_per_thread_mb(MemoryPerThreadMb(b.preset, MaxPixels(b, source)));
   job.set_cost(Cost(b, source) * media_s / std::max(source.duration_s(), 1e-6));
+  return job;
+}
+
+// Decode once, encode many: one FFmpeg whose graph splits the decoded
+// source into each member's chain; every member keeps its own output
+// options. Without `parts`, each member makes its deliverable and the job
+// carries their single jobs to fall back on (Job.members); with `parts`
+// (a streaming package's renditions), each makes the video-only part of
+// that name and the job runs and retries as a whole. REQUIRES: members are
+// moving-picture deliverables without soft subtitles, at least two.
+pb::Job GroupJob(const std::vector<const Branch*>& members, const PlanContext& ctx,
+                 const std::vector<std::string>& parts = {}) {
+  const pb::SourceFacts& source = ctx.source;
+  pb::Job job;
+  job.set_kind(parts.empty() ? "group" : "renditions");
+  job.add_inputs(ctx.spec.source);
+  for (const Branch* b : members) {
+    if (!b->subtitle_path.empty()) job.add_inputs(b->subtitle_path);
+  }
+  std::vector<std::string> argv = CommandPrefix(ctx, true);
+  AppendSourceInput(ctx, "", &argv);
+  std::string graph = "[0:v:0]split=" + std::to_string(members.size());
+  for (size_t k = 0; k < members.size(); ++k) graph += "[s" + std::to_string(k) + "]";
+  for (size_t k = 0; k < members.size(); ++k) {
+    graph += ";[s" + std::to_string(k) + "]" + Join(VideoChain(*members[k], ""), ",") + "[v" +
+             std::to_string(k) + "]";
+  }
+  if (source.rotation() != 0) graph += ";[0:v:0]nullsink";
+  Append(&argv, {"-filter_complex", graph});
+  uint64_t memory = 0;
+  uint64_t per_thread = 0;
+  double cost = 0;
+  for (size_t k = 0; k < members.size(); ++k) {
+    const Branch& b = *members[k];
+    Append(&argv, {"-map", "[v" + std::to_string(k) + "]"});
+    if (!parts.empty()) {
+      AppendVideoPartArgs(b, ctx, 0, PartPath(b, ctx, parts[k]), &argv);
+      AddVideoPartOutput(b, ctx, parts[k], &job)->set_duration_s(VideoSeconds(source));
+      AddNeeds(b, true, false, &job);
+    } else {
+      if (b.with_audio) Append(&argv, {"-map", "0:a:0"});
+      AppendOutputArgs(b, ctx, b.final_path, static_cast<int>(k), &argv);
+      *job.add_outputs() = OutputFor(b, source);
+      AddNeeds(b, true, true, &job);
+      *job.add_members() = SingleJob(b, ctx);
+    }
+    memory += MemoryNeedMb(b.preset, MaxPixels(b, source)) - kMemoryBaseMb;
+    per_thread += MemoryPerThreadMb(b.preset, MaxPixels(b, source));
+    cost += Cost(b, source);
+  }
+  for (auto& a : argv) job.add_argv(a);
+  SetLimits(ctx, source.duration_s(), static_cast<double>(members.size()), &job);
+  job.set_memory_mb(static_cast<uint32_t>(kMemoryBaseMb + memory));
+  job.set_memory_per_thread_mb(static_cast<uint32_t>(per_thread));
+  job.set_cost(cost);
   return job;
 }
 
@@ -956,6 +982,38 @@ double MinChunkSeconds(const PlannerOptions& o, const pb::SourceFacts& source) {
   return std::max(o.min_chunk_s, intervals * source.keyframe_interval_s());
 }
 
+// At most this many outputs in one decode-once job: FFmpeg 5.1 runs a
+// process's encoders one after another per frame, so beyond a handful the
+// decode saved is small against one long serial job (and a failure splits
+// all of them).
+constexpr size_t kMaxGroupOutputs = 8;
+
+// Decode-once groups of the `cheap` items (indices into `cost`): first fit,
+// costliest first, each group at most `piece` of cost and kMaxGroupOutputs
+// items; each group's indices ascending. Groups of one are left to the
+// caller.
+std::vector<std::vector<int>> FirstFitGroups(std::vector<int> cheap,
+                                             const std::vector<double>& cost, double piece) {
+  std::stable_sort(cheap.begin(), cheap.end(), [&](int a, int b) { return cost[a] > cost[b]; });
+  std::vector<std::vector<int>> groups;
+  std::vector<double> load;
+  for (int i : cheap) {
+    size_t g = 0;
+    while (g < groups.size() &&
+           (load[g] + cost[i] > piece || groups[g].size() >= kMaxGroupOutputs)) {
+      ++g;
+    }
+    if (g == groups.size()) {
+      groups.emplace_back();
+      load.push_back(0);
+    }
+    groups[g].push_back(i);
+    load[g] += cost[i];
+  }
+  for (auto& g : groups) std::sort(g.begin(), g.end());
+  return groups;
+}
+
 // The arguments that give every rendition of a package the same fixed GOP
 // of `gop` frames, closed, with no scene-cut key frames: segments then start
 // on the same frames in every rendition.
@@ -989,7 +1047,10 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
   package.set_kind("package");
   std::vector<std::string> argv = CommandPrefix(ctx, false);
   std::string stream_map;
-  int input = 0;
+  // Each rung as a branch of its own: its size, its capped rate, the GOP.
+  std::vector<Branch> rungs;
+  std::vector<double> cost;
+  std::vector<int> chunks;
   for (const Branch::Rung& rung : b.rungs) {
     Branch r = b;
     r.geometry = rung.geometry;
@@ -997,43 +1058,81 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
     const std::string buffer = std::to_string(2 * rung.maxrate_kbps) + "k";
     Append(&r.picture.video_args, {"-maxrate", rate, "-bufsize", buffer});
     Append(&r.picture.video_args, FixedGopArgs(*b.preset, gop));
+    cost.push_back(Cost(r, source));
     // Chunks of about a piece, on segment borders.
-    int chunks = 1;
+    int n = 1;
     if (o.chunking && o.piece_cost > 0 && o.min_chunk_s > 0 && !source.variable_frame_rate()) {
       const double segment_s = double(gop) * source.fps_den() / source.fps_num();
       const int by_length = static_cast<int>(
           std::floor(source.duration_s() / std::max(MinChunkSeconds(o, source), segment_s)));
-      chunks = std::clamp(static_cast<int>(std::lround(Cost(r, source) / o.piece_cost)), 1,
-                          std::max(1, by_length));
+      n = std::clamp(static_cast<int>(std::lround(cost.back() / o.piece_cost)), 1,
+                     std::max(1, by_length));
     }
-    const std::vector<int64_t> starts = ChunkStarts(frames, chunks, gop);
+    chunks.push_back(n);
+    rungs.push_back(std::move(r));
+  }
+  // Cheap whole rungs share one decode of the source (decoding is most of a
+  // small rung's work: bench/RESULTS.md).
+  std::vector<int> group_of(rungs.size(), -1);
+  std::vector<std::vector<int>> groups;
+  if (o.fan_out && o.piece_cost > 0) {
+    std::vector<int> cheap;
+    for (size_t i = 0; i < rungs.size(); ++i) {
+      if (chunks[i] == 1 && cost[i] < o.piece_cost / 2) cheap.push_back(static_cast<int>(i));
+    }
+    groups = FirstFitGroups(cheap, cost, o.piece_cost);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      if (groups[g].size() < 2) continue;
+      for (int i : groups[g]) group_of[i] = static_cast<int>(g);
+    }
+  }
+  auto whole_part = [&](size_t i) { return b.rungs[i].name + ".mov"; };
+  for (size_t i = 0; i < rungs.size(); ++i) {
+    const std::string& rung_name = b.rungs[i].name;
     std::vector<std::string> names;
-    for (size_t k = 0; k < starts.size(); ++k) {
-      const bool last = k + 1 == starts.size();
-      const int64_t count = (last ? frames : starts[k + 1]) - starts[k];
-      char name[64];
-      if (starts.size() == 1) {
-        std::snprintf(name, sizeof(name), "%s.mov", rung.name.c_str());
-      } else {
-        std::snprintf(name, sizeof(name), "%s-chunk-%03zu.mov", rung.name.c_str(), k);
+    if (group_of[i] >= 0) {
+      const std::vector<int>& members = groups[group_of[i]];
+      if (static_cast<size_t>(members.front()) == i) {
+        std::vector<const Branch*> ptrs;
+        std::vector<std::string> parts;
+        for (int m : members) {
+          ptrs.push_back(&rungs[m]);
+          parts.push_back(whole_part(m));
+        }
+        pb::Job job = GroupJob(ptrs, ctx, parts);
+        job.set_id(next_id());
+        package.add_depends_on(job.id());
+        jobs.push_back(std::move(job));
       }
-      pb::Job job = ChunkJob(r, ctx, starts[k], count, last, name);
-      job.set_id(next_id());
-      if (starts.size() == 1) {
-        job.set_kind(b.preset->kind);
-        job.mutable_outputs(0)->mutable_expect()->set_duration_s(VideoSeconds(source));
+      names.push_back(whole_part(i));
+    } else {
+      const std::vector<int64_t> starts = ChunkStarts(frames, chunks[i], gop);
+      for (size_t k = 0; k < starts.size(); ++k) {
+        const bool last = k + 1 == starts.size();
+        const int64_t count = (last ? frames : starts[k + 1]) - starts[k];
+        char name[64];
+        std::snprintf(name, sizeof(name), "%s-chunk-%03zu.mov", rung_name.c_str(), k);
+        const std::string part = starts.size() == 1 ? whole_part(i) : std::string(name);
+        pb::Job job = ChunkJob(rungs[i], ctx, starts[k], count, last, part);
+        job.set_id(next_id());
+        if (starts.size() == 1) {
+          job.set_kind(b.preset->kind);
+          job.mutable_outputs(0)->mutable_expect()->set_duration_s(VideoSeconds(source));
+        }
+        names.push_back(part);
+        package.add_depends_on(job.id());
+        jobs.push_back(std::move(job));
       }
-      names.push_back(name);
-      package.add_depends_on(job.id());
+    }
+    for (const auto& name : names) {
       package.add_inputs(PartPath(b, ctx, name));
       package.add_remove_after(PartPath(b, ctx, name));
-      jobs.push_back(std::move(job));
     }
-    AppendPartsInput(b, ctx, names, rung.name + ".ffconcat", &package, &argv);
-    stream_map += (stream_map.empty() ? "" : " ") + std::string("v:") + std::to_string(input) +
-                  ",name:" + rung.name;
-    ++input;
+    AppendPartsInput(b, ctx, names, rung_name + ".ffconcat", &package, &argv);
+    stream_map += (stream_map.empty() ? "" : " ") + std::string("v:") + std::to_string(i) +
+                  ",name:" + rung_name;
   }
+  const int input = static_cast<int>(rungs.size());
   if (b.with_audio) {
     pb::Job job = AudioPartJob(b, ctx);
     job.set_id(next_id());
@@ -1268,12 +1367,6 @@ bool UsesAnalysis(const pb::Job& job) {
   return false;
 }
 
-// At most this many outputs in one decode-once job: FFmpeg 5.1 runs a
-// process's encoders one after another per frame, so beyond a handful the
-// decode saved is small against one long serial job (and a failure splits
-// all of them).
-constexpr size_t kMaxGroupOutputs = 8;
-
 // Decides how the deliverables become jobs from their cost alone, never
 // from the workers connected at submit: a delivery's shape is the same
 // whoever is there, and the dispatcher spreads its pieces over whoever is,
@@ -1319,23 +1412,8 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
         cheap.push_back(i);
       }
     }
-    std::stable_sort(cheap.begin(), cheap.end(), [&](int a, int b) { return cost[a] > cost[b]; });
-    std::vector<double> load;
-    for (int i : cheap) {
-      size_t g = 0;
-      while (g < groups.size() &&
-             (load[g] + cost[i] > piece || groups[g].size() >= kMaxGroupOutputs)) {
-        ++g;
-      }
-      if (g == groups.size()) {
-        groups.emplace_back();
-        load.push_back(0);
-      }
-      groups[g].push_back(i);
-      load[g] += cost[i];
-    }
+    groups = FirstFitGroups(cheap, cost, piece);
     for (size_t g = 0; g < groups.size(); ++g) {
-      std::sort(groups[g].begin(), groups[g].end());
       if (groups[g].size() >= 2) {
         for (int i : groups[g]) group_of[i] = static_cast<int>(g);
       }

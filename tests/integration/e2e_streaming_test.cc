@@ -1,6 +1,7 @@
 // Streaming ladders end to end (issue 13): `reelfarm run` makes an hls-h264
-// deliverable with a 4-rung ladder from an 8 s source, its costliest
-// renditions cut into time chunks on segment borders. Checked here with
+// deliverable with a 4-rung ladder from an 8 s source: its costliest
+// rendition cut into time chunks on segment borders, one made alone, the two
+// cheapest from one decode. Checked here with
 // ffprobe and this test's own reading of the files: every rendition plays
 // through the HLS demuxer with the source's frame count, segments align
 // across renditions and start on key frames, the master playlist names
@@ -69,8 +70,9 @@ deliverables:
     segment_s: 2
 )";
   std::string log;
-  // Small pieces: the two top renditions are cut into time chunks.
-  ASSERT_EQ(RunArgv({kReelfarm, "run", dir + "/spec.yaml", "--workers", "2", "--piece-cost", "0.4",
+  // Pieces of 1.2 (costs 1.8, 0.8, 0.5, 0.3): the 360 rendition in two
+  // time chunks, 240 alone, 180 and 144 from one decode.
+  ASSERT_EQ(RunArgv({kReelfarm, "run", dir + "/spec.yaml", "--workers", "2", "--piece-cost", "1.2",
                      "--min-chunk-s", "2"},
                     &log),
             0)

@@ -1390,6 +1390,39 @@ TEST(PlannerStreamingTest, CostlyRenditionsAreChunkedOnSegmentBorders) {
   EXPECT_EQ(ValueAfter(Argv(package), "-hls_time"), "4.000000");
 }
 
+TEST(PlannerStreamingTest, CheapRenditionsShareOneDecode) {
+  pb::SourceFacts f = HdFacts();
+  f.set_duration_s(4);
+  f.set_frame_count(100);
+  // Costs 8.3 (1080), 3.7 (720), 1.6 (480), 0.9 (360) against pieces of 4:
+  // 1080 in two chunks, 720 whole, 480 and 360 in one decode-once job.
+  PlanResult r =
+      PlanDelivery(Spec({Ladder("hls-h264", {1080, 720, 480, 360}, 1)}), f, Pieces(4, 1));
+  ASSERT_TRUE(r.errors.empty());
+  std::vector<std::string> kinds;
+  for (const auto& j : r.plan.jobs()) kinds.push_back(j.kind());
+  ASSERT_THAT(kinds, ElementsAre("chunk", "chunk", "rendition", "renditions", "audio", "package"));
+  const pb::Job& group = r.plan.jobs(3);
+  EXPECT_EQ(group.members_size(), 0) << "retried as a whole, never split";
+  ASSERT_EQ(group.outputs_size(), 2);
+  EXPECT_EQ(group.outputs(0).relative_path(), ".reelfarm-parts/stream/v480.mov");
+  EXPECT_EQ(group.outputs(1).relative_path(), ".reelfarm-parts/stream/v360.mov");
+  EXPECT_TRUE(group.outputs(1).intermediate());
+  EXPECT_EQ(group.outputs(1).expect().height(), 360);
+  const std::vector<std::string> argv = Argv(group);
+  EXPECT_THAT(Graph(group), HasSubstr("[0:v:0]split=2[s0][s1]"));
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-an"), 2);
+  EXPECT_TRUE(HasSeq(argv, {"-maxrate", "1500k"}));
+  EXPECT_TRUE(HasSeq(argv, {"-maxrate", "730k"}));
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-i"), 1) << "one decode of the source";
+  const pb::Job& package = r.plan.jobs(5);
+  EXPECT_THAT(Strings(package.depends_on()), ElementsAre("j0", "j1", "j2", "j3", "j4"));
+  EXPECT_EQ(ValueAfter(Argv(package), "-var_stream_map"),
+            "v:0,name:v1080 v:1,name:v720 v:2,name:v480 v:3,name:v360 a:0,name:audio");
+  EXPECT_THAT(Strings(package.inputs()),
+              Contains(std::string(kOutDir) + "/.reelfarm-parts/stream/v360.mov"));
+}
+
 TEST(PlannerStreamingTest, DefaultLadderAndSegmentFromTheSource) {
   DeliverableSpec d = Deliverable("stream", "hls-hevc");
   PlanResult r = PlanWhole(Spec({d}), HdFacts());
