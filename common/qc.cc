@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace reelfarm {
 namespace {
@@ -129,12 +130,32 @@ std::vector<std::string> LoudnessStandardNames() {
 std::vector<std::string> DetectorArgs(const DetectorOptions& o) {
   std::vector<std::string> graph;
   std::vector<std::string> maps;
+  const std::string picture = "[0:v:0]setpts=PTS-STARTPTS";
+  std::string detect_in = picture + ",";  // where each chain takes the picture
+  std::string quality_in = picture + ",";
+  if (o.video && o.quality) {
+    graph.push_back(picture + ",split[pd][pq]");
+    detect_in = "[pd]";
+    quality_in = "[pq]";
+  }
   if (o.video) {
     // blackdetect's defaults: a picture is black when 98 % of its pixels
     // are under 10 % luma; freezedetect's: -60 dB of noise between frames.
-    graph.push_back("[0:v:0]setpts=PTS-STARTPTS,blackdetect=d=" + Fixed(o.black_min_s, 3) +
+    graph.push_back(detect_in + "blackdetect=d=" + Fixed(o.black_min_s, 3) +
                     ",freezedetect=d=" + Fixed(o.freeze_min_s, 3) + "[v]");
     maps.insert(maps.end(), {"-map", "[v]"});
+  }
+  if (o.quality) {
+    // The same frames of both (by number: both run at the source's rate
+    // from 0), then SSIM and PSNR over them.
+    const std::string sample =
+        "select='not(mod(n\\," + std::to_string(std::max(1, o.sample_every)) + "))'";
+    graph.push_back(quality_in + sample + ",split[q0][q1]");
+    graph.push_back("[1:v:0]setpts=PTS-STARTPTS," + o.reference_filter + "," + sample +
+                    ",split[r0][r1]");
+    graph.push_back("[q0][r0]ssim[qs]");
+    graph.push_back("[q1][r1]psnr[qp]");
+    maps.insert(maps.end(), {"-map", "[qs]", "-map", "[qp]"});
   }
   if (o.audio || o.loudness) {
     std::string chain = "[0:a:0]asetpts=PTS-STARTPTS";
@@ -215,6 +236,22 @@ void AnalysisParser::Feed(std::string_view line) {
       }
       return;
     }
+  }
+  if (options_.quality && line.find("] SSIM ") != std::string_view::npos) {
+    if (auto v = NumberAfter(line, "All:")) {
+      result_.set_ssim(*v);
+      result_.set_quality_measured(true);
+    }
+    return;
+  }
+  if (options_.quality && line.find("] PSNR ") != std::string_view::npos) {
+    const size_t at = line.find("average:");
+    if (at != std::string_view::npos && line.substr(at + 8, 3) == "inf") {
+      result_.set_psnr_db(kIdenticalPsnrDb);
+    } else if (auto v = NumberAfter(line, "average:")) {
+      result_.set_psnr_db(std::min(*v, kIdenticalPsnrDb));
+    }
+    return;
   }
   if (line.find("blackdetect") != std::string_view::npos) {
     auto start = NumberAfter(line, "black_start");
@@ -301,6 +338,12 @@ DetectorOptions QcDetectors(const pb::QcGates& gates, bool has_video, bool has_a
   if (gates.silence_max_s() > 0) o.silence_min_s = gates.silence_max_s() / 2;
   o.silence_threshold_db = silence_threshold_db;
   o.loudness = has_audio;  // always reported, gate or not
+  o.quality = has_video && (gates.ssim_min() > 0 || gates.psnr_min_db() > 0) &&
+              !gates.reference_filter().empty();
+  if (o.quality) {
+    o.reference_filter = gates.reference_filter();
+    o.sample_every = std::max(1, gates.sample_every());
+  }
   return o;
 }
 
@@ -359,6 +402,24 @@ pb::QcReport EvaluateQc(const pb::QcGates& gates, const pb::MediaAnalysis& outpu
     SegmentGate("silence", "silence", gates.silence_max_s(), output.silence(),
                 excuse != nullptr && excuse->audio_analysed() ? &excuse->silence() : nullptr,
                 &report);
+  }
+  for (const auto& [gate, floor] :
+       {std::pair<const char*, double>{"ssim", gates.ssim_min()}, {"psnr", gates.psnr_min_db()}}) {
+    if (floor <= 0) continue;
+    const bool ssim = std::string(gate) == "ssim";
+    const double got = ssim ? output.ssim() : output.psnr_db();
+    pb::QcGateResult* g = report.add_gates();
+    g->set_gate(gate);
+    std::ostringstream limit;
+    limit << "at least " << floor << (ssim ? "" : " dB") << " against the source";
+    g->set_limit(limit.str());
+    if (!output.quality_measured()) {
+      g->set_measured("not measured");
+      g->set_passed(false);
+      continue;
+    }
+    g->set_measured(ssim ? Fixed(got, 4) : Fixed(got, 2) + " dB");
+    g->set_passed(got >= floor);
   }
   bool passed = true;
   for (const auto& g : report.gates()) passed = passed && g.passed();

@@ -35,11 +35,20 @@ struct DetectorOptions {
   double silence_min_s = 2;
   double silence_threshold_db = kSilenceThresholdDb;
   bool loudness = false;  // EBU R128 integrated loudness, true peak, LRA
+  // SSIM and PSNR of the picture against a reference: the pass's second
+  // input (index 1) through `reference_filter`, every `sample_every`-th
+  // frame of both.
+  bool quality = false;
+  std::string reference_filter;
+  int sample_every = 1;
 };
 
-// The arguments after a measuring pass's input: one filter graph over its
+// PSNR of identical pictures (FFmpeg prints "inf"): reported as this.
+inline constexpr double kIdenticalPsnrDb = 100;
+
+// The arguments after a measuring pass's input(s): one filter graph over its
 // first video and audio streams (timestamps from 0) into the null muxer.
-// REQUIRES: o.video || o.audio || o.loudness.
+// REQUIRES: o.video || o.audio || o.loudness || o.quality.
 std::vector<std::string> DetectorArgs(const DetectorOptions& o);
 
 // Reads what the detectors log (FFmpeg at -loglevel info), line by line.

@@ -51,9 +51,9 @@ const std::vector<std::string> kDeliverableFields = {
     "name", "preset",        "height",   "aspect", "focus",  "subtitles",
     "at",   "dynamic_range", "loudness", "qc",     "ladder", "segment_s"};
 const std::vector<std::string> kLoudnessFields = {"standard", "target_lufs", "true_peak_db", "lra"};
-const std::vector<std::string> kQcFields = {"loudness",      "loudness_tolerance_lu",
-                                            "black_max_s",   "freeze_max_s",
-                                            "silence_max_s", "allow_in_source"};
+const std::vector<std::string> kQcFields = {
+    "loudness",      "loudness_tolerance_lu", "black_max_s", "freeze_max_s",
+    "silence_max_s", "allow_in_source",       "ssim_min",    "psnr_min_db"};
 const std::vector<std::string> kDynamicRanges = {"sdr", "hdr"};
 const std::vector<std::string> kFocusFields = {"x", "y"};
 const std::vector<std::string> kSubtitleChoiceFields = {"language", "mode"};
@@ -727,6 +727,14 @@ std::optional<QcChoice> Validator::ReadQc(const Field& f, const std::string& pat
       auto v = GetBool(x, xpath);
       if (v) q.allow_in_source = v;
       ok = ok && v;
+    } else if (x.key == "ssim_min") {
+      auto v = GetRange(x, xpath, 0, 1, "(SSIM; 0 turns the gate off, 0.95 is a usual floor)");
+      if (v) q.ssim_min = v;
+      ok = ok && v;
+    } else if (x.key == "psnr_min_db") {
+      auto v = GetRange(x, xpath, 0, 100, "dB (PSNR; 0 turns the gate off, 35 is a usual floor)");
+      if (v) q.psnr_min_db = v;
+      ok = ok && v;
     } else {
       auto v = GetRange(x, xpath, 0, 3600, "seconds (0 turns the gate off)");
       if (!v) {
@@ -1227,10 +1235,11 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
             "`qc` is not allowed on preset " + pn + " (a single frame); remove it");
     } else {
       if (!moving &&
-          ((q.black_max_s && *q.black_max_s > 0) || (q.freeze_max_s && *q.freeze_max_s > 0))) {
+          ((q.black_max_s && *q.black_max_s > 0) || (q.freeze_max_s && *q.freeze_max_s > 0) ||
+           (q.ssim_min && *q.ssim_min > 0) || (q.psnr_min_db && *q.psnr_min_db > 0))) {
         Error(line_of("qc"), JoinPath(path, "qc"),
-              "black_max_s and freeze_max_s need a picture, and preset " + pn +
-                  " has none; remove them");
+              "black_max_s, freeze_max_s, ssim_min and psnr_min_db need a picture, and preset " +
+                  pn + " has none; remove them");
       }
       if (!preset->has_audio &&
           ((q.silence_max_s && *q.silence_max_s > 0) || q.loudness.value_or(false))) {

@@ -45,6 +45,8 @@ struct QcChoice {
   std::optional<double> freeze_max_s{};
   std::optional<double> silence_max_s{};
   std::optional<bool> allow_in_source{};
+  std::optional<double> ssim_min{};  // 0 = off (the default)
+  std::optional<double> psnr_min_db{};
 };
 
 struct DeliverableSpec {

@@ -66,6 +66,10 @@ nlohmann::json AnalysisJson(const pb::MediaAnalysis& m) {
     out["freeze"] = SegmentsJson(m.freeze());
   }
   if (m.audio_analysed()) out["silence"] = SegmentsJson(m.silence());
+  if (m.quality_measured()) {
+    out["ssim"] = m.ssim();
+    out["psnr_db"] = m.psnr_db();
+  }
   return out;
 }
 

@@ -940,6 +940,8 @@ std::vector<pb::Job> ChunkedJobs(const Branch& b, int chunks, const PlanContext&
 
   assemble.set_id(next_id());
   assemble.set_kind("assemble");
+  // The source, for QC against it (its picture gates).
+  assemble.add_inputs(ctx.spec.source);
   for (const auto& part :
        std::vector<std::string>(assemble.remove_after().begin(), assemble.remove_after().end())) {
     assemble.add_inputs(part);
@@ -1045,6 +1047,8 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
   std::vector<pb::Job> jobs;
   pb::Job package;
   package.set_kind("package");
+  // The source, for QC against it (its picture gates).
+  package.add_inputs(ctx.spec.source);
   std::vector<std::string> argv = CommandPrefix(ctx, false);
   std::string stream_map;
   // Each rung as a branch of its own: its size, its capped rate, the GOP.
@@ -1244,6 +1248,8 @@ void ResolveLoudnessAndQc(Branch* b) {
   if (moving) {
     gates.set_black_max_s(q.black_max_s.value_or(defaults ? kDefaultBlackMaxS : 0));
     gates.set_freeze_max_s(q.freeze_max_s.value_or(defaults ? kDefaultFreezeMaxS : 0));
+    gates.set_ssim_min(q.ssim_min.value_or(0));
+    gates.set_psnr_min_db(q.psnr_min_db.value_or(0));
   }
   if (b->with_audio) {
     gates.set_silence_max_s(q.silence_max_s.value_or(defaults ? kDefaultSilenceMaxS : 0));
@@ -1257,7 +1263,7 @@ void ResolveLoudnessAndQc(Branch* b) {
     gates.set_loudness_tolerance_lu(q.loudness_tolerance_lu.value_or(1.0));
   }
   if (gates.check_loudness() || gates.black_max_s() > 0 || gates.freeze_max_s() > 0 ||
-      gates.silence_max_s() > 0) {
+      gates.silence_max_s() > 0 || gates.ssim_min() > 0 || gates.psnr_min_db() > 0) {
     b->qc = gates;
   }
 }
@@ -1607,6 +1613,27 @@ PlanResult PlanDelivery(const DeliverySpec& spec, const pb::SourceFacts& source,
     b.seek_s = seek_s;
     b.relative = relative;
     b.final_path = final_path;
+    if (b.qc && (b.qc->ssim_min() > 0 || b.qc->psnr_min_db() > 0)) {
+      if (source.variable_frame_rate()) {
+        // Frames are compared by number; a CFR output of a VFR source has
+        // other frames at those numbers.
+        b.qc->set_ssim_min(0);
+        b.qc->set_psnr_min_db(0);
+        plan.add_notes(d.name +
+                       ": the source has a variable frame rate, so its SSIM/PSNR gates "
+                       "(which compare frame by frame) are not applied");
+      } else {
+        // The source through the output's own chain (a package: its top
+        // rendition's), one frame a second.
+        Branch reference = b;
+        if (!b.rungs.empty()) reference.geometry = b.rungs.front().geometry;
+        b.qc->set_reference_filter(Join(VideoChain(reference, ""), ",") +
+                                   ",format=" + b.picture.pix_fmt);
+        b.qc->set_reference_format(source.format_name());
+        b.qc->set_reference_path(spec.source);
+        b.qc->set_sample_every(std::max(1, static_cast<int>(std::lround(fps))));
+      }
+    }
     branches.push_back(std::move(b));
   }
 

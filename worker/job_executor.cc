@@ -403,9 +403,21 @@ StatusOr<pb::MediaAnalysis> MeasureOutput(ProcessRunner& runner, const std::stri
     popts.argv.push_back("-i");
     popts.argv.push_back(path);
   }
+  if (o.quality) {
+    // The source, as the planner's chains read it (stored orientation).
+    for (const char* a : {"-noautorotate", "-protocol_whitelist", "file"}) {
+      popts.argv.push_back(a);
+    }
+    if (!gates.reference_format().empty()) {
+      popts.argv.push_back("-f");
+      popts.argv.push_back(gates.reference_format());
+    }
+    popts.argv.push_back("-i");
+    popts.argv.push_back(gates.reference_path());
+  }
   for (auto& a : DetectorArgs(o)) popts.argv.push_back(a);
   // Decoding one output is a small part of making it.
-  popts.timeout_s = 60 + 2 * probed.duration_s();
+  popts.timeout_s = 60 + (o.quality ? 10 : 2) * probed.duration_s();
   popts.memory_limit_bytes = limits.memory_limit_bytes;
   popts.env = limits.env;
   popts.cancel = cancel;
@@ -506,6 +518,12 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   for (const auto& out : job.outputs()) {
     if (!PathInsideRoots(out.path(), options_.allowed_roots)) {
       return fail("output " + out.path() + " is outside this worker's allowed folders", false);
+    }
+    // A QC reference is read like an input, so it must be one.
+    const std::string& reference = out.qc().reference_path();
+    if (!reference.empty() &&
+        std::find(job.inputs().begin(), job.inputs().end(), reference) == job.inputs().end()) {
+      return fail("the QC reference " + reference + " is not an input of the job", false);
     }
   }
   std::vector<std::string> argv(job.argv().begin(), job.argv().end());

@@ -89,6 +89,7 @@ deliverables:
   - name: web720
     preset: web-h264
     height: 720
+    qc: {ssim_min: 0.9, psnr_min_db: 30}
   - name: strict
     preset: social-h264
     aspect: "1:1"
@@ -127,6 +128,17 @@ deliverables:
     ASSERT_NE(GateOf(item, "loudness"), nullptr) << name;
     EXPECT_TRUE((*GateOf(item, "loudness")).value("passed", false));
   }
+  // web720 (made in time chunks) is compared with the source scaled as it
+  // was: well above its floors, and the figures are in the manifest.
+  for (const char* gate : {"ssim", "psnr"}) {
+    const nlohmann::json* g = GateOf(items["web720"], gate);
+    ASSERT_NE(g, nullptr) << gate;
+    EXPECT_TRUE(g->value("passed", false)) << g->dump();
+  }
+  EXPECT_GT(items["web720"]["qc"].value("ssim", 0.0), 0.95);
+  EXPECT_GT(items["web720"]["qc"].value("psnr_db", 0.0), 35);
+  EXPECT_LT(items["web720"]["qc"].value("psnr_db", 100.0), 100) << "not compared with itself";
+
   // The source's black, held frame and silence are excused (they are its own).
   for (const char* gate : {"black", "freeze", "silence"}) {
     const nlohmann::json* g = GateOf(items["web"], gate);

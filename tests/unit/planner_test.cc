@@ -1529,6 +1529,42 @@ TEST(PlannerTest, AnInputWhereAnOutputWouldBePublishedIsAPlannedFailure) {
   EXPECT_EQ(r.plan.failures(0).deliverable(), "launch");
 }
 
+TEST(PlannerQualityTest, QualityFloorsCompareTheSourceThroughTheOutputsOwnChain) {
+  DeliverableSpec crop = Deliverable("story", "social-h264");
+  crop.aspect_num = 9;
+  crop.aspect_den = 16;
+  crop.height = 640;
+  crop.qc = QcChoice{.ssim_min = 0.95, .psnr_min_db = 35};
+  DeliverableSpec stream = Ladder("hls-h264", {720, 360});
+  stream.qc = QcChoice{.psnr_min_db = 35};
+  PlanResult r = PlanWhole(Spec({crop, stream}), HdFacts());
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.plan.jobs(0).kind(), "analyse");  // the default black/freeze gates' excuses
+  const pb::Job& single = r.plan.jobs(1);
+  ASSERT_EQ(single.kind(), "encode");
+  const pb::QcGates& gates = single.outputs(0).qc();
+  EXPECT_DOUBLE_EQ(gates.ssim_min(), 0.95);
+  EXPECT_DOUBLE_EQ(gates.psnr_min_db(), 35);
+  EXPECT_EQ(gates.reference_filter(),
+            Graph(single).substr(7, Graph(single).size() - 10) + ",format=yuv420p");
+  EXPECT_EQ(gates.reference_format(), "mov");
+  EXPECT_EQ(gates.reference_path(), kSource);
+  EXPECT_EQ(gates.sample_every(), 25) << "one frame a second";
+  // A package is compared on its top rendition; its job reads the source.
+  const pb::Job& package = r.plan.jobs(r.plan.jobs_size() - 1);
+  EXPECT_THAT(package.outputs(0).qc().reference_filter(), HasSubstr("scale=1280:720,setsar=1"));
+  EXPECT_THAT(Strings(package.inputs()), Contains(std::string(kSource)));
+
+  // Frames are compared by number: not for a VFR source (said in the plan).
+  pb::SourceFacts vfr = HdFacts();
+  vfr.set_variable_frame_rate(true);
+  r = PlanWhole(Spec({crop}), vfr);
+  ASSERT_EQ(r.plan.jobs_size(), 2);
+  EXPECT_DOUBLE_EQ(r.plan.jobs(1).outputs(0).qc().ssim_min(), 0);
+  ASSERT_EQ(r.plan.notes_size(), 1);
+  EXPECT_THAT(r.plan.notes(0), HasSubstr("variable frame rate"));
+}
+
 TEST(PlannerStreamingTest, ASilentSourceMakesAPackageWithoutSound) {
   pb::SourceFacts f = HdFacts();
   f.set_has_audio(false);

@@ -279,3 +279,87 @@ TEST(QcTest, OnlyTheUncoveredPartOfASegmentCounts) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// ---- SSIM / PSNR floors against the source --------------------------------------------
+
+TEST(QcQualityTest, ThePassComparesSampledFramesOfTheOutputAndTheSourceThroughItsChain) {
+  pb::QcGates gates;
+  gates.set_ssim_min(0.95);
+  gates.set_reference_filter("scale=640:360,setsar=1,format=yuv420p");
+  gates.set_sample_every(25);
+  DetectorOptions o = QcDetectors(gates, true, false, -60);
+  ASSERT_TRUE(o.quality);
+  EXPECT_FALSE(o.video) << "no black or freeze gate here";
+  std::vector<std::string> args = DetectorArgs(o);
+  EXPECT_EQ(args[1],
+            "[0:v:0]setpts=PTS-STARTPTS,select='not(mod(n\\,25))',split[q0][q1];"
+            "[1:v:0]setpts=PTS-STARTPTS,scale=640:360,setsar=1,format=yuv420p,"
+            "select='not(mod(n\\,25))',split[r0][r1];[q0][r0]ssim[qs];[q1][r1]psnr[qp]");
+  EXPECT_THAT(args, ::testing::ElementsAre("-filter_complex", args[1], "-map", "[qs]", "-map",
+                                           "[qp]", "-f", "null", "-"));
+  // With the picture detectors, the picture is split between them.
+  gates.set_black_max_s(2);
+  args = DetectorArgs(QcDetectors(gates, true, false, -60));
+  EXPECT_THAT(args[1], ::testing::StartsWith(
+                           "[0:v:0]setpts=PTS-STARTPTS,split[pd][pq];[pd]blackdetect=d=1.000,"));
+  EXPECT_THAT(args[1], ::testing::HasSubstr(";[pq]select="));
+  // No reference chain (a plan without one), or no picture: no comparison.
+  gates.clear_reference_filter();
+  EXPECT_FALSE(QcDetectors(gates, true, false, -60).quality);
+  gates.set_reference_filter("null");
+  EXPECT_FALSE(QcDetectors(gates, false, true, -60).quality);
+}
+
+TEST(QcQualityTest, TheParserReadsSsimAndPsnrSummaries) {
+  DetectorOptions o;
+  o.quality = true;
+  AnalysisParser parser(o);
+  parser.Feed(
+      "[Parsed_psnr_10 @ 0x5587e40fa500] PSNR y:46.35 u:45.47 v:45.20 average:45.986567 "
+      "min:43.75 max:50.48");
+  parser.Feed(
+      "[Parsed_ssim_9 @ 0x5587e40f98c0] SSIM Y:0.996236 (24.24) U:0.997427 (25.89) "
+      "V:0.997998 (26.98) All:0.996728 (24.852404)");
+  pb::MediaAnalysis m = parser.Finish(8);
+  EXPECT_TRUE(m.quality_measured());
+  EXPECT_DOUBLE_EQ(m.ssim(), 0.996728);
+  EXPECT_DOUBLE_EQ(m.psnr_db(), 45.986567);
+  AnalysisParser same(o);
+  same.Feed(
+      "[Parsed_ssim_1 @ 0x1] SSIM Y:1.000000 (inf) U:1.000000 (inf) V:1.000000 (inf) "
+      "All:1.000000 (inf)");
+  same.Feed("[Parsed_psnr_2 @ 0x2] PSNR y:inf u:inf v:inf average:inf min:inf max:inf");
+  m = same.Finish(8);
+  EXPECT_DOUBLE_EQ(m.ssim(), 1.0);
+  EXPECT_DOUBLE_EQ(m.psnr_db(), kIdenticalPsnrDb);
+}
+
+TEST(QcQualityTest, FloorsPassAtOrAboveAndFailBelowOrUnmeasured) {
+  pb::QcGates gates;
+  gates.set_ssim_min(0.95);
+  gates.set_psnr_min_db(40);
+  pb::MediaAnalysis m;
+  m.set_quality_measured(true);
+  m.set_ssim(0.97);
+  m.set_psnr_db(38.5);
+  pb::QcReport r = EvaluateQc(gates, m, nullptr, 0);
+  EXPECT_FALSE(r.passed());
+  ASSERT_EQ(r.gates_size(), 2);
+  EXPECT_EQ(r.gates(0).gate(), "ssim");
+  EXPECT_TRUE(r.gates(0).passed());
+  EXPECT_EQ(r.gates(0).measured(), "0.9700");
+  EXPECT_EQ(r.gates(1).gate(), "psnr");
+  EXPECT_FALSE(r.gates(1).passed());
+  EXPECT_EQ(QcFailureSummary(r),
+            "QC gate psnr failed: 38.50 dB (at least 40 dB against the source)");
+  m.set_quality_measured(false);
+  r = EvaluateQc(gates, m, nullptr, 0);
+  EXPECT_FALSE(r.gates(0).passed());
+  EXPECT_EQ(r.gates(0).measured(), "not measured");
+}
+
+}  // namespace
+}  // namespace reelfarm

@@ -1311,3 +1311,26 @@ TEST(SpecLadder, Rules) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST(SpecQcQuality, SsimAndPsnrFloorsParseWithTheirRanges) {
+  SpecParseResult r =
+      Parse(WithDeliverable("web-h264", "    qc: {ssim_min: 0.95, psnr_min_db: 38}\n"));
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].ToString();
+  EXPECT_DOUBLE_EQ(*r.spec->deliverables[0].qc->ssim_min, 0.95);
+  EXPECT_DOUBLE_EQ(*r.spec->deliverables[0].qc->psnr_min_db, 38);
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    qc: {ssim_min: 1.5}\n"), 9,
+                       "deliverables[0].qc.ssim_min"),
+              HasSubstr("out of range; use a number from 0 to 1"));
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    qc: {psnr_min_db: -3}\n"), 9,
+                       "deliverables[0].qc.psnr_min_db"),
+              HasSubstr("out of range; use a number from 0 to 100 dB"));
+  EXPECT_THAT(
+      OneError(WithDeliverable("audio-wav", "    qc: {ssim_min: 0.9}\n"), 9, "deliverables[0].qc"),
+      HasSubstr("ssim_min and psnr_min_db need a picture"));
+}
+
+}  // namespace
+}  // namespace reelfarm
