@@ -17,6 +17,7 @@
 #include "common/probe.h"
 #include "common/redis_client.h"
 #include "common/secure.h"
+#include "common/service_notify.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/http_guard.h"
 #include "coordinator/job_store.h"
@@ -396,7 +397,7 @@ void Coordinator::ManifestLoop() {
   }
 }
 
-void Coordinator::Run(const std::atomic<bool>& stop) {
+void Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) {
   std::vector<zmq::pollitem_t> items = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                         {wake_pull_->handle(), 0, ZMQ_POLLIN, 0}};
   auto tick = std::chrono::milliseconds(std::max<int64_t>(
@@ -404,6 +405,7 @@ void Coordinator::Run(const std::atomic<bool>& stop) {
                   .count() /
               4));
   while (!stop.load()) {
+    if (notifier != nullptr) notifier->Alive();
     try {
       zmq::poll(items.data(), items.size(), tick);
     } catch (const zmq::error_t& e) {
@@ -427,6 +429,7 @@ void Coordinator::Run(const std::atomic<bool>& stop) {
       if (trim_after_ == trim_after) trim_after_ = SteadyTime{};
     }
   }
+  if (notifier != nullptr) notifier->Stopping("coordinator stopping");
 }
 
 void Coordinator::RunOnceLocked() {

@@ -39,6 +39,7 @@ class JobStore;
 class MetricsServer;
 class RedisClient;
 class CoordinatorMetrics;
+class ServiceNotifier;
 class ZapAuthenticator;
 
 struct CoordinatorOptions {
@@ -92,8 +93,10 @@ class Coordinator {
   // Connects to Redis, reloads every delivery, binds the sockets and starts
   // the HTTP and metrics servers.
   Status Start();
-  // The event loop; returns when *stop turns true.
-  void Run(const std::atomic<bool>& stop);
+  // The event loop; returns when *stop turns true. Each turn tells
+  // `notifier` (not owned; may be null) that the loop is alive; the end,
+  // that the coordinator is stopping.
+  void Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr);
 
   // API (thread-safe).
   SubmitOutcome Submit(const std::string& spec_text, const std::string& spec_file,

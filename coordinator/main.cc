@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/daemon_util.h"
 #include "common/process_runner.h"
+#include "common/service_notify.h"
 #include "coordinator/coordinator.h"
 
 int main(int argc, char** argv) {
@@ -144,7 +145,10 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", s.ToString());
     return 4;
   }
-  coordinator.Run(stop);
+  // Ready for systemd (Type=notify): Redis reloaded, every port listening.
+  auto notifier = reelfarm::ServiceNotifier::FromEnvironment(&clock);
+  notifier->Ready("coordinator: workers on " + opts.bind + ", API on " + opts.http);
+  coordinator.Run(stop, notifier.get());
   spdlog::info("coordinator stopped");
   return 0;
 }

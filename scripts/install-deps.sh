@@ -8,7 +8,7 @@ PACKAGES=(
   libzmq3-dev cppzmq-dev libhiredis-dev libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libgtest-dev libgmock-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libcpp-httplib-dev libssl-dev
+  libcpp-httplib-dev libssl-dev libsystemd-dev
   ffmpeg redis-server redis-tools prometheus python3
   # tests: HDR sources whose container carries mastering metadata (mkvmerge)
   mkvtoolnix

@@ -1,10 +1,12 @@
 // reelfarm-worker: runs FFmpeg jobs the coordinator assigns.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 
 #include "common/clock.h"
 #include "common/daemon_util.h"
 #include "common/process_runner.h"
+#include "common/service_notify.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -76,7 +78,10 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", s.ToString());
     return 4;
   }
-  worker.Run(stop);
+  // Ready for systemd (Type=notify): encoders probed, metrics listening.
+  auto notifier = reelfarm::ServiceNotifier::FromEnvironment(&clock);
+  notifier->Ready("worker " + worker.name() + " of " + opts.coordinator);
+  worker.Run(stop, notifier.get());
   spdlog::info("worker stopped");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "common/curve_auth.h"
 #include "common/daemon_util.h"
 #include "common/metrics.h"
+#include "common/service_notify.h"
 #include "common/thread_budget.h"
 #include "worker/worker_metrics.h"
 
@@ -297,7 +298,7 @@ void Worker::ReapFinished() {
   }
 }
 
-void Worker::Run(const std::atomic<bool>& stop) {
+void Worker::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) {
   session_ = std::make_unique<WorkerSession>(SessionOptions());
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -305,6 +306,7 @@ void Worker::Run(const std::atomic<bool>& stop) {
   }
   Apply(session_->Start(clock_->Now()));
   while (!stop.load()) {
+    if (notifier != nullptr) notifier->Alive();
     zmq::pollitem_t items[] = {{dealer_->handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 1, std::chrono::milliseconds(50));
@@ -329,6 +331,10 @@ void Worker::Run(const std::atomic<bool>& stop) {
     Apply(session_->Tick(now));
   }
   // Shutting down: stop attempts, tell the coordinator.
+  if (notifier != nullptr) {
+    notifier->Stopping("worker " + options_.name + " stopping: cancelling " +
+                       std::to_string(attempts_.size()) + " running attempt(s)");
+  }
   SessionEffects bye = session_->Stop();
   {
     // Publish requests are refused, also those the session has not seen.

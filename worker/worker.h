@@ -33,11 +33,12 @@
 namespace zmq {
 class context_t;
 class socket_t;
-}
+}  // namespace zmq
 
 namespace reelfarm {
 
 class MetricsServer;
+class ServiceNotifier;
 class WorkerMetrics;
 
 struct WorkerOptions {
@@ -80,8 +81,12 @@ class Worker {
   // Probes the encoders and starts the metrics endpoint.
   Status Start();
   // Runs until *stop turns true, then stops running attempts and says
-  // goodbye.
-  void Run(const std::atomic<bool>& stop);
+  // goodbye. Each turn tells `notifier` (not owned; may be null) that the
+  // loop is alive; the end, that the worker is stopping.
+  void Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr);
+
+  // The worker's name (its option, or "<hostname>-<pid>").
+  const std::string& name() const { return options_.name; }
 
  private:
   // Defaults filled in, nonsense clamped; called once.
