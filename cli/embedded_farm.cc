@@ -74,13 +74,13 @@ std::vector<std::string> CoordinatorArgv(const std::string& binary, const FarmPo
 
 std::vector<std::string> WorkerArgv(const std::string& binary, const FarmPorts& ports, int index,
                                     const WorkerShapeArgs& shape) {
-  std::vector<std::string> argv = {binary,
-                                   "--coordinator",
-                                   "tcp://127.0.0.1:" + std::to_string(ports.zmq),
-                                   "--cores",
-                                   std::to_string(std::max(1, shape.cores)),
-                                   "--name",
-                                   "local-" + std::to_string(index + 1)};
+  std::vector<std::string> argv = {
+      binary, "--coordinator", "tcp://127.0.0.1:" + std::to_string(ports.zmq), "--cores",
+      std::to_string(std::max(1, shape.cores)), "--name", "local-" + std::to_string(index + 1),
+      // A private farm stops at once when the
+      // run ends or is interrupted: nothing to
+      // drain for.
+      "--drain-timeout", "0"};
   if (shape.slots > 0) {
     argv.push_back("--slots");
     argv.push_back(std::to_string(shape.slots));

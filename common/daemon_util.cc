@@ -16,6 +16,17 @@ std::atomic<bool> g_stop{false};  // written only by the signal handler
 
 void OnStopSignal(int) { g_stop.store(true); }
 
+std::atomic<bool> g_drain{false};  // written only by the signal handler
+std::atomic<int> g_signals{0};
+
+void OnDrainSignal(int) {
+  if (g_signals.fetch_add(1) == 0) {
+    g_drain.store(true);
+  } else {
+    g_stop.store(true);
+  }
+}
+
 // The fields of the LogFields scopes alive on this thread, outermost first.
 thread_local LogFieldList t_fields;
 
@@ -87,6 +98,16 @@ const std::atomic<bool>& InstallStopSignals() {
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return g_stop;
+}
+
+DrainSignals InstallDrainSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = OnDrainSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return {g_drain, g_stop};
 }
 
 bool ConfigureLogging(const std::string& level, const std::string& format,

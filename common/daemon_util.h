@@ -17,6 +17,15 @@ namespace reelfarm {
 // SIGPIPE. Call once from main().
 const std::atomic<bool>& InstallStopSignals();
 
+// For a daemon that drains before it stops: the first SIGINT/SIGTERM sets
+// `drain`, a second one `stop`. Also ignores SIGPIPE. Call once from main(),
+// instead of InstallStopSignals.
+struct DrainSignals {
+  const std::atomic<bool>& drain;
+  const std::atomic<bool>& stop;
+};
+DrainSignals InstallDrainSignals();
+
 // Sets up spdlog: level ("debug", "info", ...), format "text" or "json".
 // Returns false for an unknown level or format.
 //

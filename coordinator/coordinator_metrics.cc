@@ -41,6 +41,10 @@ FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now) {
       ++g.workers["quarantined"];
       continue;
     }
+    if (w.draining) {
+      ++g.workers["draining"];
+      continue;
+    }
     ++g.workers[running >= w.slots ? "busy" : "ready"];
     g.slots_free += std::max(0, w.slots - running);
   }

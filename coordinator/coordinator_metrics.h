@@ -35,7 +35,7 @@ struct FarmGauges {
 FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now);
 
 // The worker states reelfarm_workers is labelled with.
-inline constexpr const char* kWorkerStates[] = {"ready", "busy", "quarantined", "lost"};
+inline constexpr const char* kWorkerStates[] = {"ready", "busy", "draining", "quarantined", "lost"};
 
 // Not thread-safe: the coordinator calls it under its lock. The series are
 // registered in `registry`, which must outlive this object.

@@ -241,6 +241,7 @@ void FarmState::OnMessage(const std::string& peer, const pb::WorkerMessage& msg,
     return;
   }
   if (msg.has_heartbeat()) {
+    w->draining = msg.heartbeat().draining();
     for (const auto& ref : msg.heartbeat().running()) {
       auto it = jobs_.find(ref.job_id());
       JobRecord* job = it == jobs_.end() ? nullptr : &it->second;
@@ -343,6 +344,7 @@ void FarmState::OnHello(const std::string& peer, const std::string& peer_key,
   w.encoders = std::set<std::string>(hello.encoders().begin(), hello.encoders().end());
   w.gpu = hello.gpu();
   w.gpu_names.assign(hello.gpu_names().begin(), hello.gpu_names().end());
+  w.draining = hello.draining();
   w.last_seen = now;
   w.lost = false;
   peer_to_worker_[peer] = w.name;
@@ -784,7 +786,9 @@ Status FarmState::Release(const std::string& worker, Effects* fx) {
 }
 
 bool FarmState::CanRun(const WorkerRecord& w, const pb::Job& job) const {
-  if (w.lost || w.quarantined || static_cast<int>(w.running.size()) >= w.slots) return false;
+  if (w.lost || w.quarantined || w.draining || static_cast<int>(w.running.size()) >= w.slots) {
+    return false;
+  }
   return HasWhatItNeeds(w, job);
 }
 
@@ -807,7 +811,7 @@ Duration FarmState::Backoff(int attempts) {
 void FarmState::Dispatch(SteadyTime now, Effects* fx) {
   int free_slots = 0;
   for (const auto& [name, w] : workers_) {
-    if (!w.lost && !w.quarantined) {
+    if (!w.lost && !w.quarantined && !w.draining) {
       free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
     }
   }

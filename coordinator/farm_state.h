@@ -126,6 +126,9 @@ struct WorkerRecord {
   int confirmed_failures = 0;  // of those, jobs that then succeeded elsewhere
   bool quarantined = false;    // out of rotation until released
   std::string quarantine_reason;
+  // Draining (the worker said so in its Hello or last Heartbeat): gets no
+  // new work; what it runs finishes or comes back when it leaves.
+  bool draining = false;
 };
 
 struct FarmOptions {

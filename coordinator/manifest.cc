@@ -263,6 +263,7 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
     int running = static_cast<int>(w.running.size());
     const char* state = w.quarantined        ? "quarantined"
                         : w.lost             ? "lost"
+                        : w.draining         ? "draining"
                         : running >= w.slots ? "busy"
                                              : "ready";
     list.push_back(

@@ -18,6 +18,12 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", opts.coordinator, "coordinator's ZeroMQ endpoint")
       ->capture_default_str();
   app.add_option("--name", opts.name, "worker name, unique in the farm (default HOST-PID)");
+  double drain_timeout_s = 3600;
+  app.add_option("--drain-timeout", drain_timeout_s,
+                 "seconds running jobs may take to finish after SIGTERM before they are handed "
+                 "back (a second SIGTERM: at once; 0: stop at once)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--cores", opts.cores,
                  "cores this worker's FFmpegs share (0: the CPUs it may run on, lowered by a "
                  "cgroup CPU quota)")
@@ -69,7 +75,11 @@ int main(int argc, char** argv) {
   if (opts.executor.ffmpeg_override.empty() && opts.ffmpeg != "ffmpeg") {
     opts.executor.ffmpeg_override = opts.ffmpeg;
   }
-  const auto& stop = reelfarm::InstallStopSignals();
+  opts.drain_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, drain_timeout_s) * 1000));
+  // SIGTERM drains (a second one stops at once); --drain-timeout 0: stops.
+  const auto signals = reelfarm::InstallDrainSignals();
+  const auto& stop = drain_timeout_s > 0 ? signals.stop : signals.drain;
   reelfarm::RealClock clock;
   reelfarm::PosixProcessRunner runner;
   reelfarm::Worker worker(opts, &clock, &runner);
@@ -81,7 +91,7 @@ int main(int argc, char** argv) {
   // Ready for systemd (Type=notify): encoders probed, metrics listening.
   auto notifier = reelfarm::ServiceNotifier::FromEnvironment(&clock);
   notifier->Ready("worker " + worker.name() + " of " + opts.coordinator);
-  worker.Run(stop, notifier.get());
+  worker.Run(stop, notifier.get(), drain_timeout_s > 0 ? &signals.drain : nullptr);
   spdlog::info("worker stopped");
   return 0;
 }

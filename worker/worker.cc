@@ -298,7 +298,9 @@ void Worker::ReapFinished() {
   }
 }
 
-void Worker::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) {
+void Worker::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier,
+                 const std::atomic<bool>* drain) {
+  std::optional<SteadyTime> drain_until;
   session_ = std::make_unique<WorkerSession>(SessionOptions());
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -329,6 +331,27 @@ void Worker::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) {
     ReapFinished();
     DrainOutbox();
     Apply(session_->Tick(now));
+    if (drain != nullptr && drain->load() && !drain_until) {
+      drain_until = now + options_.drain_timeout;
+      Apply(session_->Drain(now));
+      const std::string status =
+          "draining: no new work; finishing " + std::to_string(session_->RunningRefs().size()) +
+          " attempt(s) within " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(options_.drain_timeout).count()) +
+          " s";
+      spdlog::info("worker {}: {}", options_.name, status);
+      if (notifier != nullptr) notifier->Status(status);
+    }
+    if (drain_until && session_->Idle()) {
+      spdlog::info("worker {}: drained: everything it ran has finished", options_.name);
+      break;
+    }
+    if (drain_until && now >= *drain_until) {
+      spdlog::warn("worker {}: drain timeout: handing back {} attempt(s)", options_.name,
+                   session_->RunningRefs().size());
+      break;
+    }
   }
   // Shutting down: stop attempts, tell the coordinator.
   if (notifier != nullptr) {

@@ -70,6 +70,9 @@ struct WorkerOptions {
   std::string curve_server_key;
   // Skip the encoder probe and announce these (tests); empty = probe.
   std::vector<std::string> encoders_override;
+  // Draining (docs/operations.md): how long running attempts may go on
+  // after the drain starts before what is left is handed back.
+  Duration drain_timeout = std::chrono::hours(1);
 };
 
 class Worker {
@@ -81,9 +84,13 @@ class Worker {
   // Probes the encoders and starts the metrics endpoint.
   Status Start();
   // Runs until *stop turns true, then stops running attempts and says
-  // goodbye. Each turn tells `notifier` (not owned; may be null) that the
-  // loop is alive; the end, that the worker is stopping.
-  void Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr);
+  // goodbye. Once *drain (may be null) turns true the worker drains: it
+  // takes no new work and ends when what it runs has finished and been
+  // acknowledged, or when drain_timeout has passed (then as on stop: what is
+  // left is cancelled and handed back). Each turn tells `notifier` (not
+  // owned; may be null) that the loop is alive; the end, that it stops.
+  void Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr,
+           const std::atomic<bool>* drain = nullptr);
 
   // The worker's name (its option, or "<hostname>-<pid>").
   const std::string& name() const { return options_.name; }

@@ -56,7 +56,15 @@ pb::WorkerMessage WorkerSession::Hello() const {
   for (const auto& g : options_.gpu_names) h->add_gpu_names(g);
   h->set_version(options_.version);
   for (auto& r : RunningRefs()) *h->add_running() = std::move(r);
+  h->set_draining(draining_);
   return m;
+}
+
+pb::WorkerMessage WorkerSession::Heartbeat() const {
+  pb::WorkerMessage hb;
+  hb.mutable_heartbeat()->set_draining(draining_);
+  for (auto& r : RunningRefs()) *hb.mutable_heartbeat()->add_running() = std::move(r);
+  return hb;
 }
 
 void WorkerSession::Connect(SteadyTime now, SessionEffects* fx) {
@@ -167,10 +175,7 @@ SessionEffects WorkerSession::Tick(SteadyTime now) {
   }
   if (now - last_heartbeat_ >= options_.heartbeat_interval) {
     last_heartbeat_ = now;
-    pb::WorkerMessage hb;
-    hb.mutable_heartbeat();
-    for (auto& r : RunningRefs()) *hb.mutable_heartbeat()->add_running() = std::move(r);
-    fx.send.push_back(std::move(hb));
+    fx.send.push_back(Heartbeat());
   }
   if (now - last_resend_ >= options_.result_resend) {
     last_resend_ = now;
@@ -222,6 +227,22 @@ SessionEffects WorkerSession::OnPublishRequested(const std::string& job_id, uint
   ask.mutable_publish_request()->set_attempt_key(attempt_key);
   fx.send.push_back(std::move(ask));
   return fx;
+}
+
+SessionEffects WorkerSession::Drain(SteadyTime now) {
+  SessionEffects fx;
+  if (draining_ || stopped_) return fx;
+  draining_ = true;
+  last_heartbeat_ = now;
+  fx.send.push_back(Heartbeat());
+  return fx;
+}
+
+bool WorkerSession::Idle() const {
+  for (const auto& [key, a] : attempts_) {
+    if (!a.cancelled && !a.superseded) return false;
+  }
+  return unacked_.empty();
 }
 
 SessionEffects WorkerSession::Stop() {

@@ -111,6 +111,14 @@ class WorkerSession {
   // Shutting down: every attempt is cancelled (nothing of them is reported
   // any more) and `send` holds the goodbye, to send once they have stopped.
   SessionEffects Stop();
+  // Draining: from now on the Hello and every Heartbeat say so (one is sent
+  // at once), and the coordinator gives this worker no new work; running
+  // attempts go on and report as before. Stop() ends it.
+  SessionEffects Drain(SteadyTime now);
+  bool draining() const { return draining_; }
+  // Nothing left to finish or report: no attempt running, no result
+  // waiting for its acknowledgement.
+  bool Idle() const;
 
   // Attempts running (not cancelled), then finished attempts whose result is
   // not acknowledged yet: what Hello and Heartbeat list.
@@ -137,6 +145,7 @@ class WorkerSession {
   };
 
   pb::WorkerMessage Hello() const;
+  pb::WorkerMessage Heartbeat() const;
   void Connect(SteadyTime now, SessionEffects* fx);
   void StartAttempt(const pb::Assign& assign, SessionEffects* fx);
   // The coordinator's cancel of (job, token): refuses its pending publish
@@ -147,6 +156,7 @@ class WorkerSession {
   WorkerSessionOptions options_;
   bool started_ = false;
   bool stopped_ = false;
+  bool draining_ = false;
   bool welcomed_ = false;
   bool hello_refused_reported_ = false;  // one report per refused streak
   SteadyTime last_recv_{};

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -138,6 +139,10 @@ Status LocalFarm::StartWorker(int index) {
   for (const auto& a : options_.extra_worker_args) argv.push_back(a);
   if (auto it = options_.worker_args.find(index); it != options_.worker_args.end()) {
     for (const auto& a : it->second) argv.push_back(a);
+  }
+  // SIGTERM stops a test's worker at once unless the test asks to drain.
+  if (std::find(argv.begin(), argv.end(), "--drain-timeout") == argv.end()) {
+    argv.insert(argv.end(), {"--drain-timeout", "0"});
   }
   return Spawn("worker-" + std::to_string(index), argv);
 }

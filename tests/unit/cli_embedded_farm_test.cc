@@ -42,13 +42,14 @@ TEST(EmbeddedFarmArgvTest, CoordinatorOnLoopback) {
 TEST(EmbeddedFarmArgvTest, WorkersAreNamedAndGetTheirOwnMetricsPort) {
   EXPECT_EQ(WorkerArgv("reelfarm-worker", Ports(), 1, {8, 3}),
             (std::vector<std::string>{"reelfarm-worker", "--coordinator", "tcp://127.0.0.1:7002",
-                                      "--cores", "8", "--name", "local-2", "--slots", "3",
-                                      "--metrics", "127.0.0.1:7006"}));
-  // Slots 0: the worker's own default (one per 4 of its cores).
+                                      "--cores", "8", "--name", "local-2", "--drain-timeout", "0",
+                                      "--slots", "3", "--metrics", "127.0.0.1:7006"}));
+  // Slots 0: the worker's own default (one per 4 of its cores). A private
+  // farm's workers stop at once (no drain).
   EXPECT_EQ(WorkerArgv("reelfarm-worker", Ports(), 0, {2, 0}),
             (std::vector<std::string>{"reelfarm-worker", "--coordinator", "tcp://127.0.0.1:7002",
-                                      "--cores", "2", "--name", "local-1", "--metrics",
-                                      "127.0.0.1:7005"}));
+                                      "--cores", "2", "--name", "local-1", "--drain-timeout", "0",
+                                      "--metrics", "127.0.0.1:7005"}));
 }
 
 class EmbeddedFarmFilesTest : public ::testing::Test {

@@ -194,6 +194,42 @@ TEST_F(FarmStateTest, AssignsQueuedJobsToFreeSlotsWithIncreasingTokens) {
   EXPECT_EQ(next[0].job().id(), "a.j2");
 }
 
+TEST_F(FarmStateTest, ADrainingWorkerGetsNoNewWorkAndKeepsWhatItRuns) {
+  Submit("a", 3);
+  Hello("p1", "w1", 2);
+  auto assigns = Assigns(Tick(), "p1");
+  ASSERT_EQ(assigns.size(), 2u);
+  // It drains: the heartbeat says so; its running attempts keep their lease.
+  pb::WorkerMessage hb;
+  hb.mutable_heartbeat()->set_draining(true);
+  for (const auto& a : assigns) {
+    auto* r = hb.mutable_heartbeat()->add_running();
+    r->set_job_id(a.job().id());
+    r->set_token(a.token());
+    r->set_attempt_key(KeyOf(a.job().id(), a.token()));
+  }
+  Effects fx;
+  farm_.OnMessage("p1", hb, now_, &fx);
+  EXPECT_TRUE(farm_.workers().at("w1").draining);
+  Result("p1", "a.j0", assigns[0].token(), true);
+  EXPECT_TRUE(Assigns(Tick()).empty()) << "a free slot, but draining";
+  EXPECT_EQ(StateOf("a.j1"), JobState::kRunning);
+  // Another worker takes the queued job.
+  Hello("p2", "w2", 1);
+  auto next = Assigns(Tick(), "p2");
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].job().id(), "a.j2");
+  // A Hello that says draining (a coordinator restart) keeps it out too.
+  pb::WorkerMessage hello;
+  hello.mutable_hello()->set_name("w3");
+  hello.mutable_hello()->set_slots(4);
+  hello.mutable_hello()->add_encoders("libx264");
+  hello.mutable_hello()->add_encoders("aac");
+  hello.mutable_hello()->set_draining(true);
+  farm_.OnMessage("p3", hello, now_, &fx);
+  EXPECT_TRUE(farm_.workers().at("w3").draining);
+}
+
 TEST_F(FarmStateTest, HigherPriorityFirstAndFifoWithinAPriority) {
   Submit("low", 1, 10);
   Submit("first", 1, 90);

@@ -1503,8 +1503,12 @@ TEST(PlannerStreamingTest, PicturePartsLastAsLongAsThePictureAndSoundAsTheSound)
   EXPECT_NEAR(package.outputs(0).package().renditions(2).expect().duration_s(), 7, 1e-9);
   int64_t frames = 0;
   for (const auto& job : r.plan.jobs()) {
-    if (job.kind() == "audio") EXPECT_NEAR(job.outputs(0).expect().duration_s(), 7, 1e-9);
-    if (job.kind() == "rendition") EXPECT_NEAR(job.outputs(0).expect().duration_s(), 6, 1e-9);
+    if (job.kind() == "audio") {
+      EXPECT_NEAR(job.outputs(0).expect().duration_s(), 7, 1e-9);
+    }
+    if (job.kind() == "rendition") {
+      EXPECT_NEAR(job.outputs(0).expect().duration_s(), 6, 1e-9);
+    }
     if (job.kind() == "chunk" && job.outputs(0).path().find("v720") != std::string::npos) {
       const std::string n = ValueAfter(Argv(job), "-frames:v");
       frames += n.empty() ? 0 : std::stoll(n);

@@ -522,4 +522,31 @@ TEST_F(WorkerSessionTest, StopCancelsEverythingAndSaysGoodbye) {
 }
 
 }  // namespace
+TEST_F(WorkerSessionTest, DrainingSaysSoAtOnceAndInEveryHelloAndHeartbeatUntilIdle) {
+  Connected();
+  Message(Assign("d.j0", 7));
+  EXPECT_FALSE(session_.Idle());
+  SessionEffects fx = session_.Drain(now_);
+  ASSERT_EQ(Heartbeats(fx).size(), 1u) << "the coordinator learns it at once";
+  EXPECT_TRUE(Heartbeats(fx)[0].heartbeat().draining());
+  EXPECT_EQ(Heartbeats(fx)[0].heartbeat().running_size(), 1) << "what it runs goes on";
+  EXPECT_TRUE(fx.cancel.empty());
+  EXPECT_TRUE(session_.Drain(now_).send.empty()) << "once";
+  now_ += seconds(1);
+  ASSERT_EQ(Heartbeats(Tick()).size(), 1u);
+  // After a coordinator restart, the Hello says it too.
+  now_ += seconds(10);
+  fx = Tick();
+  now_ += seconds(10);
+  fx = Tick();
+  ASSERT_EQ(Hellos(fx).size(), 1u);
+  EXPECT_TRUE(Hellos(fx)[0].hello().draining());
+  Message(Welcome());
+  // Idle once the attempt has finished and its result is acknowledged.
+  session_.OnAttemptFinished(Result("d.j0", 7));
+  EXPECT_FALSE(session_.Idle()) << "its result is not acknowledged yet";
+  Message(Ack("d.j0", 7));
+  EXPECT_TRUE(session_.Idle());
+}
+
 }  // namespace reelfarm
