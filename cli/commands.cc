@@ -195,6 +195,17 @@ int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx) {
   return kExitOk;
 }
 
+int DrainCommand(ApiClient& client, const std::string& name, const CliContext& ctx) {
+  StatusOr<ApiResponse> response =
+      client.Post("/api/v1/workers/" + name + "/drain", nlohmann::json::object());
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status != 200) return ReportHttpError(*response, "cannot drain " + name, ctx);
+  *ctx.out << "Draining " << name
+           << ": it takes no new work, finishes what it runs (up to its --drain-timeout), then "
+              "exits\n";
+  return kExitOk;
+}
+
 int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
                const CliContext& ctx) {
   if (options.workers < 1 || options.slots < 0 || options.cores < 0) {
@@ -338,6 +349,10 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
 
   CLI::App* workers = app.add_subcommand("workers", "list the farm's workers");
   workers->add_flag("--json", json, "print the API's JSON");
+  std::string drain_name;
+  CLI::App* drain = workers->add_subcommand(
+      "drain", "drain a worker: no new work, it finishes what it runs, then exits");
+  drain->add_option("name", drain_name, "worker name")->required();
 
   std::string key_prefix;
   CLI::App* keys =
@@ -424,6 +439,7 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   if (status->parsed()) return StatusCommand(client, id, json, ctx);
   if (watch->parsed()) return WatchCommand(client, id, ctx);
   if (cancel->parsed()) return CancelCommand(client, id, ctx);
+  if (drain->parsed()) return DrainCommand(client, drain_name, ctx);
   if (workers->parsed()) return WorkersCommand(client, json, ctx);
   return kExitUsage;
 }

@@ -662,6 +662,17 @@ Status Coordinator::ReleaseWorker(const std::string& name) {
   return Status::OK();
 }
 
+Status Coordinator::DrainWorker(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Effects fx;
+  Status s = farm_.Drain(name, &fx);
+  if (!s.ok()) return s;
+  ApplyLocked(std::move(fx));
+  spdlog::info("worker {} asked to drain", name);
+  Wake();
+  return Status::OK();
+}
+
 Coordinator::Health Coordinator::CheckHealth() {
   std::lock_guard<std::mutex> lock(mu_);
   Status ping = redis_->Ping();
@@ -765,6 +776,12 @@ void Coordinator::StartHttp() {
              [this, json_reply](const httplib::Request&, httplib::Response& res) {
                json_reply(res, 200, ListWorkers());
              });
+  http_->Post(R"(/api/v1/workers/([^/]+)/drain)",
+              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                Status s = DrainWorker(req.matches[1]);
+                if (!s.ok()) return json_reply(res, 404, {{"error", s.message()}});
+                json_reply(res, 200, {{"draining", std::string(req.matches[1])}});
+              });
   http_->Post(R"(/api/v1/workers/([^/]+)/release)",
               [this, json_reply](const httplib::Request& req, httplib::Response& res) {
                 Status s = ReleaseWorker(req.matches[1]);

@@ -107,6 +107,8 @@ class Coordinator {
   nlohmann::json ListWorkers();
   // Puts a quarantined worker back into rotation. NotFound when it is not.
   Status ReleaseWorker(const std::string& name);
+  // POST /api/v1/workers/{name}/drain.
+  Status DrainWorker(const std::string& name);
   // /healthz: whether Redis answers and takes writes, and has not lost its
   // data since the start; `error` says what is wrong.
   struct Health {

@@ -772,6 +772,18 @@ void FarmState::Quarantine(const std::string& worker, const std::string& reason,
   fx->events.push_back(std::move(e));
 }
 
+Status FarmState::Drain(const std::string& worker, Effects* fx) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end() || it->second.lost) {
+    return Status::NotFound("no connected worker " + worker);
+  }
+  it->second.draining = true;
+  pb::CoordinatorMessage m;
+  m.set_drain(true);
+  fx->messages.push_back({it->second.peer, std::move(m)});
+  return Status::OK();
+}
+
 Status FarmState::Release(const std::string& worker, Effects* fx) {
   auto it = workers_.find(worker);
   if (it == workers_.end() || !it->second.quarantined) {

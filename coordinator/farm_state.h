@@ -274,6 +274,9 @@ class FarmState {
   // reloaded from Redis at start), or back into it.
   void Quarantine(const std::string& worker, const std::string& reason, Effects* fx);
   Status Release(const std::string& worker, Effects* fx);
+  // Asks `worker` to drain (a `drain` message): it gets no new work from
+  // now on. NotFound when no connected worker has that name.
+  Status Drain(const std::string& worker, Effects* fx);
 
   // Cancels every unfinished job of a delivery. NotFound for an unknown id.
   // An attempt granted leave to publish (and still within it at `now`) may

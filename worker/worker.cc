@@ -331,7 +331,9 @@ void Worker::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier,
     ReapFinished();
     DrainOutbox();
     Apply(session_->Tick(now));
-    if (drain != nullptr && drain->load() && !drain_until) {
+    // A signal, or the coordinator's drain message (the session is then
+    // draining already).
+    if (((drain != nullptr && drain->load()) || session_->draining()) && !drain_until) {
       drain_until = now + options_.drain_timeout;
       Apply(session_->Drain(now));
       const std::string status =

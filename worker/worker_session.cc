@@ -147,6 +147,9 @@ SessionEffects WorkerSession::OnMessage(const pb::CoordinatorMessage& m, SteadyT
     unacked_.erase({m.result_ack().job_id(), m.result_ack().token()});
   } else if (m.has_reconnect()) {
     fx.send.push_back(Hello());
+  } else if (m.has_drain()) {
+    SessionEffects drained = Drain(now);
+    for (auto& s : drained.send) fx.send.push_back(std::move(s));
   } else if (m.has_hello_refused()) {
     // Another live connection holds this name (or, with CURVE, another key
     // does). The coordinator's `reconnect` answers to our heartbeats bring

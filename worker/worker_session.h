@@ -111,9 +111,10 @@ class WorkerSession {
   // Shutting down: every attempt is cancelled (nothing of them is reported
   // any more) and `send` holds the goodbye, to send once they have stopped.
   SessionEffects Stop();
-  // Draining: from now on the Hello and every Heartbeat say so (one is sent
-  // at once), and the coordinator gives this worker no new work; running
-  // attempts go on and report as before. Stop() ends it.
+  // Draining (SIGTERM, or the coordinator's `drain` message): from now on
+  // the Hello and every Heartbeat say so (one is sent at once), and the
+  // coordinator gives this worker no new work; running attempts go on and
+  // report as before. Stop() ends it.
   SessionEffects Drain(SteadyTime now);
   bool draining() const { return draining_; }
   // Nothing left to finish or report: no attempt running, no result

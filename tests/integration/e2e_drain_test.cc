@@ -96,5 +96,35 @@ TEST(E2eDrain, PastTheDrainTimeoutWhatIsLeftIsHandedBackAndMadeElsewhere) {
   EXPECT_EQ(farm.Delivery(id)["items"][0].value("attempts", 0), 2);
 }
 
+TEST(E2eDrain, ADrainAskedThroughTheApiEndsTheWorkerTheSameWay) {
+  LocalFarmOptions options;
+  options.workers = 1;
+  options.worker_args[0] = {"--drain-timeout", "60"};
+  LocalFarm farm(options);
+  ASSERT_TRUE(farm.Start().ok());
+  const std::string id = SubmitAndWaitRunning(farm);
+  ASSERT_FALSE(id.empty());
+
+  // `reelfarm workers drain local-0`, the CLI over the API.
+  std::string out;
+  ASSERT_EQ(RunArgv({std::string(REELFARM_BIN_DIR) + "/reelfarm", "--coordinator", farm.api_url(),
+                     "workers", "drain", "local-0"},
+                    &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("Draining local-0"), std::string::npos) << out;
+  EXPECT_EQ(WorkerState(farm, "local-0"), "draining") << "at once";
+  ASSERT_TRUE(
+      LocalFarm::WaitFor([&] { return farm.Delivery(id).value("state", "") == "delivered"; }, 120));
+  EXPECT_EQ(farm.Delivery(id)["items"][0].value("attempts", 0), 1);
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("worker-0"); }, 30));
+  EXPECT_NE(farm.LogTail("worker-0").find("drained"), std::string::npos);
+  // An unknown worker is a clear error.
+  EXPECT_NE(RunArgv({std::string(REELFARM_BIN_DIR) + "/reelfarm", "--coordinator", farm.api_url(),
+                     "workers", "drain", "nobody"},
+                    &out),
+            0);
+}
+
 }  // namespace
 }  // namespace reelfarm::testing

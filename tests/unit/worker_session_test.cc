@@ -549,4 +549,14 @@ TEST_F(WorkerSessionTest, DrainingSaysSoAtOnceAndInEveryHelloAndHeartbeatUntilId
   EXPECT_TRUE(session_.Idle());
 }
 
+TEST_F(WorkerSessionTest, TheCoordinatorsDrainMessageDrainsLikeASignal) {
+  Connected();
+  pb::CoordinatorMessage drain;
+  drain.set_drain(true);
+  SessionEffects fx = Message(drain);
+  EXPECT_TRUE(session_.draining());
+  ASSERT_EQ(Heartbeats(fx).size(), 1u);
+  EXPECT_TRUE(Heartbeats(fx)[0].heartbeat().draining());
+}
+
 }  // namespace reelfarm
