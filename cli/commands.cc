@@ -195,6 +195,17 @@ int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx) {
   return kExitOk;
 }
 
+int PriorityCommand(ApiClient& client, const std::string& id, int priority, const CliContext& ctx) {
+  StatusOr<ApiResponse> response =
+      client.Post(DeliveryPath(id) + "/priority", nlohmann::json{{"priority", priority}});
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status != 200) {
+    return ReportHttpError(*response, "cannot change the priority of " + id, ctx);
+  }
+  *ctx.out << id << " now has priority " << priority << ": its queued jobs run in that order\n";
+  return kExitOk;
+}
+
 int DrainCommand(ApiClient& client, const std::string& name, const CliContext& ctx) {
   StatusOr<ApiResponse> response =
       client.Post("/api/v1/workers/" + name + "/drain", nlohmann::json::object());
@@ -347,6 +358,14 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   CLI::App* cancel = app.add_subcommand("cancel", "cancel a delivery's queued and running jobs");
   cancel->add_option("id", id, "delivery id")->required();
 
+  int new_priority = 50;
+  CLI::App* priority =
+      app.add_subcommand("priority", "give a queued or running delivery a new priority");
+  priority->add_option("id", id, "delivery id")->required();
+  priority->add_option("priority", new_priority, "0 to 100, higher runs first")
+      ->required()
+      ->check(CLI::Range(0, 100));
+
   CLI::App* workers = app.add_subcommand("workers", "list the farm's workers");
   workers->add_flag("--json", json, "print the API's JSON");
   std::string drain_name;
@@ -440,6 +459,7 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   if (watch->parsed()) return WatchCommand(client, id, ctx);
   if (cancel->parsed()) return CancelCommand(client, id, ctx);
   if (drain->parsed()) return DrainCommand(client, drain_name, ctx);
+  if (priority->parsed()) return PriorityCommand(client, id, new_priority, ctx);
   if (workers->parsed()) return WorkersCommand(client, json, ctx);
   return kExitUsage;
 }

@@ -78,6 +78,8 @@ int StatusCommand(ApiClient& client, const std::string& id, bool json, const Cli
 int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx);
 int CancelCommand(ApiClient& client, const std::string& id, const CliContext& ctx);
 int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx);
+// `reelfarm priority ID N`: POST /api/v1/deliveries/ID/priority.
+int PriorityCommand(ApiClient& client, const std::string& id, int priority, const CliContext& ctx);
 // `reelfarm workers drain NAME`: POST /api/v1/workers/NAME/drain.
 int DrainCommand(ApiClient& client, const std::string& name, const CliContext& ctx);
 

@@ -646,6 +646,18 @@ StatusOr<nlohmann::json> Coordinator::CancelDelivery(const std::string& id) {
   return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
 }
 
+StatusOr<nlohmann::json> Coordinator::SetDeliveryPriority(const std::string& id, int priority) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Effects fx;
+  Status s = farm_.SetPriority(id, priority, &fx);
+  if (!s.ok()) return s;
+  ApplyLocked(std::move(fx));
+  LogFields log_fields({{"delivery", id}});
+  spdlog::info("delivery {} now has priority {}", id, priority);
+  Wake();
+  return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
+}
+
 nlohmann::json Coordinator::ListWorkers() {
   std::lock_guard<std::mutex> lock(mu_);
   return WorkersJson(farm_, clock_->Now());
@@ -770,6 +782,25 @@ void Coordinator::StartHttp() {
               [this, json_reply](const httplib::Request& req, httplib::Response& res) {
                 auto d = CancelDelivery(req.matches[1]);
                 if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
+                json_reply(res, 200, *d);
+              });
+  http_->Post(R"(/api/v1/deliveries/([^/]+)/priority)",
+              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+                if (!body.is_object() || !body.contains("priority") ||
+                    !body["priority"].is_number_integer()) {
+                  return json_reply(res, 400,
+                                    {{"error",
+                                      "the body must be {\"priority\": N}, N from 0 "
+                                      "to 100"}});
+                }
+                auto d = SetDeliveryPriority(req.matches[1], body["priority"].get<int>());
+                if (!d.ok()) {
+                  const int code = d.status().code() == Status::Code::kNotFound          ? 404
+                                   : d.status().code() == Status::Code::kInvalidArgument ? 400
+                                                                                         : 409;
+                  return json_reply(res, code, {{"error", d.status().message()}});
+                }
                 json_reply(res, 200, *d);
               });
   http_->Get("/api/v1/workers",

@@ -104,6 +104,8 @@ class Coordinator {
   nlohmann::json ListDeliveries();
   StatusOr<nlohmann::json> ShowDelivery(const std::string& id);
   StatusOr<nlohmann::json> CancelDelivery(const std::string& id);
+  // POST /api/v1/deliveries/{id}/priority: the delivery's summary after.
+  StatusOr<nlohmann::json> SetDeliveryPriority(const std::string& id, int priority);
   nlohmann::json ListWorkers();
   // Puts a quarantined worker back into rotation. NotFound when it is not.
   Status ReleaseWorker(const std::string& name);

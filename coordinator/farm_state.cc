@@ -772,6 +772,30 @@ void FarmState::Quarantine(const std::string& worker, const std::string& reason,
   fx->events.push_back(std::move(e));
 }
 
+Status FarmState::SetPriority(const std::string& delivery_id, int priority, Effects* fx) {
+  auto it = deliveries_.find(delivery_id);
+  if (it == deliveries_.end()) return Status::NotFound("no delivery " + delivery_id);
+  if (priority < 0 || priority > 100) {
+    return Status::InvalidArgument("priority " + std::to_string(priority) +
+                                   " is out of range; use an integer from 0 to 100 (higher runs "
+                                   "first)");
+  }
+  DeliveryRecord& d = it->second;
+  if (d.finished) return Status::FailedPrecondition("delivery " + delivery_id + " has finished");
+  d.priority = priority;
+  d.plan.set_priority(priority);
+  fx->dirty_deliveries.insert(delivery_id);
+  for (const auto& jid : d.job_ids) {
+    JobRecord& job = jobs_[jid];
+    if (job.priority == priority) continue;
+    const bool queued = queue_.erase({-job.priority, job.seq, jid}) > 0;
+    job.priority = priority;
+    if (queued) queue_.insert({-job.priority, job.seq, jid});
+    fx->dirty_jobs.insert(jid);
+  }
+  return Status::OK();
+}
+
 Status FarmState::Drain(const std::string& worker, Effects* fx) {
   auto it = workers_.find(worker);
   if (it == workers_.end() || it->second.lost) {

@@ -274,6 +274,11 @@ class FarmState {
   // reloaded from Redis at start), or back into it.
   void Quarantine(const std::string& worker, const std::string& reason, Effects* fx);
   Status Release(const std::string& worker, Effects* fx);
+  // Gives a delivery that has not finished a new priority (0..100, higher
+  // first): its queued jobs move in the queue at once, later ones are queued
+  // with it. NotFound, InvalidArgument (out of range), FailedPrecondition
+  // (finished).
+  Status SetPriority(const std::string& delivery_id, int priority, Effects* fx);
   // Asks `worker` to drain (a `drain` message): it gets no new work from
   // now on. NotFound when no connected worker has that name.
   Status Drain(const std::string& worker, Effects* fx);

@@ -194,6 +194,24 @@ TEST_F(FarmStateTest, AssignsQueuedJobsToFreeSlotsWithIncreasingTokens) {
   EXPECT_EQ(next[0].job().id(), "a.j2");
 }
 
+TEST_F(FarmStateTest, ANewPriorityReordersTheQueueAtOnce) {
+  Submit("a", 2);
+  Submit("b", 2);
+  Effects fx;
+  ASSERT_TRUE(farm_.SetPriority("b", 90, &fx).ok());
+  EXPECT_TRUE(fx.dirty_deliveries.count("b"));
+  EXPECT_TRUE(fx.dirty_jobs.count("b.j0") && fx.dirty_jobs.count("b.j1"));
+  EXPECT_EQ(farm_.FindDelivery("b")->priority, 90);
+  Hello("p1", "w1", 1);
+  auto first = Assigns(Tick(), "p1");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].job().id(), "b.j0") << "b was submitted later, but now runs first";
+  EXPECT_EQ(farm_.SetPriority("a", 101, &fx).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(farm_.SetPriority("zz", 10, &fx).code(), Status::Code::kNotFound);
+  ASSERT_TRUE(farm_.Cancel("a", now_, &fx).ok());
+  EXPECT_EQ(farm_.SetPriority("a", 10, &fx).code(), Status::Code::kFailedPrecondition);
+}
+
 TEST_F(FarmStateTest, ADrainingWorkerGetsNoNewWorkAndKeepsWhatItRuns) {
   Submit("a", 3);
   Hello("p1", "w1", 2);
