@@ -984,6 +984,21 @@ double MinChunkSeconds(const PlannerOptions& o, const pb::SourceFacts& source) {
   return std::max(o.min_chunk_s, intervals * source.keyframe_interval_s());
 }
 
+// How many time chunks of about a piece a moving picture costing `cost` is
+// cut into: none shorter than MinChunkSeconds or `shortest_s`; 1 when
+// chunking is off or cannot be frame-exact (a variable or unknown rate).
+int ChunkCount(double cost, const PlanContext& ctx, double shortest_s) {
+  const PlannerOptions& o = ctx.options;
+  const pb::SourceFacts& source = ctx.source;
+  if (!o.chunking || o.piece_cost <= 0 || o.min_chunk_s <= 0 || source.variable_frame_rate() ||
+      source.fps_num() <= 0 || source.fps_den() <= 0) {
+    return 1;
+  }
+  const int by_length = static_cast<int>(
+      std::floor(source.duration_s() / std::max(MinChunkSeconds(o, source), shortest_s)));
+  return std::clamp(static_cast<int>(std::lround(cost / o.piece_cost)), 1, std::max(1, by_length));
+}
+
 // At most this many outputs in one decode-once job: FFmpeg 5.1 runs a
 // process's encoders one after another per frame, so beyond a handful the
 // decode saved is small against one long serial job (and a failure splits
@@ -1063,16 +1078,10 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
     Append(&r.picture.video_args, {"-maxrate", rate, "-bufsize", buffer});
     Append(&r.picture.video_args, FixedGopArgs(*b.preset, gop));
     cost.push_back(Cost(r, source));
-    // Chunks of about a piece, on segment borders.
-    int n = 1;
-    if (o.chunking && o.piece_cost > 0 && o.min_chunk_s > 0 && !source.variable_frame_rate()) {
-      const double segment_s = double(gop) * source.fps_den() / source.fps_num();
-      const int by_length = static_cast<int>(
-          std::floor(source.duration_s() / std::max(MinChunkSeconds(o, source), segment_s)));
-      n = std::clamp(static_cast<int>(std::lround(cost.back() / o.piece_cost)), 1,
-                     std::max(1, by_length));
-    }
-    chunks.push_back(n);
+    // Chunks of about a piece, on segment borders (ChunkStarts), none shorter
+    // than a segment.
+    chunks.push_back(
+        ChunkCount(cost.back(), ctx, double(gop) * source.fps_den() / source.fps_num()));
     rungs.push_back(std::move(r));
   }
   // Cheap whole rungs share one decode of the source (decoding is most of a
@@ -1398,17 +1407,9 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
 
   auto moving = [&](const Branch& b) { return b.preset->has_video && !b.preset->still; };
   const double piece = o.piece_cost;
-  const bool can_chunk = o.chunking && piece > 0 && o.min_chunk_s > 0 &&
-                         !source.variable_frame_rate() && source.fps_num() > 0 &&
-                         source.fps_den() > 0;
-  if (can_chunk) {
-    const int by_length =
-        static_cast<int>(std::floor(source.duration_s() / MinChunkSeconds(o, source)));
-    for (int i = 0; i < n; ++i) {
-      if (!moving(branches[i]) || branches[i].soft || branches[i].preset->streaming) continue;
-      const int by_cost = static_cast<int>(std::lround(cost[i] / piece));
-      chunks[i] = std::clamp(by_cost, 1, std::max(1, by_length));
-    }
+  for (int i = 0; i < n; ++i) {
+    if (!moving(branches[i]) || branches[i].soft || branches[i].preset->streaming) continue;
+    chunks[i] = ChunkCount(cost[i], ctx, 0);
   }
   if (o.fan_out && piece > 0) {
     std::vector<int> cheap;
