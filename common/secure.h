@@ -18,7 +18,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // than no coordinator.
 std::string SecureRandomBytes(size_t n);
 
-// Lower-case hex of arbitrary bytes (routing ids and keys in logs and Redis).
+// Lower-case hex of arbitrary bytes (routing ids and keys in logs and Redis,
+// digests).
 std::string HexBytes(std::string_view bytes);
 // The bytes of a hex string; "" when it is not hex.
 std::string UnhexBytes(std::string_view hex);

@@ -24,6 +24,7 @@
 #include "common/fs_util.h"
 #include "common/probe.h"
 #include "common/qc.h"
+#include "common/secure.h"
 #include "common/thread_budget.h"
 #include "worker/package.h"
 #include "worker/progress_parser.h"
@@ -350,14 +351,7 @@ StatusOr<std::string> Sha256File(const std::string& path) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return Status::Internal("SHA-256 failed");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[md[i] >> 4]);
-    hex.push_back(kHex[md[i] & 15]);
-  }
-  return hex;
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 namespace {

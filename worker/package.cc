@@ -18,6 +18,7 @@
 #include "common/fs_util.h"
 #include "common/hls.h"
 #include "common/probe.h"
+#include "common/secure.h"
 #include "worker/job_executor.h"
 
 namespace reelfarm {
@@ -31,21 +32,11 @@ constexpr uintmax_t kMaxPlaylistBytes = 8 << 20;
 // still count as aligned (FFmpeg writes EXTINF to the microsecond).
 constexpr double kAlignToleranceS = 0.0015;
 
-std::string Hex(const unsigned char* md, unsigned len) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned k = 0; k < len; ++k) {
-    out.push_back(kHex[md[k] >> 4]);
-    out.push_back(kHex[md[k] & 15]);
-  }
-  return out;
-}
-
 std::string Sha256Text(const std::string& text) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-  return Hex(md, len);
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 // The size of the regular file `path` (no symlink), or why not: missing or
