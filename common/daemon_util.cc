@@ -90,23 +90,27 @@ class TextFormatter final : public spdlog::formatter {
 
 }  // namespace
 
-const std::atomic<bool>& InstallStopSignals() {
+namespace {
+
+// `handler` for SIGINT and SIGTERM; SIGPIPE ignored.
+void InstallSignalHandler(void (*handler)(int)) {
   struct sigaction sa {};
-  sa.sa_handler = OnStopSignal;
+  sa.sa_handler = handler;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+}
+
+}  // namespace
+
+const std::atomic<bool>& InstallStopSignals() {
+  InstallSignalHandler(OnStopSignal);
   return g_stop;
 }
 
 DrainSignals InstallDrainSignals() {
-  struct sigaction sa {};
-  sa.sa_handler = OnDrainSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  InstallSignalHandler(OnDrainSignal);
   return {g_drain, g_stop};
 }
 
