@@ -52,33 +52,46 @@ std::string SubmitAndWaitRunning(LocalFarm& farm) {
   return *id;
 }
 
-TEST(E2eDrain, SigtermFinishesWhatRunsTakesNothingNewAndExits) {
+const std::string kReelfarm = std::string(REELFARM_BIN_DIR) + "/reelfarm";
+
+// One worker, draining for at most `drain_timeout` seconds.
+LocalFarmOptions OneWorker(const std::string& drain_timeout) {
   LocalFarmOptions options;
   options.workers = 1;
-  options.worker_args[0] = {"--drain-timeout", "60"};
-  LocalFarm farm(options);
+  options.worker_args[0] = {"--drain-timeout", drain_timeout};
+  return options;
+}
+
+// The delivery ends delivered, its job after `attempts` attempts.
+void ExpectDelivered(LocalFarm& farm, const std::string& id, int attempts) {
+  ASSERT_TRUE(
+      LocalFarm::WaitFor([&] { return farm.Delivery(id).value("state", "") == "delivered"; }, 120))
+      << farm.Delivery(id).dump(2);
+  EXPECT_EQ(farm.Delivery(id)["items"][0].value("attempts", 0), attempts);
+}
+
+// What a draining worker does: its encode goes on to the end (delivered by
+// the first attempt), then it leaves by itself.
+void ExpectFinishedThenLeft(LocalFarm& farm, const std::string& id) {
+  ExpectDelivered(farm, id, 1);
+  ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("worker-0"); }, 30));
+  EXPECT_NE(farm.LogTail("worker-0").find("drained"), std::string::npos)
+      << farm.LogTail("worker-0");
+}
+
+TEST(E2eDrain, SigtermFinishesWhatRunsTakesNothingNewAndExits) {
+  LocalFarm farm(OneWorker("60"));
   ASSERT_TRUE(farm.Start().ok());
   const std::string id = SubmitAndWaitRunning(farm);
   ASSERT_FALSE(id.empty());
 
   ASSERT_EQ(::kill(farm.pid("worker-0"), SIGTERM), 0);
   ASSERT_TRUE(LocalFarm::WaitFor([&] { return WorkerState(farm, "local-0") == "draining"; }, 10));
-  // Its encode goes on to the end: delivered by the first attempt.
-  ASSERT_TRUE(
-      LocalFarm::WaitFor([&] { return farm.Delivery(id).value("state", "") == "delivered"; }, 120))
-      << farm.Delivery(id).dump(2);
-  EXPECT_EQ(farm.Delivery(id)["items"][0].value("attempts", 0), 1);
-  // Then it leaves by itself.
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("worker-0"); }, 30));
-  EXPECT_NE(farm.LogTail("worker-0").find("drained"), std::string::npos)
-      << farm.LogTail("worker-0");
+  ExpectFinishedThenLeft(farm, id);
 }
 
 TEST(E2eDrain, PastTheDrainTimeoutWhatIsLeftIsHandedBackAndMadeElsewhere) {
-  LocalFarmOptions options;
-  options.workers = 1;
-  options.worker_args[0] = {"--drain-timeout", "0.2"};
-  LocalFarm farm(options);
+  LocalFarm farm(OneWorker("0.2"));
   ASSERT_TRUE(farm.Start().ok());
   const std::string id = SubmitAndWaitRunning(farm);
   ASSERT_FALSE(id.empty());
@@ -90,40 +103,26 @@ TEST(E2eDrain, PastTheDrainTimeoutWhatIsLeftIsHandedBackAndMadeElsewhere) {
       << farm.LogTail("worker-0");
   // Another worker makes it: a second attempt, not a failure.
   ASSERT_TRUE(farm.StartWorker(1).ok());
-  ASSERT_TRUE(
-      LocalFarm::WaitFor([&] { return farm.Delivery(id).value("state", "") == "delivered"; }, 120))
-      << farm.Delivery(id).dump(2);
-  EXPECT_EQ(farm.Delivery(id)["items"][0].value("attempts", 0), 2);
+  ExpectDelivered(farm, id, 2);
 }
 
 TEST(E2eDrain, ADrainAskedThroughTheApiEndsTheWorkerTheSameWay) {
-  LocalFarmOptions options;
-  options.workers = 1;
-  options.worker_args[0] = {"--drain-timeout", "60"};
-  LocalFarm farm(options);
+  LocalFarm farm(OneWorker("60"));
   ASSERT_TRUE(farm.Start().ok());
   const std::string id = SubmitAndWaitRunning(farm);
   ASSERT_FALSE(id.empty());
 
   // `reelfarm workers drain local-0`, the CLI over the API.
   std::string out;
-  ASSERT_EQ(RunArgv({std::string(REELFARM_BIN_DIR) + "/reelfarm", "--coordinator", farm.api_url(),
-                     "workers", "drain", "local-0"},
-                    &out),
-            0)
+  ASSERT_EQ(
+      RunArgv({kReelfarm, "--coordinator", farm.api_url(), "workers", "drain", "local-0"}, &out), 0)
       << out;
   EXPECT_NE(out.find("Draining local-0"), std::string::npos) << out;
   EXPECT_EQ(WorkerState(farm, "local-0"), "draining") << "at once";
-  ASSERT_TRUE(
-      LocalFarm::WaitFor([&] { return farm.Delivery(id).value("state", "") == "delivered"; }, 120));
-  EXPECT_EQ(farm.Delivery(id)["items"][0].value("attempts", 0), 1);
-  ASSERT_TRUE(LocalFarm::WaitFor([&] { return farm.Exited("worker-0"); }, 30));
-  EXPECT_NE(farm.LogTail("worker-0").find("drained"), std::string::npos);
+  ExpectFinishedThenLeft(farm, id);
   // An unknown worker is a clear error.
-  EXPECT_NE(RunArgv({std::string(REELFARM_BIN_DIR) + "/reelfarm", "--coordinator", farm.api_url(),
-                     "workers", "drain", "nobody"},
-                    &out),
-            0);
+  EXPECT_NE(
+      RunArgv({kReelfarm, "--coordinator", farm.api_url(), "workers", "drain", "nobody"}, &out), 0);
 }
 
 }  // namespace

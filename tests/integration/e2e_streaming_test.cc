@@ -26,13 +26,6 @@ namespace fs = std::filesystem;
 
 const std::string kReelfarm = std::string(REELFARM_BIN_DIR) + "/reelfarm";
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 nlohmann::json Probe(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"ffprobe", "-v", "error", "-of", "json"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -44,7 +37,7 @@ nlohmann::json Probe(const std::vector<std::string>& args) {
 // The EXTINF durations of a media playlist, as written.
 std::vector<std::string> Durations(const std::string& playlist) {
   std::vector<std::string> out;
-  std::istringstream in(ReadText(playlist));
+  std::istringstream in(ReadFileBytes(playlist));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("#EXTINF:", 0) == 0) out.push_back(line.substr(8));
@@ -117,7 +110,8 @@ deliverables:
       std::snprintf(seg, sizeof(seg), "/seg_%05d.m4s", k);
       // The init segment and one media segment make a playable file.
       const std::string joined = dir + "/joined.mp4";
-      std::ofstream(joined, std::ios::binary) << ReadText(init) << ReadText(pkg + "/" + name + seg);
+      std::ofstream(joined, std::ios::binary)
+          << ReadFileBytes(init) << ReadFileBytes(pkg + "/" + name + seg);
       nlohmann::json first = Probe({"-select_streams", "v", "-show_entries", "packet=flags",
                                     "-read_intervals", "%+#1", joined});
       ASSERT_FALSE(first["packets"].empty()) << name << seg;
@@ -127,7 +121,7 @@ deliverables:
 
   // The master names every rendition with its size, codecs and rates, and
   // plays.
-  const std::string master = ReadText(pkg + "/master.m3u8");
+  const std::string master = ReadFileBytes(pkg + "/master.m3u8");
   EXPECT_TRUE(std::regex_search(master, std::regex("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\"")));
   for (const auto& [name, size] : sizes) {
     const std::regex entry(
@@ -142,7 +136,8 @@ deliverables:
   EXPECT_GE(whole["streams"].size(), 5u);
 
   // The manifest lists exactly the package's files, each with its sha256.
-  nlohmann::json manifest = nlohmann::json::parse(ReadText(out + "/manifest.json"), nullptr, false);
+  nlohmann::json manifest =
+      nlohmann::json::parse(ReadFileBytes(out + "/manifest.json"), nullptr, false);
   ASSERT_EQ(manifest["deliverables"].size(), 1u);
   const nlohmann::json& item = manifest["deliverables"][0];
   EXPECT_EQ(item.value("status", ""), "delivered") << item.dump(2);

@@ -41,11 +41,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 void WriteAll(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
 }
@@ -192,7 +187,7 @@ TEST_F(HostileSourceTest, PlaylistsAndListsUnderAnyNameAreRefusedBeforeFfprobeOp
   ASSERT_EQ(RunArgv({"ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", *film_,
                      "-c", "copy", "-f", "mpegts", d + "/secret.ts"}),
             0);
-  const std::string secret_bytes = ReadAll(d + "/secret.mov").substr(0, 64);
+  const std::string secret_bytes = ReadFileBytes(d + "/secret.mov").substr(0, 64);
   Listener listener;
   ASSERT_GT(listener.port(), 0);
   const std::string url = "http://127.0.0.1:" + std::to_string(listener.port());
@@ -287,7 +282,7 @@ TEST_F(HostileSourceTest, PlaylistsAndListsUnderAnyNameAreRefusedBeforeFfprobeOp
 TEST_F(HostileSourceTest, UnreadableSourcesAreSpecErrorsWithAReason) {
   const std::string d = *dir_ + "/broken";
   fs::create_directories(d);
-  const std::string plain = ReadAll(*film_);  // index at the end
+  const std::string plain = ReadFileBytes(*film_);  // index at the end
   std::string random(20000, '\0');
   std::mt19937 gen(7);
   for (char& ch : random) ch = static_cast<char>(gen());
@@ -330,7 +325,7 @@ TEST_F(HostileSourceTest, UnreadableSourcesAreSpecErrorsWithAReason) {
 TEST_F(HostileSourceTest, DamagedMediaDataFailsOnceWithAReasonThroughRun) {
   const std::string d = *dir_ + "/damaged-run";
   fs::create_directories(d);
-  const std::string data = ReadAll(*faststart_);
+  const std::string data = ReadFileBytes(*faststart_);
   std::string flipped = data;
   size_t mdat = flipped.find("mdat");
   ASSERT_NE(mdat, std::string::npos);
@@ -380,7 +375,7 @@ TEST_F(HostileSourceTest, SourceCorruptedAfterPlanningFailsWithoutRetriesOnAFarm
   options.workers = 0;
   LocalFarm farm(options);
   ASSERT_TRUE(farm.Start().ok());
-  const std::string plain = ReadAll(*film_);
+  const std::string plain = ReadFileBytes(*film_);
   const std::vector<std::pair<std::string, std::string>> corruptions = {
       {"truncated", plain.substr(0, plain.size() / 2)},
       {"empty", ""},

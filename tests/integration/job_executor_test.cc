@@ -622,11 +622,6 @@ pb::Assign PackageAssign(const std::string& source, const std::string& folder, i
   return a;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 TEST_F(JobExecutorTest, APackageIsCheckedGivenItsMasterAndPublishedWhole) {
   const std::string folder = dir_ + "/stream";
   pb::JobResult r = Run(PackageAssign(*source_, folder, 320));
@@ -641,7 +636,7 @@ TEST_F(JobExecutorTest, APackageIsCheckedGivenItsMasterAndPublishedWhole) {
   EXPECT_THAT(out.renditions(0).codecs(), StartsWith("avc1.42c0"));
   EXPECT_EQ(out.renditions(2).codecs(), "mp4a.40.2");
   EXPECT_GT(out.renditions(0).peak_bps(), out.renditions(1).peak_bps());
-  const std::string master = ReadAll(folder + "/master.m3u8");
+  const std::string master = testing::ReadFileBytes(folder + "/master.m3u8");
   EXPECT_THAT(master, HasSubstr("RESOLUTION=320x180"));
   EXPECT_THAT(master, HasSubstr("RESOLUTION=160x90"));
   EXPECT_THAT(master, HasSubstr("URI=\"audio/index.m3u8\""));

@@ -34,13 +34,6 @@ namespace fs = std::filesystem;
 
 const std::string kMonitoring = std::string(REELFARM_SOURCE_DIR) + "/monitoring";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Runs argv (no shell) with stdin from `in_path`; stdout and stderr into
 // *output. Returns the exit code, -1 when it could not run.
 int RunWithStdin(const std::vector<std::string>& argv, const std::string& in_path,
@@ -60,7 +53,7 @@ int RunWithStdin(const std::vector<std::string>& argv, const std::string& in_pat
   if (rc != 0) return -1;
   int status = 0;
   waitpid(pid, &status, 0);
-  *output = ReadFile(out_path);
+  *output = ReadFileBytes(out_path);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -120,7 +113,7 @@ LocalFarmOptions FarmOptions() {
 // and msg; returns them.
 std::vector<nlohmann::json> JsonLogLines(const std::string& path, const std::string& component) {
   std::vector<nlohmann::json> lines;
-  std::istringstream in(ReadFile(path));
+  std::istringstream in(ReadFileBytes(path));
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     EXPECT_TRUE(j.is_object()) << path << ": not a JSON object: " << line;
@@ -237,7 +230,7 @@ std::vector<Query> AllQueries(std::map<std::string, std::vector<std::string>>* p
   for (const auto& f : fs::directory_iterator(kMonitoring + "/grafana/dashboards")) {
     if (f.path().extension() != ".json") continue;
     ++dashboards;
-    auto dash = nlohmann::json::parse(ReadFile(f.path()));
+    auto dash = nlohmann::json::parse(ReadFileBytes(f.path()));
     std::string name = dash.value("title", f.path().filename().string());
     CollectPanels(dash["panels"], name, &out, panels);
     for (const auto& v : dash["templating"]["list"]) {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,11 @@ std::string WriteSrt(const std::string& path, bool bom) {
   out.close();
   if (!out) ADD_FAILURE() << "could not write " << path;
   return path;
+}
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::string MakeTempDir(const std::string& prefix) {

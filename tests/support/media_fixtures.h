@@ -25,6 +25,9 @@ std::string GenerateSource(SourceKind kind, const std::string& path, double seco
 // Writes a small UTF-8 SRT (with a BOM when asked) with two cues.
 std::string WriteSrt(const std::string& path, bool bom = false);
 
+// The whole content of the file at `path` (binary); "" when it cannot be read.
+std::string ReadFileBytes(const std::string& path);
+
 // A fresh folder under $TMPDIR (or /tmp), removed by the caller if wanted.
 std::string MakeTempDir(const std::string& prefix = "reelfarm-test");
 

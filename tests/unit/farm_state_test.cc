@@ -57,11 +57,12 @@ class FarmStateTest : public ::testing::Test {
   Effects Hello(const std::string& peer, const std::string& name, int slots,
                 std::vector<std::string> encoders = {"libx264", "aac"},
                 std::vector<std::pair<std::string, uint64_t>> running = {},
-                const std::string& peer_key = "") {
+                const std::string& peer_key = "", bool draining = false) {
     pb::WorkerMessage m;
     auto* h = m.mutable_hello();
     h->set_name(name);
     h->set_slots(slots);
+    h->set_draining(draining);
     for (auto& e : encoders) h->add_encoders(e);
     for (auto& [id, token] : running) {
       auto* r = h->add_running();
@@ -74,10 +75,10 @@ class FarmStateTest : public ::testing::Test {
     return fx;
   }
 
-  Effects Heartbeat(const std::string& peer,
-                    std::vector<std::pair<std::string, uint64_t>> running) {
+  Effects Heartbeat(const std::string& peer, std::vector<std::pair<std::string, uint64_t>> running,
+                    bool draining = false) {
     pb::WorkerMessage m;
-    m.mutable_heartbeat();
+    m.mutable_heartbeat()->set_draining(draining);
     for (auto& [id, token] : running) {
       auto* r = m.mutable_heartbeat()->add_running();
       r->set_job_id(id);
@@ -218,16 +219,8 @@ TEST_F(FarmStateTest, ADrainingWorkerGetsNoNewWorkAndKeepsWhatItRuns) {
   auto assigns = Assigns(Tick(), "p1");
   ASSERT_EQ(assigns.size(), 2u);
   // It drains: the heartbeat says so; its running attempts keep their lease.
-  pb::WorkerMessage hb;
-  hb.mutable_heartbeat()->set_draining(true);
-  for (const auto& a : assigns) {
-    auto* r = hb.mutable_heartbeat()->add_running();
-    r->set_job_id(a.job().id());
-    r->set_token(a.token());
-    r->set_attempt_key(KeyOf(a.job().id(), a.token()));
-  }
-  Effects fx;
-  farm_.OnMessage("p1", hb, now_, &fx);
+  Heartbeat("p1", {{"a.j0", assigns[0].token()}, {"a.j1", assigns[1].token()}},
+            /*draining=*/true);
   EXPECT_TRUE(farm_.workers().at("w1").draining);
   Result("p1", "a.j0", assigns[0].token(), true);
   EXPECT_TRUE(Assigns(Tick()).empty()) << "a free slot, but draining";
@@ -238,13 +231,7 @@ TEST_F(FarmStateTest, ADrainingWorkerGetsNoNewWorkAndKeepsWhatItRuns) {
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].job().id(), "a.j2");
   // A Hello that says draining (a coordinator restart) keeps it out too.
-  pb::WorkerMessage hello;
-  hello.mutable_hello()->set_name("w3");
-  hello.mutable_hello()->set_slots(4);
-  hello.mutable_hello()->add_encoders("libx264");
-  hello.mutable_hello()->add_encoders("aac");
-  hello.mutable_hello()->set_draining(true);
-  farm_.OnMessage("p3", hello, now_, &fx);
+  Hello("p3", "w3", 4, {"libx264", "aac"}, {}, "", /*draining=*/true);
   EXPECT_TRUE(farm_.workers().at("w3").draining);
 }
 
