@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -125,10 +126,9 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
   FinishedPackage done;
   std::vector<pb::RenditionResult> video;
   std::optional<pb::RenditionResult> audio;
-  const MediaPlaylist* reference = nullptr;  // the first picture rendition's
+  // The first picture rendition's playlist, which the others must align with.
+  std::optional<MediaPlaylist> reference;
   std::string reference_name;
-  std::vector<MediaPlaylist> playlists;
-  playlists.reserve(plan.renditions_size());
   // Every file a playlist names (and the playlists and master themselves):
   // anything else in the folder is refused, never published.
   std::set<std::string> named = {plan.master()};
@@ -167,8 +167,7 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
       if (!size.ok()) return wrong(size.status().message());
       bytes.push_back(*size);
     }
-    playlists.push_back(*playlist);
-    const MediaPlaylist& p = playlists.back();
+    const MediaPlaylist& p = *playlist;
     const fs::path rendition_dir = fs::path(r.playlist()).parent_path();
     named.insert(r.playlist());
     named.insert((rendition_dir / p.map_uri).string());
@@ -183,8 +182,8 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
                        " (a key frame out of place)");
         }
       }
-      if (reference == nullptr) {
-        reference = &p;
+      if (!reference) {
+        reference = p;
         reference_name = r.name();
       } else {
         bool aligned = p.segments.size() == reference->segments.size();
