@@ -41,6 +41,9 @@ struct DetectorOptions {
   bool quality = false;
   std::string reference_filter;
   int sample_every = 1;
+
+  // Whether a pass with these options measures anything at all.
+  bool any() const { return video || audio || loudness || quality; }
 };
 
 // PSNR of identical pictures (FFmpeg prints "inf"): reported as this.
@@ -48,7 +51,7 @@ inline constexpr double kIdenticalPsnrDb = 100;
 
 // The arguments after a measuring pass's input(s): one filter graph over its
 // first video and audio streams (timestamps from 0) into the null muxer.
-// REQUIRES: o.video || o.audio || o.loudness || o.quality.
+// REQUIRES: o.any().
 std::vector<std::string> DetectorArgs(const DetectorOptions& o);
 
 // Reads what the detectors log (FFmpeg at -loglevel info), line by line.

@@ -1347,7 +1347,7 @@ std::optional<pb::Job> AnalyseJob(const std::vector<Branch>& branches, const Pla
   if (freeze > 0) o.freeze_min_s = freeze / 2;
   if (silence > 0) o.silence_min_s = silence / 2;
   if (!needed && !o.video && !o.audio) return std::nullopt;
-  if (!o.video && !o.audio && !o.loudness) return std::nullopt;
+  if (!o.any()) return std::nullopt;
 
   pb::Job job;
   job.set_id(kAnalyseId);

@@ -375,7 +375,7 @@ StatusOr<pb::MediaAnalysis> MeasureOutput(ProcessRunner& runner, const std::stri
                                           const std::atomic<bool>* cancel) {
   const DetectorOptions o =
       QcDetectors(gates, probed.has_video(), probed.has_audio(), kSilenceThresholdDb + gain_db);
-  if (!o.video && !o.audio && !o.loudness) return pb::MediaAnalysis();
+  if (!o.any()) return pb::MediaAnalysis();
   ProcessOptions popts;
   popts.argv = {ffmpeg,
                 "-hide_banner",

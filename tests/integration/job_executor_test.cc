@@ -673,6 +673,39 @@ TEST_F(JobExecutorTest, APackageIsCheckedGivenItsMasterAndPublishedWhole) {
   EXPECT_TRUE(fs::exists(folder + "/master.m3u8"));
 }
 
+TEST_F(JobExecutorTest, AQualityFloorAloneIsMeasuredOnAPictureWithoutSound) {
+  // A video-only output whose only gate is an SSIM floor against the source.
+  pb::Assign a;
+  a.set_token(kToken);
+  pb::Job* job = a.mutable_job();
+  job->set_id("d.q");
+  for (const auto& s : Prefix()) job->add_argv(s);
+  for (const auto& s : std::vector<std::string>{
+           "-protocol_whitelist", "file", "-f", "mov", "-i", *source_, "-map", "0:v:0", "-c:v",
+           "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mp4", final_}) {
+    job->add_argv(s);
+  }
+  job->add_inputs(*source_);
+  job->set_media_duration_s(1.0);
+  job->set_timeout_s(60);
+  pb::JobOutput* out = job->add_outputs();
+  out->set_deliverable("web");
+  out->set_path(final_);
+  out->mutable_expect()->set_has_video(true);
+  out->mutable_expect()->set_video_codec("h264");
+  pb::QcGates* qc = out->mutable_qc();
+  qc->set_ssim_min(0.5);
+  qc->set_reference_filter("format=yuv420p");
+  qc->set_reference_format("mov");
+  qc->set_reference_path(*source_);
+  qc->set_sample_every(5);
+  pb::JobResult r = Run(a);
+  ASSERT_TRUE(r.ok()) << r.error() << "\n" << r.log_tail();
+  ASSERT_EQ(r.outputs_size(), 1);
+  EXPECT_TRUE(r.outputs(0).qc().measured().quality_measured());
+  EXPECT_GT(r.outputs(0).qc().measured().ssim(), 0.9);
+}
+
 TEST_F(JobExecutorTest, APackageNeverReplacesWhatItDidNotMake) {
   const std::string folder = dir_ + "/stream";
   fs::create_directories(folder);
