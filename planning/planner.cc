@@ -490,6 +490,15 @@ void AppendOutputArgs(const Branch& b, const PlanContext& ctx, const std::string
   Append(argv, {"-f", b.preset->muxer, path});
 }
 
+// What `b`'s sound must probe as: its codec, its channels (two when the
+// preset downmixes, else the source's), 48 kHz.
+void ExpectSound(const Branch& b, const pb::SourceFacts& source, pb::MediaInfo* expect) {
+  expect->set_has_audio(true);
+  expect->set_audio_codec(b.preset->audio_codec);
+  expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
+  expect->set_audio_sample_rate(48000);
+}
+
 // The deliverable's final output and what verification expects of it.
 pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
   pb::JobOutput out;
@@ -518,12 +527,7 @@ pb::JobOutput OutputFor(const Branch& b, const pb::SourceFacts& source) {
     }
   }
   if (!b.preset->still) expect->set_duration_s(source.duration_s());
-  if (b.with_audio) {
-    expect->set_has_audio(true);
-    expect->set_audio_codec(b.preset->audio_codec);
-    expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
-    expect->set_audio_sample_rate(48000);
-  }
+  if (b.with_audio) ExpectSound(b, source, expect);
   if (b.soft) {
     expect->set_has_subtitle(true);
     expect->set_subtitle_codec("mov_text");
@@ -850,10 +854,7 @@ pb::Job AudioPartJob(const Branch& b, const PlanContext& ctx) {
   pb::JobOutput* out = AddPartOutput(b, ctx, kAudioFile, &job);
   if (b.normalise) *out->mutable_normalise() = *b.normalise;
   pb::MediaInfo* expect = out->mutable_expect();
-  expect->set_has_audio(true);
-  expect->set_audio_codec(b.preset->audio_codec);
-  expect->set_audio_channels(b.preset->stereo ? 2 : source.audio_channels());
-  expect->set_audio_sample_rate(48000);
+  ExpectSound(b, source, expect);
   expect->set_duration_s(AudioSeconds(source));
   AddNeeds(b, false, true, &job);
   SetLimits(ctx, source.duration_s(), 0.1, &job);
@@ -1206,10 +1207,7 @@ std::vector<pb::Job> StreamingJobs(const Branch& b, const PlanContext& ctx,
     rendition->set_audio(true);
     pb::MediaInfo* expect = rendition->mutable_expect();
     expect->set_format_name("hls");
-    expect->set_has_audio(true);
-    expect->set_audio_codec(b.preset->audio_codec);
-    expect->set_audio_channels(2);
-    expect->set_audio_sample_rate(48000);
+    ExpectSound(b, source, expect);
     expect->set_duration_s(AudioSeconds(source));
   }
   package.set_id(next_id());
