@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <set>
 
@@ -168,33 +169,28 @@ bool EndsWithCi(const std::string& s, const std::string& suffix) {
   return Lower(s.substr(s.size() - suffix.size())) == suffix;
 }
 
-std::string PresetNames() {
+// The names of the presets `keep` holds for (every one by default), in
+// table order.
+std::vector<std::string> PresetNameList(
+    const std::function<bool(const PresetInfo&)>& keep = nullptr) {
   std::vector<std::string> names;
-  for (const auto& p : Presets()) names.push_back(p.name);
-  return JoinList(names);
-}
-
-std::vector<std::string> PresetNameList() {
-  std::vector<std::string> names;
-  for (const auto& p : Presets()) names.push_back(p.name);
+  for (const auto& p : Presets()) {
+    if (!keep || keep(p)) names.push_back(p.name);
+  }
   return names;
 }
 
+std::string PresetNames() { return JoinList(PresetNameList()); }
+
 // Presets on which a deliverable may carry subtitles (burned or soft).
 std::string SubtitlePresets(bool soft) {
-  std::vector<std::string> names;
-  for (const auto& p : Presets()) {
-    if (p.has_video && !p.still && (!soft || p.soft_subtitles)) names.push_back(p.name);
-  }
-  return JoinList(names);
+  return JoinList(PresetNameList([soft](const PresetInfo& p) {
+    return p.has_video && !p.still && (!soft || p.soft_subtitles);
+  }));
 }
 
 std::string StreamingPresets() {
-  std::vector<std::string> names;
-  for (const auto& p : Presets()) {
-    if (p.streaming) names.push_back(p.name);
-  }
-  return JoinList(names);
+  return JoinList(PresetNameList([](const PresetInfo& p) { return p.streaming; }));
 }
 
 // Why `name` breaks the name rule ("" when it does not).
@@ -1213,12 +1209,8 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
           "`aspect: \"W:H\"` or remove focus");
   }
   if (d->dynamic_range == "hdr" && preset->hdr_video_args.empty()) {
-    std::vector<std::string> able;
-    for (const auto& p : Presets()) {
-      if (!p.hdr_video_args.empty()) able.push_back(p.name);
-    }
-    std::string list;
-    for (const auto& n : able) list += (list.empty() ? "" : ", ") + n;
+    const std::string list =
+        JoinList(PresetNameList([](const PresetInfo& p) { return !p.hdr_video_args.empty(); }));
     Error(line_of("dynamic_range"), JoinPath(path, "dynamic_range"),
           "dynamic_range hdr is not possible on preset " + pn +
               " (it makes 8-bit SDR pictures); use " + list + ", or remove it");
