@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,6 +123,29 @@ std::vector<std::string> PackageProbeArgv(const std::string& ffprobe, const std:
           "-of",
           "json",
           "file:" + playlist};
+}
+
+std::string VersionFromBanner(const std::string& text) {
+  std::istringstream in(text);
+  std::string program, word, version;
+  in >> program >> word >> version;
+  if (word != "version" || version.empty()) return "";
+  return version;
+}
+
+StatusOr<std::string> ProgramVersion(ProcessRunner& runner, const std::string& program) {
+  ProcessOptions opts;
+  opts.argv = {program, "-hide_banner", "-version"};
+  opts.timeout_s = 30;
+  opts.stderr_tail_bytes = 1024;
+  StatusOr<ProcessResult> run = runner.Run(opts);
+  if (!run.ok()) return run.status();
+  if (!run->Succeeded()) {
+    return Status::Unavailable(program + " -version failed: " + run->Describe());
+  }
+  std::string version = VersionFromBanner(run->stdout_data);
+  if (version.empty()) return Status::Unavailable(program + " -version printed no version");
+  return version;
 }
 
 StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,

@@ -23,6 +23,13 @@ StatusOr<pb::MediaInfo> MediaInfoFromProbeJson(const std::string& json);
 // The ffprobe argv used for `path`: file protocol only.
 std::vector<std::string> ProbeArgv(const std::string& ffprobe, const std::string& path);
 
+// Pure: the version in `ffmpeg -version`'s first line ("ffmpeg version
+// 5.1.9-0+deb12u1 Copyright ..." -> "5.1.9-0+deb12u1"); ffprobe's says the
+// same of the build it comes with. "" when the text is not such a line.
+std::string VersionFromBanner(const std::string& text);
+// Runs `program -version` and returns VersionFromBanner of what it prints.
+StatusOr<std::string> ProgramVersion(ProcessRunner& runner, const std::string& program);
+
 // Runs ffprobe on a local file and returns its JSON.
 StatusOr<std::string> RunProbe(ProcessRunner& runner, const std::string& ffprobe,
                                const std::string& path, double timeout_s = 60);

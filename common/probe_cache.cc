@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/secure.h"
+
 namespace reelfarm {
 
 ProbeCache::ProbeCache(size_t capacity) : capacity_(std::max<size_t>(1, capacity)) {}
@@ -47,6 +49,43 @@ StatusOr<pb::SourceFacts> ProbeCache::Probe(ProcessRunner& runner, const std::st
   }
   entries_[path] = Entry{before, *facts, ++uses_};
   return facts;
+}
+
+StatusOr<std::string> ProbeCache::Sha256(const std::string& path) {
+  Identity before;
+  const bool known = IdentityOf(path, &before);
+  if (known) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = hashes_.find(path);
+    if (it != hashes_.end() && it->second.identity == before) {
+      it->second.last_use = ++uses_;
+      return it->second.sha256;
+    }
+  }
+  StatusOr<std::string> sha = Sha256File(path);
+  Identity after;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sha.ok() || !known || !IdentityOf(path, &after) || !(after == before)) return sha;
+  if (hashes_.size() >= capacity_ && !hashes_.count(path)) {
+    auto oldest = std::min_element(
+        hashes_.begin(), hashes_.end(),
+        [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
+    hashes_.erase(oldest);
+  }
+  hashes_[path] = Hashed{before, *sha, ++uses_};
+  return sha;
+}
+
+StatusOr<std::string> ProbeCache::Version(ProcessRunner& runner, const std::string& program) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = versions_.find(program); it != versions_.end()) return it->second;
+  }
+  StatusOr<std::string> version = ProgramVersion(runner, program);
+  if (!version.ok()) return version;
+  std::lock_guard<std::mutex> lock(mu_);
+  versions_[program] = *version;
+  return version;
 }
 
 uint64_t ProbeCache::hits() const {

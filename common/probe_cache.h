@@ -28,6 +28,12 @@ class ProbeCache {
                                   const std::string& path, double timeout_s = 60,
                                   const std::string& ffmpeg = "");
 
+  // Sha256File(path), remembered by the file's identity like a probe: a
+  // picture-locked master is read in full once, not once per version.
+  StatusOr<std::string> Sha256(const std::string& path);
+  // ProgramVersion(runner, program), asked once per program.
+  StatusOr<std::string> Version(ProcessRunner& runner, const std::string& program);
+
   uint64_t hits() const;
   uint64_t misses() const;
 
@@ -51,9 +57,16 @@ class ProbeCache {
   const size_t capacity_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
-  uint64_t uses_ = 0;                     // GUARDED_BY(mu_)
-  uint64_t hits_ = 0;                     // GUARDED_BY(mu_)
-  uint64_t misses_ = 0;                   // GUARDED_BY(mu_)
+  struct Hashed {
+    Identity identity;
+    std::string sha256;
+    uint64_t last_use = 0;
+  };
+  std::map<std::string, Hashed> hashes_;         // GUARDED_BY(mu_)
+  std::map<std::string, std::string> versions_;  // GUARDED_BY(mu_)
+  uint64_t uses_ = 0;                            // GUARDED_BY(mu_)
+  uint64_t hits_ = 0;                            // GUARDED_BY(mu_)
+  uint64_t misses_ = 0;                          // GUARDED_BY(mu_)
 };
 
 }  // namespace reelfarm

@@ -1,12 +1,18 @@
 #include "common/secure.h"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
 
 namespace reelfarm {
 
@@ -61,6 +67,41 @@ std::string UnhexBytes(std::string_view hex) {
     out.push_back(static_cast<char>(hi * 16 + lo));
   }
   return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) abort();
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+StatusOr<std::string> Sha256File(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  auto close_fd = [fd] { ::close(fd); };
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    close_fd();
+    return Status::Internal("SHA-256 is not available");
+  }
+  std::vector<unsigned char> buf(1 << 20);  // stream in 1 MiB pieces
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close_fd();
+      return Status::IOError("cannot read " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+  }
+  close_fd();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return Status::Internal("SHA-256 failed");
+  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
 }
 
 }  // namespace reelfarm

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace reelfarm {
 
 // Whether a and b are equal, in a time that depends on their lengths only
@@ -23,6 +25,11 @@ std::string SecureRandomBytes(size_t n);
 std::string HexBytes(std::string_view bytes);
 // The bytes of a hex string; "" when it is not hex.
 std::string UnhexBytes(std::string_view hex);
+
+// SHA-256 of bytes as lowercase hex.
+std::string Sha256Hex(std::string_view data);
+// SHA-256 of a file as lowercase hex (streamed: any size).
+StatusOr<std::string> Sha256File(const std::string& path);
 
 }  // namespace reelfarm
 

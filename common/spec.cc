@@ -46,8 +46,9 @@ const char kNameRule[] =
     "names use 1-64 characters from A-Z a-z 0-9 . _ -, start with a letter or digit, and "
     "contain no `..`";
 
-const std::vector<std::string> kTopFields = {"version",  "name",      "source",      "output_dir",
-                                             "priority", "subtitles", "deliverables"};
+const std::vector<std::string> kTopFields = {"version",      "name",         "source",
+                                             "output_dir",   "priority",     "subtitles",
+                                             "deliverables", "keep_versions"};
 const std::vector<std::string> kDeliverableFields = {
     "name", "preset",        "height",   "aspect", "focus",  "subtitles",
     "at",   "dynamic_range", "loudness", "qc",     "ladder", "segment_s"};
@@ -846,6 +847,18 @@ void Validator::ReadTop(const YAML::Node& root, DeliverySpec* spec) {
       }
     } else if (f.key == "subtitles") {
       ReadSubtitles(f, spec);
+    } else if (f.key == "keep_versions") {
+      if (auto v = GetInt(f, "keep_versions")) {
+        if (*v < 0 || *v > kMaxKeepVersions) {
+          Error(f.line, "keep_versions",
+                "keep_versions " + std::to_string(*v) + " is out of range; use an integer from 0 " +
+                    "to " + std::to_string(kMaxKeepVersions) +
+                    " (older versions whose files are kept under versions/, default " +
+                    std::to_string(kDefaultKeepVersions) + ")");
+        } else {
+          spec->keep_versions = static_cast<int>(*v);
+        }
+      }
     }
   }
   // Deliverables last: their subtitle choices refer to the declared languages.

@@ -74,6 +74,9 @@ struct DeliverableSpec {
   std::map<std::string, int> field_lines;  // field name -> line
 };
 
+inline constexpr int kDefaultKeepVersions = 2;
+inline constexpr int kMaxKeepVersions = 100;
+
 struct DeliverySpec {
   std::string spec_file;  // as given, for error messages
   int version = 1;
@@ -83,6 +86,9 @@ struct DeliverySpec {
   std::string output_dir;   // absolute, normalised
   int output_dir_line = 0;  // 0 when output_dir is the default
   int priority = 50;
+  // Older versions whose replaced or removed files are kept under
+  // <output_dir>/versions/v<N>/ (docs/versions.md).
+  int keep_versions = kDefaultKeepVersions;
   std::map<std::string, std::string> subtitles;  // language -> absolute path
   std::map<std::string, int> subtitle_lines;     // language -> line, for errors
   std::vector<DeliverableSpec> deliverables;

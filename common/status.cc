@@ -14,6 +14,7 @@ std::string Status::ToString() const {
     case Code::kCancelled: name = "Cancelled"; break;
     case Code::kDeadlineExceeded: name = "Deadline exceeded"; break;
     case Code::kFailedPrecondition: name = "Failed precondition"; break;
+    case Code::kDataLoss: name = "Data loss"; break;
   }
   return std::string(name) + ": " + message_;
 }

@@ -14,14 +14,17 @@
 #include "common/daemon_util.h"
 #include "common/fs_util.h"
 #include "common/metrics.h"
+#include "common/output_cache.h"
 #include "common/probe.h"
 #include "common/redis_client.h"
 #include "common/secure.h"
 #include "common/service_notify.h"
+#include "common/versions.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/http_guard.h"
 #include "coordinator/job_store.h"
 #include "coordinator/manifest.h"
+#include "planning/output_keys.h"
 
 namespace reelfarm {
 
@@ -68,7 +71,9 @@ Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner
       farm_(options_.farm),
       submission_(SubmissionOptions{.allowed_roots = options_.allowed_roots,
                                     .ffprobe = options_.ffprobe,
-                                    .planner = options_.planner},
+                                    .planner = options_.planner,
+                                    .reuse_outputs = options_.reuse_outputs,
+                                    .cache_root = options_.cache_dir},
                   runner_, &probe_cache_) {}
 
 Coordinator::~Coordinator() {
@@ -310,6 +315,8 @@ void Coordinator::QueueManifestLocked(const std::string& delivery_id) {
   task.delivery_id = delivery_id;
   task.output_dir = d->output_dir;
   task.content = BuildManifest(farm_, *d).dump(2) + "\n";
+  task.version = std::max(1, d->plan.version());
+  task.cache_root = d->plan.cache_root();
   {
     std::lock_guard<std::mutex> lock(manifest_mu_);
     manifest_queue_.push_back(std::move(task));
@@ -325,7 +332,23 @@ Status Coordinator::WriteManifest(const ManifestTask& task) {
   // The parts of chunked deliverables are joined or useless now.
   Status parts = dir->RemoveTree(kPartsFolder);
   if (!parts.ok()) spdlog::warn("delivery {}: {}", task.delivery_id, parts.ToString());
-  return dir->WriteFileAtomically("manifest.json", task.content);
+  // Every version's manifest is kept; manifest.json is the latest's.
+  const std::string history = (std::filesystem::path(dir->real_path()) / kManifestsFolder).string();
+  Status made = CreateDirsDurably(history);
+  if (!made.ok()) return made;
+  auto versions = OpenedDir::Open(history, options_.allowed_roots);
+  if (!versions.ok()) return versions.status();
+  Status kept = versions->WriteFileAtomically(ManifestFileName(task.version), task.content);
+  if (!kept.ok()) return kept;
+  Status latest = dir->WriteFileAtomically("manifest.json", task.content);
+  if (!latest.ok() || task.cache_root.empty()) return latest;
+  EvictionResult evicted = EvictCache(task.cache_root, options_.cache_max_bytes);
+  if (coord_metrics_) coord_metrics_->OnCacheEviction(evicted);
+  if (evicted.evicted > 0) {
+    spdlog::info("output cache {}: {} entries ({} bytes) removed to stay under {} bytes",
+                 task.cache_root, evicted.evicted, evicted.bytes_freed, options_.cache_max_bytes);
+  }
+  return latest;
 }
 
 void Coordinator::ManifestLoop() {
@@ -506,6 +529,34 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
       }
     }
   }
+  // The folder's next version: after every manifest it holds and every
+  // delivery into it this farm knows (its manifest may not be written yet).
+  int version = HighestManifestVersion(spec.output_dir);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [other_id, other] : farm_.deliveries()) {
+      if (other.output_dir == spec.output_dir) version = std::max(version, other.plan.version());
+    }
+  }
+  ++version;
+  if (version > 1) {
+    // What this version replaces or drops is kept first (never overwritten
+    // while a reader may use it), as the spec's keep_versions says.
+    std::map<std::string, std::string> keys;
+    for (const auto& k : planned.plan.keys()) keys[k.deliverable()] = k.key();
+    Status kept = KeepPreviousVersion(spec.output_dir, version - 1, keys, spec.keep_versions);
+    if (!kept.ok()) {
+      return Invalid({{spec_file, spec.output_dir_line, "output_dir",
+                       "cannot keep version " + std::to_string(version - 1) +
+                           "'s files before replacing them: " + kept.message()}});
+    }
+  }
+  planned.plan.set_version(version);
+  planned.plan.set_keep_versions(spec.keep_versions);
+  if (!planned.cache_root.empty()) {
+    planned.plan.set_cache_root(planned.cache_root);
+    SetCacheStores(planned.cache_root, version, &planned.plan);
+  }
   CheckEpochSubmitLocked();
   auto seq = NextSeqSubmitLocked();
   if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
@@ -551,17 +602,24 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   d.plan = std::move(planned.plan);
   // Farm-unique job ids.
   std::map<std::string, std::string> rename;
-  for (auto& job : *d.plan.mutable_jobs()) {
-    std::string id = d.id + "." + job.id();
-    rename[job.id()] = id;
-    job.set_id(id);
-    for (auto& member : *job.mutable_members()) member.set_id(d.id + "." + member.id());
-  }
-  for (auto& job : *d.plan.mutable_jobs()) {
-    for (auto& member : *job.mutable_members()) {
-      for (auto& dep : *member.mutable_depends_on()) dep = rename[dep];
+  // A reuse job's fallback jobs (and their members) are named and depend
+  // like the plan's own.
+  auto name_all = [&](pb::Job* job, auto& self) -> void {
+    std::string id = d.id + "." + job->id();
+    rename[job->id()] = id;
+    job->set_id(id);
+    for (auto& member : *job->mutable_members()) self(&member, self);
+    for (auto& f : *job->mutable_fallback()) self(&f, self);
+  };
+  auto point_all = [&](pb::Job* job, bool top, auto& self) -> void {
+    if (!top) {
+      for (auto& dep : *job->mutable_depends_on()) dep = rename[dep];
     }
-  }
+    for (auto& member : *job->mutable_members()) self(&member, false, self);
+    for (auto& f : *job->mutable_fallback()) self(&f, false, self);
+  };
+  for (auto& job : *d.plan.mutable_jobs()) name_all(&job, name_all);
+  for (auto& job : *d.plan.mutable_jobs()) point_all(&job, true, point_all);
   // Within the delivery the costliest pieces go first (longest processing
   // time first): the cheap ones then fill the slots that free up at the end.
   std::vector<int> order(d.plan.jobs_size());

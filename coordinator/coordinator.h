@@ -65,6 +65,15 @@ struct CoordinatorOptions {
   std::vector<std::string> allowed_roots;
   FarmOptions farm;
   PlannerOptions planner;
+  // The output cache (docs/versions.md): unchanged deliverables of a new
+  // version are published from it. `cache_dir` "": each delivery's own
+  // <output_dir>/.reelfarm-cache; a farm-wide folder must be one the
+  // workers can reach (and inside their allowed roots). Kept to
+  // cache_max_bytes by removing the least recently used entries after each
+  // delivery.
+  bool reuse_outputs = true;
+  std::string cache_dir;
+  int64_t cache_max_bytes = int64_t{200} << 30;
   // A manifest that cannot be written (a read-only or full folder) is tried
   // again after manifest_retry_initial, doubling up to manifest_retry_max,
   // for as long as the coordinator runs (and again after a restart).
@@ -189,6 +198,9 @@ class Coordinator {
     std::string delivery_id;
     std::string output_dir;
     std::string content;
+    int version = 1;         // written as manifests/v<version>.json too
+    std::string cache_root;  // kept under cache_max_bytes afterwards
+    std::string cache_error;
     int failures = 0;         // tries that failed so far
     SteadyTime not_before{};  // the next try, after a failure
   };

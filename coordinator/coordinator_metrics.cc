@@ -19,7 +19,8 @@ constexpr const char* kJobResults[] = {"succeeded", "failed", "cancelled"};
 constexpr const char* kDeliverableResults[] = {"delivered", "failed", "cancelled"};
 // FarmEvent::reason of kRetry and kRedispatch.
 constexpr const char* kRedispatchReasons[] = {"retryable",        "worker_lost",   "worker_left",
-                                              "worker_restarted", "lease_expired", "split"};
+                                              "worker_restarted", "lease_expired", "split",
+                                              "reuse_failed"};
 // FarmEvent::reason of kFailed.
 constexpr const char* kFailureReasons[] = {"not_retryable", "qc_failed", "gave_up", "dependency"};
 
@@ -108,6 +109,36 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                              .Help("Finished deliveries whose manifest could not be written yet")
                              .Register(r)
                              .Add({})),
+      published_(BuildCounter()
+                     .Name("reelfarm_deliverables_published_total")
+                     .Help("Deliverables published, by how: encoded, or reused from the output "
+                           "cache")
+                     .Register(r)),
+      cache_lookups_(BuildCounter()
+                         .Name("reelfarm_output_cache_lookups_total")
+                         .Help("Deliverables looked up in the output cache at submit, by result "
+                               "(hit: planned as a reuse)")
+                         .Register(r)),
+      cache_evictions_(BuildCounter()
+                           .Name("reelfarm_output_cache_evictions_total")
+                           .Help("Output cache entries removed to stay under --cache-max-gb")
+                           .Register(r)
+                           .Add({})),
+      cache_evicted_bytes_(BuildCounter()
+                               .Name("reelfarm_output_cache_evicted_bytes_total")
+                               .Help("Bytes of the output cache entries evicted")
+                               .Register(r)
+                               .Add({})),
+      cache_bytes_(BuildGauge()
+                       .Name("reelfarm_output_cache_bytes")
+                       .Help("Bytes in the output cache last checked (after a delivery)")
+                       .Register(r)
+                       .Add({})),
+      cache_entries_(BuildGauge()
+                         .Name("reelfarm_output_cache_entries")
+                         .Help("Entries in the output cache last checked (after a delivery)")
+                         .Register(r)
+                         .Add({})),
       delivery_finished_(BuildCounter()
                              .Name("reelfarm_deliveries_finished_total")
                              .Help("Deliveries whose every job is terminal, by final state")
@@ -186,6 +217,8 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
     queue_wait_.Add({{"preset", p.name}}, QueueWaitSecondsBuckets());
   }
   for (const char* res : kDeliverableResults) delivery_finished_.Add({{"result", res}});
+  for (const char* how : {"encoded", "reused"}) published_.Add({{"how", how}});
+  for (const char* res : {"hit", "miss"}) cache_lookups_.Add({{"result", res}});
   for (const char* r : kRedispatchReasons) redispatches_.Add({{"reason", r}});
   for (const char* r : kFailureReasons) job_failures_.Add({{"reason", r}});
   for (const char* s : kWorkerStates) workers_.Add({{"state", s}});
@@ -195,6 +228,9 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
 
 void CoordinatorMetrics::OnSubmitted(const pb::Plan& plan) {
   submitted_.Increment();
+  for (const auto& k : plan.keys()) {
+    cache_lookups_.Add({{"result", k.reused() ? "hit" : "miss"}}).Increment();
+  }
   for (const auto& f : plan.failures()) {
     deliverables_completed_.Add({{"preset", f.preset()}, {"result", "failed"}}).Increment();
   }
@@ -202,6 +238,13 @@ void CoordinatorMetrics::OnSubmitted(const pb::Plan& plan) {
 
 void CoordinatorMetrics::OnStaleResults(int n) {
   if (n > 0) stale_.Increment(n);
+}
+
+void CoordinatorMetrics::OnCacheEviction(const EvictionResult& r) {
+  cache_evictions_.Increment(r.evicted);
+  cache_evicted_bytes_.Increment(static_cast<double>(r.bytes_freed));
+  cache_bytes_.Set(static_cast<double>(r.after.bytes));
+  cache_entries_.Set(r.after.entries);
 }
 
 void CoordinatorMetrics::OnForged(const std::string& kind) {
@@ -232,6 +275,14 @@ void CoordinatorMetrics::Observe(const FarmEvent& e, const FarmState& farm) {
       job_duration_.Add({{"preset", e.preset}}, TranscodeSecondsBuckets())
           .Observe(Seconds(e.run_time));
       completed("succeeded", "delivered");
+      if (const JobRecord* j = farm.FindJob(e.job_id)) {
+        int finals = 0;
+        for (const auto& out : j->job.outputs()) finals += out.intermediate() ? 0 : 1;
+        if (finals > 0) {
+          published_.Add({{"how", j->job.kind() == "reuse" ? "reused" : "encoded"}})
+              .Increment(finals);
+        }
+      }
       break;
     case FarmEvent::Kind::kFailed:
       job_failures_.Add({{"reason", e.reason}}).Increment();

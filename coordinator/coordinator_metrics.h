@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/clock.h"
+#include "common/output_cache.h"
 #include "coordinator/farm_state.h"
 #include "proto/reelfarm.pb.h"
 
@@ -50,6 +51,8 @@ class CoordinatorMetrics {
   void OnForged(const std::string& kind);
   // A write of a delivery's manifest failed (it is retried).
   void OnManifestWriteFailed() { manifest_failures_.Increment(); }
+  // After the output cache was kept under its bound (EvictCache).
+  void OnCacheEviction(const EvictionResult& r);
   // Redis lost (or replaced) its data since this coordinator started.
   void SetRedisDataLost(bool lost) { redis_data_lost_.Set(lost ? 1 : 0); }
   // Counters and histograms for one event; `farm` is read for the job's
@@ -67,6 +70,12 @@ class CoordinatorMetrics {
   prometheus::Gauge& redis_data_lost_;
   prometheus::Counter& manifest_failures_;
   prometheus::Gauge& manifests_failing_;
+  prometheus::Family<prometheus::Counter>& published_;
+  prometheus::Family<prometheus::Counter>& cache_lookups_;
+  prometheus::Counter& cache_evictions_;
+  prometheus::Counter& cache_evicted_bytes_;
+  prometheus::Gauge& cache_bytes_;
+  prometheus::Gauge& cache_entries_;
   prometheus::Family<prometheus::Counter>& delivery_finished_;
   prometheus::Family<prometheus::Counter>& jobs_completed_;
   prometheus::Family<prometheus::Counter>& deliverables_completed_;

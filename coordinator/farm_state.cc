@@ -21,11 +21,13 @@ pb::CoordinatorMessage CancelMessage(const std::string& job_id, uint64_t token) 
 void StripToSummary(pb::Job* job) {
   // Swapped out and destroyed: Clear() would keep the elements allocated.
   google::protobuf::RepeatedPtrField<std::string> argv, inputs;
-  google::protobuf::RepeatedPtrField<pb::Job> members;
+  google::protobuf::RepeatedPtrField<pb::Job> members, fallback;
   google::protobuf::RepeatedPtrField<pb::GeneratedFile> write_files;
   job->mutable_argv()->Swap(&argv);
   job->mutable_inputs()->Swap(&inputs);
   job->mutable_members()->Swap(&members);
+  job->mutable_fallback()->Swap(&fallback);
+  job->clear_reuse();
   job->mutable_write_files()->Swap(&write_files);
   // What an output must hold is the worker's to check.
   for (auto& out : *job->mutable_outputs()) out.clear_expect();
@@ -425,6 +427,9 @@ void FarmState::OnResult(const std::string& peer, const std::string& peer_key,
   }
   JobRecord& job = it->second;
   DetachFromWorker(job);
+  // A cache entry that failed its check says nothing of the host: the
+  // output is made instead.
+  if (!result.ok() && Fallback(job, result, now, fx)) return;
   auto w = workers_.find(job.worker);
   if (result.ok()) {
     if (w != workers_.end()) {
@@ -565,6 +570,55 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
   job.error = why + "; " + std::to_string(rerun) + " of its outputs run again on their own";
   fx->dirty_deliveries.insert(d.id);
   Finish(job, JobState::kSucceeded, fx);
+  CheckDelivery(job.delivery_id, fx);
+  return true;
+}
+
+bool FarmState::Fallback(JobRecord& job, const pb::JobResult& result, SteadyTime now, Effects* fx) {
+  if (job.job.kind() != "reuse") return false;
+  DeliveryRecord& d = deliveries_[job.delivery_id];
+  if (d.cancelled) return false;
+  pb::Job whole = UnpackJob(job);
+  if (whole.fallback_size() == 0) return false;
+  std::vector<std::string> added;
+  for (const auto& f : whole.fallback()) {
+    if (jobs_.count(f.id())) continue;  // cannot happen twice
+    JobRecord rec;
+    rec.job = f;
+    rec.delivery_id = job.delivery_id;
+    rec.priority = job.priority;
+    rec.seq = job.seq;
+    rec.state = JobState::kWaiting;
+    AddJob(d, std::move(rec));
+    fx->rewritten_jobs.insert(f.id());
+    added.push_back(f.id());
+  }
+  pb::Job kept = whole;
+  kept.clear_outputs();
+  kept.clear_fallback();
+  job.job = std::move(kept);
+  job.payload.clear();
+  PackJob(&job);
+  fx->rewritten_jobs.insert(job.job.id());
+  job.result = result;
+  job.error = result.error() + "; made again instead";
+  fx->dirty_deliveries.insert(d.id);
+  Emit(FarmEvent::Kind::kRetry, job, "reuse_failed", fx);
+  Finish(job, JobState::kSucceeded, fx);
+  for (const auto& id : added) {
+    JobRecord& rec = jobs_[id];
+    bool dead = false;  // waits on a job that failed for good
+    for (const auto& dep : rec.job.depends_on()) {
+      auto other = jobs_.find(dep);
+      dead |= other == jobs_.end() ||
+              (IsTerminal(other->second.state) && other->second.state != JobState::kSucceeded);
+    }
+    if (dead) {
+      FailJob(rec, "a job it depends on failed", "dependency", fx);
+    } else if (DependenciesSucceeded(rec)) {
+      Enqueue(rec, now, fx);
+    }
+  }
   CheckDelivery(job.delivery_id, fx);
   return true;
 }

@@ -184,7 +184,8 @@ struct FarmEvent {
   std::string worker;
   // kRedispatch: worker_lost | worker_left | worker_restarted | lease_expired;
   // kRetry / kFailed: retryable | not_retryable | qc_failed | gave_up | dependency |
-  // split (kRetry: a group member queued on its own);
+  // split (kRetry: a group member queued on its own) | reuse_failed (kRetry:
+  // a cached output failed its check and is made instead);
   // kDeliveryFinished: delivered | failed | cancelled.
   std::string reason;
   Duration queue_wait{};
@@ -345,6 +346,11 @@ class FarmState {
   // again as its member job, on its own. False when `job` is no group.
   bool SplitGroup(JobRecord& job, const pb::JobResult& result, const std::string& why,
                   SteadyTime now, Effects* fx);
+  // A "reuse" job whose cache entry failed (missing, changed bytes): it
+  // ends with no output and its fallback jobs (which make the output) are
+  // queued in its place. False when `job` has none or its delivery is
+  // cancelled.
+  bool Fallback(JobRecord& job, const pb::JobResult& result, SteadyTime now, Effects* fx);
   // Adds a job record of delivery `d` (indexes, counters).
   JobRecord& AddJob(DeliveryRecord& d, JobRecord rec);
   void Finish(JobRecord& job, JobState state, Effects* fx);

@@ -63,6 +63,18 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", opts.farm.max_attempts, "attempts per job before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  app.add_flag("--reuse-outputs,!--no-reuse-outputs", opts.reuse_outputs,
+               "publish deliverables whose output key is in the output cache instead of encoding "
+               "them again (docs/versions.md)")
+      ->capture_default_str();
+  app.add_option("--cache-dir", opts.cache_dir,
+                 "farm-wide output cache folder, reachable by every worker (default: each "
+                 "delivery's own <output_dir>/.reelfarm-cache)");
+  double cache_max_gb = static_cast<double>(opts.cache_max_bytes) / (1 << 30);
+  app.add_option("--cache-max-gb", cache_max_gb,
+                 "bound on each output cache: least recently used entries go beyond it")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--allowed-root", opts.allowed_roots,
                  "folder sources, subtitles and output_dirs must lie in (repeatable; none: any)");
   app.add_option(
@@ -121,6 +133,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  opts.cache_max_bytes = static_cast<int64_t>(cache_max_gb * (1 << 30));
   opts.manifest_retry_initial = std::chrono::milliseconds(manifest_retry_ms);
   opts.manifest_retry_max =
       std::chrono::milliseconds(std::max(manifest_retry_ms, manifest_retry_max_ms));

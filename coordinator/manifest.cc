@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "common/versions.h"
+
 namespace reelfarm {
 namespace {
 
@@ -105,8 +107,8 @@ nlohmann::json RenditionsJson(const pb::OutputResult& r) {
 }
 
 // One entry per output of the job.
-void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
-                 nlohmann::json* items) {
+void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord& j,
+                 bool for_manifest, nlohmann::json* items) {
   for (int i = 0; i < j.job.outputs_size(); ++i) {
     const auto& out = j.job.outputs(i);
     if (out.intermediate()) continue;
@@ -115,6 +117,16 @@ void AppendItems(const FarmState& farm, const JobRecord& j, bool for_manifest,
                            {"path", out.relative_path()},
                            {"attempts", j.attempts},
                            {"worker", j.worker}};
+    // What its bytes depend on, and whether they came from the cache.
+    for (const auto& key : d.plan.keys()) {
+      if (key.deliverable() != out.deliverable()) continue;
+      item["key"] = key.key();
+      item["inputs"] = KeyJson(key);
+      const bool reused = j.job.kind() == "reuse";
+      item["reused"] = reused;
+      if (reused && key.made_in_version() > 0) item["made_in_version"] = key.made_in_version();
+    }
+    if (!j.result.ffmpeg_version().empty()) item["ffmpeg_version"] = j.result.ffmpeg_version();
     const pb::OutputResult* res = nullptr;
     for (const auto& r : j.result.outputs()) {
       if (r.deliverable() == out.deliverable()) res = &r;
@@ -195,7 +207,7 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
   for (const auto& jid : d.job_ids) {
     const JobRecord* j = farm.FindJob(jid);
     if (j == nullptr) continue;
-    AppendItems(farm, *j, true, &items);
+    AppendItems(farm, d, *j, true, &items);
     if (j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
   }
   AppendPlanFailures(d, true, &items);
@@ -204,6 +216,7 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
       {"manifest_version", 1},
       {"delivery", d.id},
       {"name", d.name},
+      {"version", std::max(1, d.plan.version())},
       {"spec_file", d.spec_file},
       {"state", c.state},
       {"created_ms", d.created_ms},
@@ -212,6 +225,13 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
       {"notes", std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end())},
       {"deliverables", items}};
   if (!analysis.is_null()) manifest["source_analysis"] = std::move(analysis);
+  int reused = 0, encoded = 0;
+  for (const auto& item : manifest["deliverables"]) {
+    if (item.value("status", "") != "delivered") continue;
+    ++(item.value("reused", false) ? reused : encoded);
+  }
+  manifest["reused"] = reused;
+  manifest["encoded"] = encoded;
   return manifest;
 }
 
@@ -221,6 +241,7 @@ nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& 
   if (d.manifest_pending) c.state = "running";
   nlohmann::json out = {{"id", d.id},
                         {"name", d.name},
+                        {"version", std::max(1, d.plan.version())},
                         {"state", c.state},
                         {"priority", d.priority},
                         {"output_dir", d.output_dir},
@@ -246,7 +267,7 @@ nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d
   nlohmann::json out = DeliverySummaryJson(farm, d);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& jid : d.job_ids) {
-    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, *j, false, &items);
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, d, *j, false, &items);
   }
   AppendPlanFailures(d, false, &items);
   out["items"] = std::move(items);

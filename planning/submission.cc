@@ -1,8 +1,12 @@
 #include "planning/submission.h"
 
+#include <filesystem>
+#include <set>
 #include <utility>
 
 #include "common/probe.h"
+#include "common/secure.h"
+#include "planning/output_keys.h"
 
 namespace reelfarm {
 
@@ -47,8 +51,64 @@ Submission SubmissionPipeline::Check(SpecParseResult parsed) const {
     return out;
   }
   out.plan = std::move(planned.plan);
+  if (options_.reuse_outputs) {
+    Status reused = Reuse(spec, *facts, &out);
+    if (!reused.ok()) {
+      out.errors.push_back({spec.spec_file, spec.source_line, "source", reused.message()});
+      return out;
+    }
+  }
   out.spec = std::move(parsed.spec);
   return out;
+}
+
+Status SubmissionPipeline::Reuse(const DeliverySpec& spec, const pb::SourceFacts& facts,
+                                 Submission* out) const {
+  auto hash = [&](const std::string& path) {
+    return cache_ != nullptr ? cache_->Sha256(path) : Sha256File(path);
+  };
+  KeyInputs in;
+  StatusOr<std::string> source = hash(spec.source);
+  if (!source.ok()) return source.status();
+  in.source_sha256 = *source;
+  for (const auto& [language, path] : spec.subtitles) {
+    StatusOr<std::string> sha = hash(path);
+    if (!sha.ok()) return sha.status();
+    in.subtitle_sha256[language] = *sha;
+  }
+  // ffprobe comes with the FFmpeg it belongs to and says the same version;
+  // the coordinator has it where it may have no ffmpeg. Unknown: nothing
+  // made now is kept (a worker keeps an output only under its own version).
+  StatusOr<std::string> version = cache_ != nullptr ? cache_->Version(*runner_, options_.ffprobe)
+                                                    : ProgramVersion(*runner_, options_.ffprobe);
+  in.ffmpeg_version = version.ok() ? *version : "unknown";
+  std::vector<pb::OutputKey> keys = OutputKeys(spec, out->plan, in);
+  out->cache_root = options_.cache_root.empty()
+                        ? (std::filesystem::path(spec.output_dir) / kDeliveryCacheFolder).string()
+                        : options_.cache_root;
+  std::vector<CacheHit> hits;
+  if (version.ok()) {
+    for (const auto& key : keys) {
+      StatusOr<CacheEntry> entry = ReadCacheEntry(CacheEntryPath(out->cache_root, key.key()));
+      if (entry.ok()) hits.push_back({key, *std::move(entry)});
+    }
+  }
+  if (hits.empty()) {
+    for (auto& key : keys) *out->plan.add_keys() = std::move(key);
+    return Status::OK();
+  }
+  // The rest planned as if the reused ones were not asked for; those get a
+  // reuse job each, with their jobs of the whole plan to fall back on.
+  DeliverySpec rest = spec;
+  std::set<std::string> reused;
+  for (const auto& hit : hits) reused.insert(hit.key.deliverable());
+  std::erase_if(rest.deliverables, [&](const auto& d) { return reused.count(d.name) > 0; });
+  PlanResult planned = PlanDelivery(rest, facts, options_.planner);
+  if (!planned.errors.empty()) return Status::Internal(planned.errors[0].ToString());
+  planned.plan.mutable_notes()->CopyFrom(out->plan.notes());
+  AddReuseJobs(out->plan, hits, keys, options_.planner, &planned.plan);
+  out->plan = std::move(planned.plan);
+  return Status::OK();
 }
 
 }  // namespace reelfarm

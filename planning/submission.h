@@ -25,6 +25,12 @@ struct SubmissionOptions {
   std::vector<std::string> allowed_roots;
   std::string ffprobe = "ffprobe";
   PlannerOptions planner;
+  // The output cache (docs/versions.md): each deliverable gets its output
+  // key (the source and subtitles are hashed, FFmpeg's version asked), and
+  // one whose key has an entry is planned as a "reuse" job. `cache_root`
+  // "": each delivery's own <output_dir>/.reelfarm-cache.
+  bool reuse_outputs = true;
+  std::string cache_root;
 };
 
 struct Submission {
@@ -38,6 +44,9 @@ struct Submission {
   Status probe_status;
   std::optional<DeliverySpec> spec;
   pb::Plan plan;  // job ids local to the plan ("j0", ...)
+  // Where this delivery's outputs are cached (SetCacheStores); "" when
+  // reuse_outputs is off.
+  std::string cache_root;
 
   bool ok() const { return errors.empty(); }
 };
@@ -60,6 +69,9 @@ class SubmissionPipeline {
 
  private:
   Submission Check(SpecParseResult parsed) const;
+  // Keys every deliverable of out->plan and turns those found in the cache
+  // into reuse jobs. Not OK when the source or a subtitle cannot be read.
+  Status Reuse(const DeliverySpec& spec, const pb::SourceFacts& facts, Submission* out) const;
 
   SubmissionOptions options_;
   ProcessRunner* runner_;

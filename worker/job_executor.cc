@@ -1,7 +1,7 @@
 #include "worker/job_executor.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/fs_util.h"
+#include "common/output_cache.h"
 #include "common/probe.h"
 #include "common/qc.h"
 #include "common/secure.h"
@@ -326,34 +327,6 @@ std::string CompareMedia(const pb::MediaInfo& want, const pb::MediaInfo& got) {
   return out;
 }
 
-StatusOr<std::string> Sha256File(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  auto close_fd = [fd] { ::close(fd); };
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    close_fd();
-    return Status::Internal("SHA-256 is not available");
-  }
-  std::vector<unsigned char> buf(1 << 20);  // stream in 1 MiB pieces
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close_fd();
-      return Status::IOError("cannot read " + path + ": " + std::strerror(err));
-    }
-    if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
-  }
-  close_fd();
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return Status::Internal("SHA-256 failed");
-  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
-}
-
 namespace {
 
 // Whether `path` lies in the folder of one of the job's outputs (resolved).
@@ -502,6 +475,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     return stamped(Failure(error, retryable, log));
   };
 
+  if (job.kind() == "reuse") return stamped(Reuse(assign, cancel, gate));
   if (job.argv_size() == 0) return fail("the job has no command", false);
   if (std::string bad = InputProblem(job); !bad.empty()) return fail(bad, false);
   for (const auto& in : job.inputs()) {
@@ -895,8 +869,86 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
       for (const auto& f : packages[i]->files) *r->add_files() = f;
       for (const auto& rendition : packages[i]->renditions) *r->add_renditions() = rendition;
     }
+    KeepInCache(out, *r);
   }
+  result.set_ffmpeg_version(options_.ffmpeg_version);
   return with_rejected(stamped(std::move(result)));
+}
+
+void JobExecutor::KeepInCache(const pb::JobOutput& out, const pb::OutputResult& published) const {
+  const pb::CacheStore& store = out.cache();
+  if (store.entry().empty() || out.intermediate()) return;
+  // Under another FFmpeg than its key names, the entry would lie.
+  if (options_.ffmpeg_version.empty() || store.ffmpeg_version() != options_.ffmpeg_version) return;
+  if (!PathInsideRoots(store.entry(), options_.allowed_roots)) {
+    spdlog::warn("not keeping {} in the output cache: {} is outside this worker's allowed folders",
+                 out.deliverable(), store.entry());
+    return;
+  }
+  Status kept = StoreCacheEntry(store, out.path(), published, clock_->WallMillis());
+  // The output is published either way; a later version encodes it again.
+  if (!kept.ok()) {
+    spdlog::warn("could not keep {} in the output cache: {}", out.deliverable(), kept.message());
+  }
+}
+
+pb::JobResult JobExecutor::Reuse(const pb::Assign& assign, const std::atomic<bool>* cancel,
+                                 const PublishGate& gate) const {
+  const pb::Job& job = assign.job();
+  if (job.outputs_size() != 1) return Failure("a reuse job publishes one output", false, "");
+  const pb::JobOutput& out = job.outputs(0);
+  const pb::Reuse& reuse = job.reuse();
+  for (const auto& path : {out.path(), reuse.entry()}) {
+    if (!PathInsideRoots(path, options_.allowed_roots)) {
+      return Failure(path + " is outside this worker's allowed folders", false, "");
+    }
+  }
+  Status made = CreateDirsDurably(fs::path(out.path()).parent_path().string());
+  if (!made.ok()) return Failure(made.message(), true, "");
+  const std::string temp = TempPathFor(out.path(), assign.token());
+  std::error_code ec;
+  fs::remove_all(temp, ec);
+  Status copied = MaterializeCacheEntry(reuse, out.has_package(), temp);
+  if (!copied.ok()) {
+    // A changed entry is taken out of the cache; the coordinator has the
+    // output made again (the reuse job's fallback).
+    if (copied.code() == Status::Code::kDataLoss) DiscardCacheEntry(reuse.entry());
+    return Failure("not reused: " + copied.message(), false, "");
+  }
+  auto give_up = [&](const std::string& why, bool retryable) {
+    fs::remove_all(temp, ec);
+    return Failure(why, retryable, "");
+  };
+  if (cancel != nullptr && cancel->load()) return give_up("cancelled", false);
+  if (gate) {
+    auto granted = gate();
+    if (!granted.ok()) {
+      return give_up("not published: " + granted.status().message(),
+                     granted.status().code() != Status::Code::kCancelled);
+    }
+    if (clock_->Now() > *granted) {
+      return give_up("not published: the publish grant expired before the rename", true);
+    }
+  }
+  Status moved =
+      out.has_package() ? PublishFolder(temp, out.path()) : RenameDurably(temp, out.path());
+  if (!moved.ok()) {
+    return give_up("cannot publish " + out.deliverable() + ": " + moved.message(),
+                   moved.code() != Status::Code::kInvalidArgument);
+  }
+  (void)FsyncDir(fs::path(out.path()).parent_path().string());
+  TouchCacheEntry(reuse.entry());
+  pb::JobResult result;
+  result.set_ok(true);
+  pb::OutputResult* r = result.add_outputs();
+  *r = reuse.original();
+  r->set_deliverable(out.deliverable());
+  r->set_path(out.path());
+  r->clear_files();
+  if (out.has_package()) {
+    for (const auto& f : reuse.files()) *r->add_files() = f;
+  }
+  return result;
 }
 
 }  // namespace reelfarm

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/memory_cgroup.h"
 #include "common/process_runner.h"
+#include "common/secure.h"
 #include "proto/reelfarm.pb.h"
 
 namespace reelfarm {
@@ -42,6 +43,9 @@ struct JobExecutorOptions {
   // Folders every input and output of a job must lie in, symlinks resolved
   // (defence in depth behind the coordinator's check); empty: any.
   std::vector<std::string> allowed_roots;
+  // This host's FFmpeg (`ffmpeg -version`): outputs are kept in the output
+  // cache only when it is the version their key names; "" keeps none.
+  std::string ffmpeg_version;
 };
 
 // The memory in use one attempt of `job` may reach with `threads` threads:
@@ -77,9 +81,6 @@ std::string TempPathFor(const std::string& final_path, uint64_t token);
 // else one sentence naming each mismatch. Pure.
 std::string CompareMedia(const pb::MediaInfo& expected, const pb::MediaInfo& actual);
 
-// SHA-256 of a file as lowercase hex.
-StatusOr<std::string> Sha256File(const std::string& path);
-
 // Thread-safe: one executor serves all slots.
 class JobExecutor {
  public:
@@ -100,6 +101,14 @@ class JobExecutor {
                         const std::atomic<bool>* cancel, const PublishGate& gate = nullptr);
 
  private:
+  // A "reuse" job: the cache entry's files linked (or copied) to temporary
+  // names, each checked against its SHA-256, then renamed into place.
+  pb::JobResult Reuse(const pb::Assign& assign, const std::atomic<bool>* cancel,
+                      const PublishGate& gate) const;
+  // Keeps a published output in the output cache when its job asks for it
+  // (JobOutput.cache) and this host's FFmpeg is the key's.
+  void KeepInCache(const pb::JobOutput& out, const pb::OutputResult& published) const;
+
   ProcessRunner* runner_;
   JobExecutorOptions options_;
   const Clock* clock_;

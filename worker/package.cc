@@ -1,7 +1,6 @@
 #include "worker/package.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -32,13 +31,6 @@ constexpr uintmax_t kMaxPlaylistBytes = 8 << 20;
 // Segments of the renditions of one package may differ by this much and
 // still count as aligned (FFmpeg writes EXTINF to the microsecond).
 constexpr double kAlignToleranceS = 0.0015;
-
-std::string Sha256Text(const std::string& text) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-  return HexBytes(std::string_view(reinterpret_cast<const char*>(md), len));
-}
 
 // The size of the regular file `path` (no symlink), or why not: missing or
 // not a file is the package's fault (InvalidArgument), anything else the
@@ -280,7 +272,7 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
             [](const pb::PackageFile& a, const pb::PackageFile& b) {
               return a.relative_path() < b.relative_path();
             });
-  done.sha256 = Sha256Text(PackageListing(done.files));
+  done.sha256 = Sha256Hex(PackageListing(done.files));
   return done;
 }
 

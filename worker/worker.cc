@@ -8,6 +8,7 @@
 #include "common/curve_auth.h"
 #include "common/daemon_util.h"
 #include "common/metrics.h"
+#include "common/probe.h"
 #include "common/service_notify.h"
 #include "common/thread_budget.h"
 #include "worker/worker_metrics.h"
@@ -56,6 +57,19 @@ Status Worker::Start() {
     } else {
       spdlog::info("worker {}: no memory cgroups ({}); address-space limits only", options_.name,
                    parent.status().message());
+    }
+  }
+  if (options_.executor.ffmpeg_version.empty()) {
+    // Outputs are kept in the cache only under the FFmpeg that made them.
+    const std::string& ffmpeg = options_.executor.ffmpeg_override.empty()
+                                    ? options_.ffmpeg
+                                    : options_.executor.ffmpeg_override;
+    StatusOr<std::string> version = ProgramVersion(*runner_, ffmpeg);
+    if (version.ok()) {
+      options_.executor.ffmpeg_version = *version;
+    } else {
+      spdlog::warn("worker {}: {}; its outputs are not kept in the output cache", options_.name,
+                   version.status().message());
     }
   }
   executor_ = std::make_unique<JobExecutor>(runner_, options_.executor, clock_);

@@ -1,6 +1,6 @@
 // A ProcessRunner for unit tests of probing: answers every probe with the
 // ffprobe JSON of a 2 s 320x180 H.264 mov (or, with `fail`, ffprobe's
-// refusal), every key-frame listing with a key frame a second, every idet
+// refusal), `-version` with version 5.1.9-test, every key-frame listing with a key frame a second, every idet
 // pass with progressive frames, and counts them.
 #ifndef REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 #define REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
@@ -35,6 +35,11 @@ class FakeProbeRunner final : public ProcessRunner {
           "Progressive: 48 Undetermined: 2\n";
       return r;
     }
+    if (std::find(options.argv.begin(), options.argv.end(), "-version") != options.argv.end()) {
+      ++version_runs;
+      r.stdout_data = "ffprobe version 5.1.9-test Copyright (c) 2007-2026 the FFmpeg developers\n";
+      return r;
+    }
     ++runs;
     last_argv = options.argv;
     r.exit_code = fail ? 1 : 0;
@@ -51,6 +56,7 @@ class FakeProbeRunner final : public ProcessRunner {
   int runs = 0;           // probes (-show_format -show_streams)
   int keyframe_runs = 0;  // key-frame listings
   int idet_runs = 0;      // ffmpeg idet passes
+  int version_runs = 0;   // -version (answered 5.1.9-test)
   bool fail = false;
   std::vector<std::string> last_argv;
 };
