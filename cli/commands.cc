@@ -64,11 +64,13 @@ bool ReadFile(const std::string& path, std::string* text, std::string* error) {
 }  // namespace
 
 int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& planner,
-                           const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan) {
+                           const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan,
+                           bool reuse_outputs) {
   PosixProcessRunner runner;
   SubmissionOptions options;
   options.ffprobe = ffprobe;
   options.planner = planner;
+  options.reuse_outputs = reuse_outputs;
   Submission submission = SubmissionPipeline(options, &runner, nullptr).RunFile(spec_path);
   const Status::Code probe = submission.probe_status.code();
   if (!submission.probe_status.ok() && probe != Status::Code::kInvalidArgument &&
@@ -88,7 +90,8 @@ int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& p
 int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
                 const CliContext& ctx) {
   pb::Plan plan;
-  int rc = ValidateAndPlanLocally(spec_path, options.planner, options.ffprobe, ctx, &plan);
+  int rc = ValidateAndPlanLocally(spec_path, options.planner, options.ffprobe, ctx, &plan,
+                                  /*reuse_outputs=*/true);
   if (rc != kExitOk) return rc;
   *ctx.out << (options.json ? RenderPlanJson(plan) : RenderPlan(plan));
   return kExitOk;
@@ -206,6 +209,95 @@ int PriorityCommand(ApiClient& client, const std::string& id, int priority, cons
   return kExitOk;
 }
 
+namespace {
+
+// The manifests of `target`'s versions: read from the folder when `target`
+// is one, else asked of the coordinator for the delivery name.
+int LoadVersions(ApiClient* client, const std::string& target, const CliContext& ctx,
+                 std::string* name, std::vector<nlohmann::json>* manifests) {
+  std::error_code ec;
+  if (fs::is_directory(target, ec)) {
+    *manifests = ReadHistory(target);
+    *name = manifests->empty() ? target : JsonString(manifests->back(), "name");
+    return kExitOk;
+  }
+  if (client == nullptr) {
+    *ctx.err << "error: " << target << " is no folder, and no coordinator was given\n";
+    return kExitUsage;
+  }
+  StatusOr<ApiResponse> response = client->Get("/api/v1/history/" + target);
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  if (response->status != 200) {
+    return ReportHttpError(*response, "no history of " + target, ctx);
+  }
+  *name = target;
+  manifests->clear();
+  if (response->json.contains("versions") && response->json["versions"].is_array()) {
+    for (const auto& m : response->json["versions"]) manifests->push_back(m);
+  }
+  return kExitOk;
+}
+
+// "v3" or "3" -> 3; 0 when neither.
+int ParseVersion(const std::string& text) {
+  const std::string digits =
+      !text.empty() && (text[0] == 'v' || text[0] == 'V') ? text.substr(1) : text;
+  if (digits.empty() || digits.size() > 6 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return 0;
+  }
+  return std::stoi(digits);
+}
+
+}  // namespace
+
+int HistoryCommand(ApiClient* client, const std::string& target, bool json, const CliContext& ctx) {
+  std::string name;
+  std::vector<nlohmann::json> manifests;
+  if (int rc = LoadVersions(client, target, ctx, &name, &manifests); rc != kExitOk) return rc;
+  if (json) {
+    *ctx.out << nlohmann::json{{"name", name}, {"versions", manifests}}.dump(2) << "\n";
+  } else {
+    *ctx.out << RenderHistory(name, manifests);
+  }
+  return kExitOk;
+}
+
+int DiffCommand(ApiClient* client, const std::string& target, const std::string& from_text,
+                const std::string& to_text, bool json, const CliContext& ctx) {
+  const int from = ParseVersion(from_text), to = ParseVersion(to_text);
+  if (from < 1 || to < 1) {
+    *ctx.err << "error: versions are written v1, v2... (or 1, 2...)\n";
+    return kExitUsage;
+  }
+  std::string name;
+  std::vector<nlohmann::json> manifests;
+  if (int rc = LoadVersions(client, target, ctx, &name, &manifests); rc != kExitOk) return rc;
+  const nlohmann::json *a = nullptr, *b = nullptr;
+  for (const auto& m : manifests) {
+    const int v = std::max<int>(1, static_cast<int>(JsonInt(m, "version")));
+    if (v == from) a = &m;
+    if (v == to) b = &m;
+  }
+  if (a == nullptr || b == nullptr) {
+    *ctx.err << "error: " << name << " has no version " << (a == nullptr ? from : to) << "\n";
+    return kExitUsage;
+  }
+  std::vector<DeliverableChange> changes = DiffManifests(*a, *b);
+  if (json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : changes) {
+      list.push_back({{"name", c.name}, {"change", c.change}, {"reasons", c.reasons}});
+    }
+    *ctx.out << nlohmann::json{{"name", name}, {"from", from}, {"to", to}, {"changes", list}}.dump(
+                    2)
+             << "\n";
+  } else {
+    *ctx.out << RenderDiff(from, to, changes);
+  }
+  return kExitOk;
+}
+
 int DrainCommand(ApiClient& client, const std::string& name, const CliContext& ctx) {
   StatusOr<ApiResponse> response =
       client.Post("/api/v1/workers/" + name + "/drain", nlohmann::json::object());
@@ -225,7 +317,9 @@ int RunCommand(const std::string& spec_path, const RunCommandOptions& options,
   }
   pb::Plan plan;
   PlannerOptions planner;
-  int rc = ValidateAndPlanLocally(spec_path, planner, options.ffprobe, ctx, &plan);
+  // Checked here, keyed and looked up in the cache by the farm's coordinator.
+  int rc = ValidateAndPlanLocally(spec_path, planner, options.ffprobe, ctx, &plan,
+                                  /*reuse_outputs=*/false);
   if (rc != kExitOk) return rc;
 
   EmbeddedFarmOptions farm_options;
@@ -373,6 +467,18 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
       "drain", "drain a worker: no new work, it finishes what it runs, then exits");
   drain->add_option("name", drain_name, "worker name")->required();
 
+  std::string history_target, diff_from, diff_to;
+  CLI::App* history = app.add_subcommand(
+      "history", "list a delivery's versions: what each encoded, reused and changed");
+  history->add_option("target", history_target, "delivery name, or its output folder")->required();
+  history->add_flag("--json", json, "print the versions' manifests as JSON");
+  CLI::App* diff =
+      app.add_subcommand("diff", "what changed between two versions of a delivery, and why");
+  diff->add_option("target", history_target, "delivery name, or its output folder")->required();
+  diff->add_option("from", diff_from, "older version (v1)")->required();
+  diff->add_option("to", diff_to, "newer version (v2)")->required();
+  diff->add_flag("--json", json, "print the changes as JSON");
+
   std::string key_prefix;
   CLI::App* keys =
       app.add_subcommand("keys", "make a CURVE key pair: PREFIX.key (secret, 0600) and PREFIX.pub");
@@ -447,6 +553,13 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
     return RunCommand(spec_path, run_options, ctx);
   }
 
+  // A folder's history needs no farm.
+  std::error_code ec;
+  const bool local_history =
+      (history->parsed() || diff->parsed()) && fs::is_directory(history_target, ec);
+  if (local_history && history->parsed()) return HistoryCommand(nullptr, history_target, json, ctx);
+  if (local_history) return DiffCommand(nullptr, history_target, diff_from, diff_to, json, ctx);
+
   StatusOr<CoordinatorUrl> url = ParseCoordinatorUrl(coordinator);
   if (!url.ok()) {
     *ctx.err << "error: " << url.status().message() << "\n";
@@ -461,6 +574,8 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   if (drain->parsed()) return DrainCommand(client, drain_name, ctx);
   if (priority->parsed()) return PriorityCommand(client, id, new_priority, ctx);
   if (workers->parsed()) return WorkersCommand(client, json, ctx);
+  if (history->parsed()) return HistoryCommand(&client, history_target, json, ctx);
+  if (diff->parsed()) return DiffCommand(&client, history_target, diff_from, diff_to, json, ctx);
   return kExitUsage;
 }
 

@@ -1,6 +1,6 @@
-// The `reelfarm` command line: plan, submit, status, watch, cancel, workers
-// and run (the embedded farm). main() only builds a CliContext and calls
-// RunCli; each command is also callable on its own for tests.
+// The `reelfarm` command line: plan, submit, status, watch, cancel,
+// priority, workers, history, diff and run (the embedded farm). main() only builds a CliContext and
+// calls RunCli; each command is also callable on its own for tests.
 //
 // Exit codes of `reelfarm`:
 //   0    success; for `run` and `watch`: every deliverable was delivered
@@ -57,8 +57,11 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx);
 // or a probe cache. Returns kExitOk with *plan set, kExitInvalidSpec after
 // printing each spec error to ctx.err, or kExitUnavailable when ffprobe
 // could not be run.
+// With `reuse_outputs`, unchanged deliverables are planned as reuses of the
+// delivery's own output cache (what a coordinator without --cache-dir does).
 int ValidateAndPlanLocally(const std::string& spec_path, const PlannerOptions& planner,
-                           const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan);
+                           const std::string& ffprobe, const CliContext& ctx, pb::Plan* plan,
+                           bool reuse_outputs);
 
 struct PlanCommandOptions {
   bool json = false;
@@ -78,6 +81,12 @@ int StatusCommand(ApiClient& client, const std::string& id, bool json, const Cli
 int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx);
 int CancelCommand(ApiClient& client, const std::string& id, const CliContext& ctx);
 int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx);
+// `target` is an output folder (read directly; `client` may be null) or a
+// delivery name (its versions asked of the coordinator).
+int HistoryCommand(ApiClient* client, const std::string& target, bool json, const CliContext& ctx);
+// `from`, `to`: "v1" or "1".
+int DiffCommand(ApiClient* client, const std::string& target, const std::string& from,
+                const std::string& to, bool json, const CliContext& ctx);
 // `reelfarm priority ID N`: POST /api/v1/deliveries/ID/priority.
 int PriorityCommand(ApiClient& client, const std::string& id, int priority, const CliContext& ctx);
 // `reelfarm workers drain NAME`: POST /api/v1/workers/NAME/drain.

@@ -105,16 +105,17 @@ std::string RenderItemLine(const nlohmann::json& item, size_t name_width) {
   std::string state = JsonString(item, "state");
   double progress = state == "delivered" ? 1.0 : JsonNumber(item, "progress");
   std::string pct = FormatPercent(progress);
-  std::string line = PadRight(JsonString(item, "name"), name_width) + "  " +
-                     ProgressBar(progress, 24) + " " + std::string(4 - std::min<size_t>(4, pct.size()), ' ') +
-                     pct + "  " + PadRight(state, 9);
+  std::string line =
+      PadRight(JsonString(item, "name"), name_width) + "  " + ProgressBar(progress, 24) + " " +
+      std::string(4 - std::min<size_t>(4, pct.size()), ' ') + pct + "  " + PadRight(state, 9);
   std::string detail;
   if (state == "running") {
     detail = JsonString(item, "worker");
     std::string speed = FormatSpeed(JsonNumber(item, "fps"), JsonNumber(item, "speed"));
     if (!speed.empty()) detail += (detail.empty() ? "" : "  ") + speed;
     int64_t attempts = JsonInt(item, "attempts");
-    if (attempts > 1) detail += (detail.empty() ? "" : "  ") + ("attempt " + std::to_string(attempts));
+    if (attempts > 1)
+      detail += (detail.empty() ? "" : "  ") + ("attempt " + std::to_string(attempts));
   } else if (state == "delivered") {
     detail = FormatBytes(JsonInt(item, "bytes"));
   } else if (state == "failed" || state == "cancelled") {

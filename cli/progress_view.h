@@ -5,10 +5,9 @@
 #define REELFARM_CLI_PROGRESS_VIEW_H_
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 namespace reelfarm::cli {
 

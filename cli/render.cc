@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <sstream>
 
 namespace reelfarm::cli {
@@ -254,6 +255,11 @@ std::string RenderPlan(const pb::Plan& plan) {
       std::vector<std::string> deps(job.depends_on().begin(), job.depends_on().end());
       out << "    after: " << JoinStrings(deps, ", ") << "\n";
     }
+    if (job.kind() == "reuse") {
+      out << "    publishes the output cache's " << job.reuse().entry()
+          << " (checked by SHA-256); should it fail the check, its " << job.fallback_size()
+          << " jobs make it instead\n";
+    }
     if (job.members_size() > 0) {
       std::vector<std::string> members;
       for (const auto& m : job.members()) members.push_back(m.id());
@@ -378,6 +384,56 @@ std::string RenderWorkers(const nlohmann::json& body) {
                   encoders.empty() ? "-" : JoinStrings(encoders, ","), gpu ? "yes" : "no"});
   }
   return table.Render();
+}
+
+std::string RenderHistory(const std::string& name, const std::vector<nlohmann::json>& manifests) {
+  if (manifests.empty()) return "No versions of " + name + ".\n";
+  std::ostringstream out;
+  const nlohmann::json* previous = nullptr;
+  for (const auto& m : manifests) {
+    const int version = static_cast<int>(JsonInt(m, "version"));
+    out << "v" << (version > 0 ? version : 1) << "  " << JsonString(m, "delivery") << "  "
+        << JsonString(m, "state");
+    if (const int64_t ms = JsonInt(m, "finished_ms"); ms > 0) {
+      const std::time_t t = static_cast<std::time_t>(ms / 1000);
+      char when[32];
+      std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+      out << "  finished " << when;
+    }
+    const auto items = m.contains("deliverables") && m["deliverables"].is_array()
+                           ? m["deliverables"].size()
+                           : size_t{0};
+    out << "\n    " << items << " deliverables: " << JsonInt(m, "encoded") << " encoded, "
+        << JsonInt(m, "reused") << " reused";
+    int failed = 0;
+    if (items > 0) {
+      for (const auto& item : m["deliverables"])
+        failed += JsonString(item, "status") != "delivered";
+    }
+    if (failed > 0) out << ", " << failed << " failed";
+    out << "\n";
+    if (previous != nullptr) {
+      std::vector<std::string> changed;
+      for (const auto& c : DiffManifests(*previous, m)) {
+        if (c.change == "reused" || c.change == "unchanged") continue;
+        std::string line = c.name + " " + c.change;
+        if (!c.reasons.empty()) line += " (" + JoinStrings(c.reasons, ", ") + ")";
+        changed.push_back(line);
+      }
+      out << "    changes: " << (changed.empty() ? "none" : JoinStrings(changed, "; ")) << "\n";
+    }
+    previous = &m;
+  }
+  return out.str();
+}
+
+std::string RenderDiff(int from, int to, const std::vector<DeliverableChange>& changes) {
+  std::ostringstream out;
+  out << "v" << from << " -> v" << to << "\n";
+  TextTable table({"DELIVERABLE", "CHANGE", "WHY"});
+  for (const auto& c : changes) table.AddRow({c.name, c.change, JoinStrings(c.reasons, ", ")});
+  out << table.Render();
+  return out.str();
 }
 
 }  // namespace reelfarm::cli

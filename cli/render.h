@@ -8,12 +8,12 @@
 #define REELFARM_CLI_RENDER_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "common/spec.h"
+#include "common/versions.h"
 #include "proto/reelfarm.pb.h"
 
 namespace reelfarm::cli {
@@ -36,7 +36,7 @@ class TextTable {
   explicit TextTable(std::vector<std::string> header);
   void AddRow(std::vector<std::string> row);
   size_t rows() const { return rows_.size() - 1; }  // without the header
-  std::string Render() const;  // each line ends in '\n'; no trailing spaces
+  std::string Render() const;                       // each line ends in '\n'; no trailing spaces
 
  private:
   std::vector<std::vector<std::string>> rows_;
@@ -65,6 +65,12 @@ std::string RenderDeliveryList(const nlohmann::json& body);
 std::string RenderDeliveryDetail(const nlohmann::json& delivery);
 // GET /api/v1/workers -> a table.
 std::string RenderWorkers(const nlohmann::json& body);
+// `reelfarm history`: one block per version (manifests, oldest first):
+// delivery, state, when, how many encoded and reused, and what changed
+// against the version before.
+std::string RenderHistory(const std::string& name, const std::vector<nlohmann::json>& manifests);
+// `reelfarm diff`: each deliverable's change from version `from` to `to`.
+std::string RenderDiff(int from, int to, const std::vector<DeliverableChange>& changes);
 
 }  // namespace reelfarm::cli
 

@@ -135,7 +135,10 @@ std::vector<DeliverableChange> DiffManifests(const nlohmann::json& from, const n
       } else {
         const nlohmann::json& was = *old->second;
         const bool was_delivered = was.value("status", "") == "delivered";
-        if (!ItemKey(item).empty() && ItemKey(item) == ItemKey(was) && was_delivered) {
+        if (item.contains("not_reused")) {
+          c.change = "re-rendered";
+          c.reasons.push_back("its cache entry failed its check");
+        } else if (!ItemKey(item).empty() && ItemKey(item) == ItemKey(was) && was_delivered) {
           c.change = "unchanged";
           c.reasons.push_back("made again: it was not in the cache");
         } else {

@@ -716,6 +716,33 @@ StatusOr<nlohmann::json> Coordinator::SetDeliveryPriority(const std::string& id,
   return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
 }
 
+StatusOr<nlohmann::json> Coordinator::History(const std::string& name) {
+  std::string output_dir;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t latest = 0;
+    for (const auto& [id, d] : farm_.deliveries()) {
+      if (d.name == name && (output_dir.empty() || d.seq > latest)) {
+        output_dir = d.output_dir;
+        latest = d.seq;
+      }
+    }
+  }
+  if (output_dir.empty()) return Status::NotFound("no delivery named " + name);
+  // Read without the farm's lock: the versions are files in its folder.
+  nlohmann::json versions = nlohmann::json::array();
+  for (auto& m : ReadHistory(output_dir)) {
+    // A package lists every file; its sha256 stands for them here.
+    if (m.contains("deliverables") && m["deliverables"].is_array()) {
+      for (auto& item : m["deliverables"]) {
+        if (item.is_object()) item.erase("files");
+      }
+    }
+    versions.push_back(std::move(m));
+  }
+  return nlohmann::json{{"name", name}, {"output_dir", output_dir}, {"versions", versions}};
+}
+
 nlohmann::json Coordinator::ListWorkers() {
   std::lock_guard<std::mutex> lock(mu_);
   return WorkersJson(farm_, clock_->Now());
@@ -861,6 +888,12 @@ void Coordinator::StartHttp() {
                 }
                 json_reply(res, 200, *d);
               });
+  http_->Get(R"(/api/v1/history/([^/]+))",
+             [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+               auto h = History(req.matches[1]);
+               if (!h.ok()) return json_reply(res, 404, {{"error", h.status().message()}});
+               json_reply(res, 200, *h);
+             });
   http_->Get("/api/v1/workers",
              [this, json_reply](const httplib::Request&, httplib::Response& res) {
                json_reply(res, 200, ListWorkers());

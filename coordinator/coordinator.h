@@ -114,6 +114,9 @@ class Coordinator {
   StatusOr<nlohmann::json> ShowDelivery(const std::string& id);
   StatusOr<nlohmann::json> CancelDelivery(const std::string& id);
   // POST /api/v1/deliveries/{id}/priority: the delivery's summary after.
+  // GET /api/v1/history/{name}: every version's manifest in the folder of
+  // the latest delivery of that name (files of packages left out).
+  StatusOr<nlohmann::json> History(const std::string& name);
   StatusOr<nlohmann::json> SetDeliveryPriority(const std::string& id, int priority);
   nlohmann::json ListWorkers();
   // Puts a quarantined worker back into rotation. NotFound when it is not.

@@ -594,7 +594,9 @@ bool FarmState::Fallback(JobRecord& job, const pb::JobResult& result, SteadyTime
     added.push_back(f.id());
   }
   pb::Job kept = whole;
-  kept.clear_outputs();
+  // Its output is no longer its own to count or list (the fallback's is);
+  // kept by name for the manifest, which says why it was not reused.
+  for (auto& out : *kept.mutable_outputs()) out.set_intermediate(true);
   kept.clear_fallback();
   job.job = std::move(kept);
   job.payload.clear();

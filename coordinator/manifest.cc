@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <map>
+
 #include "common/versions.h"
 
 namespace reelfarm {
@@ -204,11 +206,20 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
 nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
   nlohmann::json items = nlohmann::json::array();
   nlohmann::json analysis;  // what the delivery's analyse job measured in the source
+  std::map<std::string, std::string> not_reused;  // deliverable -> why its entry failed
   for (const auto& jid : d.job_ids) {
     const JobRecord* j = farm.FindJob(jid);
     if (j == nullptr) continue;
     AppendItems(farm, d, *j, true, &items);
     if (j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
+    if (j->job.kind() == "reuse" && j->job.outputs_size() == 1 &&
+        j->job.outputs(0).intermediate()) {
+      not_reused[j->job.outputs(0).deliverable()] = j->result.error();
+    }
+  }
+  for (auto& item : items) {
+    auto why = not_reused.find(item.value("name", ""));
+    if (why != not_reused.end()) item["not_reused"] = why->second;
   }
   AppendPlanFailures(d, true, &items);
   DeliveryCounts c = farm.Counts(d);

@@ -936,6 +936,10 @@ pb::JobResult JobExecutor::Reuse(const pb::Assign& assign, const std::atomic<boo
     return give_up("cannot publish " + out.deliverable() + ": " + moved.message(),
                    moved.code() != Status::Code::kInvalidArgument);
   }
+  // The name may already hold this very file (a link of the entry, from
+  // the version before): rename(2) then leaves both names; the temporary
+  // one goes.
+  fs::remove(temp, ec);
   (void)FsyncDir(fs::path(out.path()).parent_path().string());
   TouchCacheEntry(reuse.entry());
   pb::JobResult result;

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <set>
 
+#include "common/output_cache.h"
+#include "common/versions.h"
 #include "tests/support/media_fixtures.h"
 #include "worker/job_executor.h"
 
@@ -34,12 +36,16 @@ bool IsFinished(const nlohmann::json& d) {
 }
 
 void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& d) {
-  std::set<std::string> expected = {"manifest.json"};
+  // Beside the files: the versions' manifests, and the output cache.
+  std::set<std::string> expected = {"manifest.json", kManifestsFolder};
   for (const auto& item : d["items"]) {
     if (item.value("state", "") == "delivered") expected.insert(item.value("path", ""));
   }
   std::set<std::string> present;
-  for (const auto& e : fs::directory_iterator(out)) present.insert(e.path().filename());
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename();
+    if (name != kVersionsFolder && name != kDeliveryCacheFolder) present.insert(name);
+  }
   EXPECT_EQ(present, expected) << "temporary or duplicate files left behind";
   std::ifstream in(out + "/manifest.json");
   auto manifest = nlohmann::json::parse(in, nullptr, false);

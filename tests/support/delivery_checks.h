@@ -2,9 +2,8 @@
 #ifndef REELFARM_TESTS_SUPPORT_DELIVERY_CHECKS_H_
 #define REELFARM_TESTS_SUPPORT_DELIVERY_CHECKS_H_
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace reelfarm::testing {
 
@@ -15,7 +14,8 @@ std::string MakeTestSource(const std::string& dir, const std::string& size, int 
 // A delivery JSON (GET /api/v1/deliveries/ID) in a terminal state.
 bool IsFinished(const nlohmann::json& delivery);
 
-// In `out`: exactly one file per delivered item plus manifest.json, no
+// In `out`: exactly one file per delivered item plus manifest.json (and the
+// manifests/ of its versions and the output cache), no
 // temporary files, and each delivered file's SHA-256 and size as the
 // manifest says.
 void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& delivery);

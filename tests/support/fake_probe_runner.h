@@ -1,7 +1,7 @@
 // A ProcessRunner for unit tests of probing: answers every probe with the
 // ffprobe JSON of a 2 s 320x180 H.264 mov (or, with `fail`, ffprobe's
-// refusal), `-version` with version 5.1.9-test, every key-frame listing with a key frame a second, every idet
-// pass with progressive frames, and counts them.
+// refusal), `-version` with version 5.1.9-test, every key-frame listing with a key frame a second,
+// every idet pass with progressive frames, and counts them.
 #ifndef REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 #define REELFARM_TESTS_SUPPORT_FAKE_PROBE_RUNNER_H_
 
