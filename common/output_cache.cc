@@ -64,6 +64,12 @@ int64_t CacheEntry::bytes() const {
   return n;
 }
 
+std::string DefaultCacheRoot(const std::string& output_dir) {
+  fs::path dir = fs::path(output_dir).lexically_normal();
+  if (dir.has_filename() == false) dir = dir.parent_path();  // a trailing '/'
+  return (dir.parent_path() / kDeliveryCacheFolder).string();
+}
+
 std::string CacheEntryPath(const std::string& root, const std::string& key) {
   const std::string shard = key.size() >= 2 ? key.substr(0, 2) : "00";
   return (fs::path(root) / shard / key).string();

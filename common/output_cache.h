@@ -21,8 +21,12 @@
 
 namespace reelfarm {
 
-// A delivery's own cache, in its output folder, when the farm has none.
+// The cache beside a delivery's folder when the farm has none of its own:
+// <parent of output_dir>/.reelfarm-cache, shared by the deliveries kept in
+// that parent and on their filesystem (entries are hard links), never
+// inside a delivery (whose folder is handed to a client as it is).
 inline constexpr char kDeliveryCacheFolder[] = ".reelfarm-cache";
+std::string DefaultCacheRoot(const std::string& output_dir);
 
 // The entry folder of `key` under `root`.
 std::string CacheEntryPath(const std::string& root, const std::string& key);

@@ -83,9 +83,8 @@ Status SubmissionPipeline::Reuse(const DeliverySpec& spec, const pb::SourceFacts
                                                     : ProgramVersion(*runner_, options_.ffprobe);
   in.ffmpeg_version = version.ok() ? *version : "unknown";
   std::vector<pb::OutputKey> keys = OutputKeys(spec, out->plan, in);
-  out->cache_root = options_.cache_root.empty()
-                        ? (std::filesystem::path(spec.output_dir) / kDeliveryCacheFolder).string()
-                        : options_.cache_root;
+  out->cache_root =
+      options_.cache_root.empty() ? DefaultCacheRoot(spec.output_dir) : options_.cache_root;
   std::vector<CacheHit> hits;
   if (version.ok()) {
     for (const auto& key : keys) {

@@ -28,7 +28,7 @@ struct SubmissionOptions {
   // The output cache (docs/versions.md): each deliverable gets its output
   // key (the source and subtitles are hashed, FFmpeg's version asked), and
   // one whose key has an entry is planned as a "reuse" job. `cache_root`
-  // "": each delivery's own <output_dir>/.reelfarm-cache.
+  // "": DefaultCacheRoot of the delivery's output_dir.
   bool reuse_outputs = true;
   std::string cache_root;
 };

@@ -174,7 +174,7 @@ TEST_F(E2eVersions, ACorruptedCacheEntryIsMadeAgainNeverPublished) {
   // Bytes of web's entry changed (the cache only: the delivered file stays).
   const std::string key = Items(v1)["web"].value("key", "");
   ASSERT_FALSE(key.empty());
-  const std::string data = CacheEntryPath(out_ + "/" + kDeliveryCacheFolder, key) + "/data";
+  const std::string data = CacheEntryPath(DefaultCacheRoot(out_), key) + "/data";
   ASSERT_TRUE(fs::exists(data));
   std::string bytes = ReadFileBytes(data);
   bytes[bytes.size() / 2] ^= 0x5a;

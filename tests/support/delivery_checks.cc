@@ -6,7 +6,6 @@
 #include <fstream>
 #include <set>
 
-#include "common/output_cache.h"
 #include "common/versions.h"
 #include "tests/support/media_fixtures.h"
 #include "worker/job_executor.h"
@@ -36,7 +35,7 @@ bool IsFinished(const nlohmann::json& d) {
 }
 
 void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& d) {
-  // Beside the files: the versions' manifests, and the output cache.
+  // Beside the files: the versions' manifests.
   std::set<std::string> expected = {"manifest.json", kManifestsFolder};
   for (const auto& item : d["items"]) {
     if (item.value("state", "") == "delivered") expected.insert(item.value("path", ""));
@@ -44,7 +43,7 @@ void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& d)
   std::set<std::string> present;
   for (const auto& e : fs::directory_iterator(out)) {
     const std::string name = e.path().filename();
-    if (name != kVersionsFolder && name != kDeliveryCacheFolder) present.insert(name);
+    if (name != kVersionsFolder) present.insert(name);
   }
   EXPECT_EQ(present, expected) << "temporary or duplicate files left behind";
   std::ifstream in(out + "/manifest.json");

@@ -15,7 +15,7 @@ std::string MakeTestSource(const std::string& dir, const std::string& size, int 
 bool IsFinished(const nlohmann::json& delivery);
 
 // In `out`: exactly one file per delivered item plus manifest.json (and the
-// manifests/ of its versions and the output cache), no
+// manifests/ of its versions), no
 // temporary files, and each delivered file's SHA-256 and size as the
 // manifest says.
 void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& delivery);

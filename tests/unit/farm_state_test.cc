@@ -1002,3 +1002,81 @@ TEST_F(FarmStateTest, AGroupWhoseRenamesFailedPartWayKeepsWhatItPublishedAndReru
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+// A delivery whose one deliverable is published from the output cache: a
+// reuse job whose fallback (an encode waiting on the source's analysis,
+// already done) makes it instead should the entry fail.
+void SubmitReuse(FarmState& farm, SteadyTime now) {
+  DeliveryRecord d;
+  d.id = "v";
+  d.name = "v";
+  d.seq = 1;
+  JobRecord analyse;
+  analyse.job.set_id("v.analyse");
+  analyse.job.set_kind("analyse");
+  analyse.delivery_id = "v";
+  analyse.state = JobState::kSucceeded;
+  JobRecord reuse;
+  reuse.job.set_id("v.r0");
+  reuse.job.set_kind("reuse");
+  reuse.job.add_outputs()->set_deliverable("web");
+  pb::Job* encode = reuse.job.add_fallback();
+  encode->set_id("v.r0.j1");
+  encode->add_argv("ffmpeg");
+  encode->add_depends_on("v.analyse");
+  encode->add_outputs()->set_deliverable("web");
+  encode->mutable_needs()->add_encoders("libx264");
+  reuse.delivery_id = "v";
+  reuse.seq = 1000;
+  Effects fx;
+  farm.AddDelivery(d, {analyse, reuse}, now, &fx);
+}
+
+TEST_F(FarmStateTest, AReuseWhoseEntryFailsIsMadeByItsFallbackNotFailed) {
+  SubmitReuse(farm_, now_);
+  Hello("p1", "w1", 1);
+  Effects hello = Tick();
+  ASSERT_EQ(Assigns(hello).size(), 1u);
+  EXPECT_EQ(Assigns(hello)[0].job().kind(), "reuse");
+  EXPECT_EQ(Assigns(hello)[0].job().fallback_size(), 1) << "the worker gets the whole job";
+  Effects fx;
+  farm_.OnMessage("p1",
+                  ResultOf(Assigns(hello)[0], false, false, "not reused: cache entry is corrupt"),
+                  now_, &fx);
+  // The reuse ends without an output; its fallback is queued and assigned.
+  const JobRecord* reuse = farm_.FindJob("v.r0");
+  EXPECT_EQ(reuse->state, JobState::kSucceeded);
+  ASSERT_NE(farm_.FindJob("v.r0.j1"), nullptr);
+  EXPECT_TRUE(fx.rewritten_jobs.count("v.r0.j1"));
+  EXPECT_TRUE(fx.rewritten_jobs.count("v.r0"));
+  auto assigned = Assigns(Tick());
+  ASSERT_EQ(assigned.size(), 1u);
+  EXPECT_EQ(assigned[0].job().id(), "v.r0.j1");
+  DeliveryCounts c = farm_.Counts(*farm_.FindDelivery("v"));
+  EXPECT_EQ(c.total, 1) << "one deliverable, counted once";
+  EXPECT_EQ(c.running, 1);
+  // The failed check is no mark against the host.
+  EXPECT_EQ(farm_.workers().at("w1").failure_streak, 0);
+  farm_.OnMessage("p1", ResultOf(assigned[0], true), now_, &fx);
+  c = farm_.Counts(*farm_.FindDelivery("v"));
+  EXPECT_EQ(c.delivered, 1);
+  EXPECT_EQ(c.state, "delivered");
+}
+
+TEST_F(FarmStateTest, ACancelledDeliveryDoesNotFallBack) {
+  SubmitReuse(farm_, now_);
+  Hello("p1", "w1", 1);
+  Effects hello = Tick();
+  ASSERT_EQ(Assigns(hello).size(), 1u);
+  Effects fx;
+  ASSERT_TRUE(farm_.Cancel("v", now_, &fx).ok());
+  farm_.OnMessage("p1", ResultOf(Assigns(hello)[0], false, false, "cancelled"), now_, &fx);
+  EXPECT_EQ(farm_.FindJob("v.r0.j1"), nullptr);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("v")).state, "cancelled");
+}
+
+}  // namespace
+}  // namespace reelfarm
