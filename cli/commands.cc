@@ -179,14 +179,31 @@ int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx
   return result.exit_code;
 }
 
-int CancelCommand(ApiClient& client, const std::string& id, const CliContext& ctx) {
-  StatusOr<ApiResponse> response =
-      client.Post(DeliveryPath(id) + "/cancel", nlohmann::json::object());
+int CancelCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
+                  const CliContext& ctx) {
+  nlohmann::json body = nlohmann::json::object();
+  if (!deliverable.empty()) body["deliverable"] = deliverable;
+  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/cancel", body);
   if (!response.ok()) return ReportUnreachable(response.status(), ctx);
-  if (response->status != 200) return ReportHttpError(*response, "cannot cancel " + id, ctx);
-  *ctx.out << "Cancelled " << id << ": now " << JsonString(response->json, "state") << ", "
+  const std::string what = deliverable.empty() ? id : deliverable + " of " + id;
+  if (response->status != 200) return ReportHttpError(*response, "cannot cancel " + what, ctx);
+  *ctx.out << "Cancelled " << what << ": now " << JsonString(response->json, "state") << ", "
            << JsonInt(response->json, "delivered") << "/" << JsonInt(response->json, "deliverables")
            << " delivered\n";
+  return kExitOk;
+}
+
+int RetryCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
+                 const CliContext& ctx) {
+  nlohmann::json body = nlohmann::json::object();
+  if (!deliverable.empty()) body["deliverable"] = deliverable;
+  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/retry", body);
+  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
+  const std::string what = deliverable.empty() ? id : deliverable + " of " + id;
+  if (response->status != 200) return ReportHttpError(*response, "cannot retry " + what, ctx);
+  *ctx.out << "Retrying " << (deliverable.empty() ? "what failed in " + id : what) << ": now "
+           << JsonString(response->json, "state") << ", " << JsonInt(response->json, "delivered")
+           << "/" << JsonInt(response->json, "deliverables") << " delivered\n";
   return kExitOk;
 }
 
@@ -449,8 +466,15 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   CLI::App* watch = app.add_subcommand("watch", "follow a delivery until it ends");
   watch->add_option("id", id, "delivery id")->required();
 
-  CLI::App* cancel = app.add_subcommand("cancel", "cancel a delivery's queued and running jobs");
+  std::string deliverable;
+  CLI::App* cancel = app.add_subcommand(
+      "cancel", "cancel a delivery's queued and running jobs, or one deliverable's");
   cancel->add_option("id", id, "delivery id")->required();
+  cancel->add_option("deliverable", deliverable, "only this deliverable");
+  CLI::App* retry = app.add_subcommand(
+      "retry", "run again what failed or was cancelled in a delivery, or one deliverable");
+  retry->add_option("id", id, "delivery id")->required();
+  retry->add_option("deliverable", deliverable, "only this deliverable");
 
   int new_priority = 50;
   CLI::App* priority =
@@ -570,7 +594,8 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   if (submit->parsed()) return SubmitCommand(client, spec_path, ctx, nullptr);
   if (status->parsed()) return StatusCommand(client, id, json, ctx);
   if (watch->parsed()) return WatchCommand(client, id, ctx);
-  if (cancel->parsed()) return CancelCommand(client, id, ctx);
+  if (cancel->parsed()) return CancelCommand(client, id, deliverable, ctx);
+  if (retry->parsed()) return RetryCommand(client, id, deliverable, ctx);
   if (drain->parsed()) return DrainCommand(client, drain_name, ctx);
   if (priority->parsed()) return PriorityCommand(client, id, new_priority, ctx);
   if (workers->parsed()) return WorkersCommand(client, json, ctx);

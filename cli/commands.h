@@ -79,7 +79,11 @@ int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliCont
 
 int StatusCommand(ApiClient& client, const std::string& id, bool json, const CliContext& ctx);
 int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx);
-int CancelCommand(ApiClient& client, const std::string& id, const CliContext& ctx);
+// `deliverable` "": the whole delivery.
+int CancelCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
+                  const CliContext& ctx);
+int RetryCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
+                 const CliContext& ctx);
 int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx);
 // `target` is an output folder (read directly; `client` may be null) or a
 // delivery name (its versions asked of the coordinator).

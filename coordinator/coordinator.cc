@@ -704,6 +704,34 @@ StatusOr<nlohmann::json> Coordinator::CancelDelivery(const std::string& id) {
   return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
 }
 
+StatusOr<nlohmann::json> Coordinator::RetryDelivery(const std::string& id,
+                                                    const std::string& deliverable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Effects fx;
+  Status s = farm_.Retry(id, deliverable, clock_->Now(), &fx);
+  if (!s.ok()) return s;
+  farm_.MutableDelivery(id)->finished_ms = 0;
+  ApplyLocked(std::move(fx));
+  LogFields log_fields({{"delivery", id}});
+  spdlog::info("delivery {}: {} runs again", id,
+               deliverable.empty() ? std::string("what failed") : deliverable);
+  Wake();
+  return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
+}
+
+StatusOr<nlohmann::json> Coordinator::CancelDeliverable(const std::string& id,
+                                                        const std::string& deliverable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Effects fx;
+  Status s = farm_.CancelDeliverable(id, deliverable, clock_->Now(), &fx);
+  if (!s.ok()) return s;
+  ApplyLocked(std::move(fx));
+  LogFields log_fields({{"delivery", id}});
+  spdlog::info("delivery {}: {} cancelled", id, deliverable);
+  Wake();
+  return DeliverySummaryJson(farm_, *farm_.FindDelivery(id));
+}
+
 StatusOr<nlohmann::json> Coordinator::SetDeliveryPriority(const std::string& id, int priority) {
   std::lock_guard<std::mutex> lock(mu_);
   Effects fx;
@@ -863,12 +891,45 @@ void Coordinator::StartHttp() {
                if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
                json_reply(res, 200, *d);
              });
-  http_->Post(R"(/api/v1/deliveries/([^/]+)/cancel)",
-              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
-                auto d = CancelDelivery(req.matches[1]);
-                if (!d.ok()) return json_reply(res, 404, {{"error", d.status().message()}});
-                json_reply(res, 200, *d);
-              });
+  // An optional {"deliverable": NAME} narrows a cancel or retry to one.
+  auto deliverable_of = [](const httplib::Request& req, std::string* name) {
+    if (req.body.empty()) return true;
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return false;
+    if (!body.contains("deliverable")) return true;
+    if (!body["deliverable"].is_string()) return false;
+    *name = body["deliverable"].get<std::string>();
+    return !name->empty();
+  };
+  auto status_reply = [json_reply](httplib::Response& res, const Status& s) {
+    const int code = s.code() == Status::Code::kNotFound          ? 404
+                     : s.code() == Status::Code::kInvalidArgument ? 400
+                                                                  : 409;
+    json_reply(res, code, {{"error", s.message()}});
+  };
+  http_->Post(R"(/api/v1/deliveries/([^/]+)/cancel)", [this, json_reply, deliverable_of,
+                                                       status_reply](const httplib::Request& req,
+                                                                     httplib::Response& res) {
+    std::string name;
+    if (!deliverable_of(req, &name)) {
+      return json_reply(res, 400, {{"error", "the body must be empty or {\"deliverable\": NAME}"}});
+    }
+    auto d =
+        name.empty() ? CancelDelivery(req.matches[1]) : CancelDeliverable(req.matches[1], name);
+    if (!d.ok()) return status_reply(res, d.status());
+    json_reply(res, 200, *d);
+  });
+  http_->Post(R"(/api/v1/deliveries/([^/]+)/retry)", [this, json_reply, deliverable_of,
+                                                      status_reply](const httplib::Request& req,
+                                                                    httplib::Response& res) {
+    std::string name;
+    if (!deliverable_of(req, &name)) {
+      return json_reply(res, 400, {{"error", "the body must be empty or {\"deliverable\": NAME}"}});
+    }
+    auto d = RetryDelivery(req.matches[1], name);
+    if (!d.ok()) return status_reply(res, d.status());
+    json_reply(res, 200, *d);
+  });
   http_->Post(R"(/api/v1/deliveries/([^/]+)/priority)",
               [this, json_reply](const httplib::Request& req, httplib::Response& res) {
                 nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);

@@ -117,6 +117,11 @@ class Coordinator {
   // GET /api/v1/history/{name}: every version's manifest in the folder of
   // the latest delivery of that name (files of packages left out).
   StatusOr<nlohmann::json> History(const std::string& name);
+  // POST /api/v1/deliveries/{id}/retry: what failed or was cancelled runs
+  // again (all of it, or one deliverable's); FarmState::Retry.
+  StatusOr<nlohmann::json> RetryDelivery(const std::string& id, const std::string& deliverable);
+  // POST /api/v1/deliveries/{id}/cancel {"deliverable": NAME}.
+  StatusOr<nlohmann::json> CancelDeliverable(const std::string& id, const std::string& deliverable);
   StatusOr<nlohmann::json> SetDeliveryPriority(const std::string& id, int priority);
   nlohmann::json ListWorkers();
   // Puts a quarantined worker back into rotation. NotFound when it is not.

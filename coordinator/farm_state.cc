@@ -815,6 +815,146 @@ Status FarmState::Cancel(const std::string& delivery_id, SteadyTime now, Effects
   return Status::OK();
 }
 
+namespace {
+
+// Whether `job` makes (a part of) `deliverable`.
+bool Makes(const pb::Job& job, const std::string& deliverable) {
+  for (const auto& out : job.outputs()) {
+    if (out.deliverable() == deliverable) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status FarmState::Retry(const std::string& delivery_id, const std::string& deliverable,
+                        SteadyTime now, Effects* fx) {
+  auto it = deliveries_.find(delivery_id);
+  if (it == deliveries_.end()) return Status::NotFound("no delivery " + delivery_id);
+  DeliveryRecord& d = it->second;
+  // The jobs to run again: the failed or cancelled ones (of the deliverable),
+  // and the failed jobs they wait for (the source's analysis).
+  std::set<std::string> chosen;
+  bool known = deliverable.empty();
+  for (const auto& jid : d.job_ids) {
+    const JobRecord& j = jobs_.at(jid);
+    if (!deliverable.empty() && !Makes(j.job, deliverable)) continue;
+    known = true;
+    if (j.state == JobState::kFailed || j.state == JobState::kCancelled) chosen.insert(jid);
+  }
+  if (!known) {
+    for (const auto& f : d.plan.failures()) {
+      if (f.deliverable() == deliverable) {
+        return Status::FailedPrecondition(deliverable +
+                                          " cannot be made from this source: " + f.reason());
+      }
+    }
+    return Status::NotFound("delivery " + delivery_id + " has no deliverable " + deliverable);
+  }
+  if (chosen.empty()) {
+    return Status::FailedPrecondition(
+        (deliverable.empty() ? "delivery " + delivery_id : deliverable) +
+        " has nothing failed or cancelled to run again");
+  }
+  std::vector<std::string> walk(chosen.begin(), chosen.end());
+  while (!walk.empty()) {
+    const JobRecord& j = jobs_.at(walk.back());
+    walk.pop_back();
+    for (const auto& dep : j.job.depends_on()) {
+      auto other = jobs_.find(dep);
+      if (other != jobs_.end() && IsTerminal(other->second.state) &&
+          other->second.state != JobState::kSucceeded && chosen.insert(dep).second) {
+        walk.push_back(dep);
+      }
+    }
+  }
+  d.cancelled = false;
+  d.finished = false;
+  fx->dirty_deliveries.insert(delivery_id);
+  for (const auto& jid : chosen) {
+    JobRecord& j = jobs_.at(jid);
+    ++d.unfinished_jobs;
+    j.attempts = 0;
+    j.max_threads = 0;
+    j.error.clear();
+    j.log_tail.clear();
+    j.result.Clear();
+    j.failed_on.clear();
+    j.progress = 0;
+    j.not_before = {};
+    j.state = JobState::kWaiting;
+    fx->dirty_jobs.insert(jid);
+  }
+  for (const auto& jid : chosen) {
+    JobRecord& j = jobs_.at(jid);
+    if (DependenciesSucceeded(j)) Enqueue(j, now, fx);
+  }
+  return Status::OK();
+}
+
+Status FarmState::CancelDeliverable(const std::string& delivery_id, const std::string& deliverable,
+                                    SteadyTime now, Effects* fx) {
+  auto it = deliveries_.find(delivery_id);
+  if (it == deliveries_.end()) return Status::NotFound("no delivery " + delivery_id);
+  DeliveryRecord& d = it->second;
+  bool known = false;
+  std::vector<std::string> stop;
+  for (const auto& jid : d.job_ids) {
+    JobRecord& j = jobs_.at(jid);
+    if (!Makes(j.job, deliverable)) continue;
+    known = true;
+    if (IsTerminal(j.state)) continue;
+    bool others = false;  // a decode shared with other deliverables
+    for (const auto& out : j.job.outputs()) others |= out.deliverable() != deliverable;
+    if (others && j.state == JobState::kRunning) {
+      return Status::FailedPrecondition(
+          deliverable + " is being made in one decode with other deliverables (job " + jid +
+          "); cancel it once that job ends, or cancel the whole delivery");
+    }
+    stop.push_back(jid);
+  }
+  if (!known) {
+    return Status::NotFound("delivery " + delivery_id + " has no deliverable " + deliverable);
+  }
+  for (const auto& jid : stop) {
+    JobRecord& j = jobs_.at(jid);
+    if (IsTerminal(j.state)) continue;
+    bool others = false;
+    for (const auto& out : j.job.outputs()) others |= out.deliverable() != deliverable;
+    if (others) {
+      // A queued group runs as its members, the others without this one.
+      SplitGroup(j, pb::JobResult(), "split to cancel " + deliverable, now, fx);
+      continue;
+    }
+    if (j.state == JobState::kRunning && now < j.publishing_until) continue;  // as Cancel
+    StopAttempt(j, fx);
+    j.error = "cancelled";
+    Emit(FarmEvent::Kind::kCancelled, j, "", fx);
+    Finish(j, JobState::kCancelled, fx);
+    // What waited for it (its joining, packaging) will not run either.
+    if (auto deps = dependents_.find(jid); deps != dependents_.end()) {
+      for (const auto& other_id : deps->second) {
+        JobRecord& other = jobs_.at(other_id);
+        if (IsTerminal(other.state) || !Makes(other.job, deliverable)) continue;
+        other.error = "cancelled";
+        Finish(other, JobState::kCancelled, fx);
+      }
+    }
+  }
+  // Members split out of a group: this deliverable's is cancelled too.
+  for (const auto& jid : d.job_ids) {
+    JobRecord& j = jobs_.at(jid);
+    if (IsTerminal(j.state) || !Makes(j.job, deliverable) || j.job.outputs_size() != 1) continue;
+    if (j.state == JobState::kRunning) continue;
+    j.error = "cancelled";
+    Emit(FarmEvent::Kind::kCancelled, j, "", fx);
+    Finish(j, JobState::kCancelled, fx);
+  }
+  fx->dirty_deliveries.insert(delivery_id);
+  CheckDelivery(delivery_id, fx);
+  return Status::OK();
+}
+
 void FarmState::Quarantine(const std::string& worker, const std::string& reason, Effects* fx) {
   WorkerRecord& w = workers_[worker];
   w.name = worker;

@@ -290,6 +290,20 @@ class FarmState {
   // publishes is recorded and listed; the delivery finishes after it.
   Status Cancel(const std::string& delivery_id, SteadyTime now, Effects* fx);
 
+  // Runs again what failed or was cancelled: every such job of the delivery
+  // (`deliverable` "") or of one deliverable, with the failed jobs they
+  // wait for, from attempt 1; what was delivered stays. The delivery is
+  // unfinished again (its manifest is written again when it ends).
+  // NotFound (delivery or deliverable), FailedPrecondition (nothing to run
+  // again, or a deliverable that cannot be made from the source).
+  Status Retry(const std::string& delivery_id, const std::string& deliverable, SteadyTime now,
+               Effects* fx);
+  // Cancels one deliverable's unfinished jobs (a queued decode-once group it
+  // shares runs as its other members instead). FailedPrecondition while a
+  // group it shares is running: one FFmpeg makes them all.
+  Status CancelDeliverable(const std::string& delivery_id, const std::string& deliverable,
+                           SteadyTime now, Effects* fx);
+
   const DeliveryRecord* FindDelivery(const std::string& id) const;
   // For the daemon's bookkeeping (finished_ms, manifest_pending); the
   // scheduling fields are FarmState's.

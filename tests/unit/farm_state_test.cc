@@ -1080,3 +1080,58 @@ TEST_F(FarmStateTest, ACancelledDeliveryDoesNotFallBack) {
 
 }  // namespace
 }  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST_F(FarmStateTest, ARetryRunsAgainOnlyWhatFailedFromAttemptOne) {
+  Submit("a", 2);
+  Hello("p1", "w1", 2);
+  auto assigned = Assigns(Tick());
+  ASSERT_EQ(assigned.size(), 2u);
+  Effects fx;
+  farm_.OnMessage("p1", ResultOf(assigned[0], true), now_, &fx);
+  farm_.OnMessage("p1", ResultOf(assigned[1], false, false, "bad"), now_, &fx);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "failed");
+  EXPECT_TRUE(farm_.FindDelivery("a")->finished);
+
+  EXPECT_EQ(farm_.Retry("a", "d0", now_, &fx).code(), Status::Code::kFailedPrecondition)
+      << "d0 was delivered";
+  EXPECT_EQ(farm_.Retry("a", "nope", now_, &fx).code(), Status::Code::kNotFound);
+  EXPECT_EQ(farm_.Retry("b", "", now_, &fx).code(), Status::Code::kNotFound);
+  Effects retried;
+  ASSERT_TRUE(farm_.Retry("a", "", now_, &retried).ok());
+  EXPECT_FALSE(farm_.FindDelivery("a")->finished);
+  EXPECT_TRUE(retried.dirty_deliveries.count("a"));
+  EXPECT_EQ(StateOf("a.j0"), JobState::kSucceeded) << "what was delivered stays";
+  EXPECT_EQ(StateOf("a.j1"), JobState::kQueued);
+  EXPECT_EQ(farm_.FindJob("a.j1")->attempts, 0);
+  EXPECT_TRUE(farm_.FindJob("a.j1")->error.empty());
+  auto again = Assigns(Tick());
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].job().id(), "a.j1");
+  EXPECT_EQ(again[0].attempt(), 1);
+  Effects done;
+  farm_.OnMessage("p1", ResultOf(again[0], true), now_, &done);
+  EXPECT_EQ(farm_.Counts(*farm_.FindDelivery("a")).state, "delivered");
+  EXPECT_EQ(done.finished_deliveries, std::vector<std::string>{"a"}) << "its manifest again";
+}
+
+TEST_F(FarmStateTest, OneDeliverableIsCancelledTheOthersRun) {
+  Submit("a", 3);
+  Effects fx;
+  ASSERT_TRUE(farm_.CancelDeliverable("a", "d1", now_, &fx).ok());
+  EXPECT_EQ(StateOf("a.j1"), JobState::kCancelled);
+  EXPECT_EQ(farm_.CancelDeliverable("a", "zz", now_, &fx).code(), Status::Code::kNotFound);
+  Hello("p1", "w1", 4);
+  auto assigned = Assigns(Tick());
+  ASSERT_EQ(assigned.size(), 2u);
+  for (const auto& a : assigned) farm_.OnMessage("p1", ResultOf(a, true), now_, &fx);
+  DeliveryCounts c = farm_.Counts(*farm_.FindDelivery("a"));
+  EXPECT_EQ(c.delivered, 2);
+  EXPECT_EQ(c.cancelled, 1);
+  EXPECT_TRUE(farm_.FindDelivery("a")->finished);
+}
+
+}  // namespace
+}  // namespace reelfarm
