@@ -65,9 +65,7 @@ int64_t CacheEntry::bytes() const {
 }
 
 std::string DefaultCacheRoot(const std::string& output_dir) {
-  fs::path dir = fs::path(output_dir).lexically_normal();
-  if (dir.has_filename() == false) dir = dir.parent_path();  // a trailing '/'
-  return (dir.parent_path() / kDeliveryCacheFolder).string();
+  return (fs::path(output_dir) / kDeliveryCacheFolder).string();
 }
 
 std::string CacheEntryPath(const std::string& root, const std::string& key) {

@@ -21,10 +21,10 @@
 
 namespace reelfarm {
 
-// The cache beside a delivery's folder when the farm has none of its own:
-// <parent of output_dir>/.reelfarm-cache, shared by the deliveries kept in
-// that parent and on their filesystem (entries are hard links), never
-// inside a delivery (whose folder is handed to a client as it is).
+// A delivery's own cache when the farm has none: <output_dir>/.reelfarm-cache
+// (hidden, like the parts folder): on the outputs' filesystem, so entries
+// are hard links, and inside the delivery's folder, where everything a
+// spec makes the farm write must lie.
 inline constexpr char kDeliveryCacheFolder[] = ".reelfarm-cache";
 std::string DefaultCacheRoot(const std::string& output_dir);
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -178,8 +179,45 @@ nlohmann::json KeyJson(const pb::OutputKey& key) {
           {"ffmpeg_version", key.ffmpeg_version()}};
 }
 
-Status KeepPreviousVersion(const std::string& output_dir, int previous,
-                           const std::map<std::string, std::string>& keys, int keep) {
+namespace {
+
+// Calls fn(relative path, the item's name, its key) for each delivered file
+// of version `previous` that still lies in the folder; OK when there is no
+// such version. Writes that version's manifest beside the kept files when
+// `fn` kept anything.
+Status ForEachKeptFile(
+    const std::string& output_dir, int previous,
+    const std::function<Status(const fs::path&, const std::string&, const std::string&)>& fn) {
+  auto manifest = ReadManifest(output_dir, previous);
+  if (!manifest.ok()) return Status::OK();  // nothing known of it
+  if (!manifest->contains("deliverables") || !(*manifest)["deliverables"].is_array()) {
+    return Status::OK();
+  }
+  std::error_code ec;
+  for (const auto& item : (*manifest)["deliverables"]) {
+    if (!item.is_object() || item.value("status", "") != "delivered") continue;
+    const std::string rel = item.value("path", "");
+    const fs::path relative(rel);
+    if (rel.empty() || relative.is_absolute() ||
+        std::any_of(relative.begin(), relative.end(),
+                    [](const fs::path& p) { return p == ".."; })) {
+      continue;
+    }
+    if (!fs::exists(fs::path(output_dir) / relative, ec)) continue;
+    Status s = fn(relative, item.value("name", ""), ItemKey(item));
+    if (!s.ok()) return s;
+  }
+  const fs::path into = fs::path(output_dir) / kVersionsFolder / ("v" + std::to_string(previous));
+  if (fs::exists(into, ec)) {
+    return WriteFileAtomically((into / "manifest.json").string(), manifest->dump(2) + "\n");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status KeepReplacedFiles(const std::string& output_dir, int previous,
+                         const std::map<std::string, std::string>& keys, int keep) {
   if (previous < 1) return Status::OK();
   const fs::path versions = fs::path(output_dir) / kVersionsFolder;
   std::error_code ec;
@@ -190,42 +228,38 @@ Status KeepPreviousVersion(const std::string& output_dir, int previous,
     if (v > 0 && v <= previous - keep) fs::remove_all(item.path(), ec);
   }
   if (keep == 0) return Status::OK();
-  auto manifest = ReadManifest(output_dir, previous);
-  if (!manifest.ok()) return Status::OK();  // nothing known of it
-  if (!manifest->contains("deliverables") || !(*manifest)["deliverables"].is_array()) {
-    return Status::OK();
-  }
   const fs::path into = versions / ("v" + std::to_string(previous));
-  for (const auto& item : (*manifest)["deliverables"]) {
-    if (!item.is_object() || item.value("status", "") != "delivered") continue;
-    const std::string rel = item.value("path", "");
-    const fs::path relative(rel);
-    if (rel.empty() || relative.is_absolute() ||
-        std::any_of(relative.begin(), relative.end(),
-                    [](const fs::path& p) { return p == ".."; })) {
-      continue;
-    }
-    const fs::path current = fs::path(output_dir) / relative;
-    if (!fs::exists(current, ec)) continue;
-    auto now = keys.find(item.value("name", ""));
-    if (now != keys.end() && now->second == ItemKey(item)) continue;  // reused: stays
-    Status made = CreateDirsDurably((into / relative).parent_path().string());
-    if (!made.ok()) return made;
-    if (now == keys.end()) {
-      // Dropped by the new version: moved out of the delivery.
-      fs::remove_all(into / relative, ec);
-      if (::rename(current.c_str(), (into / relative).c_str()) != 0) {
-        return Status::IOError("cannot move " + current.string() + " to " +
-                               (into / relative).string() + ": " + std::strerror(errno));
-      }
-    } else {
-      Status linked = LinkTree(current, into / relative);
-      if (!linked.ok()) return linked;
-    }
-  }
-  const std::string copy = (into / "manifest.json").string();
-  if (fs::exists(into, ec)) return WriteFileAtomically(copy, manifest->dump(2) + "\n");
-  return Status::OK();
+  return ForEachKeptFile(
+      output_dir, previous,
+      [&](const fs::path& relative, const std::string& name, const std::string& key) {
+        auto now = keys.find(name);
+        // Published again as it is, or dropped (SetAsideDroppedFiles).
+        if (now == keys.end() || now->second == key) return Status::OK();
+        Status made = CreateDirsDurably((into / relative).parent_path().string());
+        if (!made.ok()) return made;
+        return LinkTree(fs::path(output_dir) / relative, into / relative);
+      });
+}
+
+Status SetAsideDroppedFiles(const std::string& output_dir, int previous,
+                            const std::map<std::string, std::string>& keys, int keep) {
+  if (previous < 1 || keep == 0) return Status::OK();
+  const fs::path into = fs::path(output_dir) / kVersionsFolder / ("v" + std::to_string(previous));
+  return ForEachKeptFile(
+      output_dir, previous,
+      [&](const fs::path& relative, const std::string& name, const std::string&) {
+        if (keys.count(name)) return Status::OK();
+        Status made = CreateDirsDurably((into / relative).parent_path().string());
+        if (!made.ok()) return made;
+        std::error_code ec;
+        fs::remove_all(into / relative, ec);
+        const fs::path from = fs::path(output_dir) / relative;
+        if (::rename(from.c_str(), (into / relative).c_str()) != 0) {
+          return Status::IOError("cannot move " + from.string() + " to " +
+                                 (into / relative).string() + ": " + std::strerror(errno));
+        }
+        return Status::OK();
+      });
 }
 
 }  // namespace reelfarm

@@ -50,13 +50,20 @@ std::vector<DeliverableChange> DiffManifests(const nlohmann::json& from, const n
 // The manifest item's key fields (OutputKey) for DiffManifests; pure.
 nlohmann::json KeyJson(const pb::OutputKey& key);
 
-// Before version `previous` + 1 replaces files: each file of `previous`'s
-// manifest that `keys` (the new version's, by deliverable) re-render is
-// linked (a copy where links fail) into versions/v<previous>/, each one
-// the new version drops is moved there; versions older than `keep` before
-// the new one are removed from versions/. `keep` 0: nothing is kept.
-Status KeepPreviousVersion(const std::string& output_dir, int previous,
-                           const std::map<std::string, std::string>& keys, int keep);
+// Before version `previous` + 1 is accepted (nothing destructive): each
+// file of `previous`'s manifest that the new version re-renders (its key in
+// `keys`, by deliverable, differs) is hard-linked (a copy where links
+// fail) into versions/v<previous>/, with that manifest beside them; the new
+// file then replaces the old name atomically. Versions older than `keep`
+// before the new one are removed from versions/. `keep` 0: nothing kept.
+Status KeepReplacedFiles(const std::string& output_dir, int previous,
+                         const std::map<std::string, std::string>& keys, int keep);
+
+// Once version `previous` + 1 is accepted: each file of `previous` that the
+// new version no longer has (no key in `keys`) is moved into
+// versions/v<previous>/. `keep` 0: such files stay where they are.
+Status SetAsideDroppedFiles(const std::string& output_dir, int previous,
+                            const std::map<std::string, std::string>& keys, int keep);
 
 }  // namespace reelfarm
 

@@ -544,7 +544,7 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     // while a reader may use it), as the spec's keep_versions says.
     std::map<std::string, std::string> keys;
     for (const auto& k : planned.plan.keys()) keys[k.deliverable()] = k.key();
-    Status kept = KeepPreviousVersion(spec.output_dir, version - 1, keys, spec.keep_versions);
+    Status kept = KeepReplacedFiles(spec.output_dir, version - 1, keys, spec.keep_versions);
     if (!kept.ok()) {
       return Invalid({{spec_file, spec.output_dir_line, "output_dir",
                        "cannot keep version " + std::to_string(version - 1) +
@@ -655,6 +655,13 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   }
   if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
   made.keep = true;
+  if (version > 1) {
+    std::map<std::string, std::string> keys;
+    for (const auto& k : d.plan.keys()) keys[k.deliverable()] = k.key();
+    Status aside = SetAsideDroppedFiles(d.output_dir, version - 1, keys, d.plan.keep_versions());
+    // Left in place, the dropped files are harmless: not in the new manifest.
+    if (!aside.ok()) spdlog::warn("delivery {}: {}", d.id, aside.ToString());
+  }
 
   nlohmann::json body = {{"id", d.id},
                          {"name", d.name},

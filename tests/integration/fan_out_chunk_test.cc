@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/output_cache.h"
 #include "common/probe.h"
 #include "common/process_runner.h"
 #include "planning/planner.h"
@@ -254,7 +255,8 @@ TEST_F(FanOutChunkTest, ReelfarmRunGroupsOnOneWorkerAndChunksOnSeveral) {
   for (const auto& e : fs::directory_iterator(dir_ + "/chunked")) {
     names.push_back(e.path().filename().string());
   }
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("film.mp4", "manifest.json"));
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("film.mp4", "manifest.json", "manifests",
+                                                     kDeliveryCacheFolder));
 }
 
 }  // namespace

@@ -29,8 +29,10 @@
 #include <tuple>
 #include <vector>
 
+#include "common/output_cache.h"
 #include "common/probe.h"
 #include "common/process_runner.h"
+#include "common/versions.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/local_farm.h"
 #include "tests/support/media_fixtures.h"
@@ -140,8 +142,15 @@ std::vector<std::string> PublishedFiles(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.path().filename() != "manifest.json") out.push_back(e.path().string());
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    // The manifests of versions and the output cache are no published files.
+    const std::string name = it->path().filename().string();
+    if (it->is_directory() && (name == kManifestsFolder || name == kDeliveryCacheFolder)) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (name != "manifest.json") out.push_back(it->path().string());
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/output_cache.h"
 #include "common/versions.h"
 #include "tests/support/media_fixtures.h"
 #include "worker/job_executor.h"
@@ -43,7 +44,7 @@ void ExpectPublishedExactlyOnce(const std::string& out, const nlohmann::json& d)
   std::set<std::string> present;
   for (const auto& e : fs::directory_iterator(out)) {
     const std::string name = e.path().filename();
-    if (name != kVersionsFolder) present.insert(name);
+    if (name != kVersionsFolder && name != kDeliveryCacheFolder) present.insert(name);
   }
   EXPECT_EQ(present, expected) << "temporary or duplicate files left behind";
   std::ifstream in(out + "/manifest.json");

@@ -334,15 +334,17 @@ TEST_F(OutputCacheTest, AVersionKeepsWhatTheNextReplacesOrDrops) {
   std::ofstream(dir_ / "out/manifests/v1.json") << v1.dump();
   EXPECT_EQ(HighestManifestVersion((dir_ / "out").string()), 1);
   // v2 re-renders web and drops the poster.
-  ASSERT_TRUE(KeepPreviousVersion((dir_ / "out").string(), 1, {{"web", "k9"}}, 2).ok());
+  ASSERT_TRUE(KeepReplacedFiles((dir_ / "out").string(), 1, {{"web", "k9"}}, 2).ok());
   EXPECT_TRUE(fs::exists(dir_ / "out/web.mp4")) << "replaced by its new version, not before";
   EXPECT_TRUE(fs::equivalent(dir_ / "out/web.mp4", dir_ / "out/versions/v1/web.mp4"));
+  EXPECT_TRUE(fs::exists(dir_ / "out/poster.jpg")) << "until the new version is accepted";
+  ASSERT_TRUE(SetAsideDroppedFiles((dir_ / "out").string(), 1, {{"web", "k9"}}, 2).ok());
   EXPECT_FALSE(fs::exists(dir_ / "out/poster.jpg"));
   EXPECT_TRUE(fs::exists(dir_ / "out/versions/v1/poster.jpg"));
   EXPECT_TRUE(fs::exists(dir_ / "out/versions/v1/manifest.json"));
   // keep_versions 1 at v4 (previous 3): v1 and v2 go.
   fs::create_directories(dir_ / "out/versions/v2");
-  ASSERT_TRUE(KeepPreviousVersion((dir_ / "out").string(), 3, {}, 1).ok());
+  ASSERT_TRUE(KeepReplacedFiles((dir_ / "out").string(), 3, {}, 1).ok());
   EXPECT_FALSE(fs::exists(dir_ / "out/versions/v1"));
   EXPECT_FALSE(fs::exists(dir_ / "out/versions/v2"));
 }
