@@ -155,8 +155,8 @@ StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
   for (size_t i = 0; i < commands.size(); ++i) {
     void* raw = nullptr;
     if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      std::string msg = std::string("redis connection failed: ") +
-                        (ctx_->errstr[0] ? ctx_->errstr : "no reply");
+      std::string msg =
+          std::string("redis connection failed: ") + (ctx_->errstr[0] ? ctx_->errstr : "no reply");
       Drop();
       return Status::Unavailable(msg);
     }
@@ -182,6 +182,48 @@ StatusOr<std::vector<RedisReply>> RedisClient::Transaction(
   const RedisReply& exec = replies.value().back();
   if (exec.type != RedisReply::Type::kArray) return Status::Internal("redis transaction aborted");
   return exec.elements;
+}
+
+namespace {
+
+// KEYS[1] the fence, ARGV[1] its owner, ARGV[2] a key that must not exist
+// (""), then each command as its length followed by its arguments.
+constexpr char kFencedScript[] = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] then
+  return redis.error_reply('FENCED ' .. tostring(holder))
+end
+if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[2]) == 1 then
+  return redis.error_reply('EXISTS')
+end
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 'OK'
+)lua";
+
+}  // namespace
+
+Status RedisClient::FencedTransaction(const std::string& fence_key, const std::string& owner,
+                                      const std::string& must_not_exist,
+                                      const std::vector<std::vector<std::string>>& commands) {
+  std::vector<std::string> args = {"EVAL", kFencedScript, "1", fence_key, owner, must_not_exist};
+  for (const auto& c : commands) {
+    args.push_back(std::to_string(c.size()));
+    args.insert(args.end(), c.begin(), c.end());
+  }
+  auto r = Command(args);
+  if (!r.ok()) return r.status();
+  if (r->type != RedisReply::Type::kError) return Status::OK();
+  if (r->str.rfind("FENCED", 0) == 0) {
+    return Status::Unavailable("not the active coordinator: the lease " + fence_key + " is " +
+                               (r->str.size() > 7 ? "held by " + r->str.substr(7) : "free"));
+  }
+  if (r->str == "EXISTS") return Status::FailedPrecondition(must_not_exist + " already exists");
+  return Status::Internal("redis fenced transaction: " + r->str);
 }
 
 Status RedisClient::Ping() {

@@ -50,7 +50,17 @@ class RedisClient {
 
   // Like Pipeline but wrapped in MULTI/EXEC: all or nothing. Returns the
   // EXEC reply's elements. Any error reply inside is a Status::Internal.
-  StatusOr<std::vector<RedisReply>> Transaction(const std::vector<std::vector<std::string>>& commands);
+  StatusOr<std::vector<RedisReply>> Transaction(
+      const std::vector<std::vector<std::string>>& commands);
+
+  // A transaction that runs only while `fence_key` holds `owner` (a Lua
+  // script: atomic, like MULTI/EXEC, and immune to the key's renewals):
+  // Unavailable naming the holder when it does not (another coordinator
+  // holds the lease: docs/operations.md), FailedPrecondition when
+  // `must_not_exist` ("" none) exists. Error replies inside are Internal.
+  Status FencedTransaction(const std::string& fence_key, const std::string& owner,
+                           const std::string& must_not_exist,
+                           const std::vector<std::vector<std::string>>& commands);
 
   Status Ping();
 

@@ -3,10 +3,12 @@
 #include <httplib.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
 #include <optional>
+#include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -87,7 +89,7 @@ Coordinator::~Coordinator() {
   if (manifest_thread_.joinable()) manifest_thread_.join();
 }
 
-Status Coordinator::Start() {
+Status Coordinator::Start(const std::atomic<bool>* stop) {
   auto ep = ParseRedisUrl(options_.redis_url);
   if (!ep.ok()) return ep.status();
   redis_ = std::make_unique<RedisClient>(*ep);
@@ -99,6 +101,37 @@ Status Coordinator::Start() {
   auto epoch = store_->EnsureEpoch(HexBytes(SecureRandomBytes(16)));
   if (!epoch.ok()) return epoch.status();
   redis_epoch_ = *epoch;
+
+  if (options_.lease_ttl.count() > 0) {
+    lease_redis_ = std::make_unique<RedisClient>(*ep);
+    char host[256] = {};
+    (void)gethostname(host, sizeof(host) - 1);
+    const std::string owner =
+        std::string(host) + ":" + std::to_string(::getpid()) + ":" + HexBytes(SecureRandomBytes(6));
+    lease_ = std::make_unique<LeaderLease>(lease_redis_.get(),
+                                           LeaseOptions{.ttl = options_.lease_ttl}, owner);
+    bool standby = false;
+    for (;;) {
+      auto got = lease_->TryAcquire();
+      if (got.ok() && *got) break;
+      if (!standby) {
+        auto holder = lease_->Holder();
+        spdlog::info(
+            "standby: coordinator {} is active; taking over when it stops renewing its "
+            "lease ({} ms)",
+            holder.ok() ? *holder : "?", options_.lease_ttl.count());
+        standby = true;
+        StartHttp();  // /healthz answers "standby", the API 503
+      }
+      if (stop != nullptr && stop->load()) return Status::Cancelled("stopped while standby");
+      std::this_thread::sleep_for(options_.lease_ttl / 6);
+    }
+    spdlog::info("active: coordinator {} holds the lease (epoch {})", owner, lease_->epoch());
+    // Every write from now on only while the lease is this coordinator's.
+    store_->set_fence(lease_->options().key, owner);
+    submit_store_->set_fence(lease_->options().key, owner);
+    lease_renewed_ = clock_->Now();
+  }
   manifest_thread_ = std::thread([this] { ManifestLoop(); });
 
   std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
@@ -171,10 +204,54 @@ Status Coordinator::Start() {
     metrics_ = std::move(m.value());
     coord_metrics_ = std::make_unique<CoordinatorMetrics>(metrics_->registry());
   }
-  StartHttp();
+  active_ = true;
+  if (!http_) StartHttp();
   spdlog::info("coordinator ready: workers on {}, API on {}, metrics on {}", options_.bind,
                options_.http, options_.metrics);
   return Status::OK();
+}
+
+bool Coordinator::RenewLease() {
+  const SteadyTime now = clock_->Now();
+  if (!lease_ || now < next_renewal_) return true;
+  next_renewal_ = now + options_.lease_ttl / 3;
+  auto renewed = lease_->Renew();
+  if (!renewed.ok()) {
+    // Redis away: writes fail (and are fenced) until it is renewed.
+    if (now - lease_renewed_ > options_.lease_ttl && !lease_warned_) {
+      spdlog::warn("cannot renew the coordinator lease: {}", renewed.status().message());
+      lease_warned_ = true;
+    }
+    return true;
+  }
+  switch (*renewed) {
+    case LeaderLease::Renewal::kHeld:
+      lease_renewed_ = now;
+      lease_warned_ = false;
+      return true;
+    case LeaderLease::Renewal::kFree: {
+      // Expired while Redis was away. Ours again only if nobody led since.
+      const uint64_t before = lease_->epoch();
+      auto got = lease_->TryAcquire();
+      if (!got.ok()) return true;
+      if (*got && lease_->epoch() == before + 1) {
+        spdlog::info("coordinator lease renewed after Redis came back (epoch {})", lease_->epoch());
+        lease_renewed_ = now;
+        lease_warned_ = false;
+        return true;
+      }
+      if (*got) lease_->Release();  // another led in between: this state is stale
+      spdlog::error("another coordinator led while this one could not renew its lease");
+      return false;
+    }
+    case LeaderLease::Renewal::kTaken: {
+      auto holder = lease_->Holder();
+      spdlog::error("coordinator {} took over the lease; this one stops (its writes are fenced)",
+                    holder.ok() ? *holder : "?");
+      return false;
+    }
+  }
+  return true;
 }
 
 void Coordinator::Wake() {
@@ -420,7 +497,7 @@ void Coordinator::ManifestLoop() {
   }
 }
 
-void Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) {
+Status Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) {
   std::vector<zmq::pollitem_t> items = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                         {wake_pull_->handle(), 0, ZMQ_POLLIN, 0}};
   auto tick = std::chrono::milliseconds(std::max<int64_t>(
@@ -444,6 +521,11 @@ void Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) 
       RunOnceLocked();
       trim_after = trim_after_;
     }
+    if (!RenewLease()) {
+      active_ = false;
+      if (notifier != nullptr) notifier->Stopping("coordinator lost its lease");
+      return Status::Unavailable("lost the coordinator lease to another coordinator");
+    }
     // After a burst of submissions: planning leaves freed scratch memory
     // spread over the heap (and the API threads' arenas); hand it back.
     if (trim_after != SteadyTime{} && clock_->Now() >= trim_after) {
@@ -453,6 +535,9 @@ void Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier) 
     }
   }
   if (notifier != nullptr) notifier->Stopping("coordinator stopping");
+  // A clean stop hands the lease over at once.
+  if (lease_) lease_->Release();
+  return Status::OK();
 }
 
 void Coordinator::RunOnceLocked() {
@@ -846,19 +931,26 @@ void Coordinator::StartHttp() {
   // A reply is written as headers, then body: with Nagle's algorithm the body
   // of a kept-alive connection waits for the client's delayed ACK (40 ms).
   http_->set_tcp_nodelay(true);
-  if (!options_.api_token.empty()) {
-    const std::string expected = "Bearer " + options_.api_token;
-    http_->SetPreRoutingHandler([expected](const httplib::Request& req, httplib::Response& res) {
-      if (req.path.rfind("/api/", 0) != 0 ||
-          ConstantTimeEquals(req.get_header_value("Authorization"), expected)) {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
+  const std::string expected =
+      options_.api_token.empty() ? std::string() : "Bearer " + options_.api_token;
+  http_->SetPreRoutingHandler([this, expected](const httplib::Request& req,
+                                               httplib::Response& res) {
+    if (req.path.rfind("/api/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (!expected.empty() && !ConstantTimeEquals(req.get_header_value("Authorization"), expected)) {
       res.status = 401;
       res.set_header("WWW-Authenticate", "Bearer");
       res.set_content("{\"error\": \"a valid bearer token is required\"}\n", "application/json");
       return httplib::Server::HandlerResponse::Handled;
-    });
-  }
+    }
+    if (!active_.load()) {
+      // A standby knows nothing yet: the active coordinator answers.
+      res.status = 503;
+      res.set_content("{\"error\": \"standby: another coordinator is active\"}\n",
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   auto json_reply = [](httplib::Response& res, int status, const nlohmann::json& body) {
     res.status = status;
     res.set_content(body.dump(2) + "\n", "application/json");
@@ -979,8 +1071,17 @@ void Coordinator::StartHttp() {
                 json_reply(res, 200, {{"released", std::string(req.matches[1])}});
               });
   http_->Get("/healthz", [this, json_reply](const httplib::Request&, httplib::Response& res) {
+    if (!active_.load()) {
+      json_reply(res, 503,
+                 {{"ok", false},
+                  {"role", "standby"},
+                  {"error",
+                   "standby: another coordinator "
+                   "holds the lease"}});
+      return;
+    }
     Health health = CheckHealth();
-    nlohmann::json body = {{"ok", health.ok}};
+    nlohmann::json body = {{"ok", health.ok}, {"role", "active"}};
     if (!health.ok) body["error"] = health.error;
     json_reply(res, health.ok ? 200 : 503, body);
   });

@@ -25,6 +25,7 @@
 #include "common/status.h"
 #include "coordinator/farm_state.h"
 #include "coordinator/http_guard.h"
+#include "coordinator/leader_lease.h"
 #include "planning/planner.h"
 #include "planning/submission.h"
 
@@ -71,6 +72,11 @@ struct CoordinatorOptions {
   // workers can reach (and inside their allowed roots). Kept to
   // cache_max_bytes by removing the least recently used entries after each
   // delivery.
+  // One active coordinator per Redis (coordinator/leader_lease.h): a
+  // coordinator that finds the lease held waits as standby (its /healthz
+  // says so, its API answers 503) and takes over within lease_ttl of the
+  // active one stopping to renew it. 0: no lease (never two at once!).
+  std::chrono::milliseconds lease_ttl{3000};
   bool reuse_outputs = true;
   std::string cache_dir;
   int64_t cache_max_bytes = int64_t{200} << 30;
@@ -101,11 +107,15 @@ class Coordinator {
 
   // Connects to Redis, reloads every delivery, binds the sockets and starts
   // the HTTP and metrics servers.
-  Status Start();
-  // The event loop; returns when *stop turns true. Each turn tells
-  // `notifier` (not owned; may be null) that the loop is alive; the end,
-  // that the coordinator is stopping.
-  void Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr);
+  // Connects, waits as standby while another coordinator holds the lease
+  // (Cancelled when *stop turns true meanwhile), reloads the farm from
+  // Redis and listens.
+  Status Start(const std::atomic<bool>* stop = nullptr);
+  // The event loop; returns when *stop turns true (OK), or Unavailable when
+  // this coordinator lost the lease to another (it must not go on: a
+  // restart reloads it as standby). Each turn tells `notifier` (not owned;
+  // may be null) that the loop is alive; the end, that it is stopping.
+  Status Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr);
 
   // API (thread-safe).
   SubmitOutcome Submit(const std::string& spec_text, const std::string& spec_file,
@@ -145,6 +155,9 @@ class Coordinator {
   // REQUIRES: mu_ held. One turn of the event loop: the waiting worker
   // messages, a tick, and their effects.
   void RunOnceLocked();
+  // Renews the lease when due; false when another coordinator has led since
+  // (this one must stop).
+  bool RenewLease();
   // REQUIRES: submit_mu_ held. The next delivery sequence number, from a
   // block reserved in Redis (one write per kSeqBlock submissions).
   StatusOr<uint64_t> NextSeqSubmitLocked();
@@ -195,6 +208,11 @@ class Coordinator {
   SteadyTime trim_after_{};
   // Parse, check, probe (probe_cache_), plan: what `reelfarm plan` does too.
   SubmissionPipeline submission_;
+  std::unique_ptr<RedisClient> lease_redis_;     // the lease's own connection
+  std::unique_ptr<LeaderLease> lease_;           // null without a lease
+  std::atomic<bool> active_{false};              // holds the lease (or has none)
+  SteadyTime lease_renewed_{}, next_renewal_{};  // main thread only
+  bool lease_warned_ = false;
 
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<ZapAuthenticator> zap_;  // before router_: outlives it

@@ -132,6 +132,17 @@ Status JobStore::SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobR
   // An id is never reused: were Redis' sequence to go backwards (it lost its
   // data), an existing delivery would be overwritten.
   const std::string key = prefix_ + "d:" + d.id;
+  if (!fence_key_.empty()) {
+    std::vector<std::vector<std::string>> cmds;
+    cmds.push_back(DeliveryCommand(d));
+    for (const auto& j : jobs) cmds.push_back(JobCommand(j, true));
+    cmds.push_back({"SADD", prefix_ + "deliveries", d.id});
+    Status s = Write(cmds, key);
+    if (s.code() == Status::Code::kFailedPrecondition) {
+      return Status::FailedPrecondition("delivery id " + d.id + " already exists in redis");
+    }
+    return s;
+  }
   auto watched = redis_->Command({"WATCH", key});
   if (!watched.ok()) return watched.status();
   auto exists = DeliveryExists(d.id);
@@ -155,7 +166,13 @@ Status JobStore::Save(const std::vector<const DeliveryRecord*>& deliveries,
   std::vector<std::vector<std::string>> cmds;
   for (const auto* d : deliveries) cmds.push_back(DeliveryCommand(*d));
   for (const auto* j : jobs) cmds.push_back(JobCommand(*j, rewritten.count(j->job.id()) > 0));
-  return redis_->Transaction(cmds).status();
+  return Write(cmds);
+}
+
+Status JobStore::Write(const std::vector<std::vector<std::string>>& cmds,
+                       const std::string& must_not_exist) {
+  if (fence_key_.empty()) return redis_->Transaction(cmds).status();
+  return redis_->FencedTransaction(fence_key_, fence_owner_, must_not_exist, cmds);
 }
 
 Status JobStore::SaveQuarantine(const std::map<std::string, std::string>& changes) {
@@ -168,7 +185,7 @@ Status JobStore::SaveQuarantine(const std::map<std::string, std::string>& change
       cmds.push_back({"HSET", prefix_ + "quarantine", name, reason});
     }
   }
-  return redis_->Transaction(cmds).status();
+  return Write(cmds);
 }
 
 Status JobStore::LoadQuarantine(std::map<std::string, std::string>* out) {

@@ -30,6 +30,14 @@ class JobStore {
   // `redis` is not owned and must outlive the store. Not thread-safe.
   explicit JobStore(RedisClient* redis, std::string prefix = "rf:");
 
+  // From now on every write runs only while Redis' `key` holds `owner`
+  // (the coordinator's lease, coordinator/leader_lease.h): a coordinator
+  // that lost it cannot write, even one paused and resumed.
+  void set_fence(std::string key, std::string owner) {
+    fence_key_ = std::move(key);
+    fence_owner_ = std::move(owner);
+  }
+
   StatusOr<uint64_t> NextSeq();
   // Reserves `n` sequence numbers at once: returns the last of them (the
   // block is last-n+1 .. last). Numbers of a block never used are skipped.
@@ -64,8 +72,13 @@ class JobStore {
   std::vector<std::string> DeliveryCommand(const DeliveryRecord& d) const;
   std::vector<std::string> JobCommand(const JobRecord& j, bool with_payload) const;
 
+  // The write, fenced when set_fence was called.
+  Status Write(const std::vector<std::vector<std::string>>& cmds,
+               const std::string& must_not_exist = "");
+
   RedisClient* redis_;
   std::string prefix_;
+  std::string fence_key_, fence_owner_;
 };
 
 }  // namespace reelfarm

@@ -63,6 +63,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", opts.farm.max_attempts, "attempts per job before it fails")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  int lease_ms = static_cast<int>(opts.lease_ttl.count());
+  app.add_option("--lease-ms", lease_ms,
+                 "coordinator lease in Redis: one active coordinator, a second waits as standby "
+                 "and takes over within this long of the first stopping (0: no lease)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
   app.add_flag("--reuse-outputs,!--no-reuse-outputs", opts.reuse_outputs,
                "publish deliverables whose output key is in the output cache instead of encoding "
                "them again (docs/versions.md)")
@@ -134,6 +140,7 @@ int main(int argc, char** argv) {
   }
   opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   opts.cache_max_bytes = static_cast<int64_t>(cache_max_gb * (1 << 30));
+  opts.lease_ttl = std::chrono::milliseconds(lease_ms);
   opts.manifest_retry_initial = std::chrono::milliseconds(manifest_retry_ms);
   opts.manifest_retry_max =
       std::chrono::milliseconds(std::max(manifest_retry_ms, manifest_retry_max_ms));
@@ -153,7 +160,11 @@ int main(int argc, char** argv) {
   reelfarm::RealClock clock;
   reelfarm::PosixProcessRunner runner;
   reelfarm::Coordinator coordinator(opts, &clock, &runner);
-  reelfarm::Status s = coordinator.Start();
+  reelfarm::Status s = coordinator.Start(&stop);
+  if (s.code() == reelfarm::Status::Code::kCancelled) {
+    spdlog::info("coordinator stopped while standby");
+    return 0;
+  }
   if (!s.ok()) {
     spdlog::error("cannot start: {}", s.ToString());
     return 4;
@@ -161,7 +172,13 @@ int main(int argc, char** argv) {
   // Ready for systemd (Type=notify): Redis reloaded, every port listening.
   auto notifier = reelfarm::ServiceNotifier::FromEnvironment(&clock);
   notifier->Ready("coordinator: workers on " + opts.bind + ", API on " + opts.http);
-  coordinator.Run(stop, notifier.get());
+  s = coordinator.Run(stop, notifier.get());
+  if (!s.ok()) {
+    // Restarted (systemd Restart=, Kubernetes), it reloads from Redis as
+    // standby.
+    spdlog::error("{}; exiting", s.message());
+    return 75;
+  }
   spdlog::info("coordinator stopped");
   return 0;
 }

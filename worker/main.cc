@@ -15,7 +15,9 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   double memory_gb = 0;
   CLI::App app{"reelfarm worker: runs the coordinator's FFmpeg jobs on this machine"};
-  app.add_option("--coordinator", opts.coordinator, "coordinator's ZeroMQ endpoint")
+  app.add_option("--coordinator", opts.coordinator,
+                 "coordinator's ZeroMQ endpoint; several separated by commas (active and standby "
+                 "coordinators): tried in turn when the one in use goes quiet")
       ->capture_default_str();
   app.add_option("--name", opts.name, "worker name, unique in the farm (default HOST-PID)");
   double drain_timeout_s = 3600;

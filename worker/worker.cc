@@ -139,7 +139,18 @@ void Worker::Connect() {
     dealer_->set(zmq::sockopt::curve_publickey, curve_public_);
     dealer_->set(zmq::sockopt::curve_secretkey, curve_secret_);
   }
-  dealer_->connect(options_.coordinator);
+  if (endpoints_.empty()) {
+    std::string rest = options_.coordinator;
+    for (size_t at; (at = rest.find(',')) != std::string::npos; rest = rest.substr(at + 1)) {
+      if (at > 0) endpoints_.push_back(rest.substr(0, at));
+    }
+    if (!rest.empty()) endpoints_.push_back(rest);
+    if (endpoints_.empty()) endpoints_.push_back(options_.coordinator);
+  }
+  // The first connection goes to the first; each reconnection (the one it
+  // talked to went quiet) to the next.
+  endpoint_ = connects_++ % endpoints_.size();
+  dealer_->connect(endpoints_[endpoint_]);
 }
 
 void Worker::Send(const pb::WorkerMessage& m) {
@@ -162,7 +173,7 @@ void Worker::Apply(const SessionEffects& fx) {
       std::lock_guard<std::mutex> lock(mu_);
       expiry_ = session_->heartbeat_interval() * session_->liveness();
     }
-    spdlog::info("worker {}: connected to {}", options_.name, options_.coordinator);
+    spdlog::info("worker {}: connected to {}", options_.name, endpoints_[endpoint_]);
   }
   if (!fx.hello_refused.empty()) {
     spdlog::warn("worker {}: the coordinator refused its hello: {}", options_.name,

@@ -42,6 +42,9 @@ class ServiceNotifier;
 class WorkerMetrics;
 
 struct WorkerOptions {
+  // The coordinator's ZeroMQ endpoint, or several separated by commas (an
+  // active coordinator and its standbys): after the one it talks to goes
+  // quiet, the worker tries the next.
   std::string coordinator = "tcp://127.0.0.1:8471";
   std::string name;  // default "<hostname>-<pid>"
   // Cores the worker's FFmpegs share; 0 = UsableCores() (affinity and CPU
@@ -142,6 +145,9 @@ class Worker {
   std::string curve_public_, curve_secret_, curve_server_;  // Z85; empty = off
   std::unique_ptr<zmq::context_t> zmq_;
   std::unique_ptr<zmq::socket_t> dealer_;
+  std::vector<std::string> endpoints_;  // options_.coordinator, split
+  size_t endpoint_ = 0;                 // the one connected to
+  size_t connects_ = 0;
   std::unique_ptr<WorkerSession> session_;  // made by Run(); its thread only
 
   std::mutex mu_;  // guards outbox_, publish_waits_ and expiry_

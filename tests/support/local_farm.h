@@ -86,10 +86,12 @@ class LocalFarm {
                                                                   : 0;
   }
   std::string LogTail(const std::string& name) const;
-
- private:
+  // Starts a process of the farm's under `name` (a second coordinator, a
+  // worker with arguments of its own): killed with the farm, reaped by
+  // Signal/Exited, its log in LogTail(name).
   Status Spawn(const std::string& name, const std::vector<std::string>& argv);
 
+ private:
   LocalFarmOptions options_;
   std::string dir_;
   int redis_port_ = 0, zmq_port_ = 0, http_port_ = 0, metrics_port_ = 0;
