@@ -187,16 +187,21 @@ StatusOr<std::vector<RedisReply>> RedisClient::Transaction(
 namespace {
 
 // KEYS[1] the fence, ARGV[1] its owner, ARGV[2] a key that must not exist
-// (""), then each command as its length followed by its arguments.
+// (""), ARGV[3] the epoch key, ARGV[4] the owner's epoch, ARGV[5] the
+// lease's ttl in ms, then each command as its length and its arguments.
 constexpr char kFencedScript[] = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then
-  return redis.error_reply('FENCED ' .. tostring(holder))
+  if holder then return redis.error_reply('FENCED ' .. holder) end
+  local epoch = tonumber(redis.call('GET', ARGV[3]) or '0')
+  if epoch > tonumber(ARGV[4]) then return redis.error_reply('FENCED free since epoch ' .. epoch) end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
+  if epoch < tonumber(ARGV[4]) then redis.call('SET', ARGV[3], ARGV[4]) end
 end
 if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[2]) == 1 then
   return redis.error_reply('EXISTS')
 end
-local i = 3
+local i = 6
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + n))
@@ -207,10 +212,17 @@ return 'OK'
 
 }  // namespace
 
-Status RedisClient::FencedTransaction(const std::string& fence_key, const std::string& owner,
-                                      const std::string& must_not_exist,
+Status RedisClient::FencedTransaction(const Fence& fence, const std::string& must_not_exist,
                                       const std::vector<std::vector<std::string>>& commands) {
-  std::vector<std::string> args = {"EVAL", kFencedScript, "1", fence_key, owner, must_not_exist};
+  std::vector<std::string> args = {"EVAL",
+                                   kFencedScript,
+                                   "1",
+                                   fence.key,
+                                   fence.owner,
+                                   must_not_exist,
+                                   fence.epoch_key,
+                                   std::to_string(fence.epoch),
+                                   std::to_string(fence.ttl_ms)};
   for (const auto& c : commands) {
     args.push_back(std::to_string(c.size()));
     args.insert(args.end(), c.begin(), c.end());
@@ -219,8 +231,8 @@ Status RedisClient::FencedTransaction(const std::string& fence_key, const std::s
   if (!r.ok()) return r.status();
   if (r->type != RedisReply::Type::kError) return Status::OK();
   if (r->str.rfind("FENCED", 0) == 0) {
-    return Status::Unavailable("not the active coordinator: the lease " + fence_key + " is " +
-                               (r->str.size() > 7 ? "held by " + r->str.substr(7) : "free"));
+    return Status::Unavailable("not the active coordinator: the lease " + fence.key + " is " +
+                               (r->str.size() > 7 ? "held by " + r->str.substr(7) : "lost"));
   }
   if (r->str == "EXISTS") return Status::FailedPrecondition(must_not_exist + " already exists");
   return Status::Internal("redis fenced transaction: " + r->str);

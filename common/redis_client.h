@@ -2,6 +2,7 @@
 #ifndef REELFARM_COMMON_REDIS_CLIENT_H_
 #define REELFARM_COMMON_REDIS_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,13 +54,21 @@ class RedisClient {
   StatusOr<std::vector<RedisReply>> Transaction(
       const std::vector<std::vector<std::string>>& commands);
 
-  // A transaction that runs only while `fence_key` holds `owner` (a Lua
-  // script: atomic, like MULTI/EXEC, and immune to the key's renewals):
-  // Unavailable naming the holder when it does not (another coordinator
-  // holds the lease: docs/operations.md), FailedPrecondition when
-  // `must_not_exist` ("" none) exists. Error replies inside are Internal.
-  Status FencedTransaction(const std::string& fence_key, const std::string& owner,
-                           const std::string& must_not_exist,
+  // A transaction that runs only while `fence.key` holds `fence.owner` (a
+  // Lua script: atomic, like MULTI/EXEC, and immune to the key's renewals).
+  // A lease found free is taken back first when nobody took it since
+  // `fence.epoch` (epoch_key not above it; restored when Redis lost it).
+  // Unavailable naming the holder when it is another's (docs/operations.md),
+  // FailedPrecondition when `must_not_exist` ("" none) exists. Error
+  // replies inside are Internal.
+  struct Fence {
+    std::string key;
+    std::string owner;
+    std::string epoch_key;
+    uint64_t epoch = 0;
+    int64_t ttl_ms = 0;
+  };
+  Status FencedTransaction(const Fence& fence, const std::string& must_not_exist,
                            const std::vector<std::vector<std::string>>& commands);
 
   Status Ping();

@@ -89,7 +89,7 @@ Coordinator::~Coordinator() {
   if (manifest_thread_.joinable()) manifest_thread_.join();
 }
 
-Status Coordinator::Start(const std::atomic<bool>* stop) {
+Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifier) {
   auto ep = ParseRedisUrl(options_.redis_url);
   if (!ep.ok()) return ep.status();
   redis_ = std::make_unique<RedisClient>(*ep);
@@ -122,14 +122,17 @@ Status Coordinator::Start(const std::atomic<bool>* stop) {
             holder.ok() ? *holder : "?", options_.lease_ttl.count());
         standby = true;
         StartHttp();  // /healthz answers "standby", the API 503
+        // Up and doing its job (waiting): systemd must not time it out.
+        if (notifier != nullptr) notifier->Ready("standby: another coordinator is active");
       }
+      if (notifier != nullptr) notifier->Alive();
       if (stop != nullptr && stop->load()) return Status::Cancelled("stopped while standby");
       std::this_thread::sleep_for(options_.lease_ttl / 6);
     }
     spdlog::info("active: coordinator {} holds the lease (epoch {})", owner, lease_->epoch());
     // Every write from now on only while the lease is this coordinator's.
-    store_->set_fence(lease_->options().key, owner);
-    submit_store_->set_fence(lease_->options().key, owner);
+    store_->set_fence(lease_->fence());
+    submit_store_->set_fence(lease_->fence());
     lease_renewed_ = clock_->Now();
   }
   manifest_thread_ = std::thread([this] { ManifestLoop(); });
@@ -229,21 +232,11 @@ bool Coordinator::RenewLease() {
       lease_renewed_ = now;
       lease_warned_ = false;
       return true;
-    case LeaderLease::Renewal::kFree: {
-      // Expired while Redis was away. Ours again only if nobody led since.
-      const uint64_t before = lease_->epoch();
-      auto got = lease_->TryAcquire();
-      if (!got.ok()) return true;
-      if (*got && lease_->epoch() == before + 1) {
-        spdlog::info("coordinator lease renewed after Redis came back (epoch {})", lease_->epoch());
-        lease_renewed_ = now;
-        lease_warned_ = false;
-        return true;
-      }
-      if (*got) lease_->Release();  // another led in between: this state is stale
-      spdlog::error("another coordinator led while this one could not renew its lease");
-      return false;
-    }
+    case LeaderLease::Renewal::kReclaimed:
+      spdlog::info("coordinator lease taken back after Redis lost it (nobody held it since)");
+      lease_renewed_ = now;
+      lease_warned_ = false;
+      return true;
     case LeaderLease::Renewal::kTaken: {
       auto holder = lease_->Holder();
       spdlog::error("coordinator {} took over the lease; this one stops (its writes are fenced)",

@@ -108,9 +108,10 @@ class Coordinator {
   // Connects to Redis, reloads every delivery, binds the sockets and starts
   // the HTTP and metrics servers.
   // Connects, waits as standby while another coordinator holds the lease
-  // (Cancelled when *stop turns true meanwhile), reloads the farm from
-  // Redis and listens.
-  Status Start(const std::atomic<bool>* stop = nullptr);
+  // (Cancelled when *stop turns true meanwhile; `notifier`, if any, is told
+  // READY with a standby status and kept alive for the watchdog), reloads
+  // the farm from Redis and listens.
+  Status Start(const std::atomic<bool>* stop = nullptr, ServiceNotifier* notifier = nullptr);
   // The event loop; returns when *stop turns true (OK), or Unavailable when
   // this coordinator lost the lease to another (it must not go on: a
   // restart reloads it as standby). Each turn tells `notifier` (not owned;

@@ -132,7 +132,7 @@ Status JobStore::SaveNewDelivery(const DeliveryRecord& d, const std::vector<JobR
   // An id is never reused: were Redis' sequence to go backwards (it lost its
   // data), an existing delivery would be overwritten.
   const std::string key = prefix_ + "d:" + d.id;
-  if (!fence_key_.empty()) {
+  if (!fence_.key.empty()) {
     std::vector<std::vector<std::string>> cmds;
     cmds.push_back(DeliveryCommand(d));
     for (const auto& j : jobs) cmds.push_back(JobCommand(j, true));
@@ -171,8 +171,8 @@ Status JobStore::Save(const std::vector<const DeliveryRecord*>& deliveries,
 
 Status JobStore::Write(const std::vector<std::vector<std::string>>& cmds,
                        const std::string& must_not_exist) {
-  if (fence_key_.empty()) return redis_->Transaction(cmds).status();
-  return redis_->FencedTransaction(fence_key_, fence_owner_, must_not_exist, cmds);
+  if (fence_.key.empty()) return redis_->Transaction(cmds).status();
+  return redis_->FencedTransaction(fence_, must_not_exist, cmds);
 }
 
 Status JobStore::SaveQuarantine(const std::map<std::string, std::string>& changes) {

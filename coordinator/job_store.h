@@ -30,13 +30,10 @@ class JobStore {
   // `redis` is not owned and must outlive the store. Not thread-safe.
   explicit JobStore(RedisClient* redis, std::string prefix = "rf:");
 
-  // From now on every write runs only while Redis' `key` holds `owner`
-  // (the coordinator's lease, coordinator/leader_lease.h): a coordinator
-  // that lost it cannot write, even one paused and resumed.
-  void set_fence(std::string key, std::string owner) {
-    fence_key_ = std::move(key);
-    fence_owner_ = std::move(owner);
-  }
+  // From now on every write runs only while the coordinator holds its lease
+  // (coordinator/leader_lease.h): one that lost it cannot write, even one
+  // paused and resumed.
+  void set_fence(RedisClient::Fence fence) { fence_ = std::move(fence); }
 
   StatusOr<uint64_t> NextSeq();
   // Reserves `n` sequence numbers at once: returns the last of them (the
@@ -78,7 +75,7 @@ class JobStore {
 
   RedisClient* redis_;
   std::string prefix_;
-  std::string fence_key_, fence_owner_;
+  RedisClient::Fence fence_;  // key "": none
 };
 
 }  // namespace reelfarm

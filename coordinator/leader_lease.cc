@@ -5,15 +5,21 @@
 namespace reelfarm {
 namespace {
 
-// 1: ours, extended; 0: free; -1: another's.
+// 1: ours, extended; 2: found free and taken back (nobody held it since our
+// epoch; the epoch restored when Redis lost it); -1: another's, or free
+// after another held it.
 constexpr char kRenewScript[] = R"lua(
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if holder == false then return 0 end
-return -1
+if holder then return -1 end
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+if epoch > tonumber(ARGV[3]) then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if epoch < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+return 2
 )lua";
 
 constexpr char kReleaseScript[] = R"lua(
@@ -42,15 +48,20 @@ StatusOr<bool> LeaderLease::TryAcquire() {
 }
 
 StatusOr<LeaderLease::Renewal> LeaderLease::Renew() {
-  auto r = redis_->Command(
-      {"EVAL", kRenewScript, "1", options_.key, owner_, std::to_string(options_.ttl.count())});
+  auto r = redis_->Command({"EVAL", kRenewScript, "2", options_.key, options_.epoch_key, owner_,
+                            std::to_string(options_.ttl.count()), std::to_string(epoch_)});
   if (!r.ok()) return r.status();
   if (r->type != RedisReply::Type::kInteger) return Status::Unavailable("renew lease: " + r->str);
-  return r->integer == 1 ? Renewal::kHeld : r->integer == 0 ? Renewal::kFree : Renewal::kTaken;
+  return r->integer == 1 ? Renewal::kHeld : r->integer == 2 ? Renewal::kReclaimed : Renewal::kTaken;
 }
 
 void LeaderLease::Release() {
   (void)redis_->Command({"EVAL", kReleaseScript, "1", options_.key, owner_});
+}
+
+RedisClient::Fence LeaderLease::fence() const {
+  return {options_.key, owner_, options_.epoch_key, epoch_,
+          static_cast<int64_t>(options_.ttl.count())};
 }
 
 StatusOr<std::string> LeaderLease::Holder() {

@@ -29,9 +29,10 @@ struct LeaseOptions {
 class LeaderLease {
  public:
   enum class Renewal {
-    kHeld,   // ours, extended by ttl
-    kFree,   // expired and nobody holds it (Redis was away longer than ttl)
-    kTaken,  // another coordinator holds it
+    kHeld,       // ours, extended by ttl
+    kReclaimed,  // had expired (Redis away, or lost its data) and nobody took
+                 // it since: ours again
+    kTaken,      // another coordinator holds it, or held it since
   };
   // `redis` is not owned; `owner` must be unique to this process.
   LeaderLease(RedisClient* redis, LeaseOptions options, std::string owner);
@@ -44,6 +45,8 @@ class LeaderLease {
   // Who holds it ("" none).
   StatusOr<std::string> Holder();
 
+  // What every write of the holder is fenced by (JobStore::set_fence).
+  RedisClient::Fence fence() const;
   uint64_t epoch() const { return epoch_; }
   const std::string& owner() const { return owner_; }
   const LeaseOptions& options() const { return options_; }

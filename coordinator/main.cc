@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
   reelfarm::RealClock clock;
   reelfarm::PosixProcessRunner runner;
   reelfarm::Coordinator coordinator(opts, &clock, &runner);
-  reelfarm::Status s = coordinator.Start(&stop);
+  auto notifier = reelfarm::ServiceNotifier::FromEnvironment(&clock);
+  reelfarm::Status s = coordinator.Start(&stop, notifier.get());
   if (s.code() == reelfarm::Status::Code::kCancelled) {
     spdlog::info("coordinator stopped while standby");
     return 0;
@@ -170,7 +171,6 @@ int main(int argc, char** argv) {
     return 4;
   }
   // Ready for systemd (Type=notify): Redis reloaded, every port listening.
-  auto notifier = reelfarm::ServiceNotifier::FromEnvironment(&clock);
   notifier->Ready("coordinator: workers on " + opts.bind + ", API on " + opts.http);
   s = coordinator.Run(stop, notifier.get());
   if (!s.ok()) {
