@@ -199,7 +199,7 @@ if holder ~= ARGV[1] then
   if epoch < tonumber(ARGV[4]) then redis.call('SET', ARGV[3], ARGV[4]) end
 end
 if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[2]) == 1 then
-  return redis.error_reply('EXISTS')
+  return redis.error_reply('EXISTS ' .. ARGV[2])
 end
 local i = 6
 while i <= #ARGV do
@@ -234,7 +234,10 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
     return Status::Unavailable("not the active coordinator: the lease " + fence.key + " is " +
                                (r->str.size() > 7 ? "held by " + r->str.substr(7) : "lost"));
   }
-  if (r->str == "EXISTS") return Status::FailedPrecondition(must_not_exist + " already exists");
+  // An error reply's first word is its code (Redis adds "ERR " to one without).
+  if (r->str.rfind("EXISTS ", 0) == 0) {
+    return Status::FailedPrecondition(must_not_exist + " already exists");
+  }
   return Status::Internal("redis fenced transaction: " + r->str);
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include "coordinator/leader_lease.h"
 #include "tests/support/local_farm.h"
 
 namespace reelfarm::testing {
@@ -112,6 +113,64 @@ TEST(JobStore, ReportsUnavailableWhenRedisIsDown) {
   auto seq = store.NextSeq();
   EXPECT_FALSE(seq.ok());
   EXPECT_EQ(seq.status().code(), Status::Code::kUnavailable);
+}
+
+// The coordinator lease as the store's fence: writes go through only for
+// the holder; a lease found free is taken back only by a holder nobody
+// succeeded since; a second coordinator waits.
+TEST(JobStore, WritesAreFencedByTheCoordinatorLease) {
+  LocalFarm farm(LocalFarmOptions{});
+  ASSERT_TRUE(farm.StartRedis().ok());
+  RedisEndpoint ep;
+  ep.port = farm.redis_port();
+  RedisClient redis_a(ep, 2000), redis_b(ep, 2000), admin(ep, 2000);
+  LeaseOptions lease;
+  lease.ttl = std::chrono::milliseconds(60000);  // expiry is the test's to cause (DEL)
+  LeaderLease a(&redis_a, lease, "a"), b(&redis_b, lease, "b");
+  ASSERT_TRUE(*a.TryAcquire());
+  EXPECT_EQ(a.epoch(), 1u);
+  EXPECT_FALSE(*b.TryAcquire()) << "one holder at a time";
+  EXPECT_EQ(*b.Holder(), "a");
+
+  JobStore store_a(&redis_a), store_b(&redis_b);
+  store_a.set_fence(a.fence());
+  store_b.set_fence(b.fence());
+  DeliveryRecord d = MakeDelivery("film-1", 1);
+  ASSERT_TRUE(store_a.SaveNewDelivery(d, MakeJobs(d)).ok());
+  Status twice = store_a.SaveNewDelivery(d, MakeJobs(d));
+  EXPECT_EQ(twice.code(), Status::Code::kFailedPrecondition)
+      << "an id is never overwritten: " << twice.ToString();
+  DeliveryRecord other = MakeDelivery("film-2", 2);
+  Status fenced = store_b.SaveNewDelivery(other, MakeJobs(other));
+  EXPECT_EQ(fenced.code(), Status::Code::kUnavailable) << fenced.ToString();
+  EXPECT_NE(fenced.message().find("held by a"), std::string::npos) << fenced.message();
+  auto exists = admin.Command({"EXISTS", "rf:d:film-2"});
+  ASSERT_TRUE(exists.ok());
+  EXPECT_EQ(exists->integer, 0) << "nothing of a fenced write reached Redis";
+
+  // a's lease expires (Redis away): nobody took it, so a's next write or
+  // renewal takes it back.
+  ASSERT_TRUE(admin.Command({"DEL", "rf:leader"}).ok());
+  EXPECT_EQ(*a.Renew(), LeaderLease::Renewal::kReclaimed);
+  EXPECT_EQ(*a.Renew(), LeaderLease::Renewal::kHeld);
+  ASSERT_TRUE(admin.Command({"DEL", "rf:leader"}).ok());
+  EXPECT_TRUE(store_a.Save({&d}, {}).ok()) << "the write took the lease back";
+  EXPECT_EQ(*a.Holder(), "a");
+
+  // Now b takes over while a is away; a, back, can neither write nor renew.
+  ASSERT_TRUE(admin.Command({"DEL", "rf:leader"}).ok());
+  ASSERT_TRUE(*b.TryAcquire());
+  EXPECT_EQ(b.epoch(), 2u);
+  store_b.set_fence(b.fence());
+  EXPECT_EQ(store_a.Save({&d}, {}).code(), Status::Code::kUnavailable);
+  EXPECT_EQ(*a.Renew(), LeaderLease::Renewal::kTaken);
+  // Even once b's lease is gone too: b led after a's epoch.
+  ASSERT_TRUE(admin.Command({"DEL", "rf:leader"}).ok());
+  EXPECT_EQ(store_a.Save({&d}, {}).code(), Status::Code::kUnavailable);
+  EXPECT_EQ(*a.Renew(), LeaderLease::Renewal::kTaken);
+  EXPECT_TRUE(store_b.Save({&other}, {}).ok());
+  b.Release();
+  EXPECT_EQ(*b.Holder(), "");
 }
 
 }  // namespace
