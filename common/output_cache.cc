@@ -213,6 +213,13 @@ Status MaterializeCacheEntry(const pb::Reuse& reuse, bool folder, const std::str
                            (f.relative_path().empty() ? "its file" : f.relative_path())));
     }
     if (!linked.ok()) return give_up(linked);
+    // A symlink planted in the entry would publish a link (link(2) does not
+    // follow it): only regular files are outputs.
+    if (fs::symlink_status(to, ec).type() != fs::file_type::regular) {
+      return give_up(Status::DataLoss("cache entry " + reuse.entry() + " holds something not a " +
+                                      "regular file at " +
+                                      (f.relative_path().empty() ? "data" : f.relative_path())));
+    }
     StatusOr<std::string> sha = Sha256File(to);
     if (!sha.ok()) return give_up(sha.status());
     if (*sha != f.sha256()) {

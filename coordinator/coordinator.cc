@@ -102,6 +102,13 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
   if (!epoch.ok()) return epoch.status();
   redis_epoch_ = *epoch;
 
+  // Metrics first: a standby is scraped too (up, reelfarm_coordinator_active 0).
+  if (!options_.metrics.empty()) {
+    auto m = MetricsServer::Start(options_.metrics, "coordinator");
+    if (!m.ok()) return m.status();
+    metrics_ = std::move(m.value());
+    coord_metrics_ = std::make_unique<CoordinatorMetrics>(metrics_->registry());
+  }
   if (options_.lease_ttl.count() > 0) {
     lease_redis_ = std::make_unique<RedisClient>(*ep);
     char host[256] = {};
@@ -201,13 +208,8 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
   wake_push_->set(zmq::sockopt::linger, 0);
   wake_push_->connect("inproc://wake");
 
-  if (!options_.metrics.empty()) {
-    auto m = MetricsServer::Start(options_.metrics, "coordinator");
-    if (!m.ok()) return m.status();
-    metrics_ = std::move(m.value());
-    coord_metrics_ = std::make_unique<CoordinatorMetrics>(metrics_->registry());
-  }
   active_ = true;
+  if (coord_metrics_) coord_metrics_->SetActive(true);
   if (!http_) StartHttp();
   spdlog::info("coordinator ready: workers on {}, API on {}, metrics on {}", options_.bind,
                options_.http, options_.metrics);
@@ -516,6 +518,7 @@ Status Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier
     }
     if (!RenewLease()) {
       active_ = false;
+      if (coord_metrics_) coord_metrics_->SetActive(false);
       if (notifier != nullptr) notifier->Stopping("coordinator lost its lease");
       return Status::Unavailable("lost the coordinator lease to another coordinator");
     }

@@ -93,6 +93,12 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                   .Help("Worker messages refused because they claimed an attempt or a worker name "
                         "their connection does not hold, by message kind")
                   .Register(r)),
+      active_(BuildGauge()
+                  .Name("reelfarm_coordinator_active")
+                  .Help("1 for the coordinator holding the lease, 0 for a standby "
+                        "(docs/operations.md)")
+                  .Register(r)
+                  .Add({})),
       redis_data_lost_(prometheus::BuildGauge()
                            .Name("reelfarm_redis_data_lost")
                            .Help("1 when Redis lost (or replaced) its data since the coordinator "

@@ -55,6 +55,7 @@ class CoordinatorMetrics {
   void OnCacheEviction(const EvictionResult& r);
   // Redis lost (or replaced) its data since this coordinator started.
   void SetRedisDataLost(bool lost) { redis_data_lost_.Set(lost ? 1 : 0); }
+  void SetActive(bool active) { active_.Set(active ? 1 : 0); }
   // Counters and histograms for one event; `farm` is read for the job's
   // outputs (one deliverable each).
   void Observe(const FarmEvent& event, const FarmState& farm);
@@ -67,6 +68,7 @@ class CoordinatorMetrics {
   prometheus::Counter& submitted_;
   prometheus::Counter& stale_;
   prometheus::Family<prometheus::Counter>& forged_;
+  prometheus::Gauge& active_;
   prometheus::Gauge& redis_data_lost_;
   prometheus::Counter& manifest_failures_;
   prometheus::Gauge& manifests_failing_;

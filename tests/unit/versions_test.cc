@@ -193,7 +193,9 @@ TEST(OutputKeysTest, AReusePlanFallsBackOnTheDeliverablesOwnJobs) {
   }
   for (const auto& f : plan.plan.jobs(plan.plan.jobs_size() - 1).fallback()) {
     for (const auto& out : f.outputs()) {
-      if (!out.intermediate()) EXPECT_EQ(out.cache().key(), hit.key.key());
+      if (!out.intermediate()) {
+        EXPECT_EQ(out.cache().key(), hit.key.key());
+      }
     }
   }
 }
@@ -296,6 +298,10 @@ TEST_F(OutputCacheTest, AnEntryIsPublishedOnlyWhileItsBytesAreWhatWereKept) {
   EXPECT_FALSE(fs::exists(temp)) << "nothing left to publish";
   fs::remove(reuse.entry() + "/data");
   EXPECT_EQ(MaterializeCacheEntry(reuse, false, temp).code(), Status::Code::kDataLoss);
+  // A symlink in its place (to the very bytes kept) is refused too.
+  fs::create_symlink(dir_ / "out/web.mp4", reuse.entry() + "/data");
+  EXPECT_EQ(MaterializeCacheEntry(reuse, false, temp).code(), Status::Code::kDataLoss);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(temp)));
   DiscardCacheEntry(reuse.entry());
   EXPECT_EQ(ReadCacheEntry(reuse.entry()).status().code(), Status::Code::kNotFound);
 }
