@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <charconv>
+#include <cstdlib>
 
 namespace reelfarm {
 namespace {
@@ -184,61 +185,67 @@ StatusOr<std::vector<RedisReply>> RedisClient::Transaction(
   return exec.elements;
 }
 
-namespace {
-
-// KEYS[1] the fence, ARGV[1] its owner, ARGV[2] a key that must not exist
-// (""), ARGV[3] the epoch key, ARGV[4] the owner's epoch, ARGV[5] the
-// lease's ttl in ms, then each command as its length and its arguments.
-constexpr char kFencedScript[] = R"lua(
-local holder = redis.call('GET', KEYS[1])
-if holder ~= ARGV[1] then
-  if holder then return redis.error_reply('FENCED ' .. holder) end
-  local epoch = tonumber(redis.call('GET', ARGV[3]) or '0')
-  if epoch > tonumber(ARGV[4]) then return redis.error_reply('FENCED free since epoch ' .. epoch) end
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
-  if epoch < tonumber(ARGV[4]) then redis.call('SET', ARGV[3], ARGV[4]) end
-end
-if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[2]) == 1 then
-  return redis.error_reply('EXISTS ' .. ARGV[2])
-end
-local i = 6
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return 'OK'
-)lua";
-
-}  // namespace
-
 Status RedisClient::FencedTransaction(const Fence& fence, const std::string& must_not_exist,
                                       const std::vector<std::vector<std::string>>& commands) {
-  std::vector<std::string> args = {"EVAL",
-                                   kFencedScript,
-                                   "1",
-                                   fence.key,
-                                   fence.owner,
-                                   must_not_exist,
-                                   fence.epoch_key,
-                                   std::to_string(fence.epoch),
-                                   std::to_string(fence.ttl_ms)};
-  for (const auto& c : commands) {
-    args.push_back(std::to_string(c.size()));
-    args.insert(args.end(), c.begin(), c.end());
+  // WATCH the lease (and its epoch, and the key that must not exist), read
+  // them, then MULTI/EXEC: EXEC does nothing when any of them changed since
+  // (another coordinator took the lease, or this one's own renewal touched
+  // it: tried again). Two round trips of plain commands: a Lua script doing
+  // the same copies every argument into Lua and costs 40% of the farm's
+  // throughput (bench/RESULTS.md).
+  for (int tries = 0; tries < 8; ++tries) {
+    std::vector<std::string> watch = {"WATCH", fence.key, fence.epoch_key};
+    if (!must_not_exist.empty()) watch.push_back(must_not_exist);
+    std::vector<std::vector<std::string>> read = {
+        watch, {"GET", fence.key}, {"GET", fence.epoch_key}};
+    if (!must_not_exist.empty()) read.push_back({"EXISTS", must_not_exist});
+    auto seen = Pipeline(read);
+    if (!seen.ok()) return seen.status();
+    for (const auto& r : *seen) {
+      if (r.type == RedisReply::Type::kError) {
+        (void)Command({"UNWATCH"});
+        return Status::Internal("redis fenced transaction: " + r.str);
+      }
+    }
+    const RedisReply& holder = (*seen)[1];
+    const RedisReply& epoch_reply = (*seen)[2];
+    const uint64_t epoch = epoch_reply.type == RedisReply::Type::kString
+                               ? std::strtoull(epoch_reply.str.c_str(), nullptr, 10)
+                               : 0;
+    std::vector<std::vector<std::string>> all = {{"MULTI"}};
+    if (holder.type == RedisReply::Type::kString && holder.str != fence.owner) {
+      (void)Command({"UNWATCH"});
+      return Status::Unavailable("not the active coordinator: the lease " + fence.key +
+                                 " is held by " + holder.str);
+    }
+    if (holder.type != RedisReply::Type::kString) {
+      // Free: ours again only if nobody took it since our epoch.
+      if (epoch > fence.epoch) {
+        (void)Command({"UNWATCH"});
+        return Status::Unavailable("not the active coordinator: the lease " + fence.key +
+                                   " was held by another since epoch " +
+                                   std::to_string(fence.epoch));
+      }
+      all.push_back({"SET", fence.key, fence.owner, "PX", std::to_string(fence.ttl_ms)});
+      if (epoch < fence.epoch) all.push_back({"SET", fence.epoch_key, std::to_string(fence.epoch)});
+    }
+    if (!must_not_exist.empty() && (*seen)[3].integer != 0) {
+      (void)Command({"UNWATCH"});
+      return Status::FailedPrecondition(must_not_exist + " already exists");
+    }
+    all.insert(all.end(), commands.begin(), commands.end());
+    all.push_back({"EXEC"});
+    auto replies = Pipeline(all);
+    if (!replies.ok()) return replies.status();
+    for (const auto& r : *replies) {
+      if (r.type == RedisReply::Type::kError) {
+        return Status::Internal("redis fenced transaction: " + r.str);
+      }
+    }
+    if (replies->back().type == RedisReply::Type::kArray) return Status::OK();
+    // EXEC did nothing: a watched key changed. Read them again.
   }
-  auto r = Command(args);
-  if (!r.ok()) return r.status();
-  if (r->type != RedisReply::Type::kError) return Status::OK();
-  if (r->str.rfind("FENCED", 0) == 0) {
-    return Status::Unavailable("not the active coordinator: the lease " + fence.key + " is " +
-                               (r->str.size() > 7 ? "held by " + r->str.substr(7) : "lost"));
-  }
-  // An error reply's first word is its code (Redis adds "ERR " to one without).
-  if (r->str.rfind("EXISTS ", 0) == 0) {
-    return Status::FailedPrecondition(must_not_exist + " already exists");
-  }
-  return Status::Internal("redis fenced transaction: " + r->str);
+  return Status::Unavailable("the coordinator lease kept changing during a write");
 }
 
 Status RedisClient::Ping() {

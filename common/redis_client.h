@@ -54,8 +54,9 @@ class RedisClient {
   StatusOr<std::vector<RedisReply>> Transaction(
       const std::vector<std::vector<std::string>>& commands);
 
-  // A transaction that runs only while `fence.key` holds `fence.owner` (a
-  // Lua script: atomic, like MULTI/EXEC, and immune to the key's renewals).
+  // A transaction that runs only while `fence.key` holds `fence.owner`
+  // (WATCH of the lease, read, MULTI/EXEC; retried when the lease's own
+  // renewal touched it in between).
   // A lease found free is taken back first when nobody took it since
   // `fence.epoch` (epoch_key not above it; restored when Redis lost it).
   // Unavailable naming the holder when it is another's (docs/operations.md),
