@@ -179,32 +179,40 @@ int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx
   return result.exit_code;
 }
 
-int CancelCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
-                  const CliContext& ctx) {
+namespace {
+
+// POSTs /api/v1/deliveries/ID/ACTION, narrowed to one deliverable when
+// given, and prints `done` with the delivery's state after it.
+int PostDeliveryAction(ApiClient& client, const std::string& id, const std::string& deliverable,
+                       const std::string& action, const std::string& done, const CliContext& ctx) {
   nlohmann::json body = nlohmann::json::object();
   if (!deliverable.empty()) body["deliverable"] = deliverable;
-  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/cancel", body);
+  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/" + action, body);
   if (!response.ok()) return ReportUnreachable(response.status(), ctx);
   const std::string what = deliverable.empty() ? id : deliverable + " of " + id;
-  if (response->status != 200) return ReportHttpError(*response, "cannot cancel " + what, ctx);
-  *ctx.out << "Cancelled " << what << ": now " << JsonString(response->json, "state") << ", "
+  if (response->status != 200)
+    return ReportHttpError(*response, "cannot " + action + " " + what, ctx);
+  *ctx.out << done << ": now " << JsonString(response->json, "state") << ", "
            << JsonInt(response->json, "delivered") << "/" << JsonInt(response->json, "deliverables")
            << " delivered\n";
   return kExitOk;
 }
 
+}  // namespace
+
+int CancelCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
+                  const CliContext& ctx) {
+  return PostDeliveryAction(client, id, deliverable, "cancel",
+                            "Cancelled " + (deliverable.empty() ? id : deliverable + " of " + id),
+                            ctx);
+}
+
 int RetryCommand(ApiClient& client, const std::string& id, const std::string& deliverable,
                  const CliContext& ctx) {
-  nlohmann::json body = nlohmann::json::object();
-  if (!deliverable.empty()) body["deliverable"] = deliverable;
-  StatusOr<ApiResponse> response = client.Post(DeliveryPath(id) + "/retry", body);
-  if (!response.ok()) return ReportUnreachable(response.status(), ctx);
-  const std::string what = deliverable.empty() ? id : deliverable + " of " + id;
-  if (response->status != 200) return ReportHttpError(*response, "cannot retry " + what, ctx);
-  *ctx.out << "Retrying " << (deliverable.empty() ? "what failed in " + id : what) << ": now "
-           << JsonString(response->json, "state") << ", " << JsonInt(response->json, "delivered")
-           << "/" << JsonInt(response->json, "deliverables") << " delivered\n";
-  return kExitOk;
+  return PostDeliveryAction(
+      client, id, deliverable, "retry",
+      "Retrying " + (deliverable.empty() ? "what failed in " + id : deliverable + " of " + id),
+      ctx);
 }
 
 int WorkersCommand(ApiClient& client, bool json, const CliContext& ctx) {

@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -43,6 +46,28 @@ Status RenameDurably(const std::string& from, const std::string& to) {
     return ErrnoStatus("cannot rename " + from + " to " + to, errno);
   }
   return FsyncDir(std::filesystem::path(to).parent_path().string());
+}
+
+StatusOr<std::string> ReadSmallFile(const std::string& path, uintmax_t max_bytes) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) {
+      return Status::NotFound(path + " is missing: " + std::strerror(err));
+    }
+    return Status::IOError("cannot read " + path + ": " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+  if (static_cast<uintmax_t>(st.st_size) > max_bytes) {
+    return Status::InvalidArgument(path + " is too large (" + std::to_string(st.st_size) +
+                                   " bytes, at most " + std::to_string(max_bytes) + ")");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Status::IOError("cannot read " + path);
+  return text.str();
 }
 
 Status RemoveIfExists(const std::string& path) {

@@ -3,6 +3,7 @@
 #ifndef REELFARM_COMMON_FS_UTIL_H_
 #define REELFARM_COMMON_FS_UTIL_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,12 @@ Status FsyncDir(const std::string& dir);
 // rename(2) `from` to `to` (same filesystem), then fsync of `to`'s folder.
 // REQUIRES: `from` already fsynced.
 Status RenameDurably(const std::string& from, const std::string& to);
+
+// The whole of a small regular file (a playlist, a manifest, a cache entry's
+// meta.json), read without following a symlink at `path`: NotFound when it
+// is missing, InvalidArgument when it is not a regular file or larger than
+// `max_bytes`, IOError when it cannot be read.
+StatusOr<std::string> ReadSmallFile(const std::string& path, uintmax_t max_bytes);
 
 // Removes `path` if it exists; a missing file is OK.
 Status RemoveIfExists(const std::string& path);

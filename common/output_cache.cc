@@ -9,9 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/fs_util.h"
 #include "common/secure.h"
@@ -75,14 +73,12 @@ std::string CacheEntryPath(const std::string& root, const std::string& key) {
 
 StatusOr<CacheEntry> ReadCacheEntry(const std::string& entry_path) {
   const std::string meta_path = (fs::path(entry_path) / kMeta).string();
-  std::error_code ec;
-  const auto size = fs::file_size(meta_path, ec);
-  if (ec) return Status::NotFound("no cache entry at " + entry_path);
-  if (size > kMaxMetaBytes) return Status::DataLoss(meta_path + " is too large");
-  std::ifstream in(meta_path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  StatusOr<std::string> text = ReadSmallFile(meta_path, kMaxMetaBytes);
+  if (text.status().code() == Status::Code::kNotFound) {
+    return Status::NotFound("no cache entry at " + entry_path);
+  }
+  if (!text.ok()) return Status::DataLoss(text.status().message());
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   auto bad = [&](const std::string& why) {
     return Status::DataLoss("cache entry " + entry_path + " is unusable: " + why);
   };

@@ -6,10 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <set>
-#include <sstream>
 
 #include "common/fs_util.h"
 
@@ -33,14 +31,9 @@ int VersionOfName(const std::string& name) {
 }
 
 StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) return Status::NotFound("no " + path);
-  if (size > kMaxManifestBytes) return Status::InvalidArgument(path + " is too large");
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  StatusOr<std::string> text = ReadSmallFile(path, kMaxManifestBytes);
+  if (!text.ok()) return text.status();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   if (!j.is_object()) return Status::InvalidArgument(path + " is not a manifest (not JSON)");
   return j;
 }

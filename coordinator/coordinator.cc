@@ -598,33 +598,30 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
         {{spec_file, 0, "output_dir", "cannot create " + spec.output_dir + ": " + ec.message()}});
   }
 
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // Two unfinished deliveries writing the same files would fence each
-    // other's attempts out; one folder serves one delivery at a time.
-    for (const auto& [other_id, other] : farm_.deliveries()) {
-      if ((!other.finished || other.manifest_pending) && other.output_dir == spec.output_dir) {
-        return Invalid({{spec_file, spec.output_dir_line, "output_dir",
-                         spec.output_dir + " is in use by unfinished delivery " + other_id +
-                             "; wait for it, cancel it, or choose another output_dir"}});
-      }
-    }
-  }
   // The folder's next version: after every manifest it holds and every
   // delivery into it this farm knows (its manifest may not be written yet).
   int version = HighestManifestVersion(spec.output_dir);
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [other_id, other] : farm_.deliveries()) {
-      if (other.output_dir == spec.output_dir) version = std::max(version, other.plan.version());
+      if (other.output_dir != spec.output_dir) continue;
+      // Two unfinished deliveries writing the same files would fence each
+      // other's attempts out; one folder serves one delivery at a time.
+      if (!other.finished || other.manifest_pending) {
+        return Invalid({{spec_file, spec.output_dir_line, "output_dir",
+                         spec.output_dir + " is in use by unfinished delivery " + other_id +
+                             "; wait for it, cancel it, or choose another output_dir"}});
+      }
+      version = std::max(version, other.plan.version());
     }
   }
   ++version;
+  // Each deliverable's key in this version, for what the last one keeps.
+  std::map<std::string, std::string> keys;
+  for (const auto& k : planned.plan.keys()) keys[k.deliverable()] = k.key();
   if (version > 1) {
     // What this version replaces or drops is kept first (never overwritten
     // while a reader may use it), as the spec's keep_versions says.
-    std::map<std::string, std::string> keys;
-    for (const auto& k : planned.plan.keys()) keys[k.deliverable()] = k.key();
     Status kept = KeepReplacedFiles(spec.output_dir, version - 1, keys, spec.keep_versions);
     if (!kept.ok()) {
       return Invalid({{spec_file, spec.output_dir_line, "output_dir",
@@ -737,8 +734,6 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   if (!s.ok()) return {503, {{"error", "redis unavailable: " + s.message()}}};
   made.keep = true;
   if (version > 1) {
-    std::map<std::string, std::string> keys;
-    for (const auto& k : d.plan.keys()) keys[k.deliverable()] = k.key();
     Status aside = SetAsideDroppedFiles(d.output_dir, version - 1, keys, d.plan.keep_versions());
     // Left in place, the dropped files are harmless: not in the new manifest.
     if (!aside.ok()) spdlog::warn("delivery {}: {}", d.id, aside.ToString());

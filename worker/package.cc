@@ -8,12 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "common/fs_util.h"
 #include "common/hls.h"
@@ -48,17 +46,14 @@ StatusOr<int64_t> RegularFileSize(const std::string& path) {
   return static_cast<int64_t>(st.st_size);
 }
 
-StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  StatusOr<int64_t> size = RegularFileSize(path);
-  if (!size.ok()) return size.status();
-  if (static_cast<uintmax_t>(*size) > kMaxPlaylistBytes) {
-    return Status::InvalidArgument(path + " is too large for a playlist");
+// A playlist: missing or not a file is the package's fault (InvalidArgument),
+// anything else the storage's (IOError).
+StatusOr<std::string> ReadPlaylistFile(const std::string& path) {
+  StatusOr<std::string> text = ReadSmallFile(path, kMaxPlaylistBytes);
+  if (text.status().code() == Status::Code::kNotFound) {
+    return Status::InvalidArgument(text.status().message());
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError("cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return text;
 }
 
 std::string Seconds(double s) {
@@ -140,7 +135,7 @@ StatusOr<FinishedPackage> FinishPackage(ProcessRunner& runner, const std::string
     auto wrong = [&](const std::string& why) {
       return Status::InvalidArgument("rendition " + r.name() + ": " + why);
     };
-    StatusOr<std::string> text = ReadSmallFile(path);
+    StatusOr<std::string> text = ReadPlaylistFile(path);
     if (!text.ok()) {
       return text.status().code() == Status::Code::kInvalidArgument ? wrong(text.status().message())
                                                                     : text.status();
