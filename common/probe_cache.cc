@@ -21,59 +21,44 @@ bool ProbeCache::IdentityOf(const std::string& path, Identity* out) {
   return true;
 }
 
-StatusOr<pb::SourceFacts> ProbeCache::Probe(ProcessRunner& runner, const std::string& ffprobe,
-                                            const std::string& path, double timeout_s,
-                                            const std::string& ffmpeg) {
-  Identity before;
-  bool known = IdentityOf(path, &before);
-  if (known) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(path);
-    if (it != entries_.end() && it->second.identity == before) {
-      it->second.last_use = ++uses_;
-      ++hits_;
-      return it->second.facts;
-    }
-  }
-  // Not under the lock: probes of different files run side by side.
-  StatusOr<pb::SourceFacts> facts = ProbeSource(runner, ffprobe, path, timeout_s, ffmpeg);
-  Identity after;
-  std::lock_guard<std::mutex> lock(mu_);
-  ++misses_;
-  if (!facts.ok() || !known || !IdentityOf(path, &after) || !(after == before)) return facts;
-  if (entries_.size() >= capacity_ && !entries_.count(path)) {
-    auto oldest = std::min_element(
-        entries_.begin(), entries_.end(),
-        [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
-    entries_.erase(oldest);
-  }
-  entries_[path] = Entry{before, *facts, ++uses_};
-  return facts;
-}
-
-StatusOr<std::string> ProbeCache::Sha256(const std::string& path) {
+template <typename T, typename Compute>
+StatusOr<T> ProbeCache::Recall(Memo<T>* memo, const std::string& path, bool counted,
+                               Compute compute) {
   Identity before;
   const bool known = IdentityOf(path, &before);
   if (known) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = hashes_.find(path);
-    if (it != hashes_.end() && it->second.identity == before) {
+    auto it = memo->find(path);
+    if (it != memo->end() && it->second.identity == before) {
       it->second.last_use = ++uses_;
-      return it->second.sha256;
+      if (counted) ++hits_;
+      return it->second.value;
     }
   }
-  StatusOr<std::string> sha = Sha256File(path);
+  StatusOr<T> value = compute();
   Identity after;
   std::lock_guard<std::mutex> lock(mu_);
-  if (!sha.ok() || !known || !IdentityOf(path, &after) || !(after == before)) return sha;
-  if (hashes_.size() >= capacity_ && !hashes_.count(path)) {
-    auto oldest = std::min_element(
-        hashes_.begin(), hashes_.end(),
-        [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
-    hashes_.erase(oldest);
+  if (counted) ++misses_;
+  if (!value.ok() || !known || !IdentityOf(path, &after) || !(after == before)) return value;
+  if (memo->size() >= capacity_ && !memo->count(path)) {
+    auto oldest = std::min_element(memo->begin(), memo->end(), [](const auto& a, const auto& b) {
+      return a.second.last_use < b.second.last_use;
+    });
+    memo->erase(oldest);
   }
-  hashes_[path] = Hashed{before, *sha, ++uses_};
-  return sha;
+  (*memo)[path] = Remembered<T>{before, *value, ++uses_};
+  return value;
+}
+
+StatusOr<pb::SourceFacts> ProbeCache::Probe(ProcessRunner& runner, const std::string& ffprobe,
+                                            const std::string& path, double timeout_s,
+                                            const std::string& ffmpeg) {
+  return Recall(&probes_, path, /*counted=*/true,
+                [&] { return ProbeSource(runner, ffprobe, path, timeout_s, ffmpeg); });
+}
+
+StatusOr<std::string> ProbeCache::Sha256(const std::string& path) {
+  return Recall(&hashes_, path, /*counted=*/false, [&] { return Sha256File(path); });
 }
 
 StatusOr<std::string> ProbeCache::Version(ProcessRunner& runner, const std::string& program) {

@@ -46,23 +46,29 @@ class ProbeCache {
     int64_t ctime_ns = 0;
     bool operator==(const Identity&) const = default;
   };
-  struct Entry {
+  // A value remembered for a file as it was (its identity).
+  template <typename T>
+  struct Remembered {
     Identity identity;
-    pb::SourceFacts facts;
+    T value;
     uint64_t last_use = 0;
   };
+  template <typename T>
+  using Memo = std::map<std::string, Remembered<T>>;
+  // memo's value for `path` while the file is what it was; else compute()
+  // (not under the lock: files are probed and hashed side by side), kept
+  // only when it succeeded on a file that did not change meanwhile, the
+  // least recently used going beyond capacity_. `counted`: a probe (hits,
+  // misses).
+  template <typename T, typename Compute>
+  StatusOr<T> Recall(Memo<T>* memo, const std::string& path, bool counted, Compute compute);
   // False when `path` cannot be stat()ed (ProbeSource then says why).
   static bool IdentityOf(const std::string& path, Identity* out);
 
   const size_t capacity_;
   mutable std::mutex mu_;
-  std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
-  struct Hashed {
-    Identity identity;
-    std::string sha256;
-    uint64_t last_use = 0;
-  };
-  std::map<std::string, Hashed> hashes_;         // GUARDED_BY(mu_)
+  Memo<pb::SourceFacts> probes_;                 // GUARDED_BY(mu_)
+  Memo<std::string> hashes_;                     // GUARDED_BY(mu_)
   std::map<std::string, std::string> versions_;  // GUARDED_BY(mu_)
   uint64_t uses_ = 0;                            // GUARDED_BY(mu_)
   uint64_t hits_ = 0;                            // GUARDED_BY(mu_)
