@@ -53,6 +53,8 @@ std::string Headline(const nlohmann::json& d) {
   int64_t failed = JsonInt(d, "failed");
   if (failed > 0) out << ", " << failed << " failed";
   out << ", " << FormatPercent(JsonNumber(d, "progress"));
+  const std::string eta = FormatEta(d);
+  if (!eta.empty() && !IsTerminalDeliveryState(JsonString(d, "state"))) out << ", ETA " << eta;
   return out.str();
 }
 
@@ -120,6 +122,10 @@ std::string RenderItemLine(const nlohmann::json& item, size_t name_width) {
     detail = FormatBytes(JsonInt(item, "bytes"));
   } else if (state == "failed" || state == "cancelled") {
     detail = JsonString(item, "error");
+  }
+  const std::string eta = FormatEta(item);
+  if (!eta.empty() && (state == "running" || state == "queued" || state == "waiting")) {
+    detail += (detail.empty() ? "ETA " : "  ETA ") + eta;
   }
   if (!detail.empty()) line += "  " + detail;
   while (!line.empty() && line.back() == ' ') line.pop_back();

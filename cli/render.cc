@@ -119,6 +119,24 @@ std::string FormatPercent(double fraction) {
   return std::to_string(static_cast<int>(std::floor(pct))) + "%";
 }
 
+std::string FormatEta(const nlohmann::json& object) {
+  if (!object.is_object() || !object.contains("eta_s") || !object["eta_s"].is_number()) return "";
+  const double value = object["eta_s"].get<double>();
+  if (!std::isfinite(value) || value < 0) return "";
+  const int64_t s = static_cast<int64_t>(std::ceil(std::min(value, 1e9)));
+  char buf[40];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60));
+  }
+  return buf;
+}
+
 TextTable::TextTable(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
 
 void TextTable::AddRow(std::vector<std::string> row) {
@@ -302,11 +320,13 @@ std::string RenderDeliveryList(const nlohmann::json& body) {
       body["deliveries"].empty()) {
     return "No deliveries.\n";
   }
-  TextTable table({"ID", "NAME", "STATE", "PROGRESS", "DELIVERED", "FAILED", "PRIORITY", "OUTPUT"});
+  TextTable table(
+      {"ID", "NAME", "STATE", "PROGRESS", "ETA", "DELIVERED", "FAILED", "PRIORITY", "OUTPUT"});
   for (const auto& d : body["deliveries"]) {
+    const std::string eta = FormatEta(d);
     table.AddRow(
         {JsonString(d, "id"), JsonString(d, "name"), JsonString(d, "state"),
-         FormatPercent(JsonNumber(d, "progress")),
+         FormatPercent(JsonNumber(d, "progress")), eta.empty() ? "-" : eta,
          std::to_string(JsonInt(d, "delivered")) + "/" + std::to_string(JsonInt(d, "deliverables")),
          std::to_string(JsonInt(d, "failed")), std::to_string(JsonInt(d, "priority")),
          JsonString(d, "output_dir")});
@@ -341,18 +361,22 @@ std::string RenderDeliveryDetail(const nlohmann::json& d) {
   out << "Delivery " << JsonString(d, "id") << " (" << JsonString(d, "name")
       << "): " << JsonString(d, "state") << ", " << JsonInt(d, "delivered") << "/"
       << JsonInt(d, "deliverables") << " delivered, " << JsonInt(d, "failed") << " failed, "
-      << FormatPercent(JsonNumber(d, "progress")) << "\n";
+      << FormatPercent(JsonNumber(d, "progress"));
+  const std::string eta = FormatEta(d);
+  if (!eta.empty()) out << ", ETA " << eta;
+  out << "\n";
   out << "Output: " << JsonString(d, "output_dir") << "\n";
   std::string manifest = JsonString(d, "manifest");
   if (!manifest.empty()) out << "Manifest: " << manifest << "\n";
   if (d.is_object() && d.contains("items") && d["items"].is_array() && !d["items"].empty()) {
     TextTable table(
-        {"DELIVERABLE", "PRESET", "STATE", "PROGRESS", "WORKER", "ATTEMPTS", "QC", "ERROR"});
+        {"DELIVERABLE", "PRESET", "STATE", "PROGRESS", "ETA", "WORKER", "ATTEMPTS", "QC", "ERROR"});
     for (const auto& item : d["items"]) {
+      const std::string item_eta = FormatEta(item);
       table.AddRow({JsonString(item, "name"), JsonString(item, "preset"), JsonString(item, "state"),
-                    FormatPercent(JsonNumber(item, "progress")), JsonString(item, "worker"),
-                    std::to_string(JsonInt(item, "attempts")), QcCell(item),
-                    JsonString(item, "error")});
+                    FormatPercent(JsonNumber(item, "progress")), item_eta.empty() ? "-" : item_eta,
+                    JsonString(item, "worker"), std::to_string(JsonInt(item, "attempts")),
+                    QcCell(item), JsonString(item, "error")});
     }
     out << "\n" << table.Render();
   }

@@ -28,6 +28,9 @@ std::string ShellJoin(const std::vector<std::string>& argv);
 std::string FormatBytes(int64_t bytes);
 // 0.434 -> "43%"; clamped to 0..100.
 std::string FormatPercent(double fraction);
+// The "eta_s" of an API object (docs/api.md) as "45s", "3m05s" or "2h04m";
+// "" when it has none (finished, or nothing measured tells yet).
+std::string FormatEta(const nlohmann::json& object);
 
 // Columns left-aligned and separated by two spaces; the first row is the
 // header. Rows shorter than the header are padded with empty cells.

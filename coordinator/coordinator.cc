@@ -764,8 +764,9 @@ nlohmann::json Coordinator::ListDeliveries() {
   std::vector<const DeliveryRecord*> all;
   for (const auto& [id, d] : farm_.deliveries()) all.push_back(&d);
   std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->seq > b->seq; });
+  const Eta eta = EstimateEta(farm_, clock_->Now());
   nlohmann::json list = nlohmann::json::array();
-  for (const auto* d : all) list.push_back(DeliverySummaryJson(farm_, *d));
+  for (const auto* d : all) list.push_back(DeliverySummaryJson(farm_, *d, &eta));
   return {{"deliveries", list}};
 }
 
@@ -773,7 +774,8 @@ StatusOr<nlohmann::json> Coordinator::ShowDelivery(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   const DeliveryRecord* d = farm_.FindDelivery(id);
   if (d == nullptr) return Status::NotFound("no delivery " + id);
-  return DeliveryDetailJson(farm_, *d);
+  const Eta eta = EstimateEta(farm_, clock_->Now());
+  return DeliveryDetailJson(farm_, *d, &eta);
 }
 
 StatusOr<nlohmann::json> Coordinator::CancelDelivery(const std::string& id) {

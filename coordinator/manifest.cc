@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "common/versions.h"
@@ -108,9 +110,14 @@ nlohmann::json RenditionsJson(const pb::OutputResult& r) {
   return out;
 }
 
+// Seconds rounded up: "0" only when it is done.
+int64_t WholeSeconds(double seconds) {
+  return static_cast<int64_t>(std::ceil(std::max(0.0, seconds)));
+}
+
 // One entry per output of the job.
 void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord& j,
-                 bool for_manifest, nlohmann::json* items) {
+                 bool for_manifest, nlohmann::json* items, const Eta* eta = nullptr) {
   for (int i = 0; i < j.job.outputs_size(); ++i) {
     const auto& out = j.job.outputs(i);
     if (out.intermediate()) continue;
@@ -141,6 +148,10 @@ void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord
       item["progress"] = farm.Progress(j);
       item["fps"] = j.fps;
       item["speed"] = j.speed;
+      if (eta != nullptr && !IsTerminal(j.state)) {
+        auto left = eta->job_seconds.find(j.job.id());
+        if (left != eta->job_seconds.end()) item["eta_s"] = WholeSeconds(left->second);
+      }
     }
     // Failed jobs list what they published before failing (a rename or
     // fsync that failed part-way): the file is there, with this hash.
@@ -246,7 +257,7 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
   return manifest;
 }
 
-nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d) {
+nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d, const Eta* eta) {
   DeliveryCounts c = farm.Counts(d);
   // A delivery is done when its manifest is published, not before.
   if (d.manifest_pending) c.state = "running";
@@ -271,14 +282,18 @@ nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& 
     out["manifest_error"] = d.manifest_error;
     out["manifest_failures"] = d.manifest_failures;
   }
+  if (eta != nullptr) {
+    auto left = eta->delivery_seconds.find(d.id);
+    if (left != eta->delivery_seconds.end()) out["eta_s"] = WholeSeconds(left->second);
+  }
   return out;
 }
 
-nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d) {
-  nlohmann::json out = DeliverySummaryJson(farm, d);
+nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d, const Eta* eta) {
+  nlohmann::json out = DeliverySummaryJson(farm, d, eta);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& jid : d.job_ids) {
-    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, d, *j, false, &items);
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, d, *j, false, &items, eta);
   }
   AppendPlanFailures(d, false, &items);
   out["items"] = std::move(items);

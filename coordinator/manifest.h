@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/eta.h"
 #include "coordinator/farm_state.h"
 
 namespace reelfarm {
@@ -13,10 +14,14 @@ namespace reelfarm {
 // bytes, sha256, probed media, attempts, worker, encode time, error.
 nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d);
 
-// GET /api/v1/deliveries item (docs/api.md).
-nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d);
-// GET /api/v1/deliveries/{id}: the summary plus per-deliverable items.
-nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d);
+// GET /api/v1/deliveries item (docs/api.md). With `eta`, an unfinished
+// delivery that has an estimate gets "eta_s" (whole seconds, rounded up).
+nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& d,
+                                   const Eta* eta = nullptr);
+// GET /api/v1/deliveries/{id}: the summary plus per-deliverable items (each
+// unfinished one with its "eta_s" when `eta` has one).
+nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d,
+                                  const Eta* eta = nullptr);
 // GET /api/v1/workers.
 nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now);
 

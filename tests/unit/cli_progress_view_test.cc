@@ -70,6 +70,26 @@ TEST(ProgressViewTest, ItemLines) {
   EXPECT_EQ(RenderItemLine(Item("x", "queued"), 1), "x  [------------------------]   0%  queued");
 }
 
+TEST(ProgressViewTest, TheEtaIsShownForUnfinishedWorkOnly) {
+  json running = Item("web", "running", 0.5, 1);
+  running["eta_s"] = 125;
+  EXPECT_EQ(RenderItemLine(running, 3),
+            "web  [############------------]  50%  running    w1  ETA 2m05s");
+  json queued = Item("x", "queued");
+  queued["eta_s"] = 7200;
+  EXPECT_EQ(RenderItemLine(queued, 1), "x  [------------------------]   0%  queued     ETA 2h00m");
+  json done = Item("m", "delivered", 1);
+  done["eta_s"] = 3;  // stale: a delivered item shows its size, no ETA
+  EXPECT_EQ(RenderItemLine(done, 1), "m  [########################] 100%  delivered  2.0 KiB");
+  json d = Delivery("running", {running});
+  d["eta_s"] = 59.2;
+  ProgressView view(true);
+  EXPECT_NE(view.Update(d).find("50%, ETA 1m00s"), std::string::npos);
+  d["eta_s"] = nullptr;  // unknown: nothing shown
+  ProgressView again(true);
+  EXPECT_EQ(again.Update(d).find("50%, ETA"), std::string::npos);
+}
+
 TEST(ProgressViewTest, FitToColumnsCutsOnCharacterBoundaries) {
   EXPECT_EQ(FitToColumns("abcdef", 0), "abcdef");
   EXPECT_EQ(FitToColumns("abcdef", 6), "abcdef");

@@ -214,7 +214,7 @@ TEST(RenderApiTest, DeliveryDetailListsItems) {
   EXPECT_NE(text.find("launch-3 (launch): failed, 1/2 delivered, 1 failed"), std::string::npos)
       << text;
   EXPECT_NE(text.find("Manifest: /out/manifest.json"), std::string::npos) << text;
-  EXPECT_NE(text.find("master       master-prores  delivered  100%      w1"), std::string::npos)
+  EXPECT_NE(text.find("master       master-prores  delivered  100%      -    w1"), std::string::npos)
       << text;
   EXPECT_NE(text.find("no audio"), std::string::npos) << text;
 }
