@@ -446,6 +446,8 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   plan->add_flag("--json", plan_options.json, "print the plan as JSON");
   plan->add_option("--ffmpeg", plan_options.planner.ffmpeg, "ffmpeg program in the jobs' argv")
       ->capture_default_str();
+  plan->add_flag("--gpu-farm", plan_options.planner.gpu_farm,
+                 "plan as a coordinator with --gpu-farm does (docs/gpu.md)");
   plan->add_option("--piece-cost", plan_options.planner.piece_cost,
                    "cost of one piece of work: costlier pictures are cut into time chunks of "
                    "about this cost, cheaper ones grouped up to it (0: one job per deliverable)")
@@ -538,7 +540,9 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   run->add_flag("--keep-state", run_options.keep_state,
                 "keep the state folder (Redis data, logs) afterwards");
   double run_min_chunk_s = 0, run_piece_cost = -1;
-  bool run_fan_out = true, run_chunks = true;
+  bool run_fan_out = true, run_chunks = true, run_gpu_farm = false;
+  run->add_flag("--gpu-farm", run_gpu_farm,
+                "plan deliverables a GPU encoder can make one job each (docs/gpu.md)");
   run->add_option("--piece-cost", run_piece_cost,
                   "cost of one piece of work (default 4, about 2 s of 1080p x264; 0: one job per "
                   "deliverable)")
@@ -582,6 +586,7 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
     }
     if (!run_fan_out) run_options.coordinator_args.push_back("--no-fan-out");
     if (!run_chunks) run_options.coordinator_args.push_back("--no-chunks");
+    if (run_gpu_farm) run_options.coordinator_args.push_back("--gpu-farm");
     return RunCommand(spec_path, run_options, ctx);
   }
 

@@ -289,6 +289,11 @@ std::string RenderPlan(const pb::Plan& plan) {
         << FormatNumber(job.timeout_s(), 0) << " s, memory " << job.memory_mb() << " MiB\n";
     std::vector<std::string> argv(job.argv().begin(), job.argv().end());
     out << "    argv: " << ShellJoin(argv) << "\n";
+    if (job.has_gpu()) {
+      // Late binding (docs/gpu.md): what a GPU slot runs instead.
+      std::vector<std::string> gpu(job.gpu().argv().begin(), job.gpu().argv().end());
+      out << "    on a GPU slot: " << ShellJoin(gpu) << "\n";
+    }
   }
   if (plan.notes_size() > 0) {
     out << "\nNotes:\n";
@@ -398,6 +403,15 @@ std::string RenderWorkers(const nlohmann::json& body) {
       }
     }
     bool gpu = w.contains("gpu") && w["gpu"].is_boolean() && w["gpu"].get<bool>();
+    // GPU: "-" (none), "yes" (CUDA decodes), or its GPU slots "1/2 slots"
+    // (running / offered; "closed" after an encoder failed to open).
+    std::string gpu_cell = gpu ? "yes" : "no";
+    if (JsonInt(w, "gpu_slots") > 0) {
+      const bool closed =
+          w.contains("gpu_closed") && w["gpu_closed"].is_boolean() && w["gpu_closed"].get<bool>();
+      gpu_cell = std::to_string(JsonInt(w, "gpu_running")) + "/" +
+                 std::to_string(JsonInt(w, "gpu_slots")) + " slots" + (closed ? " (closed)" : "");
+    }
     auto number = [&](const char* key) {
       int64_t v = JsonInt(w, key);
       return v > 0 ? std::to_string(v) : std::string("-");
@@ -405,7 +419,7 @@ std::string RenderWorkers(const nlohmann::json& body) {
     table.AddRow({JsonString(w, "name"), JsonString(w, "host"), JsonString(w, "state"),
                   number("cores"), number("slots"), number("threads_per_slot"),
                   std::to_string(JsonInt(w, "running")),
-                  encoders.empty() ? "-" : JoinStrings(encoders, ","), gpu ? "yes" : "no"});
+                  encoders.empty() ? "-" : JoinStrings(encoders, ","), gpu_cell});
   }
   return table.Render();
 }

@@ -29,6 +29,11 @@ struct PresetInfo {
   std::vector<std::string> audio_args{};
   std::vector<std::string> container_args{};
   std::string video_encoder{};  // what a worker must have (Job.needs)
+  // The same picture from a GPU encoder (NVENC; docs/gpu.md): its arguments
+  // in place of video_args (same codec, profile, pixel format and tag, so
+  // the same expectations verify it) and its name; empty: CPU only.
+  std::vector<std::string> gpu_video_args{};
+  std::string gpu_video_encoder{};
   std::string audio_encoder{};
   // What the output must probe as, as ffprobe names it.
   std::string video_codec{};

@@ -50,13 +50,14 @@ const std::vector<std::string> kTopFields = {"version",      "name",         "so
                                              "output_dir",   "priority",     "subtitles",
                                              "deliverables", "keep_versions"};
 const std::vector<std::string> kDeliverableFields = {
-    "name", "preset",        "height",   "aspect", "focus",  "subtitles",
-    "at",   "dynamic_range", "loudness", "qc",     "ladder", "segment_s"};
+    "name",          "preset",   "height", "aspect", "focus",     "subtitles", "at",
+    "dynamic_range", "loudness", "qc",     "ladder", "segment_s", "encoder"};
 const std::vector<std::string> kLoudnessFields = {"standard", "target_lufs", "true_peak_db", "lra"};
 const std::vector<std::string> kQcFields = {
     "loudness",      "loudness_tolerance_lu", "black_max_s", "freeze_max_s",
     "silence_max_s", "allow_in_source",       "ssim_min",    "psnr_min_db"};
 const std::vector<std::string> kDynamicRanges = {"sdr", "hdr"};
+const std::vector<std::string> kEncoderChoices = {"auto", "cpu", "gpu"};
 const std::vector<std::string> kFocusFields = {"x", "y"};
 const std::vector<std::string> kSubtitleChoiceFields = {"language", "mode"};
 const std::vector<std::string> kModes = {"burn", "soft"};
@@ -1162,6 +1163,16 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
       } else {
         d->dynamic_range = got;
       }
+    } else if (f.key == "encoder") {
+      const std::string got = f.value.IsScalar() ? f.value.Scalar() : Describe(f.value);
+      if (!f.value.IsScalar() ||
+          std::find(kEncoderChoices.begin(), kEncoderChoices.end(), got) == kEncoderChoices.end()) {
+        Error(f.line, fpath,
+              "must be auto, cpu or gpu, got " + Quote(got) + "; " +
+                  DidYouMean(got, kEncoderChoices));
+      } else {
+        d->encoder = got;
+      }
     } else if (f.key == "loudness") {
       if (f.value.IsScalar() && Lower(f.value.Scalar()) == "none") {
         d->loudness = std::optional<LoudnessChoice>();
@@ -1227,6 +1238,17 @@ void Validator::ReadDeliverable(const YAML::Node& node, const std::string& path,
     Error(line_of("dynamic_range"), JoinPath(path, "dynamic_range"),
           "dynamic_range hdr is not possible on preset " + pn +
               " (it makes 8-bit SDR pictures); use " + list + ", or remove it");
+  }
+  if (d->encoder == "gpu" && preset->gpu_video_encoder.empty()) {
+    const std::string list =
+        JoinList(PresetNameList([](const PresetInfo& p) { return !p.gpu_video_encoder.empty(); }));
+    Error(line_of("encoder"), JoinPath(path, "encoder"),
+          "encoder gpu is not possible on preset " + pn + " (no GPU encoder makes it); use " +
+              list + ", or remove it");
+  } else if (d->encoder == "gpu" && d->dynamic_range == "hdr") {
+    Error(line_of("encoder"), JoinPath(path, "encoder"),
+          "encoder gpu makes 8-bit SDR pictures only; use encoder auto or cpu for "
+          "dynamic_range hdr");
   }
   if (d->field_lines.count("loudness") && !preset->has_audio) {
     Error(line_of("loudness"), JoinPath(path, "loudness"),

@@ -62,6 +62,10 @@ struct DeliverableSpec {
   // "sdr" (default: HDR sources are tone-mapped) or "hdr" (keep PQ/HLG; only
   // presets with hdr_video_args, and only from an HDR source).
   std::string dynamic_range = "sdr";
+  // "auto" (default: a GPU encoder where a worker has one free, else the
+  // CPU), "cpu" or "gpu" (GPU workers only); presets with a GPU encoder
+  // only (docs/gpu.md).
+  std::string encoder = "auto";
   // `loudness`: unset = the preset's default; set to nullopt = `none`.
   std::optional<std::optional<LoudnessChoice>> loudness;
   std::optional<QcChoice> qc;

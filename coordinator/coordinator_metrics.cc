@@ -18,9 +18,9 @@ using prometheus::BuildHistogram;
 constexpr const char* kJobResults[] = {"succeeded", "failed", "cancelled"};
 constexpr const char* kDeliverableResults[] = {"delivered", "failed", "cancelled"};
 // FarmEvent::reason of kRetry and kRedispatch.
-constexpr const char* kRedispatchReasons[] = {"retryable",        "worker_lost",   "worker_left",
-                                              "worker_restarted", "lease_expired", "split",
-                                              "reuse_failed"};
+constexpr const char* kRedispatchReasons[] = {"retryable",        "worker_lost",    "worker_left",
+                                              "worker_restarted", "lease_expired",  "split",
+                                              "reuse_failed",     "gpu_unavailable"};
 // FarmEvent::reason of kFailed.
 constexpr const char* kFailureReasons[] = {"not_retryable", "qc_failed", "gave_up", "dependency"};
 
@@ -32,7 +32,7 @@ FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now) {
   FarmGauges g;
   for (const char* s : kWorkerStates) g.workers[s] = 0;
   for (const auto& [name, w] : farm.workers()) {
-    int running = static_cast<int>(w.running.size());
+    const int running = w.cpu_running();  // CPU slots; GPU slots come on top
     if (w.lost) {
       ++g.workers["lost"];
       continue;
@@ -46,7 +46,7 @@ FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now) {
       ++g.workers["draining"];
       continue;
     }
-    ++g.workers[running >= w.slots ? "busy" : "ready"];
+    ++g.workers[running >= w.slots && w.free_gpu_slots() == 0 ? "busy" : "ready"];
     g.slots_free += std::max(0, w.slots - running);
   }
   Duration oldest{};
@@ -63,6 +63,8 @@ FarmGauges ComputeFarmGauges(const FarmState& farm, SteadyTime now) {
           break;
         case JobState::kQueued:
           ++g.jobs_queued;
+          if (j->job.has_gpu() || j->job.needs().gpu()) ++g.jobs_queued_gpu;
+          if (j->job.needs().gpu()) ++g.jobs_queued_gpu_only;
           if (j->queued_at != SteadyTime{}) oldest = std::max(oldest, now - j->queued_at);
           break;
         case JobState::kRunning:
@@ -179,6 +181,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                       .Name("reelfarm_job_queue_wait_seconds")
                       .Help("Time a job waited in the queue before an assignment")
                       .Register(r)),
+      attempts_by_encoder_(
+          BuildCounter()
+              .Name("reelfarm_job_attempts_total")
+              .Help("Attempts assigned, by the slot kind they run on (docs/gpu.md)")
+              .Register(r)),
       deliveries_active_(BuildGauge()
                              .Name("reelfarm_deliveries_active")
                              .Help("Deliveries submitted and not finished")
@@ -194,6 +201,11 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
                        .Help("Jobs waiting for a worker (queue depth)")
                        .Register(r)
                        .Add({})),
+      jobs_queued_for_(BuildGauge()
+                           .Name("reelfarm_jobs_queued_for")
+                           .Help("Queued jobs a GPU slot could take (slot=gpu) and those only a "
+                                 "GPU slot can take (slot=gpu_only)")
+                           .Register(r)),
       jobs_running_(BuildGauge()
                         .Name("reelfarm_jobs_running")
                         .Help("Jobs with an attempt running on a worker")
@@ -224,6 +236,7 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
   }
   for (const char* res : kDeliverableResults) delivery_finished_.Add({{"result", res}});
   for (const char* how : {"encoded", "reused"}) published_.Add({{"how", how}});
+  for (const char* kind : {"cpu", "gpu"}) attempts_by_encoder_.Add({{"encoder", kind}});
   for (const char* res : {"hit", "miss"}) cache_lookups_.Add({{"result", res}});
   for (const char* r : kRedispatchReasons) redispatches_.Add({{"reason", r}});
   for (const char* r : kFailureReasons) job_failures_.Add({{"reason", r}});
@@ -276,6 +289,9 @@ void CoordinatorMetrics::Observe(const FarmEvent& e, const FarmState& farm) {
     case FarmEvent::Kind::kAssigned:
       queue_wait_.Add({{"preset", e.preset}}, QueueWaitSecondsBuckets())
           .Observe(Seconds(e.queue_wait));
+      if (const JobRecord* j = farm.FindJob(e.job_id)) {
+        attempts_by_encoder_.Add({{"encoder", j->on_gpu ? "gpu" : "cpu"}}).Increment();
+      }
       break;
     case FarmEvent::Kind::kSucceeded:
       job_duration_.Add({{"preset", e.preset}}, TranscodeSecondsBuckets())
@@ -325,6 +341,8 @@ void CoordinatorMetrics::UpdateGauges(const FarmState& farm, SteadyTime now) {
   manifests_failing_.Set(g.manifests_failing);
   jobs_waiting_.Set(g.jobs_waiting);
   jobs_queued_.Set(g.jobs_queued);
+  jobs_queued_for_.Add({{"slot", "gpu"}}).Set(g.jobs_queued_gpu);
+  jobs_queued_for_.Add({{"slot", "gpu_only"}}).Set(g.jobs_queued_gpu_only);
   jobs_running_.Set(g.jobs_running);
   oldest_queued_.Set(g.oldest_queued_age_s);
   for (const auto& [state, n] : g.workers) workers_.Add({{"state", state}}).Set(n);

@@ -27,6 +27,11 @@ struct FarmGauges {
   int manifests_failing = 0;  // finished, their manifest's last write failed
   int jobs_waiting = 0;       // on dependencies
   int jobs_queued = 0;
+  // Of the queued jobs, those a GPU slot could take (a GPU variant or GPU
+  // only) and those only a GPU slot can take (docs/gpu.md): what GPU
+  // workers scale on.
+  int jobs_queued_gpu = 0;
+  int jobs_queued_gpu_only = 0;
   int jobs_running = 0;
   double oldest_queued_age_s = 0;      // 0 when nothing is queued
   std::map<std::string, int> workers;  // state -> count, every state present
@@ -86,9 +91,11 @@ class CoordinatorMetrics {
   prometheus::Counter& quarantines_;
   prometheus::Family<prometheus::Histogram>& job_duration_;
   prometheus::Family<prometheus::Histogram>& queue_wait_;
+  prometheus::Family<prometheus::Counter>& attempts_by_encoder_;  // {encoder="cpu|gpu"}
   prometheus::Gauge& deliveries_active_;
   prometheus::Gauge& jobs_waiting_;
   prometheus::Gauge& jobs_queued_;
+  prometheus::Family<prometheus::Gauge>& jobs_queued_for_;  // {slot="gpu|gpu_only"}
   prometheus::Gauge& jobs_running_;
   prometheus::Gauge& oldest_queued_;
   prometheus::Family<prometheus::Gauge>& workers_;

@@ -28,6 +28,8 @@ void StripToSummary(pb::Job* job) {
   job->mutable_members()->Swap(&members);
   job->mutable_fallback()->Swap(&fallback);
   job->clear_reuse();
+  // Its needs stay: the dispatcher reads them (mutable_gpu() would make one).
+  if (job->has_gpu()) job->mutable_gpu()->clear_argv();
   job->mutable_write_files()->Swap(&write_files);
   // What an output must hold is the worker's to check.
   for (auto& out : *job->mutable_outputs()) out.clear_expect();
@@ -147,6 +149,7 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
         running_.insert(jid);
         if (auto w = workers_.find(rec.worker); w != workers_.end() && !w->second.lost) {
           w->second.running.insert(jid);
+          if (rec.on_gpu) w->second.running_gpu.insert(jid);
         }
         break;
       default:
@@ -346,6 +349,9 @@ void FarmState::OnHello(const std::string& peer, const std::string& peer_key,
   w.encoders = std::set<std::string>(hello.encoders().begin(), hello.encoders().end());
   w.gpu = hello.gpu();
   w.gpu_names.assign(hello.gpu_names().begin(), hello.gpu_names().end());
+  w.gpu_slots = std::max(0, hello.gpu_slots());
+  w.gpu_decoders.assign(hello.gpu_decoders().begin(), hello.gpu_decoders().end());
+  w.gpu_closed = false;  // probed again at its start
   w.draining = hello.draining();
   w.last_seen = now;
   w.lost = false;
@@ -372,6 +378,7 @@ void FarmState::OnHello(const std::string& peer, const std::string& peer_key,
       }
       job.lease_until = now + options_.expiry();
       w.running.insert(job.job.id());
+      if (job.on_gpu) w.running_gpu.insert(job.job.id());
       claimed.insert(job.job.id());
     } else {
       if (it != jobs_.end() && IsCurrentAttempt(it->second, ref.token())) {
@@ -431,6 +438,21 @@ void FarmState::OnResult(const std::string& peer, const std::string& peer_key,
   // output is made instead.
   if (!result.ok() && Fallback(job, result, now, fx)) return;
   auto w = workers_.find(job.worker);
+  if (!result.ok() && result.gpu_unavailable() && job.on_gpu &&
+      !deliveries_[job.delivery_id].cancelled) {
+    // The GPU's fault, not the job's or the host's: its GPU slots close
+    // until it says hello again, and the job runs again at once (a CPU slot
+    // where it may), the attempt not counted.
+    if (w != workers_.end()) w->second.gpu_closed = true;
+    job.attempts = std::max(0, job.attempts - 1);
+    job.error = result.error();
+    job.log_tail = result.log_tail();
+    job.progress = 0;
+    job.publishing_until = {};
+    Emit(FarmEvent::Kind::kRetry, job, "gpu_unavailable", fx, {}, now - job.started_at);
+    Enqueue(job, now, fx);
+    return;
+  }
   if (result.ok()) {
     if (w != workers_.end()) {
       ++w->second.jobs_done;
@@ -636,7 +658,10 @@ void FarmState::StopAttempt(const JobRecord& job, Effects* fx) {
 
 void FarmState::DetachFromWorker(const JobRecord& job) {
   auto w = workers_.find(job.worker);
-  if (w != workers_.end()) w->second.running.erase(job.job.id());
+  if (w != workers_.end()) {
+    w->second.running.erase(job.job.id());
+    w->second.running_gpu.erase(job.job.id());
+  }
 }
 
 void FarmState::Enqueue(JobRecord& job, SteadyTime now, Effects* fx) {
@@ -731,6 +756,25 @@ double FarmState::Progress(const JobRecord& j) const {
     ++counted;
   }
   return counted == 0 ? 0 : 0.95 * parts / counted;
+}
+
+std::string FarmState::Unrunnable(const JobRecord& j) const {
+  if (j.state != JobState::kQueued) return "";
+  for (const auto& [name, w] : workers_) {
+    if (w.lost || w.quarantined || w.draining) continue;
+    const bool gpu_open = !w.gpu_closed && w.gpu_slots > 0;
+    if (!j.job.needs().gpu() && HasWhatItNeeds(w, j.job.needs())) return "";
+    if (gpu_open && j.job.has_gpu() && HasWhatItNeeds(w, j.job.gpu().needs())) return "";
+    if (gpu_open && j.job.needs().gpu() && HasWhatItNeeds(w, j.job.needs())) return "";
+  }
+  std::vector<std::string> encoders(j.job.needs().encoders().begin(),
+                                    j.job.needs().encoders().end());
+  std::string needs;
+  for (const auto& e : encoders) needs += (needs.empty() ? "" : ", ") + e;
+  return "no connected worker can run it now: it needs " +
+         (j.job.needs().gpu() ? "a GPU slot with " + needs : needs) +
+         (j.job.needs().gpu() ? " (encoder: gpu waits for a GPU worker; see reelfarm workers)"
+                              : "");
 }
 
 DeliveryCounts FarmState::Counts(const DeliveryRecord& d) const {
@@ -1017,19 +1061,29 @@ Status FarmState::Release(const std::string& worker, Effects* fx) {
   return Status::OK();
 }
 
-bool FarmState::CanRun(const WorkerRecord& w, const pb::Job& job) const {
-  if (w.lost || w.quarantined || w.draining || static_cast<int>(w.running.size()) >= w.slots) {
-    return false;
+FarmState::SlotKind FarmState::CanRun(const WorkerRecord& w, const pb::Job& job) const {
+  if (w.lost || w.quarantined || w.draining) return SlotKind::kNone;
+  if (w.free_gpu_slots() > 0) {
+    if (job.has_gpu() && HasWhatItNeeds(w, job.gpu().needs())) return SlotKind::kGpu;
+    if (job.needs().gpu() && HasWhatItNeeds(w, job.needs())) return SlotKind::kGpu;
   }
-  return HasWhatItNeeds(w, job);
+  if (!job.needs().gpu() && w.cpu_running() < w.slots && HasWhatItNeeds(w, job.needs())) {
+    return SlotKind::kCpu;
+  }
+  return SlotKind::kNone;
 }
 
-bool FarmState::HasWhatItNeeds(const WorkerRecord& w, const pb::Job& job) const {
-  if (job.needs().gpu() && !w.gpu) return false;
-  for (const auto& enc : job.needs().encoders()) {
+bool FarmState::HasWhatItNeeds(const WorkerRecord& w, const pb::Requirements& needs) {
+  // A GPU slot, whether or not CUDA decoding works there too.
+  if (needs.gpu() && w.gpu_slots <= 0) return false;
+  for (const auto& enc : needs.encoders()) {
     if (!w.encoders.count(enc)) return false;
   }
   return true;
+}
+
+bool FarmState::Suits(const WorkerRecord& w, const pb::Job& job) {
+  return HasWhatItNeeds(w, job.needs()) || (job.has_gpu() && HasWhatItNeeds(w, job.gpu().needs()));
 }
 
 Duration FarmState::Backoff(int attempts) {
@@ -1044,7 +1098,7 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
   int free_slots = 0;
   for (const auto& [name, w] : workers_) {
     if (!w.lost && !w.quarantined && !w.draining) {
-      free_slots += std::max(0, w.slots - static_cast<int>(w.running.size()));
+      free_slots += std::max(0, w.slots - w.cpu_running()) + w.free_gpu_slots();
     }
   }
   for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
@@ -1058,16 +1112,26 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     bool elsewhere = false;
     if (!job.failed_on.empty()) {
       for (const auto& [name, w] : workers_) {
-        if (!w.lost && !w.quarantined && !job.failed_on.count(name) && HasWhatItNeeds(w, job.job)) {
+        if (!w.lost && !w.quarantined && !job.failed_on.count(name) && Suits(w, job.job)) {
           elsewhere = true;
         }
       }
     }
+    // A GPU slot before a CPU one (auto: the GPU where one is free), then
+    // the worker with the most free slots of that kind.
     WorkerRecord* best = nullptr;
+    SlotKind best_kind = SlotKind::kNone;
+    auto free_of = [](const WorkerRecord& w, SlotKind k) {
+      return k == SlotKind::kGpu ? w.free_gpu_slots() : w.slots - w.cpu_running();
+    };
     for (auto& [name, w] : workers_) {
-      if (!CanRun(w, job.job) || (elsewhere && job.failed_on.count(name))) continue;
-      if (best == nullptr || w.slots - w.running.size() > best->slots - best->running.size()) {
+      if (elsewhere && job.failed_on.count(name)) continue;
+      const SlotKind kind = CanRun(w, job.job);
+      if (kind == SlotKind::kNone) continue;
+      if (best == nullptr || (kind == SlotKind::kGpu && best_kind != SlotKind::kGpu) ||
+          (kind == best_kind && free_of(w, kind) > free_of(*best, best_kind))) {
         best = &w;
+        best_kind = kind;
       }
     }
     if (best == nullptr) {
@@ -1084,7 +1148,9 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     job.lease_until = now + options_.expiry();
     job.started_at = now;
     job.progress = job.fps = job.speed = 0;
+    job.on_gpu = best_kind == SlotKind::kGpu;
     best->running.insert(job.job.id());
+    if (job.on_gpu) best->running_gpu.insert(job.job.id());
     running_.insert(job.job.id());
     Emit(FarmEvent::Kind::kAssigned, job, "", fx, now - job.queued_at);
     fx->dirty_jobs.insert(job.job.id());
@@ -1092,6 +1158,19 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     pb::CoordinatorMessage m;
     auto* a = m.mutable_assign();
     a->mutable_job()->ParseFromString(job.payload);
+    if (job.on_gpu) {
+      pb::Job* sent = a->mutable_job();
+      if (sent->has_gpu()) {
+        // Late binding: the GPU variant's argv and needs.
+        sent->mutable_argv()->Swap(sent->mutable_gpu()->mutable_argv());
+        *sent->mutable_needs() = sent->gpu().needs();
+      }
+      // The cache keys name the CPU encoder's settings: a GPU's output is
+      // not kept under them.
+      for (auto& out : *sent->mutable_outputs()) out.clear_cache();
+      a->set_gpu(true);
+    }
+    a->mutable_job()->clear_gpu();
     // The delivery's measurement of its source, for a job that reads it.
     for (const auto& dep : job.job.depends_on()) {
       auto d = jobs_.find(dep);

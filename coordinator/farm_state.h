@@ -8,6 +8,7 @@
 #ifndef REELFARM_COORDINATOR_FARM_STATE_H_
 #define REELFARM_COORDINATOR_FARM_STATE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -54,6 +55,8 @@ struct JobRecord {
   // At most this many threads for the next attempts (halved after an
   // attempt ran out of memory); 0 = the worker's budget.
   int max_threads = 0;
+  // The current (or last) attempt runs on a GPU slot (docs/gpu.md).
+  bool on_gpu = false;
   std::string error;
   std::string log_tail;
   pb::JobResult result;  // the accepted result, when succeeded
@@ -116,10 +119,22 @@ struct WorkerRecord {
   std::set<std::string> encoders;
   bool gpu = false;
   std::vector<std::string> gpu_names;
+  // Jobs it runs at once on GPU encoders, next to `slots` on its CPUs
+  // (docs/gpu.md), and the codecs its GPUs decode.
+  int gpu_slots = 0;
+  std::vector<std::string> gpu_decoders;
+  // A GPU encoder failed to open here (session limit, driver gone): no GPU
+  // work until it says hello again.
+  bool gpu_closed = false;
   SteadyTime last_seen{};
   bool lost = false;
   SteadyTime lost_at{};
-  std::set<std::string> running;  // job ids
+  std::set<std::string> running;      // job ids
+  std::set<std::string> running_gpu;  // those of them on GPU slots
+  int cpu_running() const { return static_cast<int>(running.size() - running_gpu.size()); }
+  int free_gpu_slots() const {
+    return gpu_closed ? 0 : std::max(0, gpu_slots - static_cast<int>(running_gpu.size()));
+  }
   int jobs_done = 0;
   int jobs_failed = 0;
   int failure_streak = 0;      // reported failures since its last success
@@ -185,7 +200,9 @@ struct FarmEvent {
   // kRedispatch: worker_lost | worker_left | worker_restarted | lease_expired;
   // kRetry / kFailed: retryable | not_retryable | qc_failed | gave_up | dependency |
   // split (kRetry: a group member queued on its own) | reuse_failed (kRetry:
-  // a cached output failed its check and is made instead);
+  // a cached output failed its check and is made instead) | gpu_unavailable
+  // (kRetry: a GPU encoder did not open; run again at once, on the CPU where
+  // it may);
   // kDeliveryFinished: delivered | failed | cancelled.
   std::string reason;
   Duration queue_wait{};
@@ -316,6 +333,10 @@ class FarmState {
   DeliveryCounts Counts(const DeliveryRecord& d) const;
   // 0..1 for one job; a job waiting on parts shows theirs.
   double Progress(const JobRecord& j) const;
+  // Why a queued job cannot start on any worker connected now (none has
+  // what it needs, e.g. a GPU slot for `encoder: gpu`); "" when one could
+  // (busy or not), or the job is not queued.
+  std::string Unrunnable(const JobRecord& j) const;
   size_t queued_jobs() const { return queue_.size(); }
   uint64_t last_token() const { return last_token_; }
   const FarmOptions& options() const { return options_; }
@@ -374,10 +395,15 @@ class FarmState {
   bool DependenciesSucceeded(const JobRecord& job) const;
   void CheckDelivery(const std::string& delivery_id, Effects* fx);
   void Dispatch(SteadyTime now, Effects* fx);
-  // Free slot, in rotation, and HasWhatItNeeds.
-  bool CanRun(const WorkerRecord& w, const pb::Job& job) const;
-  // The encoders and GPU the job needs.
-  bool HasWhatItNeeds(const WorkerRecord& w, const pb::Job& job) const;
+  // Where `w` can run `job` now (in rotation, a free slot of the kind, what
+  // it needs): on a GPU slot (its GPU variant, or a GPU-only job) before a
+  // CPU one. kNone when it cannot.
+  enum class SlotKind { kNone, kCpu, kGpu };
+  SlotKind CanRun(const WorkerRecord& w, const pb::Job& job) const;
+  // The encoders and GPU `needs` asks for.
+  static bool HasWhatItNeeds(const WorkerRecord& w, const pb::Requirements& needs);
+  // Whether `w` could ever run `job` (any slot kind, busy or not).
+  static bool Suits(const WorkerRecord& w, const pb::Job& job);
   Duration Backoff(int attempts);
   void DetachFromWorker(const JobRecord& job);
   // A running attempt of `job` is told to stop (Cancel to its worker) and

@@ -92,6 +92,8 @@ std::vector<std::string> JobStore::JobCommand(const JobRecord& j, bool with_payl
     cmd.push_back("max_threads");
     cmd.push_back(std::to_string(j.max_threads));
   }
+  cmd.push_back("on_gpu");
+  cmd.push_back(j.on_gpu ? "1" : "0");
   if (with_payload) {
     cmd.push_back("job");
     cmd.push_back(j.payload.empty() ? j.job.SerializeAsString() : j.payload);
@@ -250,6 +252,7 @@ Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRe
       j.log_tail = Get(jh, "log_tail");
       j.result.ParseFromString(Get(jh, "result"));
       j.max_threads = static_cast<int>(ToInt(jh, "max_threads"));
+      j.on_gpu = ToInt(jh, "on_gpu") != 0;
       jobs.push_back(std::move(j));
     }
     out->emplace_back(std::move(d), std::move(jobs));

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
                  "seconds allowed per second of media (raise it for slow or CPU-limited workers)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_flag("--gpu-farm", opts.planner.gpu_farm,
+               "this farm has GPU workers: deliverables a GPU encoder can make (encoder: auto) "
+               "are planned one job each, to run on a GPU slot or a CPU one (docs/gpu.md)");
   app.add_option("--piece-cost", opts.planner.piece_cost,
                  "cost of one piece of work: costlier pictures are cut into time chunks of about "
                  "this cost, cheaper ones grouped up to it (4: about 2 s of 1080p x264; 0: one "

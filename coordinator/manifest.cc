@@ -136,6 +136,13 @@ void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord
       if (reused && key.made_in_version() > 0) item["made_in_version"] = key.made_in_version();
     }
     if (!j.result.ffmpeg_version().empty()) item["ffmpeg_version"] = j.result.ffmpeg_version();
+    // The video encoder that made it (docs/gpu.md), or runs it now.
+    if (!j.result.video_encoder().empty()) {
+      item["encoder"] = j.result.video_encoder();
+      item["gpu"] = j.result.gpu();
+    } else if (!for_manifest && j.state == JobState::kRunning) {
+      item["gpu"] = j.on_gpu;
+    }
     const pb::OutputResult* res = nullptr;
     for (const auto& r : j.result.outputs()) {
       if (r.deliverable() == out.deliverable()) res = &r;
@@ -148,6 +155,7 @@ void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord
       item["progress"] = farm.Progress(j);
       item["fps"] = j.fps;
       item["speed"] = j.speed;
+      if (std::string why = farm.Unrunnable(j); !why.empty()) item["waiting_for"] = why;
       if (eta != nullptr && !IsTerminal(j.state)) {
         auto left = eta->job_seconds.find(j.job.id());
         if (left != eta->job_seconds.end()) item["eta_s"] = WholeSeconds(left->second);
@@ -308,11 +316,12 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [name, w] : farm.workers()) {
     int running = static_cast<int>(w.running.size());
-    const char* state = w.quarantined        ? "quarantined"
-                        : w.lost             ? "lost"
-                        : w.draining         ? "draining"
-                        : running >= w.slots ? "busy"
-                                             : "ready";
+    const bool full = w.cpu_running() >= w.slots && w.free_gpu_slots() == 0;
+    const char* state = w.quarantined ? "quarantined"
+                        : w.lost      ? "lost"
+                        : w.draining  ? "draining"
+                        : full        ? "busy"
+                                      : "ready";
     list.push_back(
         {{"name", name},
          {"host", w.host},
@@ -325,6 +334,10 @@ nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now) {
          {"encoders", std::vector<std::string>(w.encoders.begin(), w.encoders.end())},
          {"gpu", w.gpu},
          {"gpu_names", w.gpu_names},
+         {"gpu_slots", w.gpu_slots},
+         {"gpu_running", w.running_gpu.size()},
+         {"gpu_closed", w.gpu_closed},
+         {"gpu_decoders", w.gpu_decoders},
          {"last_seen_ms_ago",
           std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_seen).count()},
          {"jobs_done", w.jobs_done},

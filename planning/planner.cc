@@ -665,6 +665,38 @@ pb::Job SingleJob(const Branch& b, const PlanContext& ctx) {
   return job;
 }
 
+// Whether a GPU encoder can make `b` (docs/gpu.md): a preset with one, not
+// `encoder: cpu`, and the preset's own 8-bit SDR picture (no HDR or deep
+// variant, which NVENC here is not set up for).
+bool GpuCapable(const Branch& b) {
+  return b.d != nullptr && b.d->encoder != "cpu" && !b.preset->gpu_video_encoder.empty() &&
+         b.picture.video_args == b.preset->video_args;
+}
+
+// Late binding: the job `build` makes of `b`, made again with the preset's
+// GPU encoder, becomes `job`'s GPU variant; for `encoder: gpu` it becomes
+// the job itself (GPU slots only).
+void AddGpuVariant(const Branch& b, const std::function<pb::Job(const Branch&)>& build,
+                   pb::Job* job) {
+  if (!GpuCapable(b)) return;
+  PresetInfo gpu_preset = *b.preset;
+  gpu_preset.video_args = b.preset->gpu_video_args;
+  gpu_preset.video_encoder = b.preset->gpu_video_encoder;
+  Branch gb = b;
+  gb.preset = &gpu_preset;
+  gb.picture.video_args = gpu_preset.video_args;
+  pb::Job made = build(gb);
+  pb::GpuVariant* v = job->mutable_gpu();
+  v->mutable_argv()->Swap(made.mutable_argv());
+  *v->mutable_needs() = made.needs();
+  v->mutable_needs()->set_gpu(true);
+  if (b.d->encoder == "gpu") {
+    job->mutable_argv()->Swap(v->mutable_argv());
+    *job->mutable_needs() = v->needs();
+    job->clear_gpu();
+  }
+}
+
 // "%lld.%06lld" seconds of frame `frame`, rounded down to the microsecond,
 // so an input seek there keeps that frame and drops the one before it.
 std::string FrameTime(int64_t frame, const pb::SourceFacts& source) {
@@ -1405,15 +1437,26 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
 
   auto moving = [&](const Branch& b) { return b.preset->has_video && !b.preset->still; };
   const double piece = o.piece_cost;
+  // A deliverable for GPU slots only is one job: NVENC makes a picture many
+  // times faster than a CPU slot, and time chunks from different encoders
+  // could not be joined (each has its own parameter sets). On a GPU farm so
+  // is an auto one, whose single job may then run on either (chunks and
+  // groups run on CPU slots only).
+  auto gpu_only = [&](const Branch& b) {
+    return GpuCapable(b) && (b.d->encoder == "gpu" || o.gpu_farm);
+  };
   for (int i = 0; i < n; ++i) {
-    if (!moving(branches[i]) || branches[i].soft || branches[i].preset->streaming) continue;
+    if (!moving(branches[i]) || branches[i].soft || branches[i].preset->streaming ||
+        gpu_only(branches[i])) {
+      continue;
+    }
     chunks[i] = ChunkCount(cost[i], ctx, 0);
   }
   if (o.fan_out && piece > 0) {
     std::vector<int> cheap;
     for (int i = 0; i < n; ++i) {
       if (moving(branches[i]) && !branches[i].soft && !branches[i].preset->streaming &&
-          chunks[i] == 1 && cost[i] < piece / 2) {
+          !gpu_only(branches[i]) && chunks[i] == 1 && cost[i] < piece / 2) {
         cheap.push_back(i);
       }
     }
@@ -1453,6 +1496,8 @@ std::vector<pb::Job> ShapeJobs(const std::vector<Branch>& branches, const PlanCo
         jobs.push_back(std::move(track));
       }
       pb::Job job = SingleJob(b, ctx);
+      AddGpuVariant(
+          b, [&ctx](const Branch& gb) { return SingleJob(gb, ctx); }, &job);
       job.set_id(next_id());
       if (!track_id.empty()) job.add_depends_on(track_id);
       jobs.push_back(std::move(job));

@@ -33,6 +33,12 @@ struct PlannerOptions {
   bool chunking = true;
   // No chunk shorter than this many seconds of source.
   double min_chunk_s = 2;
+  // A farm with GPU workers (its operator says so: coordinator --gpu-farm;
+  // docs/gpu.md): deliverables a GPU encoder can make with `encoder: auto`
+  // are planned whole, one job each that runs on a GPU slot or a CPU one
+  // (late binding), instead of cut in chunks or grouped, which bind them to
+  // the CPU. `encoder: gpu` deliverables are always whole.
+  bool gpu_farm = false;
 };
 
 struct PlanResult {

@@ -22,8 +22,8 @@ bool IsAudioEncoder(const std::string& e) {
 
 const std::vector<std::string>& CandidateEncoders() {
   static const std::vector<std::string> kEncoders = {
-      "libx264", "libx265",   "prores_ks", "dnxhd",      "mjpeg",
-      "aac",     "pcm_s24le", "mov_text",  "h264_nvenc", "hevc_nvenc"};
+      "libx264",   "libx265",  "prores_ks",  "dnxhd",      "mjpeg",    "aac",
+      "pcm_s24le", "mov_text", "h264_nvenc", "hevc_nvenc", "av1_nvenc"};
   return kEncoders;
 }
 
@@ -51,7 +51,38 @@ std::vector<std::string> EncoderTestArgv(const std::string& ffmpeg, const std::s
   return argv;
 }
 
-EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpeg) {
+std::vector<std::string> GpuSessionTestArgv(const std::string& ffmpeg, const std::string& encoder,
+                                            int sessions) {
+  std::vector<std::string> argv = {
+      ffmpeg,      "-hide_banner", "-nostdin",
+      "-loglevel", "error",        "-f",
+      "lavfi",     "-i",           "color=c=black:s=256x144:r=25:d=0.2"};
+  for (int k = 0; k < sessions; ++k) {
+    argv.insert(argv.end(), {"-map", "0:v", "-frames:v", "3", "-pix_fmt", "yuv420p", "-c:v",
+                             encoder, "-f", "null", "-"});
+  }
+  return argv;
+}
+
+std::vector<std::string> CuvidCodecs(const std::string& decoders_listing) {
+  std::vector<std::string> codecs;
+  std::istringstream lines(decoders_listing);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string flags, name;
+    if (!(words >> flags >> name) || flags.size() != 6 || flags[0] != 'V') continue;
+    const std::string suffix = "_cuvid";
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      codecs.push_back(name.substr(0, name.size() - suffix.size()));
+    }
+  }
+  std::sort(codecs.begin(), codecs.end());
+  return codecs;
+}
+
+EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpeg,
+                                 int max_gpu_sessions) {
   EncoderProbeResult result;
   // Every test runs at once (a worker's start-up waits for the slowest, not
   // for their sum).
@@ -97,6 +128,11 @@ EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpe
   cuda.timeout_s = kTestTimeoutS;
   auto gpu = run_async(std::move(cuda));
 
+  ProcessOptions decoders;
+  decoders.argv = {ffmpeg, "-hide_banner", "-nostdin", "-decoders"};
+  decoders.timeout_s = kTestTimeoutS;
+  auto decoder_listing = run_async(std::move(decoders));
+
   ProcessOptions smi;
   smi.argv = {"nvidia-smi", "--query-gpu=name", "--format=csv,noheader"};
   smi.timeout_s = 10;
@@ -118,8 +154,26 @@ EncoderProbeResult ProbeEncoders(ProcessRunner& runner, const std::string& ffmpe
       if (!line.empty()) result.gpu_names.push_back(line);
     }
   }
+  std::optional<std::string> decoder_list = decoder_listing.get();
+  if (result.gpu && decoder_list) result.gpu_decoders = CuvidCodecs(*decoder_list);
   std::sort(result.encoders.begin(), result.encoders.end());
   std::sort(result.failed.begin(), result.failed.end());
+  // NVENC sessions at once: the largest count, halving from the ceiling,
+  // that one FFmpeg opens (a few seconds at most, only on NVENC hosts).
+  for (const auto& enc : result.encoders) {
+    if (enc.find("_nvenc") == std::string::npos) continue;
+    for (int n = std::max(1, max_gpu_sessions); n >= 1; n /= 2) {
+      ProcessOptions o;
+      o.argv = GpuSessionTestArgv(ffmpeg, enc, n);
+      o.timeout_s = kTestTimeoutS;
+      StatusOr<ProcessResult> r = runner.Run(o);
+      if (r.ok() && r->Succeeded()) {
+        result.gpu_sessions = n;
+        break;
+      }
+    }
+    break;
+  }
   return result;
 }
 

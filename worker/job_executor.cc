@@ -438,6 +438,22 @@ bool IsOutOfMemoryLine(std::string_view line) {
   return std::regex_search(line.begin(), line.end(), kOom);
 }
 
+bool IsGpuUnavailableLine(std::string_view line) {
+  static const std::regex kGpu(
+      R"(_nvenc @|nvenc|NVENC|OpenEncodeSessionEx|libcuda|libnvidia-encode|CUDA_ERROR|)"
+      R"(No capable devices found|Error while opening encoder)");
+  return std::regex_search(line.begin(), line.end(), kGpu);
+}
+
+std::string VideoEncoderOf(const std::vector<std::string>& argv) {
+  for (size_t i = 1; i + 1 < argv.size(); ++i) {
+    if (argv[i] == "-c:v" || argv[i] == "-codec:v" || argv[i] == "-vcodec") {
+      return argv[i + 1] == "copy" ? std::string() : argv[i + 1];
+    }
+  }
+  return "";
+}
+
 JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options, const Clock* clock)
     : runner_(runner), options_(std::move(options)), clock_(clock) {}
 
@@ -461,7 +477,11 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   uint64_t peak_memory = 0;  // once FFmpeg has run under a memory cgroup
   std::vector<std::string> temps;
   // Every result names its attempt and what it ran with.
+  const std::string video_encoder =
+      VideoEncoderOf(std::vector<std::string>(job.argv().begin(), job.argv().end()));
   auto stamped = [&](pb::JobResult r) {
+    r.set_video_encoder(video_encoder);
+    r.set_gpu(assign.gpu());
     r.set_job_id(job.id());
     r.set_token(token);
     r.set_threads(threads);
@@ -573,8 +593,12 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   // Out of memory is told from the whole log as it streams: a big job's
   // first failed allocation is often long gone from the tail by the end.
   std::string oom_line;
+  std::string gpu_line;  // a GPU attempt's encoder that did not open
   popts.on_stderr_line = [&](std::string_view line) {
     if (analysis) analysis->Feed(line);
+    if (assign.gpu() && gpu_line.empty() && IsGpuUnavailableLine(line)) {
+      gpu_line = LastMeaningfulLine(std::string(line));
+    }
     if (oom_line.empty() && IsOutOfMemoryLine(line)) {
       oom_line = LastMeaningfulLine(std::string(line));
     }
@@ -618,6 +642,14 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
     if (!last.empty()) why += ": " + last;
     if (std::string bad = InputProblem(job); !bad.empty()) {
       return fail(bad + " (" + why + ")", false, pr.stderr_tail);
+    }
+    if (!gpu_line.empty() && !cgroup_oom) {
+      // The GPU's trouble, not the job's: it runs again at once, on the CPU
+      // where it may, and this host is not blamed (FarmState).
+      pb::JobResult r = fail("the GPU encoder could not be used: " + gpu_line + " (" + why + ")",
+                             true, pr.stderr_tail);
+      r.set_gpu_unavailable(true);
+      return r;
     }
     if (cgroup_oom || !oom_line.empty()) {
       // Worth another attempt: with fewer threads (less memory) or on a

@@ -73,6 +73,16 @@ int AttemptThreads(const JobExecutorOptions& options, const pb::Assign& assign,
 // Whether a line of FFmpeg's log says that an allocation failed.
 bool IsOutOfMemoryLine(std::string_view line);
 
+// Whether FFmpeg's log line says a GPU encoder or CUDA could not be used
+// (NVENC's session limit, no capable device, libcuda or the driver missing,
+// an encoder that did not open): in a GPU attempt the job then runs again
+// elsewhere, on the CPU where it may (JobResult.gpu_unavailable).
+bool IsGpuUnavailableLine(std::string_view line);
+
+// The video encoder an FFmpeg argv names (the value of its first -c:v or
+// -codec:v), "" when none or a stream copy.
+std::string VideoEncoderOf(const std::vector<std::string>& argv);
+
 // The temporary path an attempt writes instead of `final_path`: a hidden
 // name in the same folder, unique per attempt token.
 std::string TempPathFor(const std::string& final_path, uint64_t token);

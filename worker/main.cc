@@ -61,6 +61,14 @@ int main(int argc, char** argv) {
   app.add_option("--encoders", opts.encoders_override,
                  "announce these encoders instead of probing (testing)")
       ->delimiter(',');
+  app.add_option("--gpu-slots", opts.gpu_slots,
+                 "jobs run at once on GPU encoders next to --slots (-1: the NVENC sessions the "
+                 "probe opens at once, 0 without NVENC; 0: no GPU work)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 256));
+  app.add_option("--max-gpu-sessions", opts.max_gpu_sessions, "ceiling of the NVENC session probe")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   app.add_option("--curve-secret", opts.curve_secret_file,
                  "CURVE secret key file of this worker (reelfarm keys)");
   app.add_option("--curve-server-key", opts.curve_server_key,

@@ -13,9 +13,9 @@ struct ProgressSample {
   int64_t frame = 0;
   double fps = 0;
   double out_time_s = 0;
-  double speed = 0;      // x realtime; 0 when ffmpeg says N/A
+  double speed = 0;  // x realtime; 0 when ffmpeg says N/A
   int64_t total_size = 0;
-  bool end = false;      // progress=end
+  bool end = false;  // progress=end
 };
 
 // Not thread-safe; one per FFmpeg process.

@@ -74,9 +74,17 @@ Status Worker::Start() {
   }
   executor_ = std::make_unique<JobExecutor>(runner_, options_.executor, clock_);
   if (options_.encoders_override.empty()) {
-    caps_ = ProbeEncoders(*runner_, options_.ffmpeg);
+    caps_ = ProbeEncoders(*runner_, options_.ffmpeg, options_.max_gpu_sessions);
   } else {
     caps_.encoders = options_.encoders_override;
+  }
+  if (options_.gpu_slots < 0) options_.gpu_slots = caps_.gpu_sessions;
+  if (options_.gpu_slots > 0) {
+    spdlog::info("worker {}: {} GPU slot(s) for {}; NVDEC decodes: {}", options_.name,
+                 options_.gpu_slots, fmt::join(caps_.encoders, " "),
+                 caps_.gpu_decoders.empty()
+                     ? std::string("none")
+                     : fmt::format("{}", fmt::join(caps_.gpu_decoders, " ")));
   }
   spdlog::info("worker {}: {} cores, {} slots of {} threads, encoders: {}{}", options_.name,
                options_.cores, options_.slots, options_.executor.threads,
@@ -91,7 +99,8 @@ Status Worker::Start() {
     metrics_ = std::move(m.value());
     worker_metrics_ = std::make_unique<WorkerMetrics>(
         metrics_->registry(), options_.name,
-        WorkerShape{options_.cores, options_.slots, options_.executor.threads}, caps_);
+        WorkerShape{options_.cores, options_.slots, options_.executor.threads, options_.gpu_slots},
+        caps_);
     if (caps_.gpu) worker_metrics_->StartGpuPoller(runner_, std::chrono::seconds(5));
   }
   if (options_.curve_secret_file.empty() != options_.curve_server_key.empty()) {
@@ -121,6 +130,8 @@ WorkerSessionOptions Worker::SessionOptions() const {
   o.encoders = caps_.encoders;
   o.gpu = caps_.gpu;
   o.gpu_names = caps_.gpu_names;
+  o.gpu_slots = options_.gpu_slots;
+  o.gpu_decoders = caps_.gpu_decoders;
   o.version = REELFARM_VERSION;
   o.heartbeat_interval = options_.heartbeat_interval;
   o.liveness = options_.liveness;
@@ -271,7 +282,8 @@ void Worker::StartAttempt(const pb::Assign& assign) {
   a.thread = std::thread([this, assign, cancel, done] {
     const std::string& jid = assign.job().id();
     LogFields log_fields({{"delivery", DeliveryOfJob(jid)}, {"job", jid}});
-    if (worker_metrics_) worker_metrics_->OnAttemptStart(assign.token(), assign.job().kind());
+    if (worker_metrics_)
+      worker_metrics_->OnAttemptStart(assign.token(), assign.job().kind(), assign.gpu());
     SteadyTime last_sent{};
     auto on_progress = [&](const pb::Progress& p) {
       if (worker_metrics_) worker_metrics_->OnProgress(assign.token(), p);

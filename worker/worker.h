@@ -73,6 +73,11 @@ struct WorkerOptions {
   std::string curve_server_key;
   // Skip the encoder probe and announce these (tests); empty = probe.
   std::vector<std::string> encoders_override;
+  // Jobs run at once on GPU encoders, next to `slots` (docs/gpu.md): -1 =
+  // the NVENC sessions the probe opened at once (0 without NVENC, and with
+  // encoders_override); 0 = no GPU work here.
+  int gpu_slots = -1;
+  int max_gpu_sessions = 16;  // the probe's ceiling
   // Draining (docs/operations.md): how long running attempts may go on
   // after the drain starts before what is left is handed back.
   Duration drain_timeout = std::chrono::hours(1);

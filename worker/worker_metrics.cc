@@ -75,9 +75,14 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& worker_
                              const WorkerShape& shape, const EncoderProbeResult& caps)
     : slots_busy_(BuildGauge()
                       .Name("reelfarm_worker_slots_busy")
-                      .Help("Job slots running an attempt")
+                      .Help("Job slots running an attempt (CPU and GPU)")
                       .Register(r)
                       .Add({})),
+      gpu_slots_busy_(BuildGauge()
+                          .Name("reelfarm_worker_gpu_slots_busy")
+                          .Help("GPU slots running an attempt on a GPU encoder")
+                          .Register(r)
+                          .Add({})),
       frames_(BuildCounter()
                   .Name("reelfarm_worker_frames_encoded_total")
                   .Help("Video frames FFmpeg encoded, by job kind (failed attempts included)")
@@ -120,6 +125,12 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& worker_
       .Register(r)
       .Add({})
       .Set(shape.slots);
+  BuildGauge()
+      .Name("reelfarm_worker_gpu_slots")
+      .Help("Jobs this worker runs at once on GPU encoders, next to its slots")
+      .Register(r)
+      .Add({})
+      .Set(shape.gpu_slots);
   BuildGauge()
       .Name("reelfarm_worker_cores")
       .Help("Cores this worker's FFmpegs share (CPU affinity, lowered by a CPU quota)")
@@ -172,10 +183,17 @@ WorkerMetrics::~WorkerMetrics() {
   if (poller_.joinable()) poller_.join();
 }
 
-void WorkerMetrics::OnAttemptStart(uint64_t token, const std::string& kind) {
+void WorkerMetrics::OnAttemptStart(uint64_t token, const std::string& kind, bool gpu) {
   std::lock_guard<std::mutex> lock(mu_);
-  running_[token] = Running{kind};
+  running_[token] = Running{kind, gpu};
+  RefreshBusyLocked();
+}
+
+void WorkerMetrics::RefreshBusyLocked() {
+  int gpu = 0;
+  for (const auto& [token, a] : running_) gpu += a.gpu ? 1 : 0;
   slots_busy_.Set(static_cast<double>(running_.size()));
+  gpu_slots_busy_.Set(gpu);
 }
 
 void WorkerMetrics::OnProgress(uint64_t token, const pb::Progress& p) {
@@ -198,7 +216,7 @@ void WorkerMetrics::OnAttemptEnd(uint64_t token, const pb::JobResult& result, bo
   auto it = running_.find(token);
   std::string kind = it == running_.end() ? "encode" : it->second.kind;
   if (it != running_.end()) running_.erase(it);
-  slots_busy_.Set(static_cast<double>(running_.size()));
+  RefreshBusyLocked();
   RefreshKindLocked(kind);
   exits_.Add({{"kind", kind}, {"result", AttemptResultLabel(result, cancelled)}}).Increment();
   if (!result.ok() || cancelled) return;

@@ -50,6 +50,7 @@ struct WorkerShape {
   int cores = 1;
   int slots = 1;
   int threads_per_slot = 1;
+  int gpu_slots = 0;  // jobs at once on GPU encoders, next to `slots`
 };
 
 // Thread-safe: attempt threads report progress and results concurrently.
@@ -60,7 +61,8 @@ class WorkerMetrics {
                 const WorkerShape& shape, const EncoderProbeResult& caps);
   ~WorkerMetrics();  // stops the GPU poller
 
-  void OnAttemptStart(uint64_t token, const std::string& kind);
+  // `gpu`: the attempt runs on a GPU slot (Assign.gpu).
+  void OnAttemptStart(uint64_t token, const std::string& kind, bool gpu = false);
   // Counts the frames encoded since the attempt's previous sample and
   // updates the live speed and fps of its kind.
   void OnProgress(uint64_t token, const pb::Progress& progress);
@@ -78,6 +80,7 @@ class WorkerMetrics {
  private:
   struct Running {
     std::string kind;
+    bool gpu = false;
     int64_t last_frame = 0;
     double speed = 0;
     double fps = 0;
@@ -85,7 +88,11 @@ class WorkerMetrics {
   // REQUIRES: mu_ held. Sums the live speed and fps of `kind`'s attempts.
   void RefreshKindLocked(const std::string& kind);
 
+  // REQUIRES: mu_ held. The busy gauges from running_.
+  void RefreshBusyLocked();
+
   prometheus::Gauge& slots_busy_;
+  prometheus::Gauge& gpu_slots_busy_;
   prometheus::Family<prometheus::Counter>& frames_;
   prometheus::Family<prometheus::Counter>& output_bytes_;
   prometheus::Family<prometheus::Counter>& media_seconds_;

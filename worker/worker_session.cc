@@ -54,6 +54,8 @@ pb::WorkerMessage WorkerSession::Hello() const {
   for (const auto& e : options_.encoders) h->add_encoders(e);
   h->set_gpu(options_.gpu);
   for (const auto& g : options_.gpu_names) h->add_gpu_names(g);
+  h->set_gpu_slots(options_.gpu_slots);
+  for (const auto& d : options_.gpu_decoders) h->add_gpu_decoders(d);
   h->set_version(options_.version);
   for (auto& r : RunningRefs()) *h->add_running() = std::move(r);
   h->set_draining(draining_);

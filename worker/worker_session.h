@@ -39,6 +39,8 @@ struct WorkerSessionOptions {
   std::vector<std::string> encoders;
   bool gpu = false;
   std::vector<std::string> gpu_names;
+  int gpu_slots = 0;
+  std::vector<std::string> gpu_decoders;
   std::string version;
   // Until the coordinator's Welcome says otherwise.
   Duration heartbeat_interval = std::chrono::milliseconds(1000);

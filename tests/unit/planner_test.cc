@@ -1582,3 +1582,123 @@ TEST(PlannerStreamingTest, ASilentSourceMakesAPackageWithoutSound) {
 
 }  // namespace
 }  // namespace reelfarm
+
+// ---- GPU variants (docs/gpu.md): the same picture, bound when dispatched ----
+
+namespace reelfarm {
+namespace {
+
+std::vector<std::string> GpuArgv(const pb::Job& job) {
+  return {job.gpu().argv().begin(), job.gpu().argv().end()};
+}
+
+TEST(PlannerGpuTest, AnAutoDeliverableCarriesTheSamePictureFromNvenc) {
+  pb::Job job = PlanOne(Deliverable("web", "web-h264"));
+  ASSERT_TRUE(job.has_gpu());
+  std::vector<std::string> cpu = Argv(job), gpu = GpuArgv(job);
+  EXPECT_EQ(ValueAfter(cpu, "-c:v"), "libx264");
+  EXPECT_EQ(ValueAfter(gpu, "-c:v"), "h264_nvenc");
+  // Constant quality, the preset's profile and pixel format; the same
+  // filters, colour tags, rate, sound and container as the CPU's.
+  EXPECT_TRUE(HasSeq(gpu, {"-rc", "vbr", "-cq", "23", "-b:v", "0"}));
+  EXPECT_EQ(ValueAfter(gpu, "-profile:v"), "high");
+  EXPECT_EQ(ValueAfter(gpu, "-pix_fmt"), "yuv420p");
+  EXPECT_EQ(Graph(job), ValueAfter(gpu, "-filter_complex"));
+  for (const char* flag : {"-color_primaries", "-r", "-c:a", "-movflags", "-f"}) {
+    EXPECT_EQ(ValueAfter(cpu, flag), ValueAfter(gpu, flag)) << flag;
+  }
+  EXPECT_EQ(cpu.back(), gpu.back());
+  EXPECT_FALSE(job.needs().gpu());
+  EXPECT_TRUE(job.gpu().needs().gpu());
+  EXPECT_THAT(std::vector<std::string>(job.gpu().needs().encoders().begin(),
+                                       job.gpu().needs().encoders().end()),
+              ElementsAre("h264_nvenc", "aac"));
+}
+
+TEST(PlannerGpuTest, HevcFromNvencKeepsTheHvc1TagAndMainProfile) {
+  pb::Job job = PlanOne(Deliverable("web", "web-hevc"));
+  ASSERT_TRUE(job.has_gpu());
+  std::vector<std::string> gpu = GpuArgv(job);
+  EXPECT_EQ(ValueAfter(gpu, "-c:v"), "hevc_nvenc");
+  EXPECT_EQ(ValueAfter(gpu, "-tag:v"), "hvc1");
+  EXPECT_EQ(ValueAfter(gpu, "-profile:v"), "main");
+}
+
+TEST(PlannerGpuTest, EncoderCpuHasNoVariantAndEncoderGpuIsTheVariantAlone) {
+  DeliverableSpec cpu = Deliverable("web", "web-h264");
+  cpu.encoder = "cpu";
+  EXPECT_FALSE(PlanOne(cpu).has_gpu());
+  DeliverableSpec gpu = Deliverable("web", "web-h264");
+  gpu.encoder = "gpu";
+  pb::Job job = PlanOne(gpu);
+  EXPECT_FALSE(job.has_gpu());
+  EXPECT_EQ(ValueAfter(Argv(job), "-c:v"), "h264_nvenc");
+  EXPECT_TRUE(job.needs().gpu());
+}
+
+TEST(PlannerGpuTest, PresetsWithoutAGpuEncoderStayOnTheCpu) {
+  EXPECT_FALSE(PlanOne(Deliverable("master", "master-prores")).has_gpu());
+  EXPECT_FALSE(PlanOne(Deliverable("poster", "thumbnail-jpg")).has_gpu());
+}
+
+TEST(PlannerGpuTest, AGpuOnlyDeliverableIsOneJobHoweverCostly) {
+  DeliverableSpec gpu = Deliverable("web", "web-h264");
+  gpu.encoder = "gpu";
+  DeliverableSpec autod = Deliverable("web2", "web-h264");
+  // Pieces of 1: both cost about 20; the auto one is cut in time chunks
+  // (on CPU slots), the GPU-only one is not.
+  PlannerOptions o = Pieces(1, 1);
+  PlanResult r = PlanDelivery(Spec({gpu, autod}), HdFacts(), o);
+  ASSERT_TRUE(r.errors.empty());
+  int gpu_jobs = 0, chunks = 0;
+  for (const auto& j : r.plan.jobs()) {
+    if (j.kind() == "chunk") {
+      ++chunks;
+      EXPECT_FALSE(j.has_gpu()) << "chunks of one deliverable must share an encoder";
+    }
+    if (j.needs().gpu()) ++gpu_jobs;
+  }
+  EXPECT_EQ(gpu_jobs, 1);
+  EXPECT_GT(chunks, 1);
+}
+
+}  // namespace
+}  // namespace reelfarm
+
+namespace reelfarm {
+namespace {
+
+TEST(PlannerGpuTest, OnAGpuFarmAutoDeliverablesAreWholeJobsThatMayRunOnEither) {
+  // Cheap ones (grouped on a CPU farm) and a costly one (chunked there).
+  std::vector<DeliverableSpec> ds = {Sized("a", "web-h264", 360), Sized("b", "web-h264", 270),
+                                     Sized("big", "web-h264", 1080),
+                                     Deliverable("master", "master-prores")};
+  PlannerOptions cpu_farm = Pieces(4, 1);
+  PlanResult cpu = PlanDelivery(Spec(ds), HdFacts(), cpu_farm);
+  ASSERT_TRUE(cpu.errors.empty());
+  std::map<std::string, int> cpu_jobs_of;
+  for (const auto& j : cpu.plan.jobs()) {
+    for (const auto& o : j.outputs()) ++cpu_jobs_of[o.deliverable()];
+    if (j.kind() == "chunk") EXPECT_FALSE(j.has_gpu());
+  }
+  EXPECT_GT(cpu_jobs_of["big"], 1) << "cut in chunks on a CPU farm";
+
+  PlannerOptions gpu_farm = cpu_farm;
+  gpu_farm.gpu_farm = true;
+  PlanResult gpu = PlanDelivery(Spec(ds), HdFacts(), gpu_farm);
+  ASSERT_TRUE(gpu.errors.empty());
+  std::map<std::string, int> jobs_of;
+  int variants = 0;
+  for (const auto& j : gpu.plan.jobs()) {
+    for (const auto& o : j.outputs()) ++jobs_of[o.deliverable()];
+    variants += j.has_gpu() ? 1 : 0;
+    EXPECT_NE(j.kind(), "group");
+  }
+  EXPECT_EQ(variants, 3);
+  EXPECT_EQ(jobs_of["a"], 1);
+  EXPECT_EQ(jobs_of["big"], 1);
+  EXPECT_GT(jobs_of["master"], 1) << "the master is still cut in chunks: no GPU encoder makes it";
+}
+
+}  // namespace
+}  // namespace reelfarm

@@ -410,7 +410,8 @@ TEST(SpecFields, UnknownDeliverableFieldSuggests) {
   EXPECT_THAT(msg, HasSubstr("did you mean `height`?"));
   EXPECT_THAT(
       msg,
-      HasSubstr("name, preset, height, aspect, focus, subtitles, at, dynamic_range, loudness, qc"));
+      HasSubstr("name, preset, height, aspect, focus, subtitles, at, dynamic_range, loudness, qc, "
+                "ladder, segment_s, encoder"));
 
   msg =
       OneError(WithDeliverable("web-h264", "    Preset: web-h264\n"), 9, "deliverables[0].Preset");
@@ -1169,6 +1170,31 @@ TEST(SpecTest, DynamicRangeIsSdrOrHdrAndHdrOnlyWhereAPresetCanCarryIt) {
                         "pictures); use web-hevc, or remove it"));
   EXPECT_THAT(OneError(WithDeliverable("web-hevc", "    dynamic_range: hdx\n"), 9, f),
               HasSubstr("must be sdr or hdr, got `hdx`"));
+}
+
+// docs/gpu.md: `encoder: auto | cpu | gpu`, gpu only where a GPU encoder
+// makes the preset's picture.
+TEST(SpecTest, EncoderIsAutoCpuOrGpuAndGpuOnlyWhereAPresetHasAGpuEncoder) {
+  SpecParseResult plain = Parse(WithDeliverable("web-h264"));
+  ASSERT_TRUE(plain.spec.has_value());
+  EXPECT_EQ(plain.spec->deliverables[0].encoder, "auto");
+  for (const char* e : {"auto", "cpu", "gpu"}) {
+    SpecParseResult ok =
+        Parse(WithDeliverable("social-h264", std::string("    encoder: ") + e + "\n"));
+    ASSERT_TRUE(ok.spec.has_value()) << e;
+    EXPECT_EQ(ok.spec->deliverables[0].encoder, e);
+  }
+  const std::string f = "deliverables[0].encoder";
+  EXPECT_THAT(OneError(WithDeliverable("web-h264", "    encoder: nvenc\n"), 9, f),
+              HasSubstr("must be auto, cpu or gpu, got `nvenc`"));
+  EXPECT_THAT(OneError(WithDeliverable("master-prores", "    encoder: gpu\n"), 9, f),
+              HasSubstr("encoder gpu is not possible on preset master-prores (no GPU encoder "
+                        "makes it); use web-h264, web-hevc, social-h264, or remove it"));
+  // A preset's CPU-only picture may still ask for the CPU.
+  EXPECT_TRUE(Parse(WithDeliverable("master-prores", "    encoder: cpu\n")).spec.has_value());
+  EXPECT_THAT(
+      OneError(WithDeliverable("web-hevc", "    dynamic_range: hdr\n    encoder: gpu\n"), 10, f),
+      HasSubstr("encoder gpu makes 8-bit SDR pictures only"));
 }
 
 // ---- loudness and QC (issue 13) ---------------------------------------------
