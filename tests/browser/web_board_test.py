@@ -129,8 +129,8 @@ class Farm:
         except OSError:
             return ""
 
-    def request(self, method, path, headers=None, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+    def request(self, method, path, headers=None, body=None, port=None):
+        c = http.client.HTTPConnection("127.0.0.1", port or self.http_port, timeout=10)
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
@@ -154,25 +154,26 @@ class Farm:
                 return False
         wait_until("redis", pong, 15)
 
-    def start_coordinator(self, extra=()):
-        self.spawn("coordinator", [
+    def start_coordinator(self, extra=(), name="coordinator", ports=None, role="active"):
+        zmq_port, http_port = ports or (self.zmq_port, self.http_port)
+        self.spawn(name, [
             os.path.join(self.bin_dir, "reelfarm-coordinator"),
             "--redis", "redis://127.0.0.1:%d" % self.redis_port,
-            "--bind", "tcp://127.0.0.1:%d" % self.zmq_port,
-            "--http", "127.0.0.1:%d" % self.http_port,
+            "--bind", "tcp://127.0.0.1:%d" % zmq_port,
+            "--http", "127.0.0.1:%d" % http_port,
             "--metrics", "",
             "--heartbeat-ms", "250", "--liveness", "3", "--piece-cost", "0",
             "--allowed-root", self.work] + list(extra))
 
-        def healthy():
+        def in_role():
             try:
-                status, _, body = self.request("GET", "/healthz")
-                return status == 200 and json.loads(body).get("ok")
+                _, _, body = self.request("GET", "/healthz", port=http_port)
+                return json.loads(body).get("role") == role
             except (OSError, ValueError):
-                if self.procs["coordinator"].poll() is not None:
-                    raise AssertionError("the coordinator exited: " + self.log_tail("coordinator"))
+                if self.procs[name].poll() is not None:
+                    raise AssertionError("the coordinator exited: " + self.log_tail(name))
                 return False
-        wait_until("the coordinator's /healthz", healthy, 20)
+        wait_until("the coordinator's /healthz saying " + role, in_role, 20)
 
     def start_worker(self):
         self.spawn("worker", [
@@ -261,16 +262,27 @@ def main():
         base_dir.clear()
         base_dir.send_keys(work)
         spec_box = driver.find_element(By.ID, "spec-text")
-        spec_box.send_keys(SPEC_BAD)
+        # A file loaded with the file input (read by FileReader) names the errors.
+        bad_file = os.path.join(work, "bad.yaml")
+        with open(bad_file, "w") as f:
+            f.write(SPEC_BAD)
+        driver.find_element(By.ID, "spec-upload").send_keys(bad_file)
+        wait().until(lambda d: spec_box.get_attribute("value") == SPEC_BAD)
+        assert driver.find_element(By.ID, "spec-file").get_attribute("value") == "bad.yaml"
         driver.find_element(By.ID, "submit-button").click()
         wait().until(lambda d: d.find_element(By.ID, "submit-errors").is_displayed())
         errors = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#submit-errors li")]
-        assert any(e.startswith("spec.yaml:8: ") and "heigth" in e for e in errors), errors
+        assert any(e.startswith("bad.yaml:8: ") and "heigth" in e for e in errors), errors
+        assert driver.switch_to.active_element.get_attribute("id") == "submit-errors"
         print("refused spec shown as:", errors, flush=True)
         snap("submit-refused")
 
+        # Then one pasted (typed) into the box.
         spec_box.clear()
         spec_box.send_keys(SPEC)
+        name_box = driver.find_element(By.ID, "spec-file")
+        name_box.clear()
+        name_box.send_keys("spec.yaml")
         driver.find_element(By.ID, "submit-button").click()
         wait().until(lambda d: d.current_url.split("#", 1)[-1].startswith("/d/board-test-"))
         delivery_id = urllib.parse.unquote(driver.current_url.split("#/d/", 1)[1])
@@ -405,6 +417,23 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "#logout button").click()
         wait().until(lambda d: urllib.parse.urlparse(d.current_url).path == "/login")
         assert driver.get_cookie("reelfarm_session") is None
+
+        # A standby coordinator's board says so (its API answers 503).
+        standby_ports = free_ports(2)
+        farm.start_coordinator(["--api-token-file", token_file], name="standby",
+                               ports=standby_ports, role="standby")
+        driver.get("http://127.0.0.1:%d/login" % standby_ports[1])
+        log_in(TOKEN)
+        wait().until(lambda d: d.find_element(By.ID, "banner").is_displayed())
+        assert driver.find_element(By.ID, "banner").text.startswith("Standby"), \
+            driver.find_element(By.ID, "banner").text
+        snap("standby")
+        print("standby: the board says so", flush=True)
+
+        # Nothing the CSP refused, no script error, all along.
+        problems = [e["message"] for e in driver.get_log("browser")
+                    if "Content Security Policy" in e["message"] or "Uncaught" in e["message"]]
+        assert not problems, problems
         ok = True
         print("PASS in %.1f s" % (time.monotonic() - started), flush=True)
     finally:
