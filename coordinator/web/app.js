@@ -332,10 +332,6 @@
     const r = await api('GET', '/api/v1/deliveries/' + enc(id));
     if (gen !== generation) return;
     const tbody = $('items').tBodies[0];
-    if (shownDelivery !== id) {
-      tbody.replaceChildren();
-      shownDelivery = id;
-    }
     if (r.status === 404) {
       setText($('delivery-title'), id);
       $('delivery-missing').hidden = false;
@@ -570,6 +566,13 @@
     for (const a of document.querySelectorAll('[data-nav]')) {
       if (a.dataset.nav === route.view) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
+    }
+    if (route.view === 'delivery' && route.id !== shownDelivery) {
+      // Another delivery: nothing of the last one's stays on screen.
+      $('items').tBodies[0].replaceChildren();
+      setText($('delivery-title'), route.id);
+      $('delivery-body').hidden = true;
+      shownDelivery = route.id;
     }
     const titles = { board: 'Deliveries', workers: 'Workers', submit: 'Submit a spec', delivery: 'Delivery' };
     document.title = titles[route.view] + ' · reelfarm';

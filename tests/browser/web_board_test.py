@@ -61,6 +61,18 @@ deliverables:
     preset: audio-wav
 """
 
+# Submitted while no worker is connected: it stays queued, for the buttons.
+SPEC_QUEUED = """version: 1
+name: board-queued
+source: media/src.mov
+output_dir: out/queued
+deliverables:
+  - name: poster
+    preset: thumbnail-jpg
+  - name: sound
+    preset: audio-wav
+"""
+
 TOKEN = "board-test-token-0123456789"
 
 
@@ -205,8 +217,10 @@ def main():
 
     try:
         from selenium import webdriver
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.chrome.service import Service
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as EC
         from selenium.webdriver.support.ui import WebDriverWait
     except ImportError:
         skip("python3-selenium is not installed for " + sys.executable)
@@ -243,7 +257,9 @@ def main():
         base = "http://127.0.0.1:%d" % farm.http_port
 
         def wait(timeout=30):
-            return WebDriverWait(driver, timeout, poll_frequency=0.05)
+            # A row read while the page replaces it: read again.
+            return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=[StaleElementReferenceException])
 
         def snap(name):
             if args.screenshots:
@@ -343,6 +359,7 @@ def main():
         wstate = text_of('tr[data-key="board-w1"] .state')
         assert wstate in ("ready", "busy"), wstate
         snap("workers")
+        farm.stop("worker")  # what is submitted from now on stays queued
 
         # ---- 2. with a token ---------------------------------------------
         farm.stop("coordinator")
@@ -385,6 +402,41 @@ def main():
         for name, sha in expected.items():
             assert shown[name] == ("delivered", sha), (name, shown[name], sha)
         print("with a token: login refused, then accepted; the delivery shown again", flush=True)
+
+        # The buttons (cookie-authenticated POSTs from the page) on a queued delivery.
+        status, _, body = farm.request(
+            "POST", "/api/v1/deliveries",
+            {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"},
+            json.dumps({"spec": SPEC_QUEUED, "spec_file": "queued.yaml",
+                        "base_dir": work}).encode())
+        assert status == 201, (status, body)
+        queued_id = json.loads(body)["id"]
+        driver.get(base + "/#/d/" + queued_id)
+        poster = 'tr[data-key="poster"]'
+        waiting = ("queued", "waiting")
+        wait().until(lambda d: text_of(poster + " .state") in waiting)
+        prio = driver.find_element(By.ID, "priority-input")
+        prio.clear()
+        prio.send_keys("70")
+        driver.find_element(By.CSS_SELECTOR, "#priority-form button").click()
+        wait().until(lambda d: text_of("#delivery-priority") == "70")
+
+        def confirm_dialog():
+            wait(10).until(EC.alert_is_present()).accept()
+        driver.find_element(By.CSS_SELECTOR, poster + " .item-cancel").click()
+        confirm_dialog()
+        wait().until(lambda d: text_of(poster + " .state") == "cancelled")
+        assert text_of('tr[data-key="sound"] .state') in waiting
+        retry = driver.find_element(By.CSS_SELECTOR, poster + " .item-retry")
+        assert retry.is_displayed()
+        retry.click()
+        wait().until(lambda d: text_of(poster + " .state") in waiting)
+        driver.find_element(By.ID, "delivery-cancel").click()
+        confirm_dialog()
+        wait().until(lambda d: text_of("#delivery-state") == "cancelled")
+        assert all(r.find_element(By.CSS_SELECTOR, ".state").text == "cancelled"
+                   for r in driver.find_elements(By.CSS_SELECTOR, "#items tbody tr"))
+        print("buttons: priority, cancel and retry one, cancel all", flush=True)
 
         # CSRF: the cookie alone does not make a POST.
         page_post = driver.execute_async_script("""
