@@ -26,6 +26,7 @@
 #include "coordinator/http_guard.h"
 #include "coordinator/job_store.h"
 #include "coordinator/manifest.h"
+#include "coordinator/web_ui.h"
 #include "planning/output_keys.h"
 
 namespace reelfarm {
@@ -924,17 +925,17 @@ void Coordinator::StartHttp() {
   // A reply is written as headers, then body: with Nagle's algorithm the body
   // of a kept-alive connection waits for the client's delayed ACK (40 ms).
   http_->set_tcp_nodelay(true);
-  const std::string expected =
-      options_.api_token.empty() ? std::string() : "Bearer " + options_.api_token;
-  http_->SetPreRoutingHandler([this, expected](const httplib::Request& req,
-                                               httplib::Response& res) {
+  // The web board (docs/web.md): its pages, login and downloads; /api/
+  // takes the bearer token or the board's session cookie (CSRF-checked).
+  auto web = std::make_shared<WebUi>(
+      WebUiOptions{.api_token = options_.api_token,
+                   .allowed_roots = options_.allowed_roots,
+                   .show_delivery = [this](const std::string& id) { return ShowDelivery(id); },
+                   .clock = clock_});
+  WebUi::Register(web, http_.get());
+  http_->SetPreRoutingHandler([this, web](const httplib::Request& req, httplib::Response& res) {
     if (req.path.rfind("/api/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
-    if (!expected.empty() && !ConstantTimeEquals(req.get_header_value("Authorization"), expected)) {
-      res.status = 401;
-      res.set_header("WWW-Authenticate", "Bearer");
-      res.set_content("{\"error\": \"a valid bearer token is required\"}\n", "application/json");
-      return httplib::Server::HandlerResponse::Handled;
-    }
+    if (!web->AuthorizeApi(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (!active_.load()) {
       // A standby knows nothing yet: the active coordinator answers.
       res.status = 503;

@@ -12,6 +12,8 @@ PACKAGES=(
   ffmpeg redis-server redis-tools prometheus python3
   # tests: HDR sources whose container carries mastering metadata (mkvmerge)
   mkvtoolnix
+  # tests: the web board's browser test (headless Chromium driven by Selenium)
+  chromium chromium-driver python3-selenium
 )
 
 missing=()
