@@ -300,7 +300,11 @@
     const c = tr.cells;
     setState(c[1].firstChild, item.state);
     setProgress(c[2].firstChild, c[2].lastChild, item.progress);
-    setText(c[3], item.preset);
+    // The encoder that made it (or a GPU slot while it runs there): docs/gpu.md.
+    let preset = item.preset;
+    if (item.encoder) preset += ' \u00b7 ' + item.encoder + (item.gpu ? ' (GPU)' : '');
+    else if (item.gpu && item.state === 'running') preset += ' \u00b7 GPU';
+    setText(c[3], preset);
     setText(c[4], item.worker);
     setText(c[5], item.attempts);
     setText(c[6], ACTIVE.has(item.state) ? fmtEta(item.eta_s) : '');
@@ -308,7 +312,7 @@
     setText(c[8].firstChild, item.sha256);
     setText(c[9], fmtBytes(item.bytes));
     if (item.bytes) c[9].title = item.bytes + ' bytes';
-    setText(c[10], item.error);
+    setText(c[10], item.error || item.waiting_for || '');
     const a = c[11].firstChild;
     const delivered = item.state === 'delivered' && item.path;
     a.hidden = !delivered;
@@ -438,7 +442,12 @@
     setText(c[4], w.running);
     setText(c[5], Array.isArray(w.encoders) ? w.encoders.join(', ') : '');
     const names = Array.isArray(w.gpu_names) ? w.gpu_names.join(', ') : '';
-    setText(c[6], w.gpu ? 'yes' + (names ? ' (' + names + ')' : '') : 'no');
+    let gpu = w.gpu ? 'yes' + (names ? ' (' + names + ')' : '') : 'no';
+    if (w.gpu_slots > 0) {
+      gpu += ', ' + (w.gpu_running || 0) + '/' + w.gpu_slots + ' GPU slots' +
+        (w.gpu_closed ? ' (closed)' : '');
+    }
+    setText(c[6], gpu);
     setText(c[7], w.connected === false ? 'lost, ' + fmtAgo(w.last_seen_ms_ago) : fmtAgo(w.last_seen_ms_ago));
     setText(c[8], w.jobs_done);
     setText(c[9], w.jobs_failed);
