@@ -29,6 +29,7 @@ class SpeedModel {
       s->seconds += seconds;
       ++s->jobs;
     }
+    shortest_ = shortest_ > 0 ? std::min(shortest_, seconds) : seconds;
   }
 
   // Seconds, or nothing when no measurement speaks for this job.
@@ -40,8 +41,13 @@ class SpeedModel {
     };
     if (auto it = by_preset_.find(Key(j)); it != by_preset_.end()) return scaled(it->second);
     if (auto it = by_kind_.find(j.job.kind()); it != by_kind_.end()) return scaled(it->second);
-    // Another kind of work: only its cost can carry the farm's pace over.
-    if (all_.cost > 0 && j.job.cost() > 0) return j.job.cost() * all_.seconds / all_.cost;
+    // Another kind of work: only its cost can carry the farm's pace over,
+    // and no job here took less than the shortest one measured (starting
+    // FFmpeg, verifying, hashing and publishing take their time even for a
+    // stream copy).
+    if (all_.cost > 0 && j.job.cost() > 0) {
+      return std::max(j.job.cost() * all_.seconds / all_.cost, shortest_);
+    }
     return std::nullopt;
   }
 
@@ -53,6 +59,7 @@ class SpeedModel {
   std::map<std::string, Sample> by_preset_;
   std::map<std::string, Sample> by_kind_;
   Sample all_;
+  double shortest_ = 0;  // seconds of the quickest job measured
 };
 
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }

@@ -4,8 +4,9 @@
 //
 // - Speed: every succeeded job tells how long its kind of work took here
 //   (encode seconds per unit of the planner's cost, by job kind and preset,
-//   then by kind, then over all jobs), so the estimate learns the farm's
-//   machines and presets; nothing is assumed before a first measurement.
+//   then by kind, then over all jobs, no less than the quickest job seen),
+//   so the estimate learns the farm's machines and presets; nothing is
+//   assumed before a first measurement.
 // - A running job ends after elapsed x (1 - p) / p once its progress p is
 //   known (its fps over the frames left, in effect), before that after its
 //   measured duration less what has elapsed.

@@ -30,7 +30,36 @@ bool MachineHasNoNvidiaGpu() { return !std::filesystem::exists("/dev/nvidia0"); 
 TEST(EncoderProbeTest, Candidates) {
   EXPECT_THAT(CandidateEncoders(),
               ElementsAre("libx264", "libx265", "prores_ks", "dnxhd", "mjpeg", "aac", "pcm_s24le",
-                          "mov_text", "h264_nvenc", "hevc_nvenc"));
+                          "mov_text", "h264_nvenc", "hevc_nvenc", "av1_nvenc"));
+}
+
+// docs/gpu.md: one FFmpeg opens N sessions of a GPU encoder at once.
+TEST(EncoderProbeTest, GpuSessionTestOpensThatManySessionsInOneProcess) {
+  std::vector<std::string> argv = GpuSessionTestArgv("ffmpeg", "h264_nvenc", 3);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "h264_nvenc"), 3);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "-i"), 1);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "null"), 3);
+  EXPECT_THAT(argv, Contains("-nostdin"));
+}
+
+TEST(EncoderProbeTest, NvdecCodecsAreTheCuvidDecodersListed) {
+  const std::string listing =
+      "Decoders:\n V..... = Video\n ------\n V....D h264                 H.264\n"
+      " V..... h264_cuvid           Nvidia CUVID H264 decoder (codec h264)\n"
+      " V..... hevc_cuvid           Nvidia CUVID HEVC decoder (codec hevc)\n"
+      " A....D aac                  AAC\n";
+  EXPECT_THAT(CuvidCodecs(listing), ElementsAre("h264", "hevc"));
+  EXPECT_TRUE(CuvidCodecs("").empty());
+}
+
+// This machine's FFmpeg lists NVENC but has no GPU: no GPU slots.
+TEST(EncoderProbeTest, NoNvencOpensHereSoNoGpuSlots) {
+  PosixProcessRunner runner;
+  EncoderProbeResult r = ProbeEncoders(runner, "ffmpeg", 4);
+  if (std::find(r.encoders.begin(), r.encoders.end(), "h264_nvenc") != r.encoders.end()) {
+    GTEST_SKIP() << "this machine has NVENC";
+  }
+  EXPECT_EQ(r.gpu_sessions, 0);
 }
 
 TEST(EncoderProbeTest, TestArgvOpensTheEncoderOnATinyInput) {

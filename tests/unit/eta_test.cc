@@ -197,6 +197,16 @@ TEST_F(EtaTest, AnotherPresetUsesTheFarmsPacePerUnitOfCost) {
   EXPECT_NEAR(eta.delivery_seconds.at("a"), 15.0, 1e-6);
 }
 
+TEST_F(EtaTest, AnUnmeasuredCheapKindTakesNoLessThanTheQuickestJobSeen) {
+  Hello("p1", "w1", 1);
+  Measure("m", "web-h264", 10, 20, 1);  // 2 s per unit; the quickest job: 20 s
+  JobRecord join = Job("a", 0, "web-h264", 0.01, 50, 2);
+  join.job.set_kind("assemble");  // a stream copy: cost 0.01, no measurement of its kind
+  Add("a", {join}, 50, 2);
+  Eta eta = EstimateEta(farm_, now_);
+  EXPECT_NEAR(eta.delivery_seconds.at("a"), 20.0, 1e-6);
+}
+
 TEST_F(EtaTest, TheApiShowsWholeSecondsForUnfinishedWorkOnly) {
   Hello("p1", "w1", 1);
   Measure("m", "web-h264", 1, 2.5, 1);
