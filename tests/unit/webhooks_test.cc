@@ -1,12 +1,15 @@
 // Signed webhooks: signatures against the Standard Webhooks reference
-// libraries' vector, secrets, the retry schedule, where webhooks may go.
+// libraries' vector, secrets, the retry schedule, where webhooks may go, and
+// the reconciler's events (coordinator/webhook_outbox.h).
 #include "common/webhooks.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 
+#include "cli/api_client.h"
 #include "common/spec.h"
+#include "coordinator/webhook_outbox.h"
 
 namespace reelfarm {
 namespace {
@@ -188,6 +191,23 @@ TEST(WebhookAddressPolicy, AllowListOverrides) {
   }
 }
 
+TEST(WebhookPost, ChecksTheResolvedAddressBeforeConnecting) {
+  auto url = ParseWebhookUrl("http://127.0.0.1:1/hook");
+  ASSERT_TRUE(url.ok());
+  auto refused = PostWebhook(*url, {}, "{}", WebhookAllowList{}, std::chrono::milliseconds(500),
+                             std::chrono::milliseconds(500));
+  EXPECT_EQ(refused.status, 0);
+  EXPECT_NE(refused.error.find("refused: address 127.0.0.1"), std::string::npos) << refused.error;
+  // Allowed: it connects (nobody listens on port 1).
+  WebhookAllowList allow;
+  ASSERT_TRUE(allow.Add("127.0.0.0/8").ok());
+  auto tried = PostWebhook(*url, {}, "{}", allow, std::chrono::milliseconds(500),
+                           std::chrono::milliseconds(500));
+  EXPECT_EQ(tried.status, 0);
+  EXPECT_EQ(tried.error.find("refused: address"), std::string::npos) << tried.error;
+  EXPECT_NE(tried.error.find("failed"), std::string::npos) << tried.error;
+}
+
 TEST(WebhookMessage, IdsAreDeterministicAndDotless) {
   EXPECT_EQ(WebhookMessageId("a|b"), WebhookMessageId("a|b"));
   EXPECT_NE(WebhookMessageId("a|b"), WebhookMessageId("a|c"));
@@ -198,6 +218,82 @@ TEST(WebhookMessage, IdsAreDeterministicAndDotless) {
   EXPECT_EQ(body["type"], "delivery.accepted");
   EXPECT_EQ(body["timestamp"], "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(body["data"]["delivery"], "d");
+}
+
+WebhookDeliveryView View() {
+  WebhookDeliveryView v;
+  v.id = "film-7";
+  v.name = "film";
+  v.output_dir = "/out/film";
+  v.created_ms = 1000;
+  for (const char* n : {"web", "hevc", "poster"}) {
+    WebhookDeliveryView::Item item;
+    item.deliverable = n;
+    item.path = std::string(n) + ".mp4";
+    v.items.push_back(item);
+  }
+  return v;
+}
+
+std::vector<std::string> Types(const std::vector<WebhookEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.type);
+  return out;
+}
+
+TEST(WebhookReconciler, DerivesEventsFromStateWithDeterministicIds) {
+  WebhookDeliveryView v = View();
+  auto first = DeriveWebhookEvents(v, 5000);
+  ASSERT_EQ(Types(first), std::vector<std::string>{kEventDeliveryAccepted});
+  v.items[0].delivered = true;
+  v.items[0].generation = 4;
+  v.items[0].sha256 = "ab";
+  v.items[1].failed = true;
+  v.items[1].generation = 5;
+  v.items[1].error = "boom";
+  auto second = DeriveWebhookEvents(v, 9000);
+  ASSERT_EQ(Types(second),
+            (std::vector<std::string>{kEventDeliveryAccepted, kEventDeliverablePublished,
+                                      kEventDeliverableFailed}));
+  // The same state later (another time stamp, a restart) gives the same ids.
+  EXPECT_EQ(second[0].id, first[0].id);
+  auto again = DeriveWebhookEvents(v, 123456);
+  for (size_t i = 0; i < again.size(); ++i) EXPECT_EQ(again[i].id, second[i].id);
+  auto published = nlohmann::json::parse(second[1].body);
+  EXPECT_EQ(published["data"]["deliverable"], "web");
+  EXPECT_EQ(published["data"]["sha256"], "ab");
+  EXPECT_EQ(nlohmann::json::parse(second[2].body)["data"]["error"], "boom");
+  // A retry that publishes the failed deliverable is a new event.
+  v.items[1].failed = false;
+  v.items[1].delivered = true;
+  v.items[1].generation = 9;
+  v.items[2].delivered = true;
+  v.items[2].generation = 8;
+  v.finished = true;
+  v.finished_ms = 20000;
+  v.state = "delivered";
+  auto done = DeriveWebhookEvents(v, 30000);
+  ASSERT_EQ(done.size(), 5u);
+  EXPECT_EQ(done.back().type, kEventDeliveryFinished);
+  std::set<std::string> ids;
+  for (const auto& e : done) ids.insert(e.id);
+  EXPECT_EQ(ids.size(), 5u);
+  EXPECT_EQ(ids.count(second[2].id), 0u);  // the failure's id is not reused
+  // Finished again after a retry: another finished event.
+  v.finished_ms = 40000;
+  EXPECT_NE(DeriveWebhookEvents(v, 50000).back().id, done.back().id);
+}
+
+TEST(WebhookReconciler, EntryIdsDifferPerEndpoint) {
+  WebhookTarget a{"https://a.example/h", "farm", {}, 0};
+  WebhookTarget b{"https://b.example/h", "farm", {}, 0};
+  WebhookTarget c{"https://a.example/h", "film-7#0", {}, 0};
+  const std::string id = WebhookMessageId("k");
+  std::set<std::string> entries = {WebhookEntryId(id, a), WebhookEntryId(id, b),
+                                   WebhookEntryId(id, c)};
+  EXPECT_EQ(entries.size(), 3u);
+  EXPECT_EQ(WebhookEntryId(id, a), WebhookEntryId(id, a));
+  EXPECT_EQ(WebhookEntryId(id, a).rfind(id, 0), 0u);
 }
 
 TEST(WebhookSpec, ParsesWebhooksWithLineAndFieldErrors) {
@@ -236,6 +332,16 @@ TEST(WebhookSpec, ParsesWebhooksWithLineAndFieldErrors) {
   ASSERT_EQ(not_list.errors.size(), 1u);
   EXPECT_EQ(not_list.errors[0].field, "webhooks");
   EXPECT_EQ(not_list.errors[0].line, 7);
+}
+
+TEST(WebhookCli, SubmitCarriesCommandLineWebhooks) {
+  auto plain = cli::SubmitRequestBody("version: 1\n", "x.yaml", "/abs");
+  EXPECT_FALSE(plain.contains("webhooks"));
+  auto with = cli::SubmitRequestBody("version: 1\n", "x.yaml", "/abs",
+                                     {{"https://h.example/x", "/abs/h.whsec"}});
+  ASSERT_EQ(with["webhooks"].size(), 1u);
+  EXPECT_EQ(with["webhooks"][0]["url"], "https://h.example/x");
+  EXPECT_EQ(with["webhooks"][0]["secret_file"], "/abs/h.whsec");
 }
 
 }  // namespace
