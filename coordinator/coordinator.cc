@@ -334,9 +334,11 @@ void Coordinator::ApplyLocked(Effects fx) {
     }
     pending_.quarantine_changes.clear();
   }
-  for (const auto& id : pending_.dirty_deliveries) webhook_dirty_.insert(id);
-  for (const auto& id : pending_.dirty_jobs) {
-    if (auto* j = farm_.FindJob(id)) webhook_dirty_.insert(j->delivery_id);
+  if (webhooks_ && webhooks_->AnyTargets()) {
+    for (const auto& id : pending_.dirty_deliveries) webhook_dirty_.insert(id);
+    for (const auto& id : pending_.dirty_jobs) {
+      if (auto* j = farm_.FindJob(id)) webhook_dirty_.insert(j->delivery_id);
+    }
   }
   if (!pending_.dirty_jobs.empty() || !pending_.dirty_deliveries.empty()) {
     std::vector<const DeliveryRecord*> ds;

@@ -189,6 +189,9 @@ class WebhookOutbox {
   bool HasTargets(const std::string& delivery_id) const {
     return !options_.urls.empty() || subs_.count(delivery_id) != 0;
   }
+  // Whether any delivery may have webhooks (a farm without them skips the
+  // bookkeeping).
+  bool AnyTargets() const { return !options_.urls.empty() || !subs_.empty(); }
   // Signals each enqueue (the sender's wake-up); may be empty.
   void set_on_enqueue(std::function<void()> f) { on_enqueue_ = std::move(f); }
 
