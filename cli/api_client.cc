@@ -98,8 +98,16 @@ StatusOr<ApiResponse> ApiClient::Post(const std::string& path, const nlohmann::j
 }
 
 nlohmann::json SubmitRequestBody(const std::string& spec_text, const std::string& spec_file,
-                                 const std::string& base_dir) {
-  return nlohmann::json{{"spec", spec_text}, {"spec_file", spec_file}, {"base_dir", base_dir}};
+                                 const std::string& base_dir,
+                                 const std::vector<WebhookArg>& webhooks) {
+  nlohmann::json body = {{"spec", spec_text}, {"spec_file", spec_file}, {"base_dir", base_dir}};
+  if (!webhooks.empty()) {
+    body["webhooks"] = nlohmann::json::array();
+    for (const auto& w : webhooks) {
+      body["webhooks"].push_back({{"url", w.url}, {"secret_file", w.secret_file}});
+    }
+  }
+  return body;
 }
 
 std::string DeliveryPath(const std::string& id) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -72,10 +73,17 @@ class ApiClient {
   std::unique_ptr<httplib::Client> client_;
 };
 
+// A webhook given on the command line (`--webhook URL`), besides the spec's.
+struct WebhookArg {
+  std::string url;
+  std::string secret_file;  // absolute
+};
+
 // The request body of POST /api/v1/deliveries for a spec file: `base_dir`
 // is the absolute folder of `spec_file`, `spec_file` stays as typed.
 nlohmann::json SubmitRequestBody(const std::string& spec_text, const std::string& spec_file,
-                                 const std::string& base_dir);
+                                 const std::string& base_dir,
+                                 const std::vector<WebhookArg>& webhooks = {});
 
 // "/api/v1/deliveries/<id>" with the id percent-encoded.
 std::string DeliveryPath(const std::string& id);

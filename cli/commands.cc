@@ -98,7 +98,7 @@ int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
 }
 
 int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliContext& ctx,
-                  std::string* id) {
+                  std::string* id, const std::vector<WebhookArg>& webhooks) {
   std::string text;
   std::string error;
   if (!ReadFile(spec_path, &text, &error)) {
@@ -113,7 +113,7 @@ int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliCont
   std::string base_dir = (ec ? fs::path(spec_path) : absolute).lexically_normal().parent_path();
   client.set_read_timeout_s(kSubmitTimeoutS);
   StatusOr<ApiResponse> response =
-      client.Post("/api/v1/deliveries", SubmitRequestBody(text, spec_path, base_dir));
+      client.Post("/api/v1/deliveries", SubmitRequestBody(text, spec_path, base_dir, webhooks));
   if (!response.ok()) return ReportUnreachable(response.status(), ctx);
   if (response->status == 422) {
     *ctx.err << RenderApiSpecErrors(response->json);
@@ -468,6 +468,13 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
 
   CLI::App* submit = app.add_subcommand("submit", "submit a spec; prints the delivery id last");
   submit->add_option("spec", spec_path, "delivery spec (YAML or JSON)")->required();
+  std::vector<std::string> webhook_urls;
+  std::string webhook_secret_file;
+  submit->add_option("--webhook", webhook_urls,
+                     "also POST this delivery's events to URL, signed (repeatable; "
+                     "docs/webhooks.md)");
+  submit->add_option("--webhook-secret-file", webhook_secret_file,
+                     "file holding the --webhook secret, whsec_<base64> (read by the coordinator)");
 
   CLI::App* status = app.add_subcommand("status", "list deliveries, or show one");
   status->add_option("id", id, "delivery id");
@@ -555,6 +562,14 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
       ->capture_default_str();
   run->add_flag("--chunks,!--no-chunks", run_chunks, "cut costly deliverables into time chunks")
       ->capture_default_str();
+  std::vector<std::string> run_webhooks, run_webhook_allow;
+  std::string run_webhook_secret_file;
+  run->add_option("--webhook", run_webhooks,
+                  "POST the delivery's events to URL, signed (repeatable; docs/webhooks.md)");
+  run->add_option("--webhook-secret-file", run_webhook_secret_file,
+                  "file holding the --webhook secret, whsec_<base64>");
+  run->add_option("--webhook-allow", run_webhook_allow,
+                  "CIDR, address or host that may receive webhooks although not public");
 
   try {
     app.parse(argc, argv);
@@ -587,6 +602,23 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
     if (!run_fan_out) run_options.coordinator_args.push_back("--no-fan-out");
     if (!run_chunks) run_options.coordinator_args.push_back("--no-chunks");
     if (run_gpu_farm) run_options.coordinator_args.push_back("--gpu-farm");
+    // The private farm's coordinator sends them (farm-wide: its one delivery).
+    if (!run_webhooks.empty() && run_webhook_secret_file.empty()) {
+      *ctx.err << "error: --webhook needs --webhook-secret-file\n";
+      return kExitUsage;
+    }
+    for (const auto& url : run_webhooks) {
+      run_options.coordinator_args.push_back("--webhook");
+      run_options.coordinator_args.push_back(url);
+    }
+    if (!run_webhook_secret_file.empty()) {
+      run_options.coordinator_args.push_back("--webhook-secret-file");
+      run_options.coordinator_args.push_back(fs::absolute(run_webhook_secret_file).string());
+    }
+    for (const auto& allow : run_webhook_allow) {
+      run_options.coordinator_args.push_back("--webhook-allow");
+      run_options.coordinator_args.push_back(allow);
+    }
     return RunCommand(spec_path, run_options, ctx);
   }
 
@@ -604,7 +636,17 @@ int RunCli(int argc, const char* const* argv, const CliContext& ctx) {
   }
   ApiClient client(*url);
   if (!token.empty()) client.set_bearer_token(token);
-  if (submit->parsed()) return SubmitCommand(client, spec_path, ctx, nullptr);
+  if (submit->parsed()) {
+    if (!webhook_urls.empty() && webhook_secret_file.empty()) {
+      *ctx.err << "error: --webhook needs --webhook-secret-file\n";
+      return kExitUsage;
+    }
+    std::vector<WebhookArg> hooks;
+    for (const auto& url : webhook_urls) {
+      hooks.push_back({url, fs::absolute(webhook_secret_file).lexically_normal().string()});
+    }
+    return SubmitCommand(client, spec_path, ctx, nullptr, hooks);
+  }
   if (status->parsed()) return StatusCommand(client, id, json, ctx);
   if (watch->parsed()) return WatchCommand(client, id, ctx);
   if (cancel->parsed()) return CancelCommand(client, id, deliverable, ctx);

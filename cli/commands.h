@@ -20,6 +20,7 @@
 #include <atomic>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "cli/api_client.h"
 #include "planning/planner.h"
@@ -72,10 +73,11 @@ struct PlanCommandOptions {
 int PlanCommand(const std::string& spec_path, const PlanCommandOptions& options,
                 const CliContext& ctx);
 
-// POSTs the spec; on success writes the delivery id as the last line of
-// ctx.out and stores it in *id (may be null).
+// POSTs the spec (with `webhooks` from the command line, besides its own);
+// on success writes the delivery id as the last line of ctx.out and stores
+// it in *id (may be null).
 int SubmitCommand(ApiClient& client, const std::string& spec_path, const CliContext& ctx,
-                  std::string* id);
+                  std::string* id, const std::vector<WebhookArg>& webhooks = {});
 
 int StatusCommand(ApiClient& client, const std::string& id, bool json, const CliContext& ctx);
 int WatchCommand(ApiClient& client, const std::string& id, const CliContext& ctx);

@@ -20,6 +20,7 @@
 #include "common/fs_util.h"
 #include "common/presets.h"
 #include "common/qc.h"
+#include "common/webhooks.h"
 
 namespace reelfarm {
 
@@ -46,9 +47,10 @@ const char kNameRule[] =
     "names use 1-64 characters from A-Z a-z 0-9 . _ -, start with a letter or digit, and "
     "contain no `..`";
 
-const std::vector<std::string> kTopFields = {"version",      "name",         "source",
-                                             "output_dir",   "priority",     "subtitles",
-                                             "deliverables", "keep_versions"};
+const std::vector<std::string> kTopFields = {"version",      "name",          "source",
+                                             "output_dir",   "priority",      "subtitles",
+                                             "deliverables", "keep_versions", "webhooks"};
+const std::vector<std::string> kWebhookFields = {"url", "secret_file", "events"};
 const std::vector<std::string> kDeliverableFields = {
     "name",          "preset",   "height", "aspect", "focus",     "subtitles", "at",
     "dynamic_range", "loudness", "qc",     "ladder", "segment_s", "encoder"};
@@ -441,6 +443,7 @@ class Validator {
   void ReadOutputDir(const Field& f, DeliverySpec* spec);
   void ReadSubtitles(const Field& f, DeliverySpec* spec);
   void ReadDeliverables(const Field& f, DeliverySpec* spec);
+  void ReadWebhooks(const Field& f, DeliverySpec* spec);
   void ReadDeliverable(const YAML::Node& node, const std::string& path, const DeliverySpec& spec,
                        DeliverableSpec* d, bool* name_ok);
   // `loudness` (and qc.loudness's target): a standard's name or a mapping;
@@ -848,6 +851,8 @@ void Validator::ReadTop(const YAML::Node& root, DeliverySpec* spec) {
       }
     } else if (f.key == "subtitles") {
       ReadSubtitles(f, spec);
+    } else if (f.key == "webhooks") {
+      ReadWebhooks(f, spec);
     } else if (f.key == "keep_versions") {
       if (auto v = GetInt(f, "keep_versions")) {
         if (*v < 0 || *v > kMaxKeepVersions) {
@@ -1006,6 +1011,88 @@ void Validator::ReadDeliverables(const Field& f, DeliverySpec* spec) {
       }
     }
     spec->deliverables.push_back(std::move(d));
+  }
+}
+
+void Validator::ReadWebhooks(const Field& f, DeliverySpec* spec) {
+  const std::string rule = "a list of 1 to " + std::to_string(kMaxSpecWebhooks) +
+                           " entries, each {url: https://..., secret_file: FILE, events: [...]}";
+  if (!f.value.IsSequence() || f.value.size() == 0) {
+    Error(f.line, "webhooks", "must be " + rule + ", got " + Describe(f.value));
+    return;
+  }
+  if (f.value.size() > kMaxSpecWebhooks) {
+    Error(f.line, "webhooks",
+          "has " + std::to_string(f.value.size()) + " entries; at most " +
+              std::to_string(kMaxSpecWebhooks) + " are allowed");
+    return;
+  }
+  size_t i = 0;
+  for (const auto& node : f.value) {
+    const std::string path = IndexPath("webhooks", i++);
+    if (!node.IsMap()) {
+      Error(LineOf(node), path,
+            "must be a mapping with url and secret_file, got " + Describe(node));
+      continue;
+    }
+    WebhookSpec hook;
+    hook.line = LineOf(node);
+    std::vector<Field> fields = ReadMapping(node, path, &kWebhookFields);
+    bool ok = Require(fields, "url", hook.line, path, "add `url: https://HOST/PATH`");
+    ok = Require(fields, "secret_file", hook.line, path,
+                 "add `secret_file: FILE`, a file holding whsec_<base64> (docs/webhooks.md)") &&
+         ok;
+    for (const Field& w : fields) {
+      const std::string field = JoinPath(path, w.key);
+      if (w.key == "url") {
+        auto v = GetString(w, field);
+        if (!v) {
+          ok = false;
+          continue;
+        }
+        auto url = ParseWebhookUrl(*v);
+        if (!url.ok()) {
+          Error(w.line, field, "webhook URL " + Quote(*v) + ": " + url.status().message());
+          ok = false;
+        } else {
+          hook.url = *v;
+        }
+      } else if (w.key == "secret_file") {
+        auto v = GetString(w, field);
+        std::string why = v ? InputPathProblem(*v) : "";
+        if (!v || !why.empty()) {
+          if (v) Error(w.line, field, "secret_file " + Quote(*v) + " " + why);
+          ok = false;
+          continue;
+        }
+        hook.secret_file = Resolve(*v);
+        hook.secret_file_line = w.line;
+      } else if (w.key == "events") {
+        if (!w.value.IsSequence() || w.value.size() == 0) {
+          Error(w.line, field,
+                "must be a list of event types (" + JoinList(WebhookEventTypes()) + "), got " +
+                    Describe(w.value));
+          ok = false;
+          continue;
+        }
+        size_t k = 0;
+        for (const auto& e : w.value) {
+          const std::string ef = IndexPath(field, k++);
+          if (!e.IsScalar() || !IsWebhookEventType(e.Scalar())) {
+            Error(LineOf(e), ef,
+                  "unknown event " + (e.IsScalar() ? Quote(e.Scalar()) : Describe(e)) + "; " +
+                      (e.IsScalar() ? DidYouMean(e.Scalar(), WebhookEventTypes()) : "") +
+                      "allowed: " + JoinList(WebhookEventTypes()));
+            ok = false;
+            continue;
+          }
+          if (std::find(hook.events.begin(), hook.events.end(), e.Scalar()) == hook.events.end()) {
+            hook.events.push_back(e.Scalar());
+          }
+        }
+      }
+    }
+    if (ok) spec->webhooks.push_back(std::move(hook));
   }
 }
 
@@ -1436,6 +1523,15 @@ std::vector<SpecError> CheckSpecFiles(const DeliverySpec& spec) {
           SpecError{spec.spec_file, line, field, "subtitle file " + Quote(file) + " " + why});
     }
   }
+  for (size_t i = 0; i < spec.webhooks.size(); ++i) {
+    const WebhookSpec& hook = spec.webhooks[i];
+    why = LocalFileProblem(hook.secret_file);
+    if (!why.empty()) {
+      errors.push_back(SpecError{spec.spec_file, hook.secret_file_line,
+                                 "webhooks[" + std::to_string(i) + "].secret_file",
+                                 "secret_file " + Quote(hook.secret_file) + " " + why});
+    }
+  }
   if (!spec.output_dir.empty()) {
     std::error_code ec;
     fs::file_status st = fs::status(spec.output_dir, ec);
@@ -1471,6 +1567,10 @@ std::vector<SpecError> CheckSpecRoots(const DeliverySpec& spec,
           "subtitle file");
   }
   check(spec.output_dir, spec.output_dir_line, "output_dir", "output_dir");
+  for (size_t i = 0; i < spec.webhooks.size(); ++i) {
+    check(spec.webhooks[i].secret_file, spec.webhooks[i].secret_file_line,
+          "webhooks[" + std::to_string(i) + "].secret_file", "secret_file");
+  }
   return errors;
 }
 

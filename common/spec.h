@@ -78,6 +78,19 @@ struct DeliverableSpec {
   std::map<std::string, int> field_lines;  // field name -> line
 };
 
+// A `webhooks:` entry (docs/webhooks.md): where the delivery's events are
+// POSTed, signed with the secret in `secret_file` (read by the coordinator
+// when the spec is submitted).
+struct WebhookSpec {
+  std::string url;                  // http or https, checked by ParseWebhookUrl
+  std::string secret_file;          // absolute, normalised
+  std::vector<std::string> events;  // empty: every event
+  int line = 0;                     // line of this entry
+  int secret_file_line = 0;
+};
+
+inline constexpr size_t kMaxSpecWebhooks = 8;
+
 inline constexpr int kDefaultKeepVersions = 2;
 inline constexpr int kMaxKeepVersions = 100;
 
@@ -96,6 +109,7 @@ struct DeliverySpec {
   std::map<std::string, std::string> subtitles;  // language -> absolute path
   std::map<std::string, int> subtitle_lines;     // language -> line, for errors
   std::vector<DeliverableSpec> deliverables;
+  std::vector<WebhookSpec> webhooks;
 };
 
 struct SpecParseResult {

@@ -80,6 +80,7 @@ Coordinator::Coordinator(CoordinatorOptions options, Clock* clock, ProcessRunner
                   runner_, &probe_cache_) {}
 
 Coordinator::~Coordinator() {
+  if (webhook_sender_) webhook_sender_->Stop();
   if (http_) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
   {
@@ -143,11 +144,22 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
     submit_store_->set_fence(lease_->fence());
     lease_renewed_ = clock_->Now();
   }
+  webhooks_ = std::make_unique<WebhookOutbox>(options_.webhooks, redis_.get(), *ep, clock_);
+  if (lease_) webhooks_->set_fence(lease_->fence());
+  Status hooks = webhooks_->Init();
+  if (!hooks.ok()) return hooks;
   manifest_thread_ = std::thread([this] { ManifestLoop(); });
 
   std::vector<std::pair<DeliveryRecord, std::vector<JobRecord>>> loaded;
   Status s = store_->LoadAll(&loaded);
   if (!s.ok()) return s;
+  {
+    std::vector<std::string> ids;
+    for (const auto& [d, jobs] : loaded) ids.push_back(d.id);
+    std::lock_guard<std::mutex> lock(mu_);
+    Status hooks_loaded = webhooks_->Load(ids);
+    if (!hooks_loaded.ok()) return hooks_loaded;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     Effects fx;
@@ -169,6 +181,11 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
     spdlog::info("loaded {} deliveries from redis ({} unfinished), {} quarantined workers",
                  loaded.size(), unfinished, quarantined.size());
     ApplyLocked(std::move(fx));
+    // What was missed while no coordinator ran (or before a crash) is
+    // enqueued now; what was enqueued before is not again.
+    std::set<std::string> ids;
+    for (const auto& [id, d] : farm_.deliveries()) ids.insert(id);
+    ReconcileWebhooksLocked(ids);
   }
 
   zmq_ = std::make_unique<zmq::context_t>(1);
@@ -211,6 +228,14 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
 
   active_ = true;
   if (coord_metrics_) coord_metrics_->SetActive(true);
+  webhook_sender_ = std::make_unique<WebhookSender>(webhooks_.get(), *ep,
+                                                    lease_ ? lease_->fence() : RedisClient::Fence{},
+                                                    clock_, coord_metrics_.get());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    webhooks_->set_on_enqueue([sender = webhook_sender_.get()] { sender->Wake(); });
+  }
+  webhook_sender_->Start();
   if (!http_) StartHttp();
   spdlog::info("coordinator ready: workers on {}, API on {}, metrics on {}", options_.bind,
                options_.http, options_.metrics);
@@ -310,6 +335,12 @@ void Coordinator::ApplyLocked(Effects fx) {
     }
     pending_.quarantine_changes.clear();
   }
+  if (webhooks_ && webhooks_->AnyTargets()) {
+    for (const auto& id : pending_.dirty_deliveries) webhook_dirty_.insert(id);
+    for (const auto& id : pending_.dirty_jobs) {
+      if (auto* j = farm_.FindJob(id)) webhook_dirty_.insert(j->delivery_id);
+    }
+  }
   if (!pending_.dirty_jobs.empty() || !pending_.dirty_deliveries.empty()) {
     std::vector<const DeliveryRecord*> ds;
     std::vector<const JobRecord*> js;
@@ -335,6 +366,12 @@ void Coordinator::ApplyLocked(Effects fx) {
   // Manifests after their records are durable.
   for (const auto& id : pending_.finished_deliveries) QueueManifestLocked(id);
   pending_.finished_deliveries.clear();
+  // Webhooks of what is durable now.
+  if (!webhook_dirty_.empty()) {
+    std::set<std::string> ids;
+    ids.swap(webhook_dirty_);
+    ReconcileWebhooksLocked(ids);
+  }
 
   if (options_.fault_kill_before_assignment > 0) {
     for (const auto& out : pending_.messages) {
@@ -378,6 +415,25 @@ void Coordinator::ApplyLocked(Effects fx) {
     return;
   }
   if (coord_metrics_) coord_metrics_->MaybeUpdateGauges(farm_, clock_->Now());
+}
+
+void Coordinator::ReconcileWebhooksLocked(const std::set<std::string>& delivery_ids) {
+  if (!webhooks_) return;
+  std::vector<WebhookDeliveryView> views;
+  for (const auto& id : delivery_ids) {
+    if (!webhooks_->HasTargets(id)) continue;
+    if (const DeliveryRecord* d = farm_.FindDelivery(id)) {
+      views.push_back(ViewOfDelivery(farm_, *d));
+    }
+  }
+  // A failure is logged by the outbox and tried again from RunOnceLocked.
+  (void)webhooks_->Reconcile(views);
+}
+
+StatusOr<nlohmann::json> Coordinator::Webhooks() { return webhooks_->Describe(); }
+
+Status Coordinator::RedeliverWebhook(const std::string& entry_id) {
+  return webhooks_->Redeliver(entry_id);
 }
 
 void Coordinator::QueueManifestLocked(const std::string& delivery_id) {
@@ -465,6 +521,7 @@ void Coordinator::ManifestLoop() {
         spdlog::info("delivery {} finished: {} ({} delivered, {} failed); manifest {}",
                      task.delivery_id, c.state, c.delivered, c.failed,
                      task.output_dir + "/manifest.json");
+        ReconcileWebhooksLocked({task.delivery_id});  // delivery.finished
       }
       continue;
     }
@@ -532,6 +589,8 @@ Status Coordinator::Run(const std::atomic<bool>& stop, ServiceNotifier* notifier
     }
   }
   if (notifier != nullptr) notifier->Stopping("coordinator stopping");
+  // Webhooks due are sent once more while the lease is still this one's.
+  if (webhook_sender_) webhook_sender_->Stop(/*send_due=*/true);
   // A clean stop hands the lease over at once.
   if (lease_) lease_->Release();
   return Status::OK();
@@ -563,6 +622,12 @@ void Coordinator::RunOnceLocked() {
   }
   farm_.Tick(clock_->Now(), &fx);
   ApplyLocked(std::move(fx));
+  // Webhook enqueues Redis refused: again, at most every second.
+  if (webhooks_ && clock_->Now() >= webhook_retry_at_) {
+    webhook_retry_at_ = clock_->Now() + std::chrono::seconds(1);
+    std::set<std::string> again = webhooks_->TakePending();
+    if (!again.empty()) ReconcileWebhooksLocked(again);
+  }
 }
 
 StatusOr<uint64_t> Coordinator::NextSeqSubmitLocked() {
@@ -576,10 +641,17 @@ StatusOr<uint64_t> Coordinator::NextSeqSubmitLocked() {
 }
 
 SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::string& spec_file,
-                                  const std::string& base_dir) {
+                                  const std::string& base_dir,
+                                  const std::vector<WebhookSpec>& extra_webhooks) {
   Submission planned = submission_.Run(spec_text, spec_file, base_dir);
   if (!planned.ok()) return Invalid(planned.errors);
   const DeliverySpec& spec = *planned.spec;
+  std::vector<WebhookSubscription> hooks;
+  if (auto errors = ReadWebhookSubscriptions(spec, extra_webhooks, options_.allowed_roots,
+                                             webhooks_->allow(), &hooks);
+      !errors.empty()) {
+    return Invalid(errors);
+  }
   // Submissions are persisted one at a time, on their own Redis connection,
   // without holding mu_: the event loop goes on while Redis syncs them.
   std::lock_guard<std::mutex> submit_lock(submit_mu_);
@@ -727,6 +799,13 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   }
   // Stored once, in the job records (the delivery keeps their ids).
   d.plan.clear_jobs();
+  // The delivery's webhooks before the delivery: a stored delivery has them.
+  if (!hooks.empty()) {
+    Status saved = WebhookOutbox::SaveSubscriptions(submit_redis_.get(),
+                                                    lease_ ? lease_->fence() : RedisClient::Fence{},
+                                                    kWebhookKeyPrefix, d.id, hooks);
+    if (!saved.ok()) return {503, {{"error", "redis unavailable: " + saved.message()}}};
+  }
   Status s = submit_store_->SaveNewDelivery(d, jobs);
   if (!s.ok() && s.code() == Status::Code::kFailedPrecondition) {
     NoteRedisDataLost(s.message());
@@ -750,8 +829,11 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
                d.plan.failures_size(), d.output_dir);
   std::lock_guard<std::mutex> lock(mu_);
   Effects fx;
+  const std::string new_id = d.id;
+  webhooks_->AddSubscriptions(new_id, std::move(hooks));
   farm_.AddDelivery(std::move(d), std::move(jobs), clock_->Now(), &fx);
   ApplyLocked(std::move(fx));
+  ReconcileWebhooksLocked({new_id});  // delivery.accepted (and plan failures)
   trim_after_ = clock_->Now() + std::chrono::seconds(1);
   if (coord_metrics_) {
     coord_metrics_->OnSubmitted(farm_.FindDelivery(body["id"].get<std::string>())->plan);
@@ -971,7 +1053,16 @@ void Coordinator::StartHttp() {
       json_reply(res, 400, {{"error", "base_dir must be an absolute folder"}});
       return;
     }
-    SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir);
+    // Optional "webhooks": [{"url": ..., "secret_file": ABSOLUTE, "events": [...]}].
+    std::vector<WebhookSpec> hooks;
+    if (body.contains("webhooks") && !ParseRequestWebhooks(body["webhooks"], &hooks)) {
+      json_reply(res, 400,
+                 {{"error",
+                   "'webhooks' must be a list of at most 8 {\"url\": URL, "
+                   "\"secret_file\": ABSOLUTE PATH, \"events\": [TYPE...]}"}});
+      return;
+    }
+    SubmitOutcome out = Submit(body["spec"].get<std::string>(), spec_file, base_dir, hooks);
     json_reply(res, out.http_status, out.body);
   });
   http_->Get("/api/v1/deliveries",
@@ -1063,6 +1154,21 @@ void Coordinator::StartHttp() {
                 Status s = ReleaseWorker(req.matches[1]);
                 if (!s.ok()) return json_reply(res, 404, {{"error", s.message()}});
                 json_reply(res, 200, {{"released", std::string(req.matches[1])}});
+              });
+  http_->Get("/api/v1/webhooks",
+             [this, json_reply](const httplib::Request&, httplib::Response& res) {
+               auto w = Webhooks();
+               if (!w.ok()) return json_reply(res, 503, {{"error", w.status().message()}});
+               json_reply(res, 200, *w);
+             });
+  http_->Post(R"(/api/v1/webhooks/dead/([A-Za-z0-9_]{1,128})/redeliver)",
+              [this, json_reply](const httplib::Request& req, httplib::Response& res) {
+                Status s = RedeliverWebhook(req.matches[1]);
+                if (s.code() == Status::Code::kNotFound) {
+                  return json_reply(res, 404, {{"error", s.message()}});
+                }
+                if (!s.ok()) return json_reply(res, 503, {{"error", s.message()}});
+                json_reply(res, 200, {{"redelivering", std::string(req.matches[1])}});
               });
   http_->Get("/healthz", [this, json_reply](const httplib::Request&, httplib::Response& res) {
     if (!active_.load()) {

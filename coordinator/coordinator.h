@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "coordinator/farm_state.h"
 #include "coordinator/http_guard.h"
 #include "coordinator/leader_lease.h"
+#include "coordinator/webhook_outbox.h"
 #include "planning/planner.h"
 #include "planning/submission.h"
 
@@ -92,6 +94,8 @@ struct CoordinatorOptions {
   // (--fault-kill-on-result): when > 0, SIGKILLs itself on receiving the
   // N-th result, before recording it.
   int fault_kill_on_result = 0;
+  // Farm-wide webhooks, the allow-list and retries (docs/webhooks.md).
+  WebhookOptions webhooks;
 };
 
 struct SubmitOutcome {
@@ -119,8 +123,11 @@ class Coordinator {
   Status Run(const std::atomic<bool>& stop, ServiceNotifier* notifier = nullptr);
 
   // API (thread-safe).
+  // `extra_webhooks` (the request's "webhooks", `reelfarm submit --webhook`)
+  // are added to the spec's own; their secret files are absolute.
   SubmitOutcome Submit(const std::string& spec_text, const std::string& spec_file,
-                       const std::string& base_dir);
+                       const std::string& base_dir,
+                       const std::vector<WebhookSpec>& extra_webhooks = {});
   nlohmann::json ListDeliveries();
   StatusOr<nlohmann::json> ShowDelivery(const std::string& id);
   StatusOr<nlohmann::json> CancelDelivery(const std::string& id);
@@ -146,6 +153,9 @@ class Coordinator {
     std::string error;
   };
   Health CheckHealth();
+  // GET /api/v1/webhooks and POST /api/v1/webhooks/dead/{entry}/redeliver.
+  StatusOr<nlohmann::json> Webhooks();
+  Status RedeliverWebhook(const std::string& entry_id);
 
  private:
   struct ManifestTask;
@@ -175,6 +185,9 @@ class Coordinator {
   // One try at a task; OK or why not.
   Status WriteManifest(const ManifestTask& task);
   void Wake();
+  // REQUIRES: mu_ held. Enqueues the webhook events of these deliveries not
+  // enqueued yet (their state is persisted).
+  void ReconcileWebhooksLocked(const std::set<std::string>& delivery_ids);
   void StartHttp();
   // Redis' rf:epoch is no longer the one seen at start: say so (once in the
   // log; the metric and /healthz from then on).
@@ -237,6 +250,13 @@ class Coordinator {
   std::deque<ManifestTask> manifest_queue_;  // guarded by manifest_mu_
   bool manifest_stop_ = false;               // guarded by manifest_mu_
   std::thread manifest_thread_;
+
+  // Webhooks: the outbox is used under mu_ (its API part on its own
+  // connection); the sender runs on its own thread while active.
+  std::unique_ptr<WebhookOutbox> webhooks_;
+  std::unique_ptr<WebhookSender> webhook_sender_;
+  std::set<std::string> webhook_dirty_;  // guarded by mu_: deliveries changed, not yet saved
+  SteadyTime webhook_retry_at_{};        // guarded by mu_
 
   std::unique_ptr<GuardedHttpServer> http_;
   std::thread http_thread_;

@@ -223,7 +223,24 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       slots_(BuildGauge()
                  .Name("reelfarm_farm_slots")
                  .Help("Job slots of connected workers, by state (busy, free)")
-                 .Register(r)) {
+                 .Register(r)),
+      webhook_deliveries_(BuildCounter()
+                              .Name("reelfarm_webhook_deliveries_total")
+                              .Help("Webhook POSTs by result: ok (2xx), failed (retried later), "
+                                    "dead (given up: a dead letter, docs/webhooks.md)")
+                              .Register(r)),
+      webhook_queue_(BuildGauge()
+                         .Name("reelfarm_webhook_queue")
+                         .Help("Webhook messages waiting to be sent or retried")
+                         .Register(r)
+                         .Add({})),
+      webhook_dead_(BuildGauge()
+                        .Name("reelfarm_webhook_dead_letters")
+                        .Help("Webhook messages given up after their last attempt (kept for "
+                              "redelivery through the API)")
+                        .Register(r)
+                        .Add({})) {
+  for (const char* res : {"ok", "failed", "dead"}) webhook_deliveries_.Add({{"result", res}});
   // Every series that a dashboard or alert rates exists from the start, at
   // 0, so its first increment is seen as an increase.
   for (const auto& p : Presets()) {

@@ -61,6 +61,16 @@ class CoordinatorMetrics {
   // Redis lost (or replaced) its data since this coordinator started.
   void SetRedisDataLost(bool lost) { redis_data_lost_.Set(lost ? 1 : 0); }
   void SetActive(bool active) { active_.Set(active ? 1 : 0); }
+  // Webhooks (coordinator/webhook_outbox.h). Thread-safe, unlike the rest:
+  // the sender thread calls them without the coordinator's lock.
+  // `result`: ok | failed (retried) | dead (given up).
+  void OnWebhookAttempt(const std::string& result) {
+    webhook_deliveries_.Add({{"result", result}}).Increment();
+  }
+  void SetWebhookQueue(double queued, double dead) {
+    webhook_queue_.Set(queued);
+    webhook_dead_.Set(dead);
+  }
   // Counters and histograms for one event; `farm` is read for the job's
   // outputs (one deliverable each).
   void Observe(const FarmEvent& event, const FarmState& farm);
@@ -100,6 +110,9 @@ class CoordinatorMetrics {
   prometheus::Gauge& oldest_queued_;
   prometheus::Family<prometheus::Gauge>& workers_;
   prometheus::Family<prometheus::Gauge>& slots_;
+  prometheus::Family<prometheus::Counter>& webhook_deliveries_;
+  prometheus::Gauge& webhook_queue_;
+  prometheus::Gauge& webhook_dead_;
   SteadyTime last_gauges_{};
   bool gauges_set_ = false;
 };

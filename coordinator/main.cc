@@ -130,6 +130,28 @@ int main(int argc, char** argv) {
                  "CURVE secret key file of the coordinator (reelfarm keys); needs --curve-allow");
   app.add_option("--curve-allow", opts.curve_allow_file,
                  "file of worker public keys allowed to connect, one a line");
+  app.add_option("--webhook", opts.webhooks.urls,
+                 "URL every delivery's events are POSTed to, signed with --webhook-secret-file "
+                 "(repeatable; docs/webhooks.md)");
+  app.add_option("--webhook-secret-file", opts.webhooks.secret_file,
+                 "file holding the farm-wide webhooks' secret, whsec_<base64> of 24-64 bytes");
+  app.add_option("--webhook-allow", opts.webhooks.allow,
+                 "CIDR, address or host name that may receive webhooks although not public "
+                 "(loopback, private, link-local); repeatable");
+  int64_t webhook_retry_ms = opts.webhooks.retry.first_backoff.count();
+  int64_t webhook_retry_max_ms = opts.webhooks.retry.max_backoff.count();
+  app.add_option("--webhook-retry-ms", webhook_retry_ms,
+                 "a failed webhook is sent again after about this long, doubling")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  app.add_option("--webhook-retry-max-ms", webhook_retry_max_ms,
+                 "the longest wait between attempts of a webhook")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86400000}));
+  app.add_option("--webhook-attempts", opts.webhooks.retry.attempts,
+                 "attempts of a webhook before it is a dead letter")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   std::string token_file;
   app.add_option("--api-token-file", token_file,
                  "file holding the bearer token the HTTP API requires (also REELFARM_API_TOKEN)");
@@ -144,6 +166,9 @@ int main(int argc, char** argv) {
   opts.farm.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   opts.cache_max_bytes = static_cast<int64_t>(cache_max_gb * (1 << 30));
   opts.lease_ttl = std::chrono::milliseconds(lease_ms);
+  opts.webhooks.retry.first_backoff = std::chrono::milliseconds(webhook_retry_ms);
+  opts.webhooks.retry.max_backoff =
+      std::chrono::milliseconds(std::max(webhook_retry_ms, webhook_retry_max_ms));
   opts.manifest_retry_initial = std::chrono::milliseconds(manifest_retry_ms);
   opts.manifest_retry_max =
       std::chrono::milliseconds(std::max(manifest_retry_ms, manifest_retry_max_ms));
