@@ -45,7 +45,11 @@ def run_delivery(url, spec, poll_s):
             if d["state"] != "delivered":
                 raise RuntimeError(f"{delivery} ended {d['state']}")
             return t, samples
-        samples.append((t, d.get("progress", 0), d.get("eta_s")))
+        # The item whose end is furthest: what the delivery's ETA rests on.
+        last = max((i for i in d.get("items", []) if i.get("eta_s") is not None),
+                   key=lambda i: i["eta_s"], default=None)
+        why = f"{last['name']} {last['state']} {last.get('progress', 0):.0%}" if last else ""
+        samples.append((t, d.get("progress", 0), d.get("eta_s"), why))
         time.sleep(poll_s)
 
 
@@ -54,11 +58,11 @@ def checkpoints(total, samples):
     for mark in CHECKPOINTS:
         hit = next((s for s in samples if s[1] >= mark), None)
         if hit is None:
-            rows.append((mark, None, None, None))
+            rows.append((mark, None, None, None, ""))
             continue
-        t, _, eta = hit
+        t, _, eta, why = hit
         actual = total - t
-        rows.append((mark, t, eta, actual))
+        rows.append((mark, t, eta, actual, why))
     return rows
 
 
@@ -99,22 +103,23 @@ def main():
                 pass
             time.sleep(0.1)
         print(f"# ETA error: standard spec, {args.seconds} s source, {args.workers} workers\n")
-        print("| farm | at progress | seconds in | ETA (s) | actual left (s) | error |")
-        print("|---|---|---|---|---|---|")
+        print("| farm | at progress | seconds in | ETA (s) | actual left (s) | error | last to end |")
+        print("|---|---|---|---|---|---|---|")
         for run in ("fresh", "measured"):
             out = os.path.join(state, f"out-{run}")
             spec = write_spec(args.work, f"eta-{run}", sources["h264"], out)
             total, samples = run_delivery(url, spec, args.poll_s)
             log(f"{run}: {total:.1f} s, {len(samples)} polls")
-            for mark, t, eta, actual in checkpoints(total, samples):
+            for mark, t, eta, actual, why in checkpoints(total, samples):
                 if t is None:
-                    print(f"| {run} | {mark:.0%} | - | - | - | not reached |")
+                    print(f"| {run} | {mark:.0%} | - | - | - | not reached | |")
                 elif eta is None:
-                    print(f"| {run} | {mark:.0%} | {t:.1f} | none | {actual:.1f} | no estimate |")
+                    print(f"| {run} | {mark:.0%} | {t:.1f} | none | {actual:.1f} | no estimate | |")
                 else:
                     err = (eta - actual) / actual if actual > 0 else 0
-                    print(f"| {run} | {mark:.0%} | {t:.1f} | {eta} | {actual:.1f} | {err:+.0%} |")
-            print(f"| {run} | total | {total:.1f} | | | |")
+                    print(f"| {run} | {mark:.0%} | {t:.1f} | {eta} | {actual:.1f} | {err:+.0%} "
+                          f"| {why} |")
+            print(f"| {run} | total | {total:.1f} | | | | |")
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -24,10 +24,19 @@ class SpeedModel {
     const double seconds = j.result.encode_seconds();
     if (seconds <= 0) return;
     const double cost = std::max(0.0, j.job.cost());
-    for (Sample* s : {&by_preset_[Key(j)], &by_kind_[j.job.kind()], &all_}) {
+    for (Sample* s : {&by_preset_[Key(j)], &by_kind_[j.job.kind()]}) {
       s->cost += cost;
       s->seconds += seconds;
       ++s->jobs;
+    }
+    // The farm's pace per unit of cost, carried over to kinds not measured
+    // yet, from encodes only: the cost of the source's analysis, a sound
+    // part or a stream copy is no encoder's (the analysis, the first job
+    // to end, would make every encode look slower than it is).
+    if (Encodes(j.job.kind())) {
+      all_.cost += cost;
+      all_.seconds += seconds;
+      ++all_.jobs;
     }
     shortest_ = shortest_ > 0 ? std::min(shortest_, seconds) : seconds;
   }
@@ -52,6 +61,11 @@ class SpeedModel {
   }
 
  private:
+  static bool Encodes(const std::string& kind) {
+    return kind == "encode" || kind == "chunk" || kind == "group" || kind == "rendition" ||
+           kind == "renditions";
+  }
+
   static std::string Key(const JobRecord& j) {
     return j.job.kind() + "/" + (j.job.outputs_size() > 0 ? j.job.outputs(0).preset() : "");
   }

@@ -207,6 +207,21 @@ TEST_F(EtaTest, AnUnmeasuredCheapKindTakesNoLessThanTheQuickestJobSeen) {
   EXPECT_NEAR(eta.delivery_seconds.at("a"), 20.0, 1e-6);
 }
 
+TEST_F(EtaTest, TheSourcesAnalysisSetsNoPaceForEncodes) {
+  Hello("p1", "w1", 1);
+  // The source's analysis (cost 1) took 30 s; nothing was encoded yet.
+  JobRecord analyse = Job("m", 0, "", 1, 50, 1);
+  analyse.job.set_kind("analyse");
+  Add("m", {analyse}, 50, 1);
+  auto a = Tick();
+  ASSERT_EQ(a.size(), 1u);
+  now_ += seconds(30);
+  Succeed(a[0], 30);
+  Add("a", {Job("a", 0, "web-h264", 2, 50, 2)}, 50, 2);
+  Eta eta = EstimateEta(farm_, now_);
+  EXPECT_FALSE(eta.delivery_seconds.count("a")) << "an analysis is no encoder's pace";
+}
+
 TEST_F(EtaTest, TheApiShowsWholeSecondsForUnfinishedWorkOnly) {
   Hello("p1", "w1", 1);
   Measure("m", "web-h264", 1, 2.5, 1);
