@@ -14,6 +14,8 @@ PACKAGES=(
   mkvtoolnix
   # tests: the web board's browser test (headless Chromium driven by Selenium)
   chromium chromium-driver python3-selenium
+  # tests: the compose file's schema check (deploy/check; no daemon needed)
+  docker-compose
 )
 
 missing=()
