@@ -381,7 +381,10 @@ std::string RenderDeliveryDetail(const nlohmann::json& d) {
       table.AddRow({JsonString(item, "name"), JsonString(item, "preset"), JsonString(item, "state"),
                     FormatPercent(JsonNumber(item, "progress")), item_eta.empty() ? "-" : item_eta,
                     JsonString(item, "worker"), std::to_string(JsonInt(item, "attempts")),
-                    QcCell(item), JsonString(item, "error")});
+                    // Why a queued item cannot start says more than its last error.
+                    QcCell(item),
+                    JsonString(item, "waiting_for").empty() ? JsonString(item, "error")
+                                                            : JsonString(item, "waiting_for")});
     }
     out << "\n" << table.Render();
   }

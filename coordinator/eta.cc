@@ -183,7 +183,9 @@ class Layout {
     std::optional<double> ready = ReadyAt(j);
     placing_.erase(id);
     std::optional<double> took = speed_.Duration(j);
-    if (slots_.empty() || !ready) {
+    // No worker connected now could run it (an encoder, a GPU slot): no
+    // estimate of when one will.
+    if (slots_.empty() || !ready || !farm_.Unrunnable(j).empty()) {
       finish_[id] = std::nullopt;
       return;
     }

@@ -16,9 +16,11 @@
 //   has ended, as the dispatcher would start it.
 // - A job has no estimate (absent from the maps) when nothing measured
 //   tells how long it takes, when no worker could run it (no slots), when it
-//   waits for a job without one, or past `max_jobs` queued jobs; a delivery
+//   waits for a job without one, when no worker connected now could run it
+//   (FarmState::Unrunnable), or past `max_jobs` queued jobs; a delivery
 //   has one when each of its unfinished jobs has one.
-// Ignored: which worker can run which job (encoders, GPU), chunks of one
+// Ignored: which of the workers that could run a job will (encoders, GPU
+// slots: any slot is taken to serve any job), chunks of one
 // deliverable that a busier farm would run later, and retries to come.
 #ifndef REELFARM_COORDINATOR_ETA_H_
 #define REELFARM_COORDINATOR_ETA_H_

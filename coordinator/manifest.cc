@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "common/presets.h"
 #include "common/versions.h"
 
 namespace reelfarm {
@@ -136,10 +137,17 @@ void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord
       if (reused && key.made_in_version() > 0) item["made_in_version"] = key.made_in_version();
     }
     if (!j.result.ffmpeg_version().empty()) item["ffmpeg_version"] = j.result.ffmpeg_version();
-    // The video encoder that made it (docs/gpu.md), or runs it now.
-    if (!j.result.video_encoder().empty()) {
-      item["encoder"] = j.result.video_encoder();
-      item["gpu"] = j.result.gpu();
+    // The encoder that made it (docs/gpu.md): its preset's, on the GPU or
+    // the CPU as the attempt ran (a group's outputs each have their own;
+    // chunks and cached outputs are the CPU's); or where it runs now.
+    const bool ran = j.state == JobState::kSucceeded || j.state == JobState::kFailed;
+    if (const PresetInfo* preset = FindPreset(out.preset()); preset != nullptr && ran) {
+      const bool gpu = j.result.gpu() && !preset->gpu_video_encoder.empty();
+      const std::string& encoder = gpu                 ? preset->gpu_video_encoder
+                                   : preset->has_video ? preset->video_encoder
+                                                       : preset->audio_encoder;
+      item["encoder"] = encoder;
+      item["gpu"] = gpu;
     } else if (!for_manifest && j.state == JobState::kRunning) {
       item["gpu"] = j.on_gpu;
     }

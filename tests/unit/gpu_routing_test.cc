@@ -3,6 +3,7 @@
 // encoder that does not open. Hand-made messages, injected time.
 #include <gtest/gtest.h>
 
+#include "coordinator/eta.h"
 #include "coordinator/farm_state.h"
 #include "coordinator/manifest.h"
 
@@ -198,6 +199,20 @@ TEST_F(GpuRoutingTest, AGpuOnlyJobWhoseGpuFailsWaitsForAnotherGpuWorker) {
   EXPECT_EQ(moved[0].peer, "p2");
 }
 
+TEST_F(GpuRoutingTest, AJobNoConnectedWorkerCanRunHasNoEta) {
+  Hello("p1", "cpu-only", 1, 0, {"libx264", "aac"});
+  Add({Job("d.j0", "cpu"), Job("d.j1", "gpu")});
+  auto sent = Tick();
+  ASSERT_EQ(sent.size(), 1u);
+  pb::JobResult r;
+  r.set_ok(true);
+  r.set_encode_seconds(10);  // the farm has measured web-h264 now
+  Report(sent[0], r);
+  Eta eta = EstimateEta(farm_, now_);
+  EXPECT_FALSE(eta.job_seconds.count("d.j1")) << eta.job_seconds.at("d.j1");
+  EXPECT_FALSE(eta.delivery_seconds.count("d"));
+}
+
 TEST_F(GpuRoutingTest, TheManifestNamesTheEncoderThatMadeEachFile) {
   Hello("p1", "w1", 0, 1);
   Add({Job("d.j0")});
@@ -214,6 +229,26 @@ TEST_F(GpuRoutingTest, TheManifestNamesTheEncoderThatMadeEachFile) {
   ASSERT_EQ(m["deliverables"].size(), 1u);
   EXPECT_EQ(m["deliverables"][0]["encoder"], "h264_nvenc");
   EXPECT_EQ(m["deliverables"][0]["gpu"], true);
+}
+
+TEST_F(GpuRoutingTest, EachOutputOfADecodeOnceGroupNamesItsOwnEncoder) {
+  Hello("p1", "w1", 1, 0);
+  JobRecord group = Job("d.j0", "cpu");
+  group.job.set_kind("group");
+  auto* hevc = group.job.add_outputs();
+  hevc->set_deliverable("hevc");
+  hevc->set_preset("web-hevc");
+  Add({group});
+  auto sent = Tick();
+  ASSERT_EQ(sent.size(), 1u);
+  pb::JobResult r;
+  r.set_ok(true);
+  r.set_video_encoder("libx264");  // the first -c:v of the group's argv
+  Report(sent[0], r);
+  nlohmann::json m = BuildManifest(farm_, *farm_.FindDelivery("d"));
+  ASSERT_EQ(m["deliverables"].size(), 2u);
+  EXPECT_EQ(m["deliverables"][0]["encoder"], "libx264");
+  EXPECT_EQ(m["deliverables"][1]["encoder"], "libx265");
 }
 
 }  // namespace
