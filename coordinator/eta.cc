@@ -41,6 +41,19 @@ class SpeedModel {
     shortest_ = shortest_ > 0 ? std::min(shortest_, seconds) : seconds;
   }
 
+  // A running job far enough along tells its preset's pace before any job
+  // of that preset has ended: its whole run at the pace so far.
+  void LearnRunning(const JobRecord& j, SteadyTime now) {
+    const double p = std::clamp(j.progress, 0.0, 1.0);
+    if (p < kLiveProgress || j.started_at == SteadyTime{} || j.job.cost() <= 0) return;
+    const double elapsed = std::chrono::duration<double>(now - j.started_at).count();
+    if (elapsed <= 0) return;
+    Sample& s = live_by_preset_[Key(j)];
+    s.cost += j.job.cost();
+    s.seconds += elapsed / p;
+    ++s.jobs;
+  }
+
   // Seconds, or nothing when no measurement speaks for this job.
   std::optional<double> Duration(const JobRecord& j) const {
     auto scaled = [&](const Sample& s) -> std::optional<double> {
@@ -49,6 +62,9 @@ class SpeedModel {
       return s.seconds / s.jobs;
     };
     if (auto it = by_preset_.find(Key(j)); it != by_preset_.end()) return scaled(it->second);
+    if (auto it = live_by_preset_.find(Key(j)); it != live_by_preset_.end()) {
+      return scaled(it->second);
+    }
     if (auto it = by_kind_.find(j.job.kind()); it != by_kind_.end()) return scaled(it->second);
     // Another kind of work: only its cost can carry the farm's pace over,
     // and no job here took less than the shortest one measured (starting
@@ -70,7 +86,11 @@ class SpeedModel {
     return j.job.kind() + "/" + (j.job.outputs_size() > 0 ? j.job.outputs(0).preset() : "");
   }
 
+  // Below this progress a running job's pace is mostly its start-up.
+  static constexpr double kLiveProgress = 0.1;
+
   std::map<std::string, Sample> by_preset_;
+  std::map<std::string, Sample> live_by_preset_;  // running jobs' projections
   std::map<std::string, Sample> by_kind_;
   Sample all_;
   double shortest_ = 0;  // seconds of the quickest job measured
@@ -225,6 +245,7 @@ Eta EstimateEta(const FarmState& farm, SteadyTime now, const EtaOptions& options
     for (const auto& jid : d.job_ids) {
       const JobRecord* j = farm.FindJob(jid);
       if (j != nullptr && j->state == JobState::kSucceeded) speed.Learn(*j);
+      if (j != nullptr && j->state == JobState::kRunning) speed.LearnRunning(*j, now);
     }
   }
   Eta eta;

@@ -4,7 +4,8 @@
 //
 // - Speed: every succeeded job tells how long its kind of work took here
 //   (encode seconds per unit of the planner's cost, by job kind and preset,
-//   then by kind, then over all jobs, no less than the quickest job seen),
+//   before any ended, from its running jobs' pace once 10 % along; then by
+//   kind, then over all encodes, no less than the quickest job seen),
 //   so the estimate learns the farm's machines and presets; nothing is
 //   assumed before a first measurement.
 // - A running job ends after elapsed x (1 - p) / p once its progress p is

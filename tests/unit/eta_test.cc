@@ -222,6 +222,20 @@ TEST_F(EtaTest, TheSourcesAnalysisSetsNoPaceForEncodes) {
   EXPECT_FALSE(eta.delivery_seconds.count("a")) << "an analysis is no encoder's pace";
 }
 
+TEST_F(EtaTest, ARunningJobSetsItsPresetsPaceBeforeAnyHasEnded) {
+  Hello("p1", "w1", 1);
+  Measure("m", "web-h264", 1, 1, 1);  // web-h264 at 1 s a unit
+  Add("a", {Job("a", 0, "master-prores", 2, 50, 2), Job("a", 1, "master-prores", 2, 50, 2)}, 50, 2);
+  auto a = Tick();
+  ASSERT_EQ(a.size(), 1u);
+  now_ += seconds(5);
+  Progress(a[0], 0.25);  // a master at 10 s a unit: 20 s in all, 15 s to go
+  Eta eta = EstimateEta(farm_, now_);
+  EXPECT_NEAR(eta.job_seconds.at(a[0].job().id()), 15.0, 1e-6);
+  // The other master: its preset's own pace, not web-h264's.
+  EXPECT_NEAR(eta.delivery_seconds.at("a"), 35.0, 1e-6);
+}
+
 TEST_F(EtaTest, TheApiShowsWholeSecondsForUnfinishedWorkOnly) {
   Hello("p1", "w1", 1);
   Measure("m", "web-h264", 1, 2.5, 1);
