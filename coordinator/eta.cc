@@ -17,6 +17,12 @@ struct Sample {
   int jobs = 0;
 };
 
+// Seconds the running attempt of `j` has run; 0 when unknown.
+double RunSeconds(const JobRecord& j, SteadyTime now) {
+  if (j.started_at == SteadyTime{}) return 0;
+  return std::chrono::duration<double>(now - j.started_at).count();
+}
+
 // How long a job takes on this farm, learned from the jobs that succeeded.
 class SpeedModel {
  public:
@@ -45,9 +51,8 @@ class SpeedModel {
   // of that preset has ended: its whole run at the pace so far.
   void LearnRunning(const JobRecord& j, SteadyTime now) {
     const double p = std::clamp(j.progress, 0.0, 1.0);
-    if (p < kLiveProgress || j.started_at == SteadyTime{} || j.job.cost() <= 0) return;
-    const double elapsed = std::chrono::duration<double>(now - j.started_at).count();
-    if (elapsed <= 0) return;
+    const double elapsed = RunSeconds(j, now);
+    if (p < kLiveProgress || j.job.cost() <= 0 || elapsed <= 0) return;
     Sample& s = live_by_preset_[Key(j)];
     s.cost += j.job.cost();
     s.seconds += elapsed / p;
@@ -95,8 +100,6 @@ class SpeedModel {
   Sample all_;
   double shortest_ = 0;  // seconds of the quickest job measured
 };
-
-double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 // A slot of a worker: free from `at` seconds from now; `known` false when
 // what runs on it before has no estimate.
@@ -169,7 +172,7 @@ class Layout {
  private:
   std::optional<double> Remaining(const JobRecord& j) const {
     const double p = std::clamp(j.progress, 0.0, 1.0);
-    const double elapsed = j.started_at == SteadyTime{} ? 0 : Seconds(now_ - j.started_at);
+    const double elapsed = RunSeconds(j, now_);
     if (p >= options_.min_progress && elapsed > 0) return elapsed * (1 - p) / p;
     std::optional<double> whole = speed_.Duration(j);
     if (!whole) return std::nullopt;

@@ -1,5 +1,7 @@
 #include "coordinator/farm_state.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "common/qc.h"
@@ -761,16 +763,9 @@ double FarmState::Progress(const JobRecord& j) const {
 std::string FarmState::Unrunnable(const JobRecord& j) const {
   if (j.state != JobState::kQueued) return "";
   for (const auto& [name, w] : workers_) {
-    if (w.lost || w.quarantined || w.draining) continue;
-    const bool gpu_open = !w.gpu_closed && w.gpu_slots > 0;
-    if (!j.job.needs().gpu() && HasWhatItNeeds(w, j.job.needs())) return "";
-    if (gpu_open && j.job.has_gpu() && HasWhatItNeeds(w, j.job.gpu().needs())) return "";
-    if (gpu_open && j.job.needs().gpu() && HasWhatItNeeds(w, j.job.needs())) return "";
+    if (SlotFor(w, j.job, /*free_now=*/false) != SlotKind::kNone) return "";
   }
-  std::vector<std::string> encoders(j.job.needs().encoders().begin(),
-                                    j.job.needs().encoders().end());
-  std::string needs;
-  for (const auto& e : encoders) needs += (needs.empty() ? "" : ", ") + e;
+  const std::string needs = fmt::format("{}", fmt::join(j.job.needs().encoders(), ", "));
   return "no connected worker can run it now: it needs " +
          (j.job.needs().gpu() ? "a GPU slot with " + needs : needs) +
          (j.job.needs().gpu() ? " (encoder: gpu waits for a GPU worker; see reelfarm workers)"
@@ -1061,15 +1056,15 @@ Status FarmState::Release(const std::string& worker, Effects* fx) {
   return Status::OK();
 }
 
-FarmState::SlotKind FarmState::CanRun(const WorkerRecord& w, const pb::Job& job) const {
+FarmState::SlotKind FarmState::SlotFor(const WorkerRecord& w, const pb::Job& job, bool free_now) {
   if (w.lost || w.quarantined || w.draining) return SlotKind::kNone;
-  if (w.free_gpu_slots() > 0) {
+  const bool gpu_open = free_now ? w.free_gpu_slots() > 0 : !w.gpu_closed && w.gpu_slots > 0;
+  if (gpu_open) {
     if (job.has_gpu() && HasWhatItNeeds(w, job.gpu().needs())) return SlotKind::kGpu;
     if (job.needs().gpu() && HasWhatItNeeds(w, job.needs())) return SlotKind::kGpu;
   }
-  if (!job.needs().gpu() && w.cpu_running() < w.slots && HasWhatItNeeds(w, job.needs())) {
-    return SlotKind::kCpu;
-  }
+  const bool cpu_open = !free_now || w.cpu_running() < w.slots;
+  if (!job.needs().gpu() && cpu_open && HasWhatItNeeds(w, job.needs())) return SlotKind::kCpu;
   return SlotKind::kNone;
 }
 
@@ -1126,7 +1121,7 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     };
     for (auto& [name, w] : workers_) {
       if (elsewhere && job.failed_on.count(name)) continue;
-      const SlotKind kind = CanRun(w, job.job);
+      const SlotKind kind = SlotFor(w, job.job, /*free_now=*/true);
       if (kind == SlotKind::kNone) continue;
       if (best == nullptr || (kind == SlotKind::kGpu && best_kind != SlotKind::kGpu) ||
           (kind == best_kind && free_of(w, kind) > free_of(*best, best_kind))) {

@@ -395,11 +395,12 @@ class FarmState {
   bool DependenciesSucceeded(const JobRecord& job) const;
   void CheckDelivery(const std::string& delivery_id, Effects* fx);
   void Dispatch(SteadyTime now, Effects* fx);
-  // Where `w` can run `job` now (in rotation, a free slot of the kind, what
-  // it needs): on a GPU slot (its GPU variant, or a GPU-only job) before a
-  // CPU one. kNone when it cannot.
+  // Where `w` can run `job` (in rotation, a slot of the kind, what it
+  // needs): on a GPU slot (its GPU variant, or a GPU-only job) before a CPU
+  // one. `free_now`: only a slot free now counts; else any slot (a GPU's
+  // only while not closed). kNone when it cannot.
   enum class SlotKind { kNone, kCpu, kGpu };
-  SlotKind CanRun(const WorkerRecord& w, const pb::Job& job) const;
+  static SlotKind SlotFor(const WorkerRecord& w, const pb::Job& job, bool free_now);
   // The encoders and GPU `needs` asks for.
   static bool HasWhatItNeeds(const WorkerRecord& w, const pb::Requirements& needs);
   // Whether `w` could ever run `job` (any slot kind, busy or not).

@@ -440,18 +440,9 @@ bool IsOutOfMemoryLine(std::string_view line) {
 
 bool IsGpuUnavailableLine(std::string_view line) {
   static const std::regex kGpu(
-      R"(_nvenc @|nvenc|NVENC|OpenEncodeSessionEx|libcuda|libnvidia-encode|CUDA_ERROR|)"
+      R"(nvenc|NVENC|OpenEncodeSessionEx|libcuda|libnvidia-encode|CUDA_ERROR|)"
       R"(No capable devices found|Error while opening encoder)");
   return std::regex_search(line.begin(), line.end(), kGpu);
-}
-
-std::string VideoEncoderOf(const std::vector<std::string>& argv) {
-  for (size_t i = 1; i + 1 < argv.size(); ++i) {
-    if (argv[i] == "-c:v" || argv[i] == "-codec:v" || argv[i] == "-vcodec") {
-      return argv[i + 1] == "copy" ? std::string() : argv[i + 1];
-    }
-  }
-  return "";
 }
 
 JobExecutor::JobExecutor(ProcessRunner* runner, JobExecutorOptions options, const Clock* clock)
@@ -477,10 +468,7 @@ pb::JobResult JobExecutor::Execute(const pb::Assign& assign, const ProgressFn& p
   uint64_t peak_memory = 0;  // once FFmpeg has run under a memory cgroup
   std::vector<std::string> temps;
   // Every result names its attempt and what it ran with.
-  const std::string video_encoder =
-      VideoEncoderOf(std::vector<std::string>(job.argv().begin(), job.argv().end()));
   auto stamped = [&](pb::JobResult r) {
-    r.set_video_encoder(video_encoder);
     r.set_gpu(assign.gpu());
     r.set_job_id(job.id());
     r.set_token(token);

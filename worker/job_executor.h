@@ -79,10 +79,6 @@ bool IsOutOfMemoryLine(std::string_view line);
 // elsewhere, on the CPU where it may (JobResult.gpu_unavailable).
 bool IsGpuUnavailableLine(std::string_view line);
 
-// The video encoder an FFmpeg argv names (the value of its first -c:v or
-// -codec:v), "" when none or a stream copy.
-std::string VideoEncoderOf(const std::vector<std::string>& argv);
-
 // The temporary path an attempt writes instead of `final_path`: a hidden
 // name in the same folder, unique per attempt token.
 std::string TempPathFor(const std::string& final_path, uint64_t token);

@@ -220,7 +220,6 @@ TEST_F(GpuRoutingTest, TheManifestNamesTheEncoderThatMadeEachFile) {
   ASSERT_EQ(sent.size(), 1u);
   pb::JobResult r;
   r.set_ok(true);
-  r.set_video_encoder("h264_nvenc");
   r.set_gpu(true);
   auto* out = r.add_outputs();
   out->set_deliverable("web");
@@ -243,7 +242,6 @@ TEST_F(GpuRoutingTest, EachOutputOfADecodeOnceGroupNamesItsOwnEncoder) {
   ASSERT_EQ(sent.size(), 1u);
   pb::JobResult r;
   r.set_ok(true);
-  r.set_video_encoder("libx264");  // the first -c:v of the group's argv
   Report(sent[0], r);
   nlohmann::json m = BuildManifest(farm_, *farm_.FindDelivery("d"));
   ASSERT_EQ(m["deliverables"].size(), 2u);
