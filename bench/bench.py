@@ -280,48 +280,72 @@ def wait_for_port(port, timeout_s=10):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def start_redis_and_coordinator(state, procs, coordinator_args=()):
+    """A private redis-server and a coordinator on free loopback ports, logs in
+    `state`, appended to `procs` as they start (stop_processes ends them);
+    returns the workers' ZeroMQ endpoint and the API's URL."""
+    rp, zp, hp = free_port(), free_port(), free_port()
+    procs.append(subprocess.Popen(["redis-server", "--port", str(rp), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", state],
+                                  stdout=subprocess.DEVNULL))
+    wait_for_port(rp)  # the coordinator refuses to start without its Redis
+    procs.append(subprocess.Popen(
+        [os.path.join(BIN, "reelfarm-coordinator"), "--redis", f"redis://127.0.0.1:{rp}",
+         "--bind", f"tcp://127.0.0.1:{zp}", "--http", f"127.0.0.1:{hp}", "--metrics", "",
+         *coordinator_args],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "coordinator.log"), "w")))
+    return f"tcp://127.0.0.1:{zp}", f"http://127.0.0.1:{hp}"
+
+
+def wait_for_workers(url, n_workers, state, timeout_s=60):
+    """Until the coordinator at `url` lists `n_workers` workers; raises with the
+    tails of the logs in `state` when they do not come."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        res = subprocess.run([REELFARM, "--coordinator", url, "workers", "--json"],
+                             capture_output=True, text=True)
+        if res.returncode == 0 and len(json.loads(res.stdout).get("workers", [])) == n_workers:
+            return
+        time.sleep(0.1)
+    tails = []
+    for name in sorted(os.listdir(state)):
+        if name.endswith(".log"):
+            with open(os.path.join(state, name), errors="replace") as f:
+                tails.append(f"--- {name}\n" + "".join(f.readlines()[-5:]))
+    raise RuntimeError("cluster workers did not announce themselves:\n" + "\n".join(tails))
+
+
+def stop_processes(procs):
+    for p in reversed(procs):
+        p.terminate()
+    for p in reversed(procs):
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, piece_cost, tag):
     """A farm of n_workers, each in its own CPU-quota cgroup; returns the wall
     time from submit to the end of the delivery."""
     state = tempfile.mkdtemp(prefix=f"cluster-{tag}-", dir=work)
-    rp, zp, hp = free_port(), free_port(), free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rp), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no", "--dir", state],
-                                      stdout=subprocess.DEVNULL))
-        wait_for_port(rp)  # the coordinator refuses to start without its Redis
-        procs.append(subprocess.Popen(
-            [os.path.join(BIN, "reelfarm-coordinator"), "--redis", f"redis://127.0.0.1:{rp}",
-             "--bind", f"tcp://127.0.0.1:{zp}", "--http", f"127.0.0.1:{hp}", "--metrics", "",
-             "--min-chunk-s", str(min_chunk_s), "--piece-cost", str(piece_cost),
+        zmq, url = start_redis_and_coordinator(
+            state, procs,
+            ["--min-chunk-s", str(min_chunk_s), "--piece-cost", str(piece_cost),
              # The default limits assume a worker of at least a core or two.
-             "--job-timeout-per-media-s", str(round(20 * max(1.0, 2.0 / cores_each)))],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "coordinator.log"), "w")))
-        url = f"http://127.0.0.1:{hp}"
+             "--job-timeout-per-media-s", str(round(20 * max(1.0, 2.0 / cores_each)))])
         for i in range(n_workers):
             cg = groups.make(f"{tag}-w{i}", cores_each)
             procs_file = os.path.join(cg, "cgroup.procs")
             argv = ["sh", "-c", f'echo $$ > "{procs_file}" && exec "$0" "$@"',
-                    os.path.join(BIN, "reelfarm-worker"), "--coordinator", f"tcp://127.0.0.1:{zp}",
+                    os.path.join(BIN, "reelfarm-worker"), "--coordinator", zmq,
                     "--name", f"{tag}-w{i}", "--slots", "1", "--metrics", "",
                     "--encoders", "libx264,libx265,aac,mjpeg,prores_ks,pcm_s24le,dnxhd,mov_text"]
             procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                           stderr=open(os.path.join(state, f"w{i}.log"), "w")))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            res = subprocess.run([REELFARM, "--coordinator", url, "workers", "--json"],
-                                 capture_output=True, text=True)
-            if res.returncode == 0 and len(json.loads(res.stdout).get("workers", [])) == n_workers:
-                break
-            time.sleep(0.1)
-        else:
-            tails = []
-            for name in sorted(os.listdir(state)):
-                if name.endswith(".log"):
-                    with open(os.path.join(state, name), errors="replace") as f:
-                        tails.append(f"--- {name}\n" + "".join(f.readlines()[-5:]))
-            raise RuntimeError("cluster workers did not announce themselves:\n" + "\n".join(tails))
+        wait_for_workers(url, n_workers, state)
         start = time.monotonic()
         res = subprocess.run([REELFARM, "--coordinator", url, "submit", spec],
                              capture_output=True, text=True, check=True)
@@ -333,13 +357,7 @@ def cluster_run(work, spec, n_workers, cores_each, groups, min_chunk_s, piece_co
             raise RuntimeError(f"cluster delivery failed: {res.stdout[-1500:]} {res.stderr[-1500:]}")
         return wall
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         shutil.rmtree(state, ignore_errors=True)
 
 

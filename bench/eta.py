@@ -22,7 +22,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BIN, REELFARM, free_port, log, make_sources, wait_for_port, write_spec  # noqa: E402
+from bench import (BIN, REELFARM, log, make_sources, start_redis_and_coordinator,  # noqa: E402
+                   stop_processes, wait_for_workers, write_spec)
 
 CHECKPOINTS = (0.10, 0.25, 0.50, 0.75)
 
@@ -90,31 +91,15 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     sources = make_sources(args.work, args.seconds)
     state = tempfile.mkdtemp(prefix="eta-", dir=args.work)
-    rp, zp, hp = free_port(), free_port(), free_port()
     procs = []
     try:
-        procs.append(subprocess.Popen(["redis-server", "--port", str(rp), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no", "--dir", state],
-                                      stdout=subprocess.DEVNULL))
-        wait_for_port(rp)
-        procs.append(subprocess.Popen(
-            [os.path.join(BIN, "reelfarm-coordinator"), "--redis", f"redis://127.0.0.1:{rp}",
-             "--bind", f"tcp://127.0.0.1:{zp}", "--http", f"127.0.0.1:{hp}", "--metrics", ""],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "coordinator.log"), "w")))
-        url = f"http://127.0.0.1:{hp}"
+        zmq, url = start_redis_and_coordinator(state, procs)
         for i in range(args.workers):
             procs.append(subprocess.Popen(
-                [os.path.join(BIN, "reelfarm-worker"), "--coordinator", f"tcp://127.0.0.1:{zp}",
+                [os.path.join(BIN, "reelfarm-worker"), "--coordinator", zmq,
                  "--name", f"eta-w{i}", "--slots", "1", "--metrics", ""],
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, f"w{i}.log"), "w")))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if len(get(f"{url}/api/v1/workers")["workers"]) == args.workers:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        wait_for_workers(url, args.workers, state)
         print(f"# ETA error: standard spec, {args.seconds} s source, {args.workers} workers\n")
         print("| farm | at progress | seconds in | ETA (s) | actual left (s) | error | last to end |")
         print("|---|---|---|---|---|---|---|")
@@ -134,13 +119,7 @@ def main():
                           f"| {why} |")
             print(f"| {run} | total | {total:.1f} | | | | |")
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         shutil.rmtree(state, ignore_errors=True)
 
 
