@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
 
 #include "tests/support/local_farm.h"
 #include "tests/support/media_fixtures.h"
@@ -33,26 +34,37 @@ WebhookDeliveryView View(bool finished) {
   return v;
 }
 
-TEST(WebhookOutbox, EnqueuesEachEventOnceAcrossRestarts) {
-  LocalFarm farm(LocalFarmOptions{});
-  ASSERT_TRUE(farm.StartRedis().ok());
-  RedisEndpoint ep;
-  ep.port = farm.redis_port();
-  RedisClient redis(ep, 2000);
-  FakeClock clock;
-  const std::string dir = MakeTempDir("reelfarm-outbox");
-  { std::ofstream(dir + "/s") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"; }
-  WebhookOptions opts;
-  opts.urls = {"https://hooks.example.com/a"};
-  opts.secret_file = dir + "/s";
-  auto due = [&] { return redis.Command({"ZCARD", "rf:wh:due"})->integer; };
+// A real Redis, a fake clock and one farm-wide endpoint with its secret.
+class WebhookOutboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(farm_.StartRedis().ok());
+    ep.port = farm_.redis_port();
+    redis_.emplace(ep, 2000);
+    redis = &*redis_;
+    const std::string dir = MakeTempDir("reelfarm-outbox");
+    { std::ofstream(dir + "/s") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"; }
+    opts.urls = {"https://hooks.example.com/a"};
+    opts.secret_file = dir + "/s";
+  }
 
-  WebhookOutbox first(opts, &redis, ep, &clock);
+  LocalFarm farm_{LocalFarmOptions{}};
+  std::optional<RedisClient> redis_;
+  RedisEndpoint ep;
+  RedisClient* redis = nullptr;
+  FakeClock clock;
+  WebhookOptions opts;
+};
+
+TEST_F(WebhookOutboxTest, EnqueuesEachEventOnceAcrossRestarts) {
+  auto due = [&] { return redis->Command({"ZCARD", "rf:wh:due"})->integer; };
+
+  WebhookOutbox first(opts, redis, ep, &clock);
   ASSERT_TRUE(first.Init().ok());
   // The delivery's own endpoint, interested in deliverables only.
   ASSERT_TRUE(
       WebhookOutbox::SaveSubscriptions(
-          &redis, {}, "rf:wh:", "film-3",
+          redis, {}, "rf:wh:", "film-3",
           {{"https://other.example.com/b", std::string(32, 'k'), {kEventDeliverablePublished}}})
           .ok());
   first.AddSubscriptions(
@@ -66,13 +78,13 @@ TEST(WebhookOutbox, EnqueuesEachEventOnceAcrossRestarts) {
   EXPECT_EQ(due(), 1 + 2 + 1 + 2);  // farm: 2 published + finished; own: 2 published
 
   // A restarted coordinator derives them all again: nothing new.
-  WebhookOutbox second(opts, &redis, ep, &clock);
+  WebhookOutbox second(opts, redis, ep, &clock);
   ASSERT_TRUE(second.Init().ok());
   ASSERT_TRUE(second.Load({"film-3"}).ok());
   ASSERT_TRUE(second.Reconcile({View(true)}).ok());
   EXPECT_EQ(due(), 6);
   // Even one that forgot what it loaded (the Redis set decides).
-  WebhookOutbox third(opts, &redis, ep, &clock);
+  WebhookOutbox third(opts, redis, ep, &clock);
   ASSERT_TRUE(third.Init().ok());
   third.AddSubscriptions(
       "film-3",
@@ -91,29 +103,18 @@ TEST(WebhookOutbox, EnqueuesEachEventOnceAcrossRestarts) {
   EXPECT_EQ(second.Redeliver("msg_nothing").code(), Status::Code::kNotFound);
 }
 
-TEST(WebhookOutbox, ADeliveryBeforeAFarmWebhookWasConfiguredIsNotReplayed) {
-  LocalFarm farm(LocalFarmOptions{});
-  ASSERT_TRUE(farm.StartRedis().ok());
-  RedisEndpoint ep;
-  ep.port = farm.redis_port();
-  RedisClient redis(ep, 2000);
-  FakeClock clock;
-  const std::string dir = MakeTempDir("reelfarm-outbox");
-  { std::ofstream(dir + "/s") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"; }
-  WebhookOptions opts;
-  opts.urls = {"https://hooks.example.com/a"};
-  opts.secret_file = dir + "/s";
+TEST_F(WebhookOutboxTest, ADeliveryBeforeAFarmWebhookWasConfiguredIsNotReplayed) {
   WebhookDeliveryView old = View(true);
   clock.Advance(std::chrono::seconds(10));
-  WebhookOutbox outbox(opts, &redis, ep, &clock);
+  WebhookOutbox outbox(opts, redis, ep, &clock);
   ASSERT_TRUE(outbox.Init().ok());
   ASSERT_TRUE(outbox.Reconcile({old}).ok());
-  EXPECT_EQ(redis.Command({"ZCARD", "rf:wh:due"})->integer, 0);
+  EXPECT_EQ(redis->Command({"ZCARD", "rf:wh:due"})->integer, 0);
   WebhookDeliveryView fresh = View(false);
   fresh.id = "film-4";
   fresh.created_ms = clock.WallMillis();
   ASSERT_TRUE(outbox.Reconcile({fresh}).ok());
-  EXPECT_EQ(redis.Command({"ZCARD", "rf:wh:due"})->integer, 1);
+  EXPECT_EQ(redis->Command({"ZCARD", "rf:wh:due"})->integer, 1);
 }
 
 }  // namespace
