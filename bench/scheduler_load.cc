@@ -1117,8 +1117,16 @@ Status RunThroughputPhase(const Context& ctx) {
   pool.Stop();
   double list_s = 0;
   long delivered = CountDeliveries(farm.http_url(), "delivered", &list_s);
-  Progress(Fmt("check: %ld of %d deliveries delivered per GET /api/v1/deliveries (%.0f ms)",
-               delivered, deliveries, list_s * 1000));
+  // A delivery is delivered once its manifest is written (by a thread of
+  // its own, after the last job): up to 30 s more for the last manifests.
+  SteadyPoint manifests_due = SteadyClock::now() + std::chrono::seconds(30);
+  while (delivered != deliveries && SteadyClock::now() < manifests_due) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    delivered = CountDeliveries(farm.http_url(), "delivered", &list_s);
+  }
+  Progress(Fmt("check: %ld of %d deliveries delivered per GET /api/v1/deliveries (%.0f ms), "
+               "%.1f s after the last result_ack",
+               delivered, deliveries, list_s * 1000, SecondsBetween(last, SteadyClock::now())));
   if (delivered != deliveries) {
     return Status::Internal(Fmt("%ld of %d deliveries delivered after the drain", delivered,
                                 deliveries));

@@ -96,8 +96,12 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
   if (!ep.ok()) return ep.status();
   redis_ = std::make_unique<RedisClient>(*ep);
   store_ = std::make_unique<JobStore>(redis_.get());
-  submit_redis_ = std::make_unique<RedisClient>(*ep);
-  submit_store_ = std::make_unique<JobStore>(submit_redis_.get());
+  for (int k = 0; k < kSubmitLanes; ++k) {
+    auto lane = std::make_unique<SubmitLane>();
+    lane->redis = std::make_unique<RedisClient>(*ep);
+    lane->store = std::make_unique<JobStore>(lane->redis.get());
+    submit_lanes_.push_back(std::move(lane));
+  }
   Status ping = redis_->Ping();
   if (!ping.ok()) return ping;
   auto epoch = store_->EnsureEpoch(HexBytes(SecureRandomBytes(16)));
@@ -141,7 +145,7 @@ Status Coordinator::Start(const std::atomic<bool>* stop, ServiceNotifier* notifi
     spdlog::info("active: coordinator {} holds the lease (epoch {})", owner, lease_->epoch());
     // Every write from now on only while the lease is this coordinator's.
     store_->set_fence(lease_->fence());
-    submit_store_->set_fence(lease_->fence());
+    for (auto& lane : submit_lanes_) lane->store->set_fence(lease_->fence());
     lease_renewed_ = clock_->Now();
   }
   webhooks_ = std::make_unique<WebhookOutbox>(options_.webhooks, redis_.get(), *ep, clock_);
@@ -280,6 +284,30 @@ void Coordinator::Wake() {
   if (wake_push_) (void)wake_push_->send(zmq::const_buffer("", 0), zmq::send_flags::dontwait);
 }
 
+void Coordinator::SendUnpersistedLocked() {
+  if (!router_) return;
+  std::set<std::string> waiting;  // peers with a message that waits for the save
+  std::vector<Outgoing> rest;
+  for (auto& out : pending_.messages) {
+    const pb::CoordinatorMessage& m = out.message;
+    const bool needs_nothing = m.has_publish_grant() || m.has_heartbeat() || m.has_reconnect();
+    if (needs_nothing && !waiting.count(out.peer)) {
+      const std::string payload = out.Wire();
+      try {
+        (void)router_->send(zmq::buffer(out.peer),
+                            zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
+        continue;
+      } catch (const zmq::error_t&) {
+        // The peer is gone: found out again, and handled, after the save.
+      }
+    }
+    waiting.insert(out.peer);
+    rest.push_back(std::move(out));
+  }
+  pending_.messages.swap(rest);
+}
+
 void Coordinator::ApplyLocked(Effects fx) {
   for (const auto& e : fx.events) {
     LogFarmEvent(e);
@@ -293,6 +321,7 @@ void Coordinator::ApplyLocked(Effects fx) {
     if (!reason.empty()) spdlog::warn("worker {} quarantined: {}", name, reason);
   }
   for (auto& m : fx.messages) pending_.messages.push_back(std::move(m));
+  SendUnpersistedLocked();
   for (auto& id : fx.finished_deliveries) {
     DeliveryRecord* d = farm_.MutableDelivery(id);
     if (d != nullptr && d->finished_ms == 0) d->finished_ms = clock_->WallMillis();
@@ -391,7 +420,7 @@ void Coordinator::ApplyLocked(Effects fx) {
     std::set<std::string> gone_peers;
     for (auto& out : pending_.messages) {
       if (gone_peers.count(out.peer)) continue;
-      std::string payload = out.message.SerializeAsString();
+      std::string payload = out.Wire();
       try {
         (void)router_->send(zmq::buffer(out.peer),
                             zmq::send_flags::sndmore | zmq::send_flags::dontwait);
@@ -443,7 +472,9 @@ void Coordinator::QueueManifestLocked(const std::string& delivery_id) {
   ManifestTask task;
   task.delivery_id = delivery_id;
   task.output_dir = d->output_dir;
-  task.content = BuildManifest(farm_, *d).dump(2) + "\n";
+  // Copied here, built there: a manifest of many deliverables costs the
+  // event loop milliseconds as JSON.
+  task.snapshot = SnapshotForManifest(farm_, *d);
   task.version = std::max(1, d->plan.version());
   task.cache_root = d->plan.cache_root();
   {
@@ -506,6 +537,10 @@ void Coordinator::ManifestLoop() {
         }
         manifest_cv_.wait_for(lock, due->not_before - clock_->Now());
       }
+    }
+    if (task.snapshot) {
+      task.content = BuildManifest(*task.snapshot).dump(2) + "\n";
+      task.snapshot.reset();
     }
     Status s = WriteManifest(task);
     std::lock_guard<std::mutex> lock(mu_);
@@ -630,13 +665,35 @@ void Coordinator::RunOnceLocked() {
   }
 }
 
-StatusOr<uint64_t> Coordinator::NextSeqSubmitLocked() {
+Coordinator::SubmitLane& Coordinator::AcquireSubmitLane() {
+  const size_t first = next_lane_.fetch_add(1) % submit_lanes_.size();
+  for (size_t k = 0; k < submit_lanes_.size(); ++k) {
+    SubmitLane& lane = *submit_lanes_[(first + k) % submit_lanes_.size()];
+    if (lane.mu.try_lock()) return lane;
+  }
+  SubmitLane& lane = *submit_lanes_[first];  // every lane busy: wait for one
+  lane.mu.lock();
+  return lane;
+}
+
+StatusOr<uint64_t> Coordinator::NextSeq(SubmitLane& lane) {
+  std::lock_guard<std::mutex> lock(seq_mu_);
   if (seq_next_ == 0 || seq_next_ > seq_last_) {
-    auto last = submit_store_->ReserveSeqs(kSeqBlock);
+    auto last = lane.store->ReserveSeqs(kSeqBlock);
     if (!last.ok()) return last.status();
     seq_last_ = *last;
     seq_next_ = *last - kSeqBlock + 1;
   }
+  return seq_next_++;
+}
+
+StatusOr<uint64_t> Coordinator::NextSeqPast(SubmitLane& lane, uint64_t past) {
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  auto last = lane.store->ReserveSeqs(past + kSeqBlock > seq_last_ ? past + kSeqBlock - seq_last_
+                                                                   : kSeqBlock);
+  if (!last.ok()) return last.status();
+  seq_last_ = *last;
+  seq_next_ = *last - kSeqBlock + 1;
   return seq_next_++;
 }
 
@@ -652,11 +709,39 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
       !errors.empty()) {
     return Invalid(errors);
   }
-  // Submissions are persisted one at a time, on their own Redis connection,
-  // without holding mu_: the event loop goes on while Redis syncs them.
-  std::lock_guard<std::mutex> submit_lock(submit_mu_);
-  // Folders made for a delivery that is then refused (Redis full or down,
-  // the folder in use) are taken back: a refused submission leaves nothing.
+  // One submission into a folder at a time: it is reserved (under mu_) from
+  // here until its delivery is added, or the submission refused. Two
+  // unfinished deliveries writing the same files would fence each other's
+  // attempts out; one folder serves one delivery at a time.
+  int version = 0;  // the highest this farm knows in the folder
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto in_use = [&](const std::string& by) {
+      return Invalid({{spec_file, spec.output_dir_line, "output_dir",
+                       spec.output_dir + " is in use by " + by +
+                           "; wait for it, cancel it, or choose another output_dir"}});
+    };
+    if (dirs_submitting_.count(spec.output_dir)) return in_use("a submission under way");
+    for (const auto& [other_id, other] : farm_.deliveries()) {
+      if (other.output_dir != spec.output_dir) continue;
+      if (!other.finished || other.manifest_pending) {
+        return in_use("unfinished delivery " + other_id);
+      }
+      version = std::max(version, other.plan.version());
+    }
+    dirs_submitting_.insert(spec.output_dir);
+  }
+  // Declared before any lock of mu_ below: released after it.
+  struct DirReservation {
+    Coordinator* self;
+    std::string dir;
+    ~DirReservation() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->dirs_submitting_.erase(dir);
+    }
+  } reservation{this, spec.output_dir};
+  // Folders made for a delivery that is then refused (Redis full or down)
+  // are taken back: a refused submission leaves nothing.
   struct MadeDirs {
     std::vector<std::string> dirs;  // deepest first
     bool keep = false;
@@ -670,24 +755,9 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     return Invalid(
         {{spec_file, 0, "output_dir", "cannot create " + spec.output_dir + ": " + ec.message()}});
   }
-
   // The folder's next version: after every manifest it holds and every
   // delivery into it this farm knows (its manifest may not be written yet).
-  int version = HighestManifestVersion(spec.output_dir);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [other_id, other] : farm_.deliveries()) {
-      if (other.output_dir != spec.output_dir) continue;
-      // Two unfinished deliveries writing the same files would fence each
-      // other's attempts out; one folder serves one delivery at a time.
-      if (!other.finished || other.manifest_pending) {
-        return Invalid({{spec_file, spec.output_dir_line, "output_dir",
-                         spec.output_dir + " is in use by unfinished delivery " + other_id +
-                             "; wait for it, cancel it, or choose another output_dir"}});
-      }
-      version = std::max(version, other.plan.version());
-    }
-  }
+  version = std::max(version, HighestManifestVersion(spec.output_dir));
   ++version;
   // Each deliverable's key in this version, for what the last one keeps.
   std::map<std::string, std::string> keys;
@@ -708,8 +778,13 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     planned.plan.set_cache_root(planned.cache_root);
     SetCacheStores(planned.cache_root, version, &planned.plan);
   }
-  CheckEpochSubmitLocked();
-  auto seq = NextSeqSubmitLocked();
+  // Persisted on a connection of its own, without holding mu_: the event
+  // loop goes on while Redis syncs it, and submissions on other lanes share
+  // Redis' fsync.
+  SubmitLane& lane = AcquireSubmitLane();
+  std::unique_lock<std::mutex> lane_lock(lane.mu, std::adopt_lock);
+  CheckEpoch(lane);
+  auto seq = NextSeq(lane);
   if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
   // An id already used (Redis' sequence went backwards: it lost its data)
   // is never given again: the sequence jumps past every one this
@@ -727,19 +802,14 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
         }
       }
     }
-    auto in_redis = known ? StatusOr<bool>(true) : submit_store_->DeliveryExists(candidate);
+    auto in_redis = known ? StatusOr<bool>(true) : lane.store->DeliveryExists(candidate);
     if (!in_redis.ok())
       return {503, {{"error", "redis unavailable: " + in_redis.status().message()}}};
     if (!*in_redis) break;
     NoteRedisDataLost("delivery id " + candidate + " was handed out again");
     if (tries == 3) return {503, {{"error", "no unused delivery id: redis lost its data"}}};
-    const uint64_t past = std::max(known_max, *seq);
-    auto last = submit_store_->ReserveSeqs(
-        past + kSeqBlock > seq_last_ ? past + kSeqBlock - seq_last_ : kSeqBlock);
-    if (!last.ok()) return {503, {{"error", "redis unavailable: " + last.status().message()}}};
-    seq_last_ = *last;
-    seq_next_ = *last - kSeqBlock + 1;
-    seq = seq_next_++;
+    seq = NextSeqPast(lane, std::max(known_max, *seq));
+    if (!seq.ok()) return {503, {{"error", "redis unavailable: " + seq.status().message()}}};
   }
 
   DeliveryRecord d;
@@ -801,12 +871,13 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
   d.plan.clear_jobs();
   // The delivery's webhooks before the delivery: a stored delivery has them.
   if (!hooks.empty()) {
-    Status saved = WebhookOutbox::SaveSubscriptions(submit_redis_.get(),
+    Status saved = WebhookOutbox::SaveSubscriptions(lane.redis.get(),
                                                     lease_ ? lease_->fence() : RedisClient::Fence{},
                                                     kWebhookKeyPrefix, d.id, hooks);
     if (!saved.ok()) return {503, {{"error", "redis unavailable: " + saved.message()}}};
   }
-  Status s = submit_store_->SaveNewDelivery(d, jobs);
+  Status s = lane.store->SaveNewDelivery(d, jobs);
+  lane_lock.unlock();
   if (!s.ok() && s.code() == Status::Code::kFailedPrecondition) {
     NoteRedisDataLost(s.message());
     return {503, {{"error", s.message() + ": redis lost its data? try again"}}};
@@ -991,12 +1062,12 @@ void Coordinator::NoteRedisDataLost(const std::string& why) {
   if (redis_data_lost_.exchange(true)) return;
   spdlog::error("redis lost its data since this coordinator started ({}): {}", why,
                 "records it held may be gone; delivery ids will not be reused");
-  // Lock order: callers hold mu_ or submit_mu_; the metric is thread-safe.
+  // Lock order: callers hold mu_ or a submit lane; the metric is thread-safe.
   if (coord_metrics_) coord_metrics_->SetRedisDataLost(true);
 }
 
-void Coordinator::CheckEpochSubmitLocked() {
-  auto epoch = submit_store_->ReadEpoch();
+void Coordinator::CheckEpoch(SubmitLane& lane) {
+  auto epoch = lane.store->ReadEpoch();
   if (epoch.ok() && *epoch != redis_epoch_) {
     NoteRedisDataLost(epoch->empty() ? "rf:epoch is gone" : "rf:epoch changed");
   }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -27,6 +28,7 @@
 #include "coordinator/farm_state.h"
 #include "coordinator/http_guard.h"
 #include "coordinator/leader_lease.h"
+#include "coordinator/manifest.h"
 #include "coordinator/webhook_outbox.h"
 #include "planning/planner.h"
 #include "planning/submission.h"
@@ -163,17 +165,30 @@ class Coordinator {
   // from a failed attempt), then sends fx's messages; on a Redis failure the
   // messages wait with the records.
   void ApplyLocked(Effects fx);
+  // REQUIRES: mu_ held. Sends now the pending messages that need nothing
+  // persisted: a publish grant (the attempt's running state was persisted
+  // when it was assigned; a grant changes nothing stored), a heartbeat, a
+  // reconnect. A peer's messages keep their order: after one that waits for
+  // the save, the rest of that peer's wait too.
+  void SendUnpersistedLocked();
   // REQUIRES: mu_ held. One turn of the event loop: the waiting worker
   // messages, a tick, and their effects.
   void RunOnceLocked();
   // Renews the lease when due; false when another coordinator has led since
   // (this one must stop).
   bool RenewLease();
-  // REQUIRES: submit_mu_ held. The next delivery sequence number, from a
-  // block reserved in Redis (one write per kSeqBlock submissions).
-  StatusOr<uint64_t> NextSeqSubmitLocked();
-  // REQUIRES: mu_ held. Builds the manifest of a finished delivery and hands
-  // it to the manifest thread; the API shows the delivery running until it
+  struct SubmitLane;
+  // A submission lane of its own (the first free one; when none is, waits
+  // for one), returned locked.
+  SubmitLane& AcquireSubmitLane();
+  // REQUIRES: `lane` held. The next delivery sequence number, from a block
+  // reserved in Redis (one write per kSeqBlock submissions).
+  StatusOr<uint64_t> NextSeq(SubmitLane& lane);
+  // REQUIRES: `lane` held. The next one after a new block past `past` (an
+  // id Redis handed out again: it lost its data).
+  StatusOr<uint64_t> NextSeqPast(SubmitLane& lane, uint64_t past);
+  // REQUIRES: mu_ held. Copies what the manifest of a finished delivery is
+  // made of and hands it to the manifest thread; the API shows the delivery running until it
   // is written.
   void QueueManifestLocked(const std::string& delivery_id);
   // The manifest thread: opens the delivery's folder once, re-checks that
@@ -192,8 +207,8 @@ class Coordinator {
   // Redis' rf:epoch is no longer the one seen at start: say so (once in the
   // log; the metric and /healthz from then on).
   void NoteRedisDataLost(const std::string& why);
-  // REQUIRES: submit_mu_ held. Checks rf:epoch over the submit connection.
-  void CheckEpochSubmitLocked();
+  // REQUIRES: `lane` held. Checks rf:epoch over the lane's connection.
+  void CheckEpoch(SubmitLane& lane);
 
   CoordinatorOptions options_;
   Clock* clock_;
@@ -203,15 +218,25 @@ class Coordinator {
   FarmState farm_;
   std::unique_ptr<RedisClient> redis_;
   std::unique_ptr<JobStore> store_;
-  // Submissions: persisted one at a time on a connection of their own.
-  // Lock order: submit_mu_, then mu_.
+  // Submissions are persisted on connections of their own, kSubmitLanes at
+  // once (Redis syncs them together), each lane used by one at a time.
+  // Lock order: a lane, then seq_mu_, then mu_.
+  struct SubmitLane {
+    std::mutex mu;
+    std::unique_ptr<RedisClient> redis;  // guarded by mu
+    std::unique_ptr<JobStore> store;     // guarded by mu
+  };
+  static constexpr int kSubmitLanes = 4;
+  std::vector<std::unique_ptr<SubmitLane>> submit_lanes_;  // made by Start
+  std::atomic<size_t> next_lane_{0};
   static constexpr uint64_t kSeqBlock = 64;
-  std::mutex submit_mu_;
-  std::unique_ptr<RedisClient> submit_redis_;  // guarded by submit_mu_
-  std::unique_ptr<JobStore> submit_store_;     // guarded by submit_mu_
-  uint64_t seq_next_ = 0;                      // guarded by submit_mu_
-  uint64_t seq_last_ = 0;                      // guarded by submit_mu_
-  std::string redis_epoch_;                    // rf:epoch at start; set once
+  std::mutex seq_mu_;
+  uint64_t seq_next_ = 0;  // guarded by seq_mu_
+  uint64_t seq_last_ = 0;  // guarded by seq_mu_
+  // Output folders of submissions under way (reserved until their delivery
+  // is added or they are refused).
+  std::set<std::string> dirs_submitting_;  // guarded by mu_
+  std::string redis_epoch_;                // rf:epoch at start; set once
   std::atomic<bool> redis_data_lost_{false};
   ProbeCache probe_cache_;         // sources probed once per identity, not per submission
   Effects pending_;                // not yet persisted (Redis was down)
@@ -237,6 +262,8 @@ class Coordinator {
   struct ManifestTask {
     std::string delivery_id;
     std::string output_dir;
+    // What it is made of; built into `content` by the manifest thread.
+    std::optional<ManifestSnapshot> snapshot;
     std::string content;
     int version = 1;         // written as manifests/v<version>.json too
     std::string cache_root;  // kept under cache_max_bytes afterwards

@@ -1,6 +1,9 @@
 #include "coordinator/farm_state.h"
 
 #include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
 
@@ -39,9 +42,58 @@ void StripToSummary(pb::Job* job) {
 
 }  // namespace
 
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+// `bytes` as length-delimited field `field` appended to `out`.
+void AppendBytesField(int field, const std::string& bytes, std::string* out) {
+  google::protobuf::io::StringOutputStream stream(out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.WriteTag(WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  coded.WriteVarint32(static_cast<uint32_t>(bytes.size()));
+  coded.WriteString(bytes);
+}
+
+// How much of `payload` (`whole` serialized) is the job without its GPU
+// variant. The serializer writes fields in number order and gpu (18) is
+// Job's last, so that is a prefix; checked, not assumed: the payload must
+// end with exactly the variant's field, else 0.
+size_t CpuPayloadSize(const pb::Job& whole, const std::string& payload) {
+  if (!whole.has_gpu()) return payload.size();
+  std::string field;
+  AppendBytesField(pb::Job::kGpuFieldNumber, whole.gpu().SerializeAsString(), &field);
+  if (payload.size() <= field.size() ||
+      payload.compare(payload.size() - field.size(), field.size(), field) != 0) {
+    return 0;
+  }
+  return payload.size() - field.size();
+}
+
+}  // namespace
+
 void PackJob(JobRecord* rec) {
   if (rec->payload.empty()) rec->payload = rec->job.SerializeAsString();
+  rec->cpu_payload_size = CpuPayloadSize(rec->job, rec->payload);
   StripToSummary(&rec->job);
+}
+
+std::string Outgoing::Wire() const {
+  if (job_bytes.empty()) return message.SerializeAsString();
+  // A field given twice is merged by the reader: the job's id here and its
+  // whole bytes after it make the whole job.
+  std::string assign = message.assign().SerializeAsString();
+  AppendBytesField(pb::Assign::kJobFieldNumber, job_bytes, &assign);
+  std::string wire;
+  AppendBytesField(pb::CoordinatorMessage::kAssignFieldNumber, assign, &wire);
+  return wire;
+}
+
+pb::CoordinatorMessage Outgoing::Whole() const {
+  if (job_bytes.empty()) return message;
+  pb::CoordinatorMessage whole;
+  (void)whole.ParseFromString(Wire());
+  return whole;
 }
 
 pb::Job UnpackJob(const JobRecord& rec) {
@@ -1150,9 +1202,16 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     Emit(FarmEvent::Kind::kAssigned, job, "", fx, now - job.queued_at);
     fx->dirty_jobs.insert(job.job.id());
 
-    pb::CoordinatorMessage m;
-    auto* a = m.mutable_assign();
-    a->mutable_job()->ParseFromString(job.payload);
+    Outgoing sending;
+    sending.peer = best->peer;
+    auto* a = sending.message.mutable_assign();
+    if (!job.on_gpu && job.cpu_payload_size > 0) {
+      // The stored job as is, without its GPU variant (Outgoing::Wire).
+      a->mutable_job()->set_id(job.job.id());
+      sending.job_bytes.assign(job.payload, 0, job.cpu_payload_size);
+    } else {
+      a->mutable_job()->ParseFromString(job.payload);
+    }
     if (job.on_gpu) {
       pb::Job* sent = a->mutable_job();
       if (sent->has_gpu()) {
@@ -1177,7 +1236,7 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     a->set_attempt(job.attempts);
     a->set_max_threads(job.max_threads);
     a->set_attempt_key(job.attempt_key);
-    fx->messages.push_back({best->peer, std::move(m)});
+    fx->messages.push_back(std::move(sending));
   }
 }
 

@@ -41,6 +41,11 @@ struct JobRecord {
   // The whole job, serialized: what a worker is sent and Redis stores. About
   // a quarter of the parsed job's memory.
   std::string payload;
+  // In memory only: the length of payload's first bytes that serialize the
+  // job as a CPU slot is sent it (all but its GPU variant, field 18, which
+  // the serializer writes last); 0 when the payload is not laid out so (then
+  // the job is parsed and rebuilt for each assignment). Set by PackJob.
+  size_t cpu_payload_size = 0;
   std::string delivery_id;
   int priority = 50;
   uint64_t seq = 0;  // FIFO order within a priority
@@ -77,7 +82,8 @@ struct JobRecord {
 };
 
 // Moves the whole job in `rec->job` into `rec->payload` and leaves its
-// summary in `rec->job`. A record whose payload is set is left alone.
+// summary in `rec->job`. A record whose payload is set keeps it (it must be
+// `rec->job` serialized). Sets `rec->cpu_payload_size`.
 void PackJob(JobRecord* rec);
 // The whole job of a packed record.
 pb::Job UnpackJob(const JobRecord& rec);
@@ -173,8 +179,20 @@ struct FarmOptions {
 };
 
 struct Outgoing {
+  Outgoing() = default;
+  Outgoing(std::string to, pb::CoordinatorMessage m) : peer(std::move(to)), message(std::move(m)) {}
+
   std::string peer;
   pb::CoordinatorMessage message;
+  // An assignment sent as stored: these bytes are its job on the wire and
+  // message.assign.job holds only the job's id (no parse and rebuild of the
+  // job per assignment). Empty: message is whole.
+  std::string job_bytes;
+
+  // What is sent: message with job_bytes spliced in as assign.job.
+  std::string Wire() const;
+  // The message as its worker reads it (tests, logs).
+  pb::CoordinatorMessage Whole() const;
 };
 
 // Something that happened, for metrics and logs. Labels derived from it must

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include "common/presets.h"
 #include "common/versions.h"
@@ -116,9 +118,20 @@ int64_t WholeSeconds(double seconds) {
   return static_cast<int64_t>(std::ceil(std::max(0.0, seconds)));
 }
 
+// Each deliverable's key in the delivery's plan (the last one given).
+using KeysByDeliverable = std::unordered_map<std::string_view, const pb::OutputKey*>;
+KeysByDeliverable KeysOf(const DeliveryRecord& d) {
+  KeysByDeliverable keys;
+  for (const auto& key : d.plan.keys()) keys[key.deliverable()] = &key;
+  return keys;
+}
+
 // One entry per output of the job.
-void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord& j,
-                 bool for_manifest, nlohmann::json* items, const Eta* eta = nullptr) {
+// `farm` (the API's views) is null for the manifest, which shows only what
+// finished.
+void AppendItems(const FarmState* farm, const KeysByDeliverable& keys, const JobRecord& j,
+                 nlohmann::json* items, const Eta* eta = nullptr) {
+  const bool for_manifest = farm == nullptr;
   for (int i = 0; i < j.job.outputs_size(); ++i) {
     const auto& out = j.job.outputs(i);
     if (out.intermediate()) continue;
@@ -128,8 +141,8 @@ void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord
                            {"attempts", j.attempts},
                            {"worker", j.worker}};
     // What its bytes depend on, and whether they came from the cache.
-    for (const auto& key : d.plan.keys()) {
-      if (key.deliverable() != out.deliverable()) continue;
+    if (auto found = keys.find(out.deliverable()); found != keys.end()) {
+      const pb::OutputKey& key = *found->second;
       item["key"] = key.key();
       item["inputs"] = KeyJson(key);
       const bool reused = j.job.kind() == "reuse";
@@ -160,10 +173,10 @@ void AppendItems(const FarmState& farm, const DeliveryRecord& d, const JobRecord
     } else {
       item["state"] = ItemState(j);
       item["job"] = j.job.id();
-      item["progress"] = farm.Progress(j);
+      item["progress"] = farm->Progress(j);
       item["fps"] = j.fps;
       item["speed"] = j.speed;
-      if (std::string why = farm.Unrunnable(j); !why.empty()) item["waiting_for"] = why;
+      if (std::string why = farm->Unrunnable(j); !why.empty()) item["waiting_for"] = why;
       if (eta != nullptr && !IsTerminal(j.state)) {
         auto left = eta->job_seconds.find(j.job.id());
         if (left != eta->job_seconds.end()) item["eta_s"] = WholeSeconds(left->second);
@@ -230,14 +243,39 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
   return nlohmann::json::parse(text, nullptr, false);
 }
 
-nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
-  nlohmann::json items = nlohmann::json::array();
-  nlohmann::json analysis;  // what the delivery's analyse job measured in the source
-  std::map<std::string, std::string> not_reused;  // deliverable -> why its entry failed
+ManifestSnapshot SnapshotForManifest(const FarmState& farm, const DeliveryRecord& d) {
+  ManifestSnapshot s;
+  s.delivery = d;
+  s.counts = farm.Counts(d);
+  s.jobs.reserve(d.job_ids.size());
   for (const auto& jid : d.job_ids) {
     const JobRecord* j = farm.FindJob(jid);
     if (j == nullptr) continue;
-    AppendItems(farm, d, *j, true, &items);
+    JobRecord& copy = s.jobs.emplace_back();
+    copy.job = j->job;
+    copy.state = j->state;
+    copy.attempts = j->attempts;
+    copy.worker = j->worker;
+    copy.on_gpu = j->on_gpu;
+    copy.error = j->error;
+    copy.result = j->result;
+  }
+  return s;
+}
+
+nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
+  return BuildManifest(SnapshotForManifest(farm, d));
+}
+
+nlohmann::json BuildManifest(const ManifestSnapshot& snapshot) {
+  const DeliveryRecord& d = snapshot.delivery;
+  nlohmann::json items = nlohmann::json::array();
+  nlohmann::json analysis;  // what the delivery's analyse job measured in the source
+  std::map<std::string, std::string> not_reused;  // deliverable -> why its entry failed
+  const KeysByDeliverable keys = KeysOf(d);
+  for (const JobRecord& job : snapshot.jobs) {
+    const JobRecord* j = &job;
+    AppendItems(nullptr, keys, *j, &items);
     if (j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
     if (j->job.kind() == "reuse" && j->job.outputs_size() == 1 &&
         j->job.outputs(0).intermediate()) {
@@ -249,7 +287,7 @@ nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d) {
     if (why != not_reused.end()) item["not_reused"] = why->second;
   }
   AppendPlanFailures(d, true, &items);
-  DeliveryCounts c = farm.Counts(d);
+  const DeliveryCounts& c = snapshot.counts;
   nlohmann::json manifest = {
       {"manifest_version", 1},
       {"delivery", d.id},
@@ -308,8 +346,9 @@ nlohmann::json DeliverySummaryJson(const FarmState& farm, const DeliveryRecord& 
 nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d, const Eta* eta) {
   nlohmann::json out = DeliverySummaryJson(farm, d, eta);
   nlohmann::json items = nlohmann::json::array();
+  const KeysByDeliverable keys = KeysOf(d);
   for (const auto& jid : d.job_ids) {
-    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(farm, d, *j, false, &items, eta);
+    if (const JobRecord* j = farm.FindJob(jid)) AppendItems(&farm, keys, *j, &items, eta);
   }
   AppendPlanFailures(d, false, &items);
   out["items"] = std::move(items);

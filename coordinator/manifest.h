@@ -10,8 +10,21 @@
 
 namespace reelfarm {
 
+// What a finished delivery's manifest is made of, copied from the farm's
+// records (under the daemon's lock) so that the manifest is built and
+// written off the event loop: the delivery, and of each of its jobs what the
+// manifest shows (no payload, log or lease).
+struct ManifestSnapshot {
+  DeliveryRecord delivery;
+  std::vector<JobRecord> jobs;  // in the delivery's order
+  DeliveryCounts counts;
+};
+ManifestSnapshot SnapshotForManifest(const FarmState& farm, const DeliveryRecord& d);
+
 // manifest.json: source facts and every deliverable with status, path,
 // bytes, sha256, probed media, attempts, worker, encode time, error.
+nlohmann::json BuildManifest(const ManifestSnapshot& snapshot);
+// The same from the farm's records as they are now.
 nlohmann::json BuildManifest(const FarmState& farm, const DeliveryRecord& d);
 
 // GET /api/v1/deliveries item (docs/api.md). With `eta`, an unfinished

@@ -1,26 +1,17 @@
 #include "planning/output_keys.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
 
+#include "common/proto_json.h"
 #include "common/secure.h"
 
 namespace reelfarm {
 namespace {
 
 using json = nlohmann::json;
-
-json MessageJson(const google::protobuf::Message& m) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &text, opts);
-  return json::parse(text, nullptr, false);
-}
 
 // Whether every output of `job` (a group: every member's) is `deliverable`'s.
 bool AllOf(const pb::Job& job, const std::string& deliverable) {
@@ -39,9 +30,10 @@ bool AnyOf(const pb::Job& job, const std::string& deliverable) {
 }
 
 // The deliverable's final output in `jobs` (null: none).
-const pb::JobOutput* FinalOutput(const std::vector<pb::Job>& jobs, const std::string& deliverable) {
-  for (const auto& job : jobs) {
-    for (const auto& out : job.outputs()) {
+const pb::JobOutput* FinalOutput(const std::vector<const pb::Job*>& jobs,
+                                 const std::string& deliverable) {
+  for (const pb::Job* job : jobs) {
+    for (const auto& out : job->outputs()) {
       if (out.deliverable() == deliverable && !out.intermediate()) return &out;
     }
   }
@@ -89,10 +81,10 @@ json JobSettings(const pb::Job& job, const PathNames& names) {
     pb::QcGates qc = out.qc();
     qc.set_reference_path(names.Apply(qc.reference_path()));
     outputs.push_back({{"intermediate", out.intermediate()},
-                       {"expect", MessageJson(out.expect())},
-                       {"qc", MessageJson(qc)},
-                       {"normalise", MessageJson(out.normalise())},
-                       {"package", MessageJson(out.package())}});
+                       {"expect", ProtoJson(out.expect())},
+                       {"qc", ProtoJson(qc)},
+                       {"normalise", ProtoJson(out.normalise())},
+                       {"package", ProtoJson(out.package())}});
   }
   json inputs = json::array();
   for (const auto& in : job.inputs()) inputs.push_back(names.Apply(in));
@@ -113,20 +105,20 @@ DeliverableJobs JobsOf(const pb::Plan& plan, const std::string& deliverable) {
       // A decode shared with other deliverables: this one's member job.
       for (const auto& member : job.members()) {
         if (AllOf(member, deliverable)) {
-          out.own.push_back(member);
+          out.own.push_back(&member);
           own_ids.insert(member.id());
         }
       }
     } else if (AnyOf(job, deliverable)) {
-      out.own.push_back(job);
+      out.own.push_back(&job);
       own_ids.insert(job.id());
     }
   }
   // What they wait for that is no part of them (the source's analysis),
   // and what that waits for.
   std::set<std::string> wanted;
-  for (const auto& job : out.own) {
-    for (const auto& dep : job.depends_on()) {
+  for (const pb::Job* job : out.own) {
+    for (const auto& dep : job->depends_on()) {
       if (!own_ids.count(dep)) wanted.insert(dep);
     }
   }
@@ -137,7 +129,7 @@ DeliverableJobs JobsOf(const pb::Plan& plan, const std::string& deliverable) {
     if (!taken.insert(id).second) continue;
     for (const auto& job : plan.jobs()) {
       if (job.id() != id) continue;
-      out.external.push_back(job);
+      out.external.push_back(&job);
       for (const auto& dep : job.depends_on()) {
         if (!own_ids.count(dep) && !taken.count(dep)) wanted.insert(dep);
       }
@@ -172,9 +164,9 @@ std::vector<pb::OutputKey> OutputKeys(const DeliverySpec& spec, const pb::Plan& 
     json settings = json::array();
     std::set<std::string> encoders;
     for (const auto* list : {&jobs.own, &jobs.external}) {
-      for (const auto& job : *list) {
-        settings.push_back(JobSettings(job, names));
-        for (const auto& e : job.needs().encoders()) encoders.insert(e);
+      for (const pb::Job* job : *list) {
+        settings.push_back(JobSettings(*job, names));
+        for (const auto& e : job->needs().encoders()) encoders.insert(e);
       }
     }
     pb::OutputKey key;
@@ -230,12 +222,13 @@ void AddReuseJobs(const pb::Plan& full, const std::vector<CacheHit>& hits,
     // The fallback: the deliverable's own jobs, and the analysis they need
     // unless the plan runs one anyway.
     std::map<std::string, std::string> rename;
-    std::vector<pb::Job> fallback = jobs.own;
-    for (const auto& ext : jobs.external) {
-      if (ext.kind() == "analyse" && !analyse_id.empty()) {
-        rename[ext.id()] = analyse_id;
+    std::vector<pb::Job> fallback;
+    for (const pb::Job* own : jobs.own) fallback.push_back(*own);
+    for (const pb::Job* ext : jobs.external) {
+      if (ext->kind() == "analyse" && !analyse_id.empty()) {
+        rename[ext->id()] = analyse_id;
       } else {
-        fallback.push_back(ext);
+        fallback.push_back(*ext);
       }
     }
     for (const auto& job : fallback) rename.emplace(job.id(), id + "." + job.id());

@@ -26,9 +26,10 @@ struct KeyInputs {
 // The jobs that make one deliverable on its own: its jobs in `plan`, a
 // grouped deliverable's member job instead of the group, plus (`external`)
 // the jobs they depend on that make no part of it (the source's analysis).
+// The pointers are into `plan`, valid while it is.
 struct DeliverableJobs {
-  std::vector<pb::Job> own;
-  std::vector<pb::Job> external;
+  std::vector<const pb::Job*> own;
+  std::vector<const pb::Job*> external;
 };
 DeliverableJobs JobsOf(const pb::Plan& plan, const std::string& deliverable);
 

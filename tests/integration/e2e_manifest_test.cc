@@ -6,7 +6,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <latch>
+#include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "tests/support/cli_run.h"
 #include "tests/support/delivery_checks.h"
@@ -148,5 +152,56 @@ TEST(E2eManifest, ARedisRefusingWritesFailsHealthAndARefusedSubmissionLeavesNoFo
   EXPECT_TRUE(fs::is_directory(farm.dir() + "/nested/out"));
 }
 
+// Submissions are persisted several at once (each on a Redis connection of
+// its own): into one folder only one of them is accepted, however they
+// race, and ids are never handed out twice.
+TEST(E2eManifest, ConcurrentSubmissionsIntoOneFolderAcceptOneAndNeverShareAnId) {
+  LocalFarmOptions opts;
+  opts.workers = 0;  // nothing finishes: a second delivery into the folder must be refused
+  LocalFarm farm(opts);
+  ASSERT_TRUE(farm.Start().ok()) << farm.LogTail("coordinator");
+  MakeTestSource(farm.dir(), "320x180", 1);
+  // The source probed, hashed and FFmpeg's version asked once before: the
+  // racing submissions then meet at the folder check, not at ffprobe.
+  ASSERT_TRUE(farm.Submit(PosterSpec(farm.dir(), "warm")).ok());
+  constexpr int kRacing = 6;
+  std::vector<std::string> specs;
+  for (int i = 0; i < kRacing; ++i) specs.push_back(PosterSpec(farm.dir(), "same"));
+  for (int i = 0; i < kRacing; ++i)
+    specs.push_back(PosterSpec(farm.dir(), "own" + std::to_string(i)));
+  std::vector<StatusOr<std::string>> results(specs.size(), Status::Internal("not run"));
+  std::latch start(static_cast<std::ptrdiff_t>(specs.size()));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      results[i] = farm.Submit(specs[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::set<std::string> ids;
+  int accepted_same = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const bool same = i < static_cast<size_t>(kRacing);
+    if (results[i].ok()) {
+      EXPECT_TRUE(ids.insert(*results[i]).second) << "id handed out twice: " << *results[i];
+      accepted_same += same ? 1 : 0;
+      continue;
+    }
+    EXPECT_TRUE(same) << "a submission into a folder of its own was refused: "
+                      << results[i].status().ToString();
+    EXPECT_NE(results[i].status().message().find("output_dir"), std::string::npos)
+        << results[i].status().ToString();
+    EXPECT_NE(results[i].status().message().find("is in use by"), std::string::npos)
+        << results[i].status().ToString();
+  }
+  EXPECT_EQ(accepted_same, 1);
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kRacing) + 1);  // and the warm-up's is not among them
+  // The accepted one's folder stays, whatever the refused ones made.
+  EXPECT_TRUE(fs::is_directory(farm.dir() + "/same"));
+}
+
 }  // namespace
+
 }  // namespace reelfarm::testing

@@ -59,8 +59,8 @@ class EtaTest : public ::testing::Test {
     std::vector<pb::Assign> out;
     for (const auto& m : fx.messages) {
       if (!m.message.has_assign()) continue;
-      out.push_back(m.message.assign());
-      peer_of_[m.message.assign().job().id()] = m.peer;
+      out.push_back(m.Whole().assign());
+      peer_of_[m.Whole().assign().job().id()] = m.peer;
     }
     return out;
   }

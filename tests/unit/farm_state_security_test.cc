@@ -95,7 +95,7 @@ class FarmSecurityTest : public ::testing::Test {
     farm_.Tick(now_, &fx);
     std::vector<pb::Assign> out;
     for (const auto& m : fx.messages) {
-      if (m.message.has_assign()) out.push_back(m.message.assign());
+      if (m.message.has_assign()) out.push_back(m.Whole().assign());
     }
     return out;
   }

@@ -128,7 +128,7 @@ class FarmStateTest : public ::testing::Test {
     std::vector<pb::Assign> out;
     for (const auto& m : fx.messages) {
       if (m.message.has_assign() && (peer.empty() || m.peer == peer)) {
-        out.push_back(m.message.assign());
+        out.push_back(m.Whole().assign());
       }
     }
     return out;

@@ -1,6 +1,7 @@
 // GPU work in the coordinator's state machine (docs/gpu.md): GPU slots next
 // to CPU slots, late binding of a job's argv, GPU-only jobs, and a GPU
 // encoder that does not open. Hand-made messages, injected time.
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "coordinator/eta.h"
@@ -9,6 +10,8 @@
 
 namespace reelfarm {
 namespace {
+
+using google::protobuf::util::MessageDifferencer;
 
 class GpuRoutingTest : public ::testing::Test {
  protected:
@@ -74,7 +77,7 @@ class GpuRoutingTest : public ::testing::Test {
     farm_.Tick(now_, &fx);
     std::vector<Sent> out;
     for (const auto& m : fx.messages) {
-      if (m.message.has_assign()) out.push_back({m.peer, m.message.assign()});
+      if (m.message.has_assign()) out.push_back({m.peer, m.Whole().assign()});
     }
     return out;
   }
@@ -123,6 +126,28 @@ TEST_F(GpuRoutingTest, AWorkerWithoutGpuSlotsRunsTheCpuArgv) {
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_FALSE(sent[0].assign.gpu());
   EXPECT_EQ(Encoder(sent[0].assign), "libx264");
+}
+
+TEST_F(GpuRoutingTest, ACpuSlotIsSentTheStoredJobWithoutItsGpuVariant) {
+  Hello("p1", "w1", 2, 0);
+  JobRecord spliced = Job("d.j0");
+  JobRecord odd = Job("d.j1");
+  pb::Job expected0 = spliced.job, expected1 = odd.job;
+  expected0.clear_gpu();
+  expected1.clear_gpu();
+  // A payload not laid out as the serializer writes it (a field after the
+  // variant, as a newer version's record might have) is parsed and rebuilt.
+  odd.payload = odd.job.SerializeAsString();
+  odd.payload += std::string("\xf8\x06\x01", 3);  // field 111, varint 1
+  Add({spliced, odd});
+  auto sent = Tick();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_TRUE(MessageDifferencer::Equals(sent[0].assign.job(), expected0))
+      << sent[0].assign.job().DebugString();
+  EXPECT_EQ(sent[1].assign.job().id(), "d.j1");
+  EXPECT_FALSE(sent[1].assign.job().has_gpu());
+  EXPECT_EQ(Encoder(sent[1].assign), "libx264");
+  EXPECT_EQ(sent[0].assign.token() + 1, sent[1].assign.token());
 }
 
 TEST_F(GpuRoutingTest, ACpuJobNeverTakesAGpuSlot) {
