@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -512,6 +513,9 @@ Status Coordinator::WriteManifest(const ManifestTask& task) {
 }
 
 void Coordinator::ManifestLoop() {
+  // Background work: where CPUs are short, the event loop (assignments,
+  // results) goes first; a manifest may wait a little.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kManifestNice);
   for (;;) {
     ManifestTask task;
     bool stopping = false;
