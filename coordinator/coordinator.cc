@@ -872,7 +872,7 @@ SubmitOutcome Coordinator::Submit(const std::string& spec_text, const std::strin
     jobs.push_back(std::move(j));
   }
   // Stored once, in the job records (the delivery keeps their ids).
-  d.plan.clear_jobs();
+  DropPlanJobs(&d.plan);
   // The delivery's webhooks before the delivery: a stored delivery has them.
   if (!hooks.empty()) {
     Status saved = WebhookOutbox::SaveSubscriptions(lane.redis.get(),

@@ -4,6 +4,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/wire_format_lite.h>
+#include <zlib.h>
 
 #include <algorithm>
 
@@ -34,15 +35,17 @@ void StripToSummary(pb::Job* job) {
   job->mutable_fallback()->Swap(&fallback);
   job->clear_reuse();
   // Its needs stay: the dispatcher reads them (mutable_gpu() would make one).
-  if (job->has_gpu()) job->mutable_gpu()->clear_argv();
+  google::protobuf::RepeatedPtrField<std::string> gpu_argv;
+  if (job->has_gpu()) job->mutable_gpu()->mutable_argv()->Swap(&gpu_argv);
   job->mutable_write_files()->Swap(&write_files);
-  // What an output must hold is the worker's to check.
-  for (auto& out : *job->mutable_outputs()) out.clear_expect();
+  // What an output must hold is the worker's to check; its cache entry and
+  // QC gates are the stored job's (the worker's) too.
+  for (auto& out : *job->mutable_outputs()) {
+    out.clear_expect();
+    out.clear_cache();
+    out.clear_qc();
+  }
 }
-
-}  // namespace
-
-namespace {
 
 using google::protobuf::internal::WireFormatLite;
 
@@ -70,12 +73,55 @@ size_t CpuPayloadSize(const pb::Job& whole, const std::string& payload) {
   return payload.size() - field.size();
 }
 
+// `raw` deflated (zlib, fastest level): "" when that is no smaller.
+std::string Deflate(const std::string& raw) {
+  uLongf size = compressBound(raw.size());
+  std::string out(size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size,
+                reinterpret_cast<const Bytef*>(raw.data()), raw.size(), Z_BEST_SPEED) != Z_OK ||
+      size >= raw.size()) {
+    return "";
+  }
+  out.resize(size);
+  out.shrink_to_fit();
+  return out;
+}
+
 }  // namespace
 
+std::string JobRecord::Payload() const {
+  if (!payload_deflated) return payload;
+  std::string raw(payload_size, '\0');
+  uLongf size = payload_size;
+  if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &size,
+                 reinterpret_cast<const Bytef*>(payload.data()), payload.size()) != Z_OK ||
+      size != payload_size) {
+    return "";  // cannot happen to bytes deflated here; parsed as an empty job
+  }
+  return raw;
+}
+
 void PackJob(JobRecord* rec) {
+  if (rec->packed) return;
   if (rec->payload.empty()) rec->payload = rec->job.SerializeAsString();
   rec->cpu_payload_size = CpuPayloadSize(rec->job, rec->payload);
+  rec->payload_size = static_cast<uint32_t>(rec->payload.size());
+  if (std::string deflated = Deflate(rec->payload); !deflated.empty()) {
+    rec->payload = std::move(deflated);
+    rec->payload_deflated = true;
+  } else {
+    rec->payload.shrink_to_fit();
+  }
   StripToSummary(&rec->job);
+  rec->packed = true;
+}
+
+void RepackJob(JobRecord* rec, pb::Job whole) {
+  rec->job = std::move(whole);
+  rec->payload.clear();
+  rec->payload_deflated = false;
+  rec->packed = false;
+  PackJob(rec);
 }
 
 std::string Outgoing::Wire() const {
@@ -96,9 +142,14 @@ pb::CoordinatorMessage Outgoing::Whole() const {
   return whole;
 }
 
+void DropPlanJobs(pb::Plan* plan) {
+  google::protobuf::RepeatedPtrField<pb::Job> jobs;
+  plan->mutable_jobs()->Swap(&jobs);
+}
+
 pb::Job UnpackJob(const JobRecord& rec) {
   pb::Job whole;
-  if (!whole.ParseFromString(rec.payload)) return rec.job;
+  if (!whole.ParseFromString(rec.Payload())) return rec.job;
   return whole;
 }
 
@@ -183,7 +234,7 @@ void FarmState::AddDelivery(DeliveryRecord delivery, std::vector<JobRecord> jobs
   const std::string id = delivery.id;
   // The job records hold the jobs; a second copy in the plan would double
   // the coordinator's memory (Redis keeps the job ids with the delivery).
-  delivery.plan.clear_jobs();
+  DropPlanJobs(&delivery.plan);
   delivery.job_ids.clear();
   delivery.unfinished_jobs = 0;
   DeliveryRecord& d = deliveries_[id] = std::move(delivery);
@@ -638,9 +689,7 @@ bool FarmState::SplitGroup(JobRecord& job, const pb::JobResult& result, const st
     Enqueue(added, now, fx);
     ++rerun;
   }
-  job.job = std::move(kept);
-  job.payload.clear();
-  PackJob(&job);
+  RepackJob(&job, std::move(kept));
   fx->rewritten_jobs.insert(job.job.id());
   job.result = result;
   job.error = why + "; " + std::to_string(rerun) + " of its outputs run again on their own";
@@ -674,9 +723,7 @@ bool FarmState::Fallback(JobRecord& job, const pb::JobResult& result, SteadyTime
   // kept by name for the manifest, which says why it was not reused.
   for (auto& out : *kept.mutable_outputs()) out.set_intermediate(true);
   kept.clear_fallback();
-  job.job = std::move(kept);
-  job.payload.clear();
-  PackJob(&job);
+  RepackJob(&job, std::move(kept));
   fx->rewritten_jobs.insert(job.job.id());
   job.result = result;
   job.error = result.error() + "; made again instead";
@@ -1205,12 +1252,14 @@ void FarmState::Dispatch(SteadyTime now, Effects* fx) {
     Outgoing sending;
     sending.peer = best->peer;
     auto* a = sending.message.mutable_assign();
-    if (!job.on_gpu && job.cpu_payload_size > 0) {
+    std::string payload = job.Payload();
+    if (!job.on_gpu && job.cpu_payload_size > 0 && job.cpu_payload_size <= payload.size()) {
       // The stored job as is, without its GPU variant (Outgoing::Wire).
       a->mutable_job()->set_id(job.job.id());
-      sending.job_bytes.assign(job.payload, 0, job.cpu_payload_size);
+      payload.resize(job.cpu_payload_size);
+      sending.job_bytes = std::move(payload);
     } else {
-      a->mutable_job()->ParseFromString(job.payload);
+      a->mutable_job()->ParseFromString(payload);
     }
     if (job.on_gpu) {
       pb::Job* sent = a->mutable_job();

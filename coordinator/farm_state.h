@@ -35,17 +35,26 @@ inline bool IsTerminal(JobState s) {
 struct JobRecord {
   // Persisted.
   // What the scheduler reads of the job: everything but its argv, inputs,
-  // generated files, group members and the outputs' expected media (PackJob
-  // strips them). job.id is farm-unique.
+  // generated files, group members, fallback, the GPU variant's argv and the
+  // outputs' expected media, cache entries and QC gates (PackJob strips
+  // them). job.id is farm-unique.
   pb::Job job;
-  // The whole job, serialized: what a worker is sent and Redis stores. About
-  // a quarter of the parsed job's memory.
+  // The whole job, serialized: what a worker is sent and Redis stores. Set
+  // it (or leave it empty) before PackJob; after, it may hold those bytes
+  // deflated (zlib: a job is mostly argv text, about a fifth of its size),
+  // and Payload() gives them back.
   std::string payload;
+  bool payload_deflated = false;  // in memory only
+  uint32_t payload_size = 0;      // in memory only: the serialized job's bytes
+  bool packed = false;            // in memory only: PackJob ran
   // In memory only: the length of payload's first bytes that serialize the
   // job as a CPU slot is sent it (all but its GPU variant, field 18, which
   // the serializer writes last); 0 when the payload is not laid out so (then
   // the job is parsed and rebuilt for each assignment). Set by PackJob.
   size_t cpu_payload_size = 0;
+
+  // The serialized job (payload, inflated when it is deflated).
+  std::string Payload() const;
   std::string delivery_id;
   int priority = 50;
   uint64_t seq = 0;  // FIFO order within a priority
@@ -81,12 +90,18 @@ struct JobRecord {
   std::set<std::string> failed_on;  // workers where an attempt reported failure
 };
 
-// Moves the whole job in `rec->job` into `rec->payload` and leaves its
-// summary in `rec->job`. A record whose payload is set keeps it (it must be
-// `rec->job` serialized). Sets `rec->cpu_payload_size`.
+// Moves the whole job in `rec->job` into `rec->payload` (deflated when that
+// is smaller) and leaves its summary in `rec->job`. A payload set before
+// must be `rec->job` serialized. Sets `rec->cpu_payload_size`. A packed
+// record is left alone.
 void PackJob(JobRecord* rec);
+// Replaces a packed record's job with `whole` (packed again).
+void RepackJob(JobRecord* rec, pb::Job whole);
 // The whole job of a packed record.
 pb::Job UnpackJob(const JobRecord& rec);
+// Frees the plan's jobs (the job records hold them): clear_jobs() would keep
+// every emptied Job allocated for reuse.
+void DropPlanJobs(pb::Plan* plan);
 
 struct DeliveryRecord {
   std::string id;

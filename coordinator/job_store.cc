@@ -96,7 +96,7 @@ std::vector<std::string> JobStore::JobCommand(const JobRecord& j, bool with_payl
   cmd.push_back(j.on_gpu ? "1" : "0");
   if (with_payload) {
     cmd.push_back("job");
-    cmd.push_back(j.payload.empty() ? j.job.SerializeAsString() : j.payload);
+    cmd.push_back(j.payload.empty() ? j.job.SerializeAsString() : j.Payload());
   }
   return cmd;
 }
@@ -224,7 +224,7 @@ Status JobStore::LoadAll(std::vector<std::pair<DeliveryRecord, std::vector<JobRe
     if (job_ids.empty()) {
       for (const auto& job : d.plan.jobs()) job_ids.push_back(job.id());
     }
-    d.plan.clear_jobs();  // the job records hold them
+    DropPlanJobs(&d.plan);  // the job records hold them
     std::vector<std::vector<std::string>> cmds;
     for (const auto& jid : job_ids) cmds.push_back({"HGETALL", prefix_ + "j:" + jid});
     auto replies = redis_->Pipeline(cmds);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
-  libzmq3-dev cppzmq-dev libhiredis-dev libprotobuf-dev protobuf-compiler
+  libzmq3-dev cppzmq-dev libhiredis-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcpp-httplib-dev libssl-dev libsystemd-dev

@@ -147,12 +147,21 @@ TEST_F(FarmStateTest, KeepsASummaryInMemoryAndSendsTheWholeJob) {
   d.seq = 1;
   JobRecord j;
   j.job.set_id("w.j0");
-  for (const char* a : {"ffmpeg", "-i", "/m/src.mov", "/o/web.mp4"}) j.job.add_argv(a);
+  for (const char* a :
+       {"ffmpeg",    "-hide_banner", "-nostdin",  "-y",     "-loglevel",  "warning", "-progress",
+        "pipe:1",    "-f",           "mov",       "-i",     "/m/src.mov", "-map",    "0:v:0",
+        "-c:v",      "libx264",      "-preset",   "medium", "-crf",       "23",      "-pix_fmt",
+        "yuv420p",   "-map",         "0:a:0?",    "-c:a",   "aac",        "-b:a",    "160k",
+        "-movflags", "+faststart",   "/o/web.mp4"}) {
+    j.job.add_argv(a);
+  }
   j.job.add_inputs("/m/src.mov");
   auto* out = j.job.add_outputs();
   out->set_deliverable("web");
   out->set_relative_path("web.mp4");
   out->mutable_expect()->set_width(1280);
+  out->mutable_cache()->set_key(std::string(64, 'a'));
+  out->mutable_qc()->set_ssim_min(0.97);
   j.job.mutable_needs()->add_encoders("libx264");
   j.delivery_id = "w";
   Effects added;
@@ -163,7 +172,13 @@ TEST_F(FarmStateTest, KeepsASummaryInMemoryAndSendsTheWholeJob) {
   EXPECT_EQ(rec->job.argv_size(), 0) << "the argv lives only in the payload";
   EXPECT_EQ(rec->job.inputs_size(), 0);
   EXPECT_FALSE(rec->job.outputs(0).has_expect());
+  EXPECT_FALSE(rec->job.outputs(0).has_cache());
+  EXPECT_FALSE(rec->job.outputs(0).has_qc());
   EXPECT_EQ(rec->job.outputs(0).relative_path(), "web.mp4");
+  // Held deflated, given back exactly.
+  EXPECT_TRUE(rec->payload_deflated);
+  EXPECT_LT(rec->payload.size(), rec->payload_size);
+  EXPECT_EQ(rec->Payload(), j.job.SerializeAsString());
   EXPECT_EQ(UnpackJob(*rec).SerializeAsString(), j.job.SerializeAsString());
 
   Hello("p1", "w1", 1);
