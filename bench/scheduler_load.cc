@@ -757,7 +757,9 @@ class FakeWorkerPool {
     return m;
   }
 
-  void Handle(Conn& c, const pb::CoordinatorMessage& m, SteadyPoint now) {
+  // `m` is taken apart (an assignment's job is moved, not copied: the fake
+  // workers share the machine with the coordinator they measure).
+  void Handle(Conn& c, pb::CoordinatorMessage& m, SteadyPoint now) {
     if (m.has_welcome()) {
       if (m.welcome().heartbeat_interval_ms() > 0) {
         c.heartbeat = std::chrono::milliseconds(m.welcome().heartbeat_interval_ms());
@@ -783,13 +785,13 @@ class FakeWorkerPool {
       }
       ++stats_.assigned;
       Attempt& at = c.running[a.job().id()];
-      at.job = a.job();
       at.token = a.token();
       at.key = a.attempt_key();
+      at.job.Swap(m.mutable_assign()->mutable_job());
       pb::WorkerMessage ask;
-      ask.mutable_publish_request()->set_job_id(a.job().id());
-      ask.mutable_publish_request()->set_token(a.token());
-      ask.mutable_publish_request()->set_attempt_key(a.attempt_key());
+      ask.mutable_publish_request()->set_job_id(at.job.id());
+      ask.mutable_publish_request()->set_token(at.token);
+      ask.mutable_publish_request()->set_attempt_key(at.key);
       Send(c, ask);
     } else if (m.has_publish_grant()) {
       const auto& g = m.publish_grant();

@@ -271,7 +271,7 @@ class Coordinator {
     int failures = 0;         // tries that failed so far
     SteadyTime not_before{};  // the next try, after a failure
   };
-  static constexpr int kManifestNice = 5;  // the manifest thread's nice value
+  static constexpr int kManifestNice = 10;  // the manifest thread's nice value
   // Lock order: mu_, then manifest_mu_.
   std::mutex manifest_mu_;
   std::condition_variable manifest_cv_;
