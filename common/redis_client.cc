@@ -100,6 +100,7 @@ RedisClient::RedisClient(RedisEndpoint endpoint, int timeout_ms)
 RedisClient::~RedisClient() { Drop(); }
 
 void RedisClient::Drop() {
+  armed_.reset();  // a WATCH does not outlive its connection
   if (ctx_ != nullptr) {
     redisFree(ctx_);
     ctx_ = nullptr;
@@ -148,6 +149,22 @@ StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& args) 
 
 StatusOr<std::vector<RedisReply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
+  if (!armed_) return RawPipeline(commands);
+  // An armed fence's WATCH would make this one's own EXEC fail, or be
+  // ended by it: ended here, in the same round trip.
+  armed_.reset();
+  std::vector<std::vector<std::string>> all;
+  all.reserve(commands.size() + 1);
+  all.push_back({"UNWATCH"});
+  all.insert(all.end(), commands.begin(), commands.end());
+  auto replies = RawPipeline(all);
+  if (!replies.ok()) return replies.status();
+  replies->erase(replies->begin());
+  return replies;
+}
+
+StatusOr<std::vector<RedisReply>> RedisClient::RawPipeline(
+    const std::vector<std::vector<std::string>>& commands) {
   Status s = EnsureConnected();
   if (!s.ok()) return s;
   for (const auto& cmd : commands) Append(ctx_, cmd);
@@ -190,25 +207,38 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
   // WATCH the lease (and its epoch, and the key that must not exist), read
   // them, then MULTI/EXEC: EXEC does nothing when any of them changed since
   // (another coordinator took the lease, or this one's own renewal touched
-  // it: tried again). Two round trips of plain commands: a Lua script doing
-  // the same copies every argument into Lua and costs 40% of the farm's
-  // throughput (bench/RESULTS.md).
+  // it: tried again). Two round trips of plain commands, one when the last
+  // fenced EXEC left its WATCH and read armed: a Lua script doing the same
+  // copies every argument into Lua and costs 40% of the farm's throughput
+  // (bench/RESULTS.md).
+  const std::vector<std::string> rearm_watch = {"WATCH", fence.key, fence.epoch_key};
   for (int tries = 0; tries < 8; ++tries) {
-    std::vector<std::string> watch = {"WATCH", fence.key, fence.epoch_key};
-    if (!must_not_exist.empty()) watch.push_back(must_not_exist);
-    std::vector<std::vector<std::string>> read = {
-        watch, {"GET", fence.key}, {"GET", fence.epoch_key}};
-    if (!must_not_exist.empty()) read.push_back({"EXISTS", must_not_exist});
-    auto seen = Pipeline(read);
-    if (!seen.ok()) return seen.status();
-    for (const auto& r : *seen) {
-      if (r.type == RedisReply::Type::kError) {
-        (void)Command({"UNWATCH"});
-        return Status::Internal("redis fenced transaction: " + r.str);
+    RedisReply holder, epoch_reply;
+    bool exists = false;
+    if (armed_ && must_not_exist.empty() && armed_->key == fence.key &&
+        armed_->epoch_key == fence.epoch_key) {
+      holder = std::move(armed_->holder);
+      epoch_reply = std::move(armed_->epoch);
+      armed_.reset();  // the EXEC below ends its WATCH
+    } else {
+      std::vector<std::string> watch = rearm_watch;
+      if (!must_not_exist.empty()) watch.push_back(must_not_exist);
+      std::vector<std::vector<std::string>> read = {
+          watch, {"GET", fence.key}, {"GET", fence.epoch_key}};
+      if (!must_not_exist.empty()) read.push_back({"EXISTS", must_not_exist});
+      // Pipeline: a WATCH armed for another fence is ended first.
+      auto seen = Pipeline(read);
+      if (!seen.ok()) return seen.status();
+      for (const auto& r : *seen) {
+        if (r.type == RedisReply::Type::kError) {
+          (void)Command({"UNWATCH"});
+          return Status::Internal("redis fenced transaction: " + r.str);
+        }
       }
+      holder = std::move((*seen)[1]);
+      epoch_reply = std::move((*seen)[2]);
+      exists = !must_not_exist.empty() && (*seen)[3].integer != 0;
     }
-    const RedisReply& holder = (*seen)[1];
-    const RedisReply& epoch_reply = (*seen)[2];
     const uint64_t epoch = epoch_reply.type == RedisReply::Type::kString
                                ? std::strtoull(epoch_reply.str.c_str(), nullptr, 10)
                                : 0;
@@ -229,21 +259,30 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
       all.push_back({"SET", fence.key, fence.owner, "PX", std::to_string(fence.ttl_ms)});
       if (epoch < fence.epoch) all.push_back({"SET", fence.epoch_key, std::to_string(fence.epoch)});
     }
-    if (!must_not_exist.empty() && (*seen)[3].integer != 0) {
+    if (exists) {
       (void)Command({"UNWATCH"});
       return Status::FailedPrecondition(must_not_exist + " already exists");
     }
     all.insert(all.end(), commands.begin(), commands.end());
     all.push_back({"EXEC"});
-    auto replies = Pipeline(all);
+    const size_t exec_at = all.size() - 1;
+    // Armed for the next one: WATCH and read again after the EXEC.
+    all.push_back(rearm_watch);
+    all.push_back({"GET", fence.key});
+    all.push_back({"GET", fence.epoch_key});
+    auto replies = RawPipeline(all);
     if (!replies.ok()) return replies.status();
     for (const auto& r : *replies) {
       if (r.type == RedisReply::Type::kError) {
+        (void)Command({"UNWATCH"});
         return Status::Internal("redis fenced transaction: " + r.str);
       }
     }
-    if (replies->back().type == RedisReply::Type::kArray) return Status::OK();
-    // EXEC did nothing: a watched key changed. Read them again.
+    armed_ = ArmedFence{fence.key, fence.epoch_key, std::move((*replies)[exec_at + 2]),
+                        std::move((*replies)[exec_at + 3])};
+    if ((*replies)[exec_at].type == RedisReply::Type::kArray) return Status::OK();
+    // EXEC did nothing: a watched key changed. Again, from the read that
+    // followed it (unless a key must not exist: read afresh).
   }
   return Status::Unavailable("the coordinator lease kept changing during a write");
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,11 @@ class RedisClient {
 
   // A transaction that runs only while `fence.key` holds `fence.owner`
   // (WATCH of the lease, read, MULTI/EXEC; retried when the lease's own
-  // renewal touched it in between).
+  // renewal touched it in between). A successful one WATCHes and reads the
+  // lease again in its own round trip, after its EXEC: the next one on this
+  // connection (no other command in between, no `must_not_exist`) starts
+  // from that read, one round trip instead of two. Any other command first
+  // ends that WATCH.
   // A lease found free is taken back first when nobody took it since
   // `fence.epoch` (epoch_key not above it; restored when Redis lost it).
   // Unavailable naming the holder when it is another's (docs/operations.md),
@@ -77,10 +82,22 @@ class RedisClient {
  private:
   Status EnsureConnected();
   void Drop();
+  // Pipeline without ending an armed fence's WATCH.
+  StatusOr<std::vector<RedisReply>> RawPipeline(
+      const std::vector<std::vector<std::string>>& commands);
 
   RedisEndpoint endpoint_;
   int timeout_ms_;
   redisContext* ctx_ = nullptr;
+  // The lease and its epoch as read after the last fenced EXEC, under a
+  // WATCH still in place on this connection.
+  struct ArmedFence {
+    std::string key;
+    std::string epoch_key;
+    RedisReply holder;
+    RedisReply epoch;
+  };
+  std::optional<ArmedFence> armed_;
 };
 
 }  // namespace reelfarm

@@ -173,5 +173,57 @@ TEST(JobStore, WritesAreFencedByTheCoordinatorLease) {
   EXPECT_EQ(*b.Holder(), "");
 }
 
+// A fenced write leaves the lease watched and read for the next one on its
+// connection (one round trip instead of two); a lease taken in between by
+// another coordinator, with nothing else said on that connection, still
+// stops the next write whole.
+TEST(JobStore, AWriteFromTheArmedReadIsStillFenced) {
+  LocalFarm farm(LocalFarmOptions{});
+  ASSERT_TRUE(farm.StartRedis().ok());
+  RedisEndpoint ep;
+  ep.port = farm.redis_port();
+  RedisClient lease_conn(ep, 2000), writes(ep, 2000), admin(ep, 2000);
+  LeaseOptions lease;
+  lease.ttl = std::chrono::milliseconds(60000);
+  LeaderLease a(&lease_conn, lease, "a");
+  ASSERT_TRUE(*a.TryAcquire());
+  JobStore store(&writes);
+  store.set_fence(a.fence());
+  auto watches = [&] {
+    auto info = admin.Command({"INFO", "commandstats"});
+    const std::string& text = info->str;
+    auto at = text.find("cmdstat_watch:calls=");
+    return at == std::string::npos ? 0L : std::stol(text.substr(at + 20));
+  };
+  DeliveryRecord d = MakeDelivery("film-1", 1);
+  ASSERT_TRUE(store.SaveNewDelivery(d, MakeJobs(d)).ok());
+  const long before = watches();
+  for (int i = 0; i < 5; ++i) {
+    d.priority = 10 + i;
+    ASSERT_TRUE(store.Save({&d}, {}).ok());
+  }
+  // Each write re-arms once; none reads the lease before its EXEC.
+  EXPECT_EQ(watches() - before, 5);
+  auto priority = admin.Command({"HGET", "rf:d:film-1", "priority"});
+  EXPECT_EQ(priority->str, "14");
+
+  // Another coordinator's lease, taken after the armed read.
+  ASSERT_TRUE(admin.Command({"SET", "rf:leader", "b"}).ok());
+  d.priority = 99;
+  Status fenced = store.Save({&d}, {});
+  EXPECT_EQ(fenced.code(), Status::Code::kUnavailable) << fenced.ToString();
+  EXPECT_NE(fenced.message().find("held by b"), std::string::npos) << fenced.message();
+  priority = admin.Command({"HGET", "rf:d:film-1", "priority"});
+  EXPECT_EQ(priority->str, "14") << "nothing of the fenced write reached Redis";
+
+  // Another command in between ends the armed WATCH; the lease back with
+  // a, the next write reads it afresh and goes through.
+  ASSERT_TRUE(admin.Command({"SET", "rf:leader", "a"}).ok());
+  ASSERT_TRUE(writes.Command({"PING"}).ok());
+  ASSERT_TRUE(store.Save({&d}, {}).ok());
+  priority = admin.Command({"HGET", "rf:d:film-1", "priority"});
+  EXPECT_EQ(priority->str, "99");
+}
+
 }  // namespace
 }  // namespace reelfarm::testing
