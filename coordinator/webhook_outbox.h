@@ -161,7 +161,7 @@ class WebhookOutbox {
   const std::string& farm_key() const { return farm_key_; }
 
   // The spec's webhooks of a delivery, stored before the delivery is (so a
-  // stored delivery always has them). Uses `redis` (the submit connection).
+  // stored delivery always has them). Uses `redis` (the submission lane's connection).
   static Status SaveSubscriptions(RedisClient* redis, const RedisClient::Fence& fence,
                                   const std::string& prefix, const std::string& delivery_id,
                                   const std::vector<WebhookSubscription>& subs);
