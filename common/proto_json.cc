@@ -78,10 +78,11 @@ bool ValueJson(const Message& m, const Reflection& r, const FieldDescriptor* fie
 
 }  // namespace
 
-nlohmann::json ProtoJsonByPrinter(const Message& m) {
+nlohmann::json ProtoJsonByPrinter(const Message& m, bool print_defaults) {
   std::string text;
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = print_defaults;
   (void)google::protobuf::util::MessageToJsonString(m, &text, opts);
   return nlohmann::json::parse(text, nullptr, false);
 }

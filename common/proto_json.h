@@ -17,8 +17,10 @@ namespace reelfarm {
 // maps, well-known types) or non-finite doubles take the printer's way.
 nlohmann::json ProtoJson(const google::protobuf::Message& m);
 
-// The same through the printer (the reference; null when it fails).
-nlohmann::json ProtoJsonByPrinter(const google::protobuf::Message& m);
+// The same through the printer (the reference; null when it fails). With
+// `print_defaults`, scalar and repeated fields at their default are
+// printed too (the manifest's source facts show every field).
+nlohmann::json ProtoJsonByPrinter(const google::protobuf::Message& m, bool print_defaults = false);
 
 }  // namespace reelfarm
 

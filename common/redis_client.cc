@@ -212,6 +212,17 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
   // copies every argument into Lua and costs 40% of the farm's throughput
   // (bench/RESULTS.md).
   const std::vector<std::string> rearm_watch = {"WATCH", fence.key, fence.epoch_key};
+  // No write follows: the WATCH ends here.
+  auto give_up = [this](Status why) {
+    (void)Command({"UNWATCH"});
+    return why;
+  };
+  auto first_error = [](const std::vector<RedisReply>& replies) -> const RedisReply* {
+    for (const auto& r : replies) {
+      if (r.type == RedisReply::Type::kError) return &r;
+    }
+    return nullptr;
+  };
   for (int tries = 0; tries < 8; ++tries) {
     RedisReply holder, epoch_reply;
     bool exists = false;
@@ -229,11 +240,8 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
       // Pipeline: a WATCH armed for another fence is ended first.
       auto seen = Pipeline(read);
       if (!seen.ok()) return seen.status();
-      for (const auto& r : *seen) {
-        if (r.type == RedisReply::Type::kError) {
-          (void)Command({"UNWATCH"});
-          return Status::Internal("redis fenced transaction: " + r.str);
-        }
+      if (const RedisReply* e = first_error(*seen)) {
+        return give_up(Status::Internal("redis fenced transaction: " + e->str));
       }
       holder = std::move((*seen)[1]);
       epoch_reply = std::move((*seen)[2]);
@@ -244,25 +252,20 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
                                : 0;
     std::vector<std::vector<std::string>> all = {{"MULTI"}};
     if (holder.type == RedisReply::Type::kString && holder.str != fence.owner) {
-      (void)Command({"UNWATCH"});
-      return Status::Unavailable("not the active coordinator: the lease " + fence.key +
-                                 " is held by " + holder.str);
+      return give_up(Status::Unavailable("not the active coordinator: the lease " + fence.key +
+                                         " is held by " + holder.str));
     }
     if (holder.type != RedisReply::Type::kString) {
       // Free: ours again only if nobody took it since our epoch.
       if (epoch > fence.epoch) {
-        (void)Command({"UNWATCH"});
-        return Status::Unavailable("not the active coordinator: the lease " + fence.key +
-                                   " was held by another since epoch " +
-                                   std::to_string(fence.epoch));
+        return give_up(Status::Unavailable("not the active coordinator: the lease " + fence.key +
+                                           " was held by another since epoch " +
+                                           std::to_string(fence.epoch)));
       }
       all.push_back({"SET", fence.key, fence.owner, "PX", std::to_string(fence.ttl_ms)});
       if (epoch < fence.epoch) all.push_back({"SET", fence.epoch_key, std::to_string(fence.epoch)});
     }
-    if (exists) {
-      (void)Command({"UNWATCH"});
-      return Status::FailedPrecondition(must_not_exist + " already exists");
-    }
+    if (exists) return give_up(Status::FailedPrecondition(must_not_exist + " already exists"));
     all.insert(all.end(), commands.begin(), commands.end());
     all.push_back({"EXEC"});
     const size_t exec_at = all.size() - 1;
@@ -272,11 +275,8 @@ Status RedisClient::FencedTransaction(const Fence& fence, const std::string& mus
     all.push_back({"GET", fence.epoch_key});
     auto replies = RawPipeline(all);
     if (!replies.ok()) return replies.status();
-    for (const auto& r : *replies) {
-      if (r.type == RedisReply::Type::kError) {
-        (void)Command({"UNWATCH"});
-        return Status::Internal("redis fenced transaction: " + r.str);
-      }
+    if (const RedisReply* e = first_error(*replies)) {
+      return give_up(Status::Internal("redis fenced transaction: " + e->str));
     }
     armed_ = ArmedFence{fence.key, fence.epoch_key, std::move((*replies)[exec_at + 2]),
                         std::move((*replies)[exec_at + 3])};

@@ -285,6 +285,19 @@ void Coordinator::Wake() {
   if (wake_push_) (void)wake_push_->send(zmq::const_buffer("", 0), zmq::send_flags::dontwait);
 }
 
+bool Coordinator::SendLocked(const Outgoing& out) {
+  const std::string payload = out.Wire();
+  try {
+    (void)router_->send(zmq::buffer(out.peer),
+                        zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
+    return true;
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("cannot send to a worker: {}", e.what());
+    return false;
+  }
+}
+
 void Coordinator::SendUnpersistedLocked() {
   if (!router_) return;
   std::set<std::string> waiting;  // peers with a message that waits for the save
@@ -292,17 +305,8 @@ void Coordinator::SendUnpersistedLocked() {
   for (auto& out : pending_.messages) {
     const pb::CoordinatorMessage& m = out.message;
     const bool needs_nothing = m.has_publish_grant() || m.has_heartbeat() || m.has_reconnect();
-    if (needs_nothing && !waiting.count(out.peer)) {
-      const std::string payload = out.Wire();
-      try {
-        (void)router_->send(zmq::buffer(out.peer),
-                            zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
-        continue;
-      } catch (const zmq::error_t&) {
-        // The peer is gone: found out again, and handled, after the save.
-      }
-    }
+    // A peer found gone is found out again, and handled, after the save.
+    if (needs_nothing && !waiting.count(out.peer) && SendLocked(out)) continue;
     waiting.insert(out.peer);
     rest.push_back(std::move(out));
   }
@@ -420,21 +424,13 @@ void Coordinator::ApplyLocked(Effects fx) {
   if (router_) {
     std::set<std::string> gone_peers;
     for (auto& out : pending_.messages) {
-      if (gone_peers.count(out.peer)) continue;
-      std::string payload = out.Wire();
-      try {
-        (void)router_->send(zmq::buffer(out.peer),
-                            zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        (void)router_->send(zmq::buffer(payload), zmq::send_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        // The peer is gone (ROUTER_MANDATORY): an assignment it never got
-        // does not count, and its worker is lost now rather than after an
-        // expiry (its restarted process may take the name at once).
-        spdlog::debug("cannot send to a worker: {}", e.what());
-        gone_peers.insert(out.peer);
-        if (out.message.has_assign()) {
-          farm_.Unassign(out.message.assign().job().id(), out.message.assign().token(), &gone);
-        }
+      if (gone_peers.count(out.peer) || SendLocked(out)) continue;
+      // The peer is gone (ROUTER_MANDATORY): an assignment it never got
+      // does not count, and its worker is lost now rather than after an
+      // expiry (its restarted process may take the name at once).
+      gone_peers.insert(out.peer);
+      if (out.message.has_assign()) {
+        farm_.Unassign(out.message.assign().job().id(), out.message.assign().token(), &gone);
       }
     }
     for (const auto& peer : gone_peers) farm_.PeerGone(peer, clock_->Now(), &gone);
@@ -682,19 +678,18 @@ Coordinator::SubmitLane& Coordinator::AcquireSubmitLane() {
 
 StatusOr<uint64_t> Coordinator::NextSeq(SubmitLane& lane) {
   std::lock_guard<std::mutex> lock(seq_mu_);
-  if (seq_next_ == 0 || seq_next_ > seq_last_) {
-    auto last = lane.store->ReserveSeqs(kSeqBlock);
-    if (!last.ok()) return last.status();
-    seq_last_ = *last;
-    seq_next_ = *last - kSeqBlock + 1;
-  }
-  return seq_next_++;
+  if (seq_next_ != 0 && seq_next_ <= seq_last_) return seq_next_++;
+  return NextSeqOfNewBlockLocked(lane, kSeqBlock);
 }
 
 StatusOr<uint64_t> Coordinator::NextSeqPast(SubmitLane& lane, uint64_t past) {
   std::lock_guard<std::mutex> lock(seq_mu_);
-  auto last = lane.store->ReserveSeqs(past + kSeqBlock > seq_last_ ? past + kSeqBlock - seq_last_
-                                                                   : kSeqBlock);
+  return NextSeqOfNewBlockLocked(
+      lane, past + kSeqBlock > seq_last_ ? past + kSeqBlock - seq_last_ : kSeqBlock);
+}
+
+StatusOr<uint64_t> Coordinator::NextSeqOfNewBlockLocked(SubmitLane& lane, uint64_t advance) {
+  auto last = lane.store->ReserveSeqs(advance);
   if (!last.ok()) return last.status();
   seq_last_ = *last;
   seq_next_ = *last - kSeqBlock + 1;

@@ -171,6 +171,9 @@ class Coordinator {
   // reconnect. A peer's messages keep their order: after one that waits for
   // the save, the rest of that peer's wait too.
   void SendUnpersistedLocked();
+  // REQUIRES: mu_ held, router_ set. Sends `out`; false when its peer is
+  // gone (ROUTER_MANDATORY).
+  bool SendLocked(const Outgoing& out);
   // REQUIRES: mu_ held. One turn of the event loop: the waiting worker
   // messages, a tick, and their effects.
   void RunOnceLocked();
@@ -187,6 +190,9 @@ class Coordinator {
   // REQUIRES: `lane` held. The next one after a new block past `past` (an
   // id Redis handed out again: it lost its data).
   StatusOr<uint64_t> NextSeqPast(SubmitLane& lane, uint64_t past);
+  // REQUIRES: `lane` and seq_mu_ held. Moves Redis' sequence on by
+  // `advance`; the block is the kSeqBlock numbers ending there.
+  StatusOr<uint64_t> NextSeqOfNewBlockLocked(SubmitLane& lane, uint64_t advance);
   // REQUIRES: mu_ held. Copies what the manifest of a finished delivery is
   // made of and hands it to the manifest thread; the API shows the delivery running until it
   // is written.

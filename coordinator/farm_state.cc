@@ -90,7 +90,7 @@ std::string Deflate(const std::string& raw) {
 }  // namespace
 
 std::string JobRecord::Payload() const {
-  if (!payload_deflated) return payload;
+  if (!payload_deflated()) return payload;
   std::string raw(payload_size, '\0');
   uLongf size = payload_size;
   if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &size,
@@ -108,7 +108,6 @@ void PackJob(JobRecord* rec) {
   rec->payload_size = static_cast<uint32_t>(rec->payload.size());
   if (std::string deflated = Deflate(rec->payload); !deflated.empty()) {
     rec->payload = std::move(deflated);
-    rec->payload_deflated = true;
   } else {
     rec->payload.shrink_to_fit();
   }
@@ -119,7 +118,7 @@ void PackJob(JobRecord* rec) {
 void RepackJob(JobRecord* rec, pb::Job whole) {
   rec->job = std::move(whole);
   rec->payload.clear();
-  rec->payload_deflated = false;
+  rec->payload_size = 0;
   rec->packed = false;
   PackJob(rec);
 }

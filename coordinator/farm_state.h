@@ -44,15 +44,17 @@ struct JobRecord {
   // deflated (zlib: a job is mostly argv text, about a fifth of its size),
   // and Payload() gives them back.
   std::string payload;
-  bool payload_deflated = false;  // in memory only
-  uint32_t payload_size = 0;      // in memory only: the serialized job's bytes
-  bool packed = false;            // in memory only: PackJob ran
+  uint32_t payload_size = 0;  // in memory only: the serialized job's bytes (PackJob)
+  bool packed = false;        // in memory only: PackJob ran
   // In memory only: the length of payload's first bytes that serialize the
   // job as a CPU slot is sent it (all but its GPU variant, field 18, which
   // the serializer writes last); 0 when the payload is not laid out so (then
   // the job is parsed and rebuilt for each assignment). Set by PackJob.
   size_t cpu_payload_size = 0;
 
+  // Whether payload holds the serialized job deflated (PackJob keeps it so
+  // only when that is smaller).
+  bool payload_deflated() const { return payload.size() < payload_size; }
   // The serialized job (payload, inflated when it is deflated).
   std::string Payload() const;
   std::string delivery_id;

@@ -1,7 +1,5 @@
 #include "coordinator/manifest.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -9,6 +7,7 @@
 #include <unordered_map>
 
 #include "common/presets.h"
+#include "common/proto_json.h"
 #include "common/versions.h"
 
 namespace reelfarm {
@@ -234,15 +233,6 @@ void AppendPlanFailures(const DeliveryRecord& d, bool for_manifest, nlohmann::js
 
 }  // namespace
 
-nlohmann::json ProtoToJson(const google::protobuf::Message& m) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.preserve_proto_field_names = true;
-  opts.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &text, opts);
-  return nlohmann::json::parse(text, nullptr, false);
-}
-
 ManifestSnapshot SnapshotForManifest(const FarmState& farm, const DeliveryRecord& d) {
   ManifestSnapshot s;
   s.delivery = d;
@@ -273,13 +263,11 @@ nlohmann::json BuildManifest(const ManifestSnapshot& snapshot) {
   nlohmann::json analysis;  // what the delivery's analyse job measured in the source
   std::map<std::string, std::string> not_reused;  // deliverable -> why its entry failed
   const KeysByDeliverable keys = KeysOf(d);
-  for (const JobRecord& job : snapshot.jobs) {
-    const JobRecord* j = &job;
-    AppendItems(nullptr, keys, *j, &items);
-    if (j->result.has_analysis()) analysis = AnalysisJson(j->result.analysis());
-    if (j->job.kind() == "reuse" && j->job.outputs_size() == 1 &&
-        j->job.outputs(0).intermediate()) {
-      not_reused[j->job.outputs(0).deliverable()] = j->result.error();
+  for (const JobRecord& j : snapshot.jobs) {
+    AppendItems(nullptr, keys, j, &items);
+    if (j.result.has_analysis()) analysis = AnalysisJson(j.result.analysis());
+    if (j.job.kind() == "reuse" && j.job.outputs_size() == 1 && j.job.outputs(0).intermediate()) {
+      not_reused[j.job.outputs(0).deliverable()] = j.result.error();
     }
   }
   for (auto& item : items) {
@@ -297,7 +285,7 @@ nlohmann::json BuildManifest(const ManifestSnapshot& snapshot) {
       {"state", c.state},
       {"created_ms", d.created_ms},
       {"finished_ms", d.finished_ms},
-      {"source", ProtoToJson(d.plan.source())},
+      {"source", ProtoJsonByPrinter(d.plan.source(), /*print_defaults=*/true)},
       {"notes", std::vector<std::string>(d.plan.notes().begin(), d.plan.notes().end())},
       {"deliverables", items}};
   if (!analysis.is_null()) manifest["source_analysis"] = std::move(analysis);

@@ -38,9 +38,6 @@ nlohmann::json DeliveryDetailJson(const FarmState& farm, const DeliveryRecord& d
 // GET /api/v1/workers.
 nlohmann::json WorkersJson(const FarmState& farm, SteadyTime now);
 
-// JSON of a protobuf message with the proto field names.
-nlohmann::json ProtoToJson(const google::protobuf::Message& m);
-
 }  // namespace reelfarm
 
 #endif  // REELFARM_COORDINATOR_MANIFEST_H_

@@ -176,7 +176,7 @@ TEST_F(FarmStateTest, KeepsASummaryInMemoryAndSendsTheWholeJob) {
   EXPECT_FALSE(rec->job.outputs(0).has_qc());
   EXPECT_EQ(rec->job.outputs(0).relative_path(), "web.mp4");
   // Held deflated, given back exactly.
-  EXPECT_TRUE(rec->payload_deflated);
+  EXPECT_TRUE(rec->payload_deflated());
   EXPECT_LT(rec->payload.size(), rec->payload_size);
   EXPECT_EQ(rec->Payload(), j.job.SerializeAsString());
   EXPECT_EQ(UnpackJob(*rec).SerializeAsString(), j.job.SerializeAsString());
